@@ -1,0 +1,1 @@
+"""Dispatcher: the ingress and the domain shared with the workers."""

@@ -1,0 +1,41 @@
+"""The aiohttp application: routes, middleware and one cleanup context per external resource."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from dispatcher.http import agents, calls, health, manager, sms
+from dispatcher.http.appkeys import DIRECTORY, REDIS, SCRIPTS, SETTINGS
+from dispatcher.http.errors import error_middleware
+from dispatcher.settings import Settings
+from dispatcher.store.directory import DirectoryCache
+from dispatcher.store.scripts import Scripts
+
+
+def redis_client(url: str) -> Redis:
+    client: Redis = Redis.from_url(url, health_check_interval=30, socket_connect_timeout=5)
+    return client
+
+
+async def redis_context(app: web.Application) -> AsyncIterator[None]:
+    url = app[SETTINGS].redis_url
+    if url is None:
+        raise RuntimeError("REDIS_URL is not set")
+    redis = redis_client(url)
+    app[REDIS] = redis
+    app[SCRIPTS] = Scripts.register(redis)
+    app[DIRECTORY] = DirectoryCache(redis)
+    yield
+    await redis.aclose()
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(redis_context)
+    for module in (health, calls, sms, agents, manager):
+        app.add_routes(module.routes)
+    return app

@@ -1,0 +1,189 @@
+"""The `dispatcher` command: up (all in one), serve (API), worker, load-config."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import click
+from aiohttp import web
+
+from dispatcher import logs
+from dispatcher.app import create_app, redis_client
+from dispatcher.directory import loader
+from dispatcher.directory.schema import DirectoryFile
+from dispatcher.http.manager import summary
+from dispatcher.redis_embedded import EmbeddedRedis, discover_url
+from dispatcher.settings import Settings
+from dispatcher.store import directory
+from dispatcher.store.scripts import Scripts
+
+_host = click.option("--host", default=None, help="Address to listen on [DISPATCHER_HOST].")
+_port = click.option("--port", type=int, default=None, help="Port to listen on [DISPATCHER_PORT].")
+_data_dir = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the embedded Redis keeps its files [DISPATCHER_DATA_DIR].",
+)
+_config = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Directory file (YAML or JSON) to load before serving.",
+)
+
+
+def _settings(host: str | None, port: int | None, data_dir: Path | None) -> Settings:
+    overrides = {
+        key: value
+        for key, value in {"host": host, "port": port, "data_dir": data_dir}.items()
+        if value is not None
+    }
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    logs.configure(settings.log_level, settings.log_format)
+    return settings
+
+
+def _read_directory(path: Path | None) -> DirectoryFile | None:
+    if path is None:
+        return None
+    try:
+        return loader.read_file(path)
+    except loader.DirectoryError as exc:
+        for error in exc.errors:
+            click.echo(f"error: {error}", err=True)
+        raise SystemExit(2) from exc
+
+
+def _require_redis_url(settings: Settings) -> Settings:
+    url = settings.redis_url or discover_url(settings.data_dir)
+    if url is None:
+        raise click.UsageError(
+            "no Redis: set REDIS_URL, or point --data-dir at a running `dispatcher up`"
+        )
+    return settings.model_copy(update={"redis_url": url})
+
+
+@click.group()
+def main() -> None:
+    """Self-hosted dispatch API for calls and SMS (CCAI Platform compatible)."""
+
+
+@main.command()
+@_host
+@_port
+@_config
+@_data_dir
+def up(host: str | None, port: int | None, config_file: Path | None, data_dir: Path | None) -> None:
+    """Run everything in one process: embedded Redis (unless REDIS_URL is set), API and worker."""
+    settings = _settings(host, port, data_dir)
+    document = _read_directory(config_file)
+    asyncio.run(_up(settings, document))
+
+
+@main.command()
+@_host
+@_port
+@_config
+@_data_dir
+def serve(
+    host: str | None, port: int | None, config_file: Path | None, data_dir: Path | None
+) -> None:
+    """Run the API only, against REDIS_URL (scale out by running several)."""
+    settings = _require_redis_url(_settings(host, port, data_dir))
+    document = _read_directory(config_file)
+    asyncio.run(_serve_until_stopped(settings, document, with_worker=False))
+
+
+@main.command()
+@_data_dir
+@click.option("--burst", is_flag=True, help="Exit once the queue is empty.")
+def worker(data_dir: Path | None, burst: bool) -> None:
+    """Run an ARQ worker against REDIS_URL (scale out by running several)."""
+    from workers.settings import create_worker
+
+    settings = _require_redis_url(_settings(None, None, data_dir))
+    assert settings.redis_url is not None
+    create_worker(settings.redis_url, burst=burst, handle_signals=True).run()
+
+
+@main.command("load-config")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_data_dir
+def load_config(file: Path, data_dir: Path | None) -> None:
+    """Validate FILE and replace the directories of its tenants atomically."""
+    settings = _require_redis_url(_settings(None, None, data_dir))
+    document = _read_directory(file)
+    assert document is not None and settings.redis_url is not None
+    asyncio.run(_store_directory(settings.redis_url, document))
+    for tenant in summary(document)["tenants"]:  # type: ignore[attr-defined]
+        click.echo(
+            "loaded {subdomain}: {agents} agents, {menus} menus, "
+            "{outbound_numbers} numbers, {contacts} contacts".format(**tenant)
+        )
+
+
+async def _store_directory(redis_url: str, document: DirectoryFile) -> None:
+    redis = redis_client(redis_url)
+    try:
+        await directory.save(redis, Scripts.register(redis), document)
+    finally:
+        await redis.aclose()
+
+
+async def _up(settings: Settings, document: DirectoryFile | None) -> None:
+    async with _redis_for(settings) as settings:
+        await _serve_until_stopped(settings, document, with_worker=True)
+
+
+@contextlib.asynccontextmanager
+async def _redis_for(settings: Settings) -> AsyncIterator[Settings]:
+    if settings.redis_url is not None:
+        yield settings
+        return
+    embedded = EmbeddedRedis(settings.data_dir)
+    url = await asyncio.to_thread(embedded.start)
+    try:
+        yield settings.model_copy(update={"redis_url": url})
+    finally:
+        await asyncio.to_thread(embedded.stop)
+
+
+async def _serve_until_stopped(
+    settings: Settings, document: DirectoryFile | None, *, with_worker: bool
+) -> None:
+    assert settings.redis_url is not None
+    if document is not None:
+        await _store_directory(settings.redis_url, document)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    runner = web.AppRunner(create_app(settings), access_log=None, handle_signals=False)
+    await runner.setup()
+    worker_task = None
+    try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        if with_worker:
+            from workers.settings import create_worker
+
+            arq_worker = create_worker(settings.redis_url, handle_signals=False)
+            worker_task = asyncio.create_task(arq_worker.async_run())
+        click.echo(f"dispatcher listening on http://{settings.host}:{settings.port}", err=True)
+        await stop.wait()
+    finally:
+        if worker_task is not None:
+            worker_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker_task
+        await runner.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The tenant directory: its file schema, validation, loading and the lookups built from it."""

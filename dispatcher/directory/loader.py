@@ -1,0 +1,114 @@
+"""Reading and validating a directory document, refusing it whole with path-precise errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import phonenumbers
+import yaml
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from dispatcher.directory.schema import DirectoryFile, TenantFile
+
+
+class DirectoryError(ValueError):
+    """A refused directory; `errors` lists every problem as 'path: message'."""
+
+    def __init__(self, errors: Sequence[str]) -> None:
+        super().__init__(errors[0] if errors else "invalid directory")
+        self.errors = list(errors)
+
+
+def read_file(path: Path) -> DirectoryFile:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DirectoryError([f"{path}: cannot be read ({exc})"]) from exc
+    return parse_text(text, yaml_allowed=path.suffix.lower() in {".yaml", ".yml"})
+
+
+def parse_text(text: str, *, yaml_allowed: bool = True) -> DirectoryFile:
+    try:
+        raw = yaml.safe_load(text) if yaml_allowed else json.loads(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise DirectoryError(
+            [f"document: is not valid {'YAML' if yaml_allowed else 'JSON'}"]
+        ) from exc
+    return validate(raw)
+
+
+def validate(raw: Any) -> DirectoryFile:
+    try:
+        document = DirectoryFile.model_validate(raw)
+    except ValidationError as exc:
+        raise DirectoryError([_describe(error) for error in exc.errors()]) from exc
+    problems = list(_cross_references(document))
+    if problems:
+        raise DirectoryError(problems)
+    return document
+
+
+def format_path(loc: Sequence[int | str]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "document"
+
+
+def _describe(error: ErrorDetails) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        message = "is required"
+    elif kind in {"literal_error", "enum"}:
+        expected = str((error.get("ctx") or {}).get("expected", ""))
+        choices = expected.replace("'", "").replace(" or ", ", ")
+        message = f"must be one of {choices}"
+    else:
+        message = error["msg"]
+        message = message.removeprefix("Value error, ")
+        message = message[:1].lower() + message[1:]
+    return f"{format_path(error['loc'])}: {message}"
+
+
+def _cross_references(document: DirectoryFile) -> Iterator[str]:
+    yield from _duplicates("tenants", [t.subdomain for t in document.tenants], "subdomain")
+    for i, tenant in enumerate(document.tenants):
+        yield from _tenant_references(f"tenants[{i}]", tenant)
+
+
+def _tenant_references(at: str, tenant: TenantFile) -> Iterator[str]:
+    agent_ids = {agent.id for agent in tenant.agents}
+    menu_ids = {menu.id for menu in tenant.menus}
+    yield from _duplicates(f"{at}.agents", [a.id for a in tenant.agents], "id")
+    yield from _duplicates(f"{at}.agents", [a.email.lower() for a in tenant.agents], "email")
+    yield from _duplicates(f"{at}.menus", [m.id for m in tenant.menus], "id")
+    yield from _duplicates(
+        f"{at}.outbound_numbers", [n.number for n in tenant.outbound_numbers], "number"
+    )
+    yield from _duplicates(f"{at}.contacts", [c.ticket_id for c in tenant.contacts], "ticket_id")
+    for j, menu in enumerate(tenant.menus):
+        if menu.parent_id is not None and menu.parent_id not in menu_ids:
+            yield f"{at}.menus[{j}].parent_id: unknown menu {menu.parent_id}"
+        for g, group in enumerate(menu.groups):
+            for k, agent_id in enumerate(group):
+                if agent_id not in agent_ids:
+                    yield f"{at}.menus[{j}].groups[{g}][{k}]: unknown agent {agent_id}"
+    for r, region in enumerate(tenant.settings.sms_allowed_regions):
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            yield f"{at}.settings.sms_allowed_regions[{r}]: '{region}' is not a region code"
+    default = tenant.settings.default_outbound_number
+    voice_numbers = {n.number for n in tenant.outbound_numbers if n.voice}
+    if default is not None and default not in voice_numbers:
+        yield f"{at}.settings.default_outbound_number: is not one of the voice outbound_numbers"
+
+
+def _duplicates(at: str, values: Sequence[object], key: str) -> Iterator[str]:
+    seen: set[object] = set()
+    for index, value in enumerate(values):
+        if value in seen:
+            yield f"{at}[{index}].{key}: duplicate {key} {value!r}"
+        seen.add(value)

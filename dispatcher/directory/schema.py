@@ -1,0 +1,158 @@
+"""Pydantic schema of the directory file (CONFIG.md); omitted optional keys take its defaults."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from dispatcher.domain import languages, phones
+from dispatcher.domain.statuses import AgentStatus
+
+SUBDOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _phone(raw: object) -> str:
+    number = phones.normalize(raw)
+    if number is None:
+        raise ValueError("is not a possible phone number")
+    return number
+
+
+def _language(code: str) -> str:
+    if not languages.is_known(code):
+        raise ValueError(f"'{code}' is not an ISO 639-1 language code")
+    return code
+
+
+def _timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"'{name}' is not a known time zone") from exc
+    return name
+
+
+def _window(window: str) -> str:
+    match = WINDOW.match(window)
+    if not match or (match.group(3), match.group(4)) <= (match.group(1), match.group(2)):
+        raise ValueError(f"'{window}' is not a window like 09:00-17:00")
+    return window
+
+
+def _text_id(raw: object) -> object:
+    return str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else raw
+
+
+Phone = Annotated[str, AfterValidator(_phone)]
+Language = Annotated[str, AfterValidator(_language)]
+TimeZone = Annotated[str, AfterValidator(_timezone)]
+Window = Annotated[str, AfterValidator(_window)]
+TextId = Annotated[str, BeforeValidator(_text_id)]
+MenuType = Literal["ivr_menu", "mobile_menu", "web_menu"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class TenantSettings(_Model):
+    sms_enabled: bool = True
+    outbound_sms_enabled: bool = True
+    sms_allowed_regions: list[str] = Field(default_factory=lambda: ["US"])
+    sms_session_timeout_s: int = Field(default=3600, gt=0)
+    default_outbound_number: Phone | None = None
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    carrier: str = "simulated"
+
+
+class OutboundNumber(_Model):
+    number: Phone
+    voice: bool = True
+    sms: bool = True
+
+
+class Capacity(_Model):
+    voice: int = Field(default=1, ge=0)
+    chat: int = Field(default=5, ge=0)
+
+
+class Agent(_Model):
+    id: int = Field(ge=1)
+    email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    first_name: str = ""
+    last_name: str = ""
+    agent_number: TextId | None = None
+    avatar_url: str | None = None
+    can_make_calls: bool = True
+    languages: list[Language] = Field(default_factory=lambda: ["en"])
+    status: AgentStatus = AgentStatus.AVAILABLE
+    capacity: Capacity = Field(default_factory=Capacity)
+
+    @property
+    def name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+class Hours(_Model):
+    timezone: TimeZone | None = None
+    weekly: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], list[Window]]
+
+
+class Menu(_Model):
+    id: int = Field(ge=1)
+    name: str
+    type: MenuType
+    parent_id: int | None = None
+    position: int = 0
+    output_msg: str | None = None
+    hidden: bool = False
+    languages: list[Language] = Field(default_factory=lambda: ["en"])
+    state: Literal["open", "after_hours", "manual_redirection"] = "open"
+    hours: Hours | None = None
+    routing: Literal["cascade", "multicast"] = "cascade"
+    groups: list[list[int]] = Field(default_factory=list)
+    cascade_interval_s: float = Field(default=30, ge=0)
+    offer_timeout_s: float = Field(default=30, gt=0)
+    max_wait_s: float = Field(default=600, gt=0)
+    recording: Literal["ask", "always", "never"] = "ask"
+
+
+class Contact(_Model):
+    ticket_id: TextId = Field(min_length=1)
+    id: int
+    identifier: str | None = None
+    out_contact_id: TextId | None = None
+    phone_numbers: list[Phone] = Field(default_factory=list)
+
+
+class TenantDoc(_Model):
+    """A tenant's directory as stored: everything but its secrets."""
+
+    subdomain: str = Field(pattern=SUBDOMAIN.pattern)
+    timezone: TimeZone = "UTC"
+    settings: TenantSettings = Field(default_factory=TenantSettings)
+    outbound_numbers: list[OutboundNumber] = Field(default_factory=list)
+    agents: list[Agent] = Field(default_factory=list)
+    menus: list[Menu] = Field(default_factory=list)
+    contacts: list[Contact] = Field(default_factory=list)
+
+
+class TenantFile(TenantDoc):
+    api_tokens: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+
+
+class DirectoryFile(_Model):
+    tenants: list[TenantFile] = Field(min_length=1)
+
+
+class TenantRecord(_Model):
+    """What Redis holds for a tenant: the directory and the salted hashes of its tokens."""
+
+    directory: TenantDoc
+    token_hashes: list[str]

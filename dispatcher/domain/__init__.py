@@ -1,0 +1,1 @@
+"""Pure domain rules: call and chat objects, validation, statuses, phone numbers."""

@@ -1,0 +1,43 @@
+"""Domain errors, each carrying the exact client-facing message of the spec."""
+
+from __future__ import annotations
+
+
+class DispatchError(Exception):
+    """Base of every error a client may see; `status` is the HTTP status it maps to."""
+
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(DispatchError):
+    status = 400
+
+
+class Unauthorized(DispatchError):
+    status = 401
+
+    def __init__(self, message: str = "Unauthorized") -> None:
+        super().__init__(message)
+
+
+class NotFound(DispatchError):
+    status = 404
+
+    def __init__(self, message: str = "Resource not found") -> None:
+        super().__init__(message)
+
+
+class Conflict(DispatchError):
+    status = 409
+
+
+class PayloadTooLarge(DispatchError):
+    status = 413
+
+
+class ServiceUnavailable(DispatchError):
+    status = 503

@@ -1,0 +1,24 @@
+"""Readers for loosely typed JSON request fields, shared by every request validator."""
+
+from __future__ import annotations
+
+
+def blank(raw: object) -> bool:
+    """Missing, null or an empty string: what the spec calls "not given"."""
+    return raw is None or (isinstance(raw, str) and not raw.strip())
+
+
+def integer(raw: object) -> int | None:
+    """An integer, or a string of digits; None for anything else (booleans included)."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 18:
+        return int(raw)
+    return None
+
+
+def text_id(raw: object) -> str | None:
+    """A CRM id sent as a string or an integer, stored as a string; None for other types."""
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        return None
+    return str(raw).strip()

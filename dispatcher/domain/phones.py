@@ -1,0 +1,68 @@
+"""Phone numbers: parsing with libphonenumber, E.164 output, regions and masking for logs."""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+
+DEFAULT_REGION = "US"
+DEFAULT_COUNTRY_CODE = phonenumbers.country_code_for_region(DEFAULT_REGION)
+_NON_DIGITS = re.compile(r"\D")
+
+
+def parse(raw: object) -> phonenumbers.PhoneNumber | None:
+    """A possible number (the spec's "well-formed"), or None; non-strings are never numbers."""
+    if not isinstance(raw, str) or not raw.strip() or len(raw) > 64:
+        return None
+    try:
+        number = phonenumbers.parse(raw, DEFAULT_REGION)
+    except phonenumbers.NumberParseException:
+        return None
+    return number if phonenumbers.is_possible_number(number) else None
+
+
+def e164(number: phonenumbers.PhoneNumber) -> str:
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize(raw: object) -> str | None:
+    number = parse(raw)
+    return e164(number) if number is not None else None
+
+
+def region(number: phonenumbers.PhoneNumber) -> str:
+    """The number's country; for numbers libphonenumber cannot place (fictional 555 ranges,
+    say) the main country of its calling code, so +1 numbers count as US."""
+    found: str | None = phonenumbers.region_code_for_number(number)
+    return found or phonenumbers.region_code_for_country_code(number.country_code or 0)
+
+
+def country_code(raw: object) -> int | None:
+    """The calling code of a number written with a leading '+', judged before validity."""
+    if not isinstance(raw, str):
+        return None
+    digits = _NON_DIGITS.sub("", raw)
+    if not raw.strip().startswith("+") or not digits:
+        return DEFAULT_COUNTRY_CODE if digits else None
+    for length in (1, 2, 3):
+        code = int(digits[:length])
+        if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            return code
+    return None
+
+
+def mask(text: str) -> str:
+    """Hide all but the last two digits of anything that looks like a phone number: an
+    international number written with '+', or a bare run of 10 to 15 digits."""
+    return _PHONE_LIKE.sub(_mask_match, text)
+
+
+_PHONE_LIKE = re.compile(r"\+\d[\d\s().-]{5,}\d|(?<![\w.])\d{10,15}(?![\w.])")
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    digits = _NON_DIGITS.sub("", match.group(0))
+    if len(digits) < 7:
+        return match.group(0)
+    return "+" + "*" * (len(digits) - 2) + digits[-2:]

@@ -1,0 +1,193 @@
+"""Building the call and chat objects of a validated request, with the private facts beside them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from dispatcher.directory.schema import Menu
+from dispatcher.directory.tenant import Tenant
+from dispatcher.domain import clock
+from dispatcher.domain.call_requests import OutboundPlan, QueuedPlan
+from dispatcher.domain.chat_requests import SmsPlan
+from dispatcher.domain.objects import (
+    AgentInfo,
+    CallObject,
+    CallParticipant,
+    ChatAgentInfo,
+    ChatObject,
+    ChatParticipant,
+    EndUser,
+    MenuPathInfo,
+    OfferEvent,
+    SelectedMenu,
+)
+from dispatcher.domain.statuses import CallStatus, CallType, ChatStatus
+
+
+@dataclass(frozen=True)
+class Ids:
+    """Ids drawn from the tenant's counters for one new call or chat."""
+
+    record: int
+    first_participant: int
+    end_user: int | None
+
+
+class CallMeta(BaseModel):
+    """What workers need about a call that its public object does not say."""
+
+    end_user_number: str | None = None
+    end_user_choices: list[str] = []
+    outbound_choices: list[str] = []
+    agent_id: int | None = None
+    menu_id: int | None = None
+    pending_action: str | None = None
+
+
+class ChatMeta(BaseModel):
+    end_user_number: str
+    message: str
+    agent_id: int | None = None
+
+
+def voip_provider(tenant: Tenant) -> str:
+    return f"voip_provider_{tenant.doc.settings.carrier}"
+
+
+def offered_groups(menu: Menu, *, at_creation: bool = True) -> list[int]:
+    """Indexes of the groups offered a new call: every non-empty group for multicast,
+    the first non-empty one for cascade."""
+    non_empty = [index for index, group in enumerate(menu.groups) if group]
+    return non_empty if menu.routing == "multicast" else non_empty[:1]
+
+
+def group_name(index: int) -> str:
+    return f"Group {index + 1}"
+
+
+def outbound_call(
+    plan: OutboundPlan, tenant: Tenant, ids: Ids, now: datetime
+) -> tuple[CallObject, CallMeta]:
+    stamp = clock.iso(now)
+    end_user_id = plan.contact.id if plan.contact else None
+    call = CallObject(
+        id=ids.record,
+        lang=plan.lang,
+        call_type=CallType.OUTBOUND,
+        status=CallStatus.ASSIGNED,
+        created_at=stamp,
+        assigned_at=stamp,
+        voip_provider=voip_provider(tenant),
+        out_ticket_id=plan.ticket_id,
+        agent_info=AgentInfo.of(plan.agent),
+        end_user=EndUser.of(plan.contact) if plan.contact else None,
+        participants=[
+            CallParticipant(
+                id=ids.first_participant, type="agent", call_id=ids.record, user_id=plan.agent.id
+            ),
+            CallParticipant(
+                id=ids.first_participant + 1,
+                type="end_user",
+                call_id=ids.record,
+                end_user_id=end_user_id,
+            ),
+        ],
+        outbound_number=plan.outbound_number,
+    )
+    meta = CallMeta(
+        end_user_number=plan.end_user_number,
+        end_user_choices=plan.end_user_choices,
+        outbound_choices=plan.outbound_choices,
+        agent_id=plan.agent.id,
+        pending_action=plan.pending_action,
+    )
+    return call, meta
+
+
+def queued_call(
+    plan: QueuedPlan, tenant: Tenant, ids: Ids, now: datetime
+) -> tuple[CallObject, CallMeta]:
+    stamp = clock.iso(now)
+    end_user = EndUser.of(plan.contact) if plan.contact else EndUser(id=ids.end_user or 0)
+    scheduled = plan.scheduled_at is not None
+    events = (
+        []
+        if scheduled
+        else [
+            OfferEvent(casting_time=stamp, group=group_name(i)) for i in offered_groups(plan.menu)
+        ]
+    )
+    call = CallObject(
+        id=ids.record,
+        parent_id=plan.parent_id,
+        lang=plan.lang,
+        call_type=plan.call_type,
+        status=CallStatus.SCHEDULED if scheduled else CallStatus.QUEUED,
+        created_at=stamp,
+        queued_at=None if scheduled else stamp,
+        scheduled_at=clock.iso(plan.scheduled_at) if plan.scheduled_at else None,
+        voip_provider=voip_provider(tenant),
+        out_ticket_id=plan.ticket_id,
+        recording_permission=plan.recording_permission,
+        selected_menu=SelectedMenu.of(plan.menu),
+        menu_path=MenuPathInfo.of(tenant.menu_path(plan.menu)),
+        end_user=end_user,
+        participants=[
+            CallParticipant(
+                id=ids.first_participant,
+                type="end_user",
+                call_id=ids.record,
+                end_user_id=end_user.id,
+            )
+        ],
+        offer_type=plan.menu.routing,
+        offer_events=events,
+        outbound_number=plan.outbound_number,
+    )
+    meta = CallMeta(end_user_number=plan.end_user_number, menu_id=plan.menu.id)
+    return call, meta
+
+
+def sms_chat(plan: SmsPlan, ids: Ids, now: datetime) -> tuple[ChatObject, ChatMeta]:
+    stamp = clock.iso(now)
+    end_user = EndUser.of(plan.contact) if plan.contact else EndUser(id=ids.end_user or 0)
+    participants = [
+        ChatParticipant(
+            id=ids.first_participant,
+            type="end_user",
+            chat_id=ids.record,
+            end_user_id=end_user.id,
+            connected_at=stamp,
+        )
+    ]
+    if plan.agent is not None:
+        participants.append(
+            ChatParticipant(
+                id=ids.first_participant + 1,
+                type="agent",
+                chat_id=ids.record,
+                user_id=plan.agent.id,
+                connected_at=stamp,
+            )
+        )
+    chat = ChatObject(
+        id=ids.record,
+        chat_type=plan.chat_type,
+        status=ChatStatus.ASSIGNED if plan.agent else ChatStatus.SELECTING,
+        created_at=stamp,
+        assigned_at=stamp if plan.agent else None,
+        out_ticket_id=plan.ticket_id,
+        agent_info=ChatAgentInfo.of(plan.agent) if plan.agent else None,
+        end_user=end_user,
+        participants=participants,
+        outbound_number=plan.outbound_number,
+    )
+    meta = ChatMeta(
+        end_user_number=plan.end_user_number,
+        message=plan.message,
+        agent_id=plan.agent.id if plan.agent else None,
+    )
+    return chat, meta

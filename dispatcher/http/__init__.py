@@ -1,0 +1,1 @@
+"""The aiohttp ingress: one module per resource, plus errors, body parsing and auth."""

@@ -1,0 +1,134 @@
+"""Calls: POST /calls (three types), GET /calls and /calls/:id, /calls/:id/customer_flag."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from dispatcher.directory.tenant import Tenant
+from dispatcher.domain import call_requests, clock
+from dispatcher.domain.call_requests import OutboundPlan
+from dispatcher.domain.errors import InvalidRequest, NotFound
+from dispatcher.domain.fields import integer
+from dispatcher.domain.objects import CustomerFlags
+from dispatcher.domain.records import CallMeta
+from dispatcher.domain.statuses import CALL_TYPE_ALIASES, CallStatus, CallType
+from dispatcher.http import listing
+from dispatcher.http.appkeys import REDIS, SCRIPTS
+from dispatcher.http.auth import tenant_of
+from dispatcher.http.body import json_object
+from dispatcher.http.responses import json_array, json_response
+from dispatcher.store.records import Records
+
+routes = web.RouteTableDef()
+BASE = "/apps/api/v1/calls"
+CALL_NOT_FOUND = "Call not found"
+FLAG_ALIASES = {"repeat_customers": "repeat_customer"}
+
+
+def records_of(request: web.Request, tenant: Tenant) -> Records:
+    return Records(request.app[REDIS], request.app[SCRIPTS], tenant)
+
+
+@routes.post(BASE)
+async def create_call(request: web.Request) -> web.Response:
+    tenant = await tenant_of(request)
+    body = await json_object(request)
+    call_type = call_requests.call_type_of(body)
+    records = records_of(request, tenant)
+    now = clock.now()
+    if call_type is CallType.OUTBOUND:
+        plan = call_requests.validate_outbound(body, tenant)
+        call, meta = await records.create_outbound(plan, now)
+        if meta.pending_action is not None:
+            return json_response(_accepted(body, plan, call.id, meta), status=202)
+        return json_response(call, status=201)
+    if call_type is CallType.INBOUND:
+        queued = call_requests.validate_inbound(body, tenant, now)
+    else:
+        parent_id = call_requests.parent_call_id(body)
+        parent = await records.parent_call(parent_id) if parent_id is not None else None
+        queued = call_requests.validate_scheduled(body, tenant, now, parent)
+    return json_response(await records.create_queued(queued, now), status=201)
+
+
+def _accepted(
+    body: dict[str, Any], plan: OutboundPlan, call_id: int, meta: CallMeta
+) -> dict[str, Any]:
+    """The 202 answer: the accepted request, the created call and what the agent must choose."""
+    accepted: dict[str, Any] = {
+        "call_type": CallType.OUTBOUND.value,
+        "agent_email": plan.agent.email,
+    }
+    if plan.ticket_id is not None:
+        accepted["ticket_id"] = plan.ticket_id
+    if plan.end_user_number is not None:
+        accepted["end_user_number"] = plan.end_user_number
+    accepted["lang"] = plan.lang
+    accepted["call_id"] = call_id
+    accepted["pending_action"] = meta.pending_action
+    accepted["choices"] = (
+        meta.end_user_choices
+        if meta.pending_action == call_requests.SELECT_END_USER_NUMBER
+        else meta.outbound_choices
+    )
+    return accepted
+
+
+@routes.get(BASE)
+async def list_calls(request: web.Request) -> web.Response:
+    tenant = await tenant_of(request)
+    records = records_of(request, tenant)
+
+    def type_key(raw: str) -> str | None:
+        call_type = CALL_TYPE_ALIASES.get(raw)
+        return records.keys.calls_by_type(call_type) if call_type else None
+
+    query = listing.parse_query(request.query, frozenset(CallStatus), "call_type", type_key)
+    page = await records.page("call", query)
+    return json_response(json_array(page.items), headers=listing.headers(request, query, page))
+
+
+@routes.get(BASE + "/{id}")
+async def get_call(request: web.Request) -> web.Response:
+    tenant = await tenant_of(request)
+    doc = await records_of(request, tenant).document("call", _call_id(request))
+    if doc is None:
+        raise NotFound(CALL_NOT_FOUND)
+    return json_response(doc)
+
+
+@routes.get(BASE + "/{id}/customer_flag")
+async def get_customer_flag(request: web.Request) -> web.Response:
+    tenant = await tenant_of(request)
+    flags = await records_of(request, tenant).flags(_call_id(request))
+    if flags is None:
+        raise NotFound(CALL_NOT_FOUND)
+    return json_response(flags)
+
+
+@routes.patch(BASE + "/{id}/customer_flag")
+async def patch_customer_flag(request: web.Request) -> web.Response:
+    tenant = await tenant_of(request)
+    call_id = _call_id(request)
+    body = await json_object(request)
+    changes: dict[str, bool] = {}
+    for key, value in body.items():
+        name = FLAG_ALIASES.get(key, key)
+        if name not in CustomerFlags.model_fields:
+            continue
+        if not isinstance(value, bool):
+            raise InvalidRequest(f"{key} must be a boolean")
+        changes[name] = value
+    flags = await records_of(request, tenant).set_flags(call_id, changes)
+    if flags is None:
+        raise NotFound(CALL_NOT_FOUND)
+    return json_response(flags)
+
+
+def _call_id(request: web.Request) -> int:
+    call_id = integer(request.match_info["id"])
+    if call_id is None:
+        raise NotFound(CALL_NOT_FOUND)
+    return call_id

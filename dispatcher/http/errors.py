@@ -1,0 +1,80 @@
+"""Turning domain errors and aiohttp's own into `{"message": ...}` answers; nothing leaks."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import orjson
+import structlog
+from aiohttp import web
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from dispatcher.domain.errors import DispatchError, Unauthorized
+
+log = structlog.get_logger("dispatcher.http")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_HTTP_MESSAGES = {
+    404: "Resource not found",
+    405: "Method not allowed",
+    413: "Request body is too large",
+}
+
+
+def message_response(
+    status: int, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=status,
+        body=orjson.dumps({"message": message}),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def _request_id(request: web.Request) -> str:
+    given = request.headers.get("X-Request-Id", "")
+    if 0 < len(given) <= 64 and given.replace("-", "").replace("_", "").isalnum():
+        return given
+    return uuid.uuid4().hex
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = _request_id(request)
+    started = time.perf_counter()
+    with structlog.contextvars.bound_contextvars(request_id=request_id):
+        response = await _answer(request, handler)
+        response.headers["X-Request-Id"] = request_id
+        log.info(
+            "request",
+            method=request.method,
+            path=request.path,
+            status=response.status,
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        return response
+
+
+async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except DispatchError as exc:
+        headers = (
+            {"WWW-Authenticate": 'Basic realm="api"'} if isinstance(exc, Unauthorized) else None
+        )
+        return message_response(exc.status, exc.message, headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = _HTTP_MESSAGES.get(exc.status, exc.reason)
+        return message_response(exc.status, message)
+    except (RedisConnectionError, RedisTimeoutError, ConnectionError):
+        log.warning("storage unavailable", exc_info=True)
+        return message_response(503, "Service unavailable", {"Retry-After": "1"})
+    except Exception:
+        log.exception("unhandled error")
+        return message_response(500, "Internal server error")

@@ -1,0 +1,83 @@
+"""Query parameters and headers of the list endpoints (page/per, filters, Total/Per-Page/Link)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from aiohttp import web
+
+from dispatcher.domain import clock
+from dispatcher.domain.errors import InvalidRequest
+from dispatcher.domain.fields import integer
+from dispatcher.store.records import ListQuery, Page
+
+DEFAULT_PER = 100
+MAX_PER = 1000
+SORT_COLUMNS = ("id", "created_at")  # both follow creation order
+
+
+def parse_query(
+    query: Mapping[str, str],
+    statuses: frozenset[str],
+    type_param: str,
+    type_key: Callable[[str], str | None],
+) -> ListQuery:
+    page = _positive(query, "page", 1)
+    per = min(_positive(query, "per", DEFAULT_PER), MAX_PER)
+    status = query.get("status")
+    if status is not None and status not in statuses:
+        raise InvalidRequest("status is not valid")
+    raw_type = query.get(type_param)
+    index = None
+    if raw_type is not None:
+        index = type_key(raw_type)
+        if index is None:
+            raise InvalidRequest(f"{type_param} is not valid")
+    if query.get("sort_column", "id") not in SORT_COLUMNS:
+        raise InvalidRequest("sort_column must be one of id, created_at")
+    direction = query.get("sort_direction", "desc").lower()
+    if direction not in ("asc", "desc"):
+        raise InvalidRequest("sort_direction must be asc or desc")
+    return ListQuery(
+        page=page,
+        per=per,
+        status=status,
+        type_key=index,
+        created_from_ms=_moment(query, "created_at[from]"),
+        created_to_ms=_moment(query, "created_at[to]"),
+        descending=direction == "desc",
+    )
+
+
+def headers(request: web.Request, query: ListQuery, page: Page) -> dict[str, str]:
+    last = max(1, -(-page.total // query.per))
+    links = {"first": 1, "last": last}
+    if query.page < last:
+        links["next"] = query.page + 1
+    if 1 < query.page <= last:
+        links["prev"] = query.page - 1
+    link = ", ".join(
+        f'<{request.url.update_query(page=str(number), per=str(query.per))}>; rel="{rel}"'
+        for rel, number in links.items()
+    )
+    return {"Total": str(page.total), "Per-Page": str(query.per), "Link": link}
+
+
+def _positive(query: Mapping[str, str], name: str, default: int) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    value = integer(raw)
+    if value is None or not 1 <= value <= 1_000_000_000:
+        raise InvalidRequest(f"{name} must be a positive integer")
+    return value
+
+
+def _moment(query: Mapping[str, str], name: str) -> int | None:
+    raw = query.get(name)
+    if raw is None:
+        return None
+    moment = clock.parse_iso(raw)
+    if moment is None:
+        raise InvalidRequest(f"{name} is not well formed")
+    return clock.to_ms(moment)

@@ -1,0 +1,75 @@
+"""Operator API: PUT/GET the directory document, with the admin token as a Bearer token."""
+
+from __future__ import annotations
+
+import hmac
+
+import structlog
+from aiohttp import web
+
+from dispatcher.directory import loader
+from dispatcher.directory.schema import DirectoryFile
+from dispatcher.domain.errors import InvalidRequest, NotFound, Unauthorized
+from dispatcher.http.appkeys import REDIS, SCRIPTS, SETTINGS
+from dispatcher.http.body import raw_body
+from dispatcher.http.errors import message_response
+from dispatcher.http.responses import json_response
+from dispatcher.store import directory
+
+routes = web.RouteTableDef()
+CONFIG = "/manager/api/v1/config"
+log = structlog.get_logger("dispatcher.manager")
+
+
+def _authorize(request: web.Request) -> web.Response | None:
+    """None when the caller holds the admin token; the admin API does not exist without one."""
+    admin_token = request.app[SETTINGS].admin_token
+    if admin_token is None:
+        raise NotFound()
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    expected = admin_token.get_secret_value().encode()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
+        return message_response(
+            401, Unauthorized().message, {"WWW-Authenticate": 'Bearer realm="manager"'}
+        )
+    return None
+
+
+@routes.put(CONFIG)
+async def put_config(request: web.Request) -> web.Response:
+    refused = _authorize(request)
+    if refused is not None:
+        return refused
+    raw = await raw_body(request)
+    try:
+        document = loader.parse_text(raw.decode("utf-8"), yaml_allowed=True)
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest("document: is not UTF-8 text") from exc
+    except loader.DirectoryError as exc:
+        return json_response({"message": exc.errors[0], "errors": exc.errors}, status=400)
+    await directory.save(request.app[REDIS], request.app[SCRIPTS], document)
+    log.info("directory loaded", tenants=[t.subdomain for t in document.tenants])
+    return json_response(summary(document))
+
+
+@routes.get(CONFIG)
+async def get_config(request: web.Request) -> web.Response:
+    refused = _authorize(request)
+    if refused is not None:
+        return refused
+    return json_response(await directory.dump(request.app[REDIS]))
+
+
+def summary(document: DirectoryFile) -> dict[str, object]:
+    return {
+        "tenants": [
+            {
+                "subdomain": t.subdomain,
+                "agents": len(t.agents),
+                "menus": len(t.menus),
+                "outbound_numbers": len(t.outbound_numbers),
+                "contacts": len(t.contacts),
+            }
+            for t in document.tenants
+        ]
+    }

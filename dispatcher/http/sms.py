@@ -1,0 +1,55 @@
+"""SMS: POST /sms opens an outbound session; GET /chats and /chats/:id read them back."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from dispatcher.domain import clock
+from dispatcher.domain.chat_requests import validate_sms
+from dispatcher.domain.errors import NotFound
+from dispatcher.domain.fields import integer
+from dispatcher.domain.statuses import CHAT_TYPE_ALIASES, ChatStatus
+from dispatcher.http import listing
+from dispatcher.http.auth import tenant_of
+from dispatcher.http.body import json_object
+from dispatcher.http.calls import records_of
+from dispatcher.http.responses import json_array, json_response
+
+routes = web.RouteTableDef()
+CHATS = "/apps/api/v1/chats"
+CHAT_NOT_FOUND = "Chat not found"
+
+
+@routes.post("/apps/api/v1/sms")
+async def create_sms(request: web.Request) -> web.Response:
+    tenant = await tenant_of(request)
+    body = await json_object(request)
+    plan = validate_sms(body, tenant)
+    chat = await records_of(request, tenant).create_chat(plan, clock.now())
+    return json_response(chat, status=200)
+
+
+@routes.get(CHATS)
+async def list_chats(request: web.Request) -> web.Response:
+    tenant = await tenant_of(request)
+    records = records_of(request, tenant)
+
+    def type_key(raw: str) -> str | None:
+        chat_type = CHAT_TYPE_ALIASES.get(raw)
+        return records.keys.chats_by_type(chat_type) if chat_type else None
+
+    query = listing.parse_query(request.query, frozenset(ChatStatus), "chat_type", type_key)
+    page = await records.page("chat", query)
+    return json_response(json_array(page.items), headers=listing.headers(request, query, page))
+
+
+@routes.get(CHATS + "/{id}")
+async def get_chat(request: web.Request) -> web.Response:
+    tenant = await tenant_of(request)
+    chat_id = integer(request.match_info["id"])
+    doc = (
+        await records_of(request, tenant).document("chat", chat_id) if chat_id is not None else None
+    )
+    if doc is None:
+        raise NotFound(CHAT_NOT_FOUND)
+    return json_response(doc)

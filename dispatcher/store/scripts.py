@@ -1,0 +1,27 @@
+"""The Lua scripts of store/lua, registered on a Redis client (EVALSHA, reloaded if flushed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.resources import files
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+
+def _source(name: str) -> str:
+    return files("dispatcher.store").joinpath(f"lua/{name}.lua").read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class Scripts:
+    allocate_ids: AsyncScript
+    create_record: AsyncScript
+    set_flags: AsyncScript
+    raise_counter: AsyncScript
+
+    @classmethod
+    def register(cls, redis: Redis) -> Scripts:
+        return cls(
+            **{name: redis.register_script(_source(name)) for name in cls.__dataclass_fields__}
+        )

@@ -1,0 +1,78 @@
+"""Fixtures: one real embedded Redis for the session, a flushed database for every test."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiohttp.test_utils import TestClient, TestServer
+from redis.asyncio import Redis
+
+from dispatcher.app import create_app, redis_client
+from dispatcher.directory import loader
+from dispatcher.redis_embedded import EmbeddedRedis
+from dispatcher.settings import Settings
+from dispatcher.store import directory
+from dispatcher.store.scripts import Scripts
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_FILE = ROOT / "deploy" / "demo.yaml"
+ADMIN_TOKEN = "admin-secret-token"
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The embedded Redis `dispatcher up` uses, or REDIS_URL when a run provides one."""
+    given = os.environ.get("REDIS_URL")
+    if given:
+        yield given
+        return
+    with EmbeddedRedis(tmp_path_factory.mktemp("redis")) as server:
+        yield server.url
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = redis_client(redis_url)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    return Settings(redis_url=redis_url, admin_token=ADMIN_TOKEN)  # type: ignore[arg-type]
+
+
+def demo_document() -> dict[str, Any]:
+    loaded = yaml.safe_load(DEMO_FILE.read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+async def load_directory(redis: Redis, document: dict[str, Any]) -> None:
+    await directory.save(redis, Scripts.register(redis), loader.validate(copy.deepcopy(document)))
+
+
+@pytest.fixture
+async def demo(redis: Redis) -> dict[str, Any]:
+    document = demo_document()
+    await load_directory(redis, document)
+    return document
+
+
+@pytest.fixture
+async def client(settings: Settings, redis: Redis) -> AsyncIterator[TestClient[Any, Any]]:
+    async with TestClient(TestServer(create_app(settings))) as test_client:
+        yield test_client
+
+
+def basic(subdomain: str = "demo", token: str = "demo-token") -> dict[str, str]:
+    encoded = base64.b64encode(f"{subdomain}:{token}".encode()).decode()
+    return {"Authorization": f"Basic {encoded}"}

@@ -1,0 +1,141 @@
+"""The `dispatcher` command as a user runs it: up, healthz, load-config, clean shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DEMO_FILE
+
+BIN = Path(sys.executable).parent / "dispatcher"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env["DISPATCHER_LOG_FORMAT"] = "json"
+    return env
+
+
+def _wait_healthy(port: int, process: subprocess.Popen[bytes], timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "dispatcher up exited early"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.1)
+    raise AssertionError("healthz never answered 200")
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[tuple[int, Path, subprocess.Popen[bytes]]]:
+    port = _free_port()
+    log = (tmp_path / "up.log").open("wb")
+    process = subprocess.Popen(
+        [str(BIN), "up", "--host", "127.0.0.1", "--port", str(port),
+         "--config", str(DEMO_FILE), "--data-dir", str(tmp_path)],
+        env=_environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )  # fmt: skip
+    try:
+        _wait_healthy(port, process)
+        yield port, tmp_path, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        log.close()
+
+
+def _redis_pid(data_dir: Path) -> int:
+    found = subprocess.run(
+        ["pgrep", "-f", f"redis-server.*{data_dir}"], capture_output=True, text=True, check=False
+    ).stdout.split()
+    assert len(found) == 1, found
+    return int(found[0])
+
+
+def _gone(pid: int, timeout_s: float = 10) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_up_serves_then_stops_cleanly(
+    running: tuple[int, Path, subprocess.Popen[bytes]], signum: int
+) -> None:
+    port, data_dir, process = running
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/apps/api/v1/calls",
+        headers={"Authorization": "Basic ZGVtbzpkZW1vLXRva2Vu"},  # demo:demo-token
+    )
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        assert answer.status == 200
+    redis_pid = _redis_pid(data_dir)
+    process.send_signal(signum)
+    assert process.wait(timeout=20) == 0
+    assert _gone(redis_pid), "redis-server outlived dispatcher up"
+    assert not (data_dir / "redis.url").exists()
+
+
+def test_redis_dies_with_a_killed_up(running: tuple[int, Path, subprocess.Popen[bytes]]) -> None:
+    _, data_dir, process = running
+    redis_pid = _redis_pid(data_dir)
+    process.kill()
+    process.wait()
+    assert _gone(redis_pid), "redis-server was orphaned"
+
+
+def test_load_config_against_a_running_up(
+    running: tuple[int, Path, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    _, data_dir, _ = running
+    loaded = subprocess.run(
+        [str(BIN), "load-config", str(DEMO_FILE), "--data-dir", str(data_dir)],
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout == "loaded demo: 4 agents, 3 menus, 2 numbers, 3 contacts\n"
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("tenants:\n  - subdomain: Bad Name\n    api_tokens: []\n")
+    refused = subprocess.run(
+        [str(BIN), "load-config", str(broken), "--data-dir", str(data_dir)],
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines() == [
+        "error: tenants[0].subdomain: string should match pattern "
+        "'^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'",
+        "error: tenants[0].api_tokens: list should have at least 1 item after validation, not 0",
+    ]

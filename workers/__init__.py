@@ -1,0 +1,1 @@
+"""ARQ workers: routing, scheduled firing, SMS sessions, carriers and write-back."""
