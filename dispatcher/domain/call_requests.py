@@ -217,9 +217,12 @@ def _outbound_end_user(
         contact = tenant.contacts_by_ticket.get(ticket_id)
         if contact is None or not contact.phone_numbers:
             raise InvalidRequest("Contact not found")
+        # The ticket takes priority: a number given only settles which of the contact's.
         given = phones.normalize(raw_number)
-        if given in contact.phone_numbers or len(contact.phone_numbers) == 1:
-            return contact, given or contact.phone_numbers[0], []
+        if given is not None and given in contact.phone_numbers:
+            return contact, given, []
+        if len(contact.phone_numbers) == 1:
+            return contact, contact.phone_numbers[0], []
         return contact, None, list(contact.phone_numbers)
     number = phones.normalize(raw_number)
     if number is None:
