@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/dispatcher up --host $(HOST) --port $(PORT) --config deploy/demo.yaml --data-dir $(DATA_DIR)
+	$(BIN)/dispatcher up --host $(HOST) --port $(PORT) --config deploy/demo.yaml --data-dir $(DATA_DIR) --simulate-agents
 
 test: $(STAMP)
 	$(BIN)/pytest

@@ -80,11 +80,22 @@ def main() -> None:
 @_port
 @_config
 @_data_dir
-def up(host: str | None, port: int | None, config_file: Path | None, data_dir: Path | None) -> None:
+@click.option(
+    "--simulate-agents",
+    is_flag=True,
+    help="Demo: available agents accept every offer about 2 s after it arrives.",
+)
+def up(
+    host: str | None,
+    port: int | None,
+    config_file: Path | None,
+    data_dir: Path | None,
+    simulate_agents: bool,
+) -> None:
     """Run everything in one process: embedded Redis (unless REDIS_URL is set), API and worker."""
     settings = _settings(host, port, data_dir)
     document = _read_directory(config_file)
-    asyncio.run(_up(settings, document))
+    asyncio.run(_up(settings, document, simulate_agents))
 
 
 @main.command()
@@ -98,7 +109,7 @@ def serve(
     """Run the API only, against REDIS_URL (scale out by running several)."""
     settings = _require_redis_url(_settings(host, port, data_dir))
     document = _read_directory(config_file)
-    asyncio.run(_serve_until_stopped(settings, document, with_worker=False))
+    asyncio.run(_serve_until_stopped(settings, document))
 
 
 @main.command()
@@ -106,11 +117,10 @@ def serve(
 @click.option("--burst", is_flag=True, help="Exit once the queue is empty.")
 def worker(data_dir: Path | None, burst: bool) -> None:
     """Run an ARQ worker against REDIS_URL (scale out by running several)."""
-    from workers.settings import create_worker
 
     settings = _require_redis_url(_settings(None, None, data_dir))
     assert settings.redis_url is not None
-    create_worker(settings.redis_url, burst=burst, handle_signals=True).run()
+    asyncio.run(_run_worker_until_signal(settings.redis_url, burst))
 
 
 @main.command("load-config")
@@ -129,6 +139,16 @@ def load_config(file: Path, data_dir: Path | None) -> None:
         )
 
 
+async def _run_worker_until_signal(redis_url: str, burst: bool) -> None:
+    from workers.settings import create_worker
+
+    arq_worker = create_worker(redis_url, burst=burst, handle_signals=True)
+    try:
+        await arq_worker.async_run()
+    finally:
+        await arq_worker.close()
+
+
 async def _store_directory(redis_url: str, document: DirectoryFile) -> None:
     redis = redis_client(redis_url)
     try:
@@ -137,9 +157,11 @@ async def _store_directory(redis_url: str, document: DirectoryFile) -> None:
         await redis.aclose()
 
 
-async def _up(settings: Settings, document: DirectoryFile | None) -> None:
+async def _up(settings: Settings, document: DirectoryFile | None, simulate_agents: bool) -> None:
     async with _redis_for(settings) as settings:
-        await _serve_until_stopped(settings, document, with_worker=True)
+        await _serve_until_stopped(
+            settings, document, with_worker=True, simulate_agents=simulate_agents
+        )
 
 
 @contextlib.asynccontextmanager
@@ -156,7 +178,11 @@ async def _redis_for(settings: Settings) -> AsyncIterator[Settings]:
 
 
 async def _serve_until_stopped(
-    settings: Settings, document: DirectoryFile | None, *, with_worker: bool
+    settings: Settings,
+    document: DirectoryFile | None,
+    *,
+    with_worker: bool = False,
+    simulate_agents: bool = False,
 ) -> None:
     assert settings.redis_url is not None
     if document is not None:
@@ -167,22 +193,40 @@ async def _serve_until_stopped(
         loop.add_signal_handler(signum, stop.set)
     runner = web.AppRunner(create_app(settings), access_log=None, handle_signals=False)
     await runner.setup()
-    worker_task = None
+    tasks: list[asyncio.Task[None]] = []
     try:
         await web.TCPSite(runner, settings.host, settings.port).start()
         if with_worker:
-            from workers.settings import create_worker
-
-            arq_worker = create_worker(settings.redis_url, handle_signals=False)
-            worker_task = asyncio.create_task(arq_worker.async_run())
+            tasks.append(asyncio.create_task(_run_worker(settings.redis_url)))
+        if simulate_agents:
+            tasks.append(asyncio.create_task(_simulate_agents(settings.redis_url, stop)))
         click.echo(f"dispatcher listening on http://{settings.host}:{settings.port}", err=True)
         await stop.wait()
     finally:
-        if worker_task is not None:
-            worker_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker_task
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await runner.cleanup()
+
+
+async def _run_worker(redis_url: str) -> None:
+    from workers.settings import create_worker
+
+    arq_worker = create_worker(redis_url, handle_signals=False)
+    try:
+        await arq_worker.async_run()
+    finally:
+        await arq_worker.close()
+
+
+async def _simulate_agents(redis_url: str, stop: asyncio.Event) -> None:
+    from workers import simulated_agents
+
+    redis = redis_client(redis_url)
+    try:
+        await simulated_agents.run(redis, stop)
+    finally:
+        await redis.aclose()
 
 
 if __name__ == "__main__":

@@ -60,6 +60,28 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+CarrierOutcome = Literal["answer", "busy", "no_answer", "wrong_number", "failed"]
+
+
+class SimulatorRule(_Model):
+    """Numbers starting with `prefix` (E.164) get `outcome` from the simulated carrier."""
+
+    prefix: str = Field(min_length=1)
+    outcome: CarrierOutcome
+
+
+class SimulatorSettings(_Model):
+    answer_after_s: float = Field(default=1.0, ge=0)
+    talk_time_s: float = Field(default=5.0, ge=0)
+    rules: list[SimulatorRule] = Field(default_factory=list)
+
+    def outcome_for(self, number: str) -> CarrierOutcome:
+        for rule in self.rules:
+            if number.startswith(rule.prefix):
+                return rule.outcome
+        return "answer"
+
+
 class TenantSettings(_Model):
     sms_enabled: bool = True
     outbound_sms_enabled: bool = True
@@ -69,6 +91,8 @@ class TenantSettings(_Model):
     webhook_url: str | None = None
     webhook_secret: str | None = None
     carrier: str = "simulated"
+    calls_per_second: float = Field(default=10, gt=0)
+    simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
 
 
 class OutboundNumber(_Model):

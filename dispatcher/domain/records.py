@@ -24,6 +24,7 @@ from dispatcher.domain.objects import (
     OfferEvent,
     SelectedMenu,
 )
+from dispatcher.domain.routing import group_name, unlocked_groups
 from dispatcher.domain.statuses import CallStatus, CallType, ChatStatus
 
 
@@ -45,6 +46,7 @@ class CallMeta(BaseModel):
     agent_id: int | None = None
     menu_id: int | None = None
     pending_action: str | None = None
+    carrier_call_id: str | None = None
 
 
 class ChatMeta(BaseModel):
@@ -57,15 +59,9 @@ def voip_provider(tenant: Tenant) -> str:
     return f"voip_provider_{tenant.doc.settings.carrier}"
 
 
-def offered_groups(menu: Menu, *, at_creation: bool = True) -> list[int]:
-    """Indexes of the groups offered a new call: every non-empty group for multicast,
-    the first non-empty one for cascade."""
-    non_empty = [index for index, group in enumerate(menu.groups) if group]
-    return non_empty if menu.routing == "multicast" else non_empty[:1]
-
-
-def group_name(index: int) -> str:
-    return f"Group {index + 1}"
+def first_groups(menu: Menu, now: datetime) -> list[str]:
+    """The groups offered a call as it is queued."""
+    return [group_name(i) for i in unlocked_groups(menu, now, now)]
 
 
 def outbound_call(
@@ -116,9 +112,7 @@ def queued_call(
     events = (
         []
         if scheduled
-        else [
-            OfferEvent(casting_time=stamp, group=group_name(i)) for i in offered_groups(plan.menu)
-        ]
+        else [OfferEvent(casting_time=stamp, group=group) for group in first_groups(plan.menu, now)]
     )
     call = CallObject(
         id=ids.record,

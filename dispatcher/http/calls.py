@@ -9,7 +9,7 @@ from aiohttp import web
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import call_requests, clock
 from dispatcher.domain.call_requests import OutboundPlan
-from dispatcher.domain.errors import InvalidRequest, NotFound
+from dispatcher.domain.errors import Conflict, InvalidRequest, NotFound
 from dispatcher.domain.fields import integer
 from dispatcher.domain.objects import CustomerFlags
 from dispatcher.domain.records import CallMeta
@@ -19,6 +19,7 @@ from dispatcher.http.appkeys import REDIS, SCRIPTS
 from dispatcher.http.auth import tenant_of
 from dispatcher.http.body import json_object
 from dispatcher.http.responses import json_array, json_response
+from dispatcher.store.lifecycle import Calls, end_call
 from dispatcher.store.records import Records
 
 routes = web.RouteTableDef()
@@ -132,3 +133,17 @@ def _call_id(request: web.Request) -> int:
     if call_id is None:
         raise NotFound(CALL_NOT_FOUND)
     return call_id
+
+
+@routes.post(BASE + "/{id}/finish")
+async def finish_call(request: web.Request) -> web.Response:
+    """Ends the call: finished if it was connected, else failed with ag_canceled."""
+    tenant = await tenant_of(request)
+    call_id = _call_id(request)
+    calls = Calls(request.app[REDIS], request.app[SCRIPTS], tenant)
+    if await calls.load(call_id) is None:
+        raise NotFound(CALL_NOT_FOUND)
+    after = await end_call(calls, call_id, None, by="disconnected_by_agent")
+    if after is None:
+        raise Conflict("Call has already ended")
+    return json_response(after.call)

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import clock
 from dispatcher.domain.chat_requests import validate_sms
-from dispatcher.domain.errors import NotFound
+from dispatcher.domain.errors import Conflict, NotFound
 from dispatcher.domain.fields import integer
 from dispatcher.domain.statuses import CHAT_TYPE_ALIASES, ChatStatus
 from dispatcher.http import listing
+from dispatcher.http.appkeys import REDIS, SCRIPTS
 from dispatcher.http.auth import tenant_of
 from dispatcher.http.body import json_object
 from dispatcher.http.calls import records_of
 from dispatcher.http.responses import json_array, json_response
+from dispatcher.store.chats import Chats
 
 routes = web.RouteTableDef()
 CHATS = "/apps/api/v1/chats"
 CHAT_NOT_FOUND = "Chat not found"
+
+
+def chats_of(request: web.Request, tenant: Tenant) -> Chats:
+    return Chats(request.app[REDIS], request.app[SCRIPTS], tenant)
 
 
 @routes.post("/apps/api/v1/sms")
@@ -53,3 +60,17 @@ async def get_chat(request: web.Request) -> web.Response:
     if doc is None:
         raise NotFound(CHAT_NOT_FOUND)
     return json_response(doc)
+
+
+@routes.post(CHATS + "/{id}/finish")
+async def finish_chat(request: web.Request) -> web.Response:
+    """Ends the SMS session; the consumer may be sent a new outbound SMS at once."""
+    tenant = await tenant_of(request)
+    chat_id = integer(request.match_info["id"])
+    chats = chats_of(request, tenant)
+    if chat_id is None or await chats.load(chat_id) is None:
+        raise NotFound(CHAT_NOT_FOUND)
+    ended = await chats.finish(chat_id)
+    if ended is None:
+        raise Conflict("Chat has already ended")
+    return json_response(ended)

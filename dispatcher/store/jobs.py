@@ -13,6 +13,10 @@ ROUTE_CALL = "route_call"
 FIRE_SCHEDULED_CALL = "fire_scheduled_call"
 DIAL_OUTBOUND = "dial_outbound"
 SEND_SMS = "send_sms"
+CONNECT_CALL = "connect_call"
+CARRIER_RESULT = "carrier_result"
+END_SMS_SESSION = "end_sms_session"
+DELIVER_WEBHOOK = "deliver_webhook"
 
 # ARQ's own default: a job not started within a day of its run time is dropped.
 EXPIRES_EXTRA_MS = 86_400_000
@@ -36,15 +40,18 @@ class JobSpec:
     subdomain: str
     record_id: int
     run_at_ms: int
+    extra: tuple[Any, ...] = ()
+    suffix: str = ""  # tells apart the several jobs one record may have of one function
 
     @property
     def job_id(self) -> str:
-        return f"{self.function}:{self.subdomain}:{self.record_id}"
+        base = f"{self.function}:{self.subdomain}:{self.record_id}"
+        return f"{base}:{self.suffix}" if self.suffix else base
 
     def payload(self, now_ms: int) -> bytes:
         return serialize_job(
             self.function,
-            (self.subdomain, self.record_id),
+            (self.subdomain, self.record_id, *self.extra),
             {},
             None,
             now_ms,
@@ -57,3 +64,11 @@ class JobSpec:
 
 # The ARQ queue the ingress writes to and the workers read; ARQ's default name.
 QUEUE_NAME = "arq:queue"
+
+
+def script_args(specs: list[JobSpec], now_ms: int) -> list[str | bytes | int]:
+    """Jobs as the Lua library's enqueue_jobs reads them from ARGV."""
+    args: list[str | bytes | int] = [len(specs)]
+    for spec in specs:
+        args += [spec.job_id, spec.payload(now_ms), spec.run_at_ms, spec.ttl_ms(now_ms)]
+    return args

@@ -87,5 +87,36 @@ class TenantKeys:
     def do_not_contact(self) -> str:
         return self.prefix + "sms:do_not_contact"
 
+    def agent_offers(self, agent_id: int) -> str:
+        """Sorted set of an agent's open offer ids, scored by expiry (ms)."""
+        return f"{self.prefix}agent:{agent_id}:offers"
+
+    def offer(self, offer_id: int) -> str:
+        return f"{self.prefix}offer:{offer_id}"
+
+    def call_offers(self, call_id: int) -> str:
+        """Hash: agent id -> offer id, every offer ever made for the call."""
+        return f"{self.prefix}call:{call_id}:offers"
+
+    def waiting(self, menu_id: int) -> str:
+        """Sorted set of the queued calls of a menu, scored by queued time (ms)."""
+        return f"{self.prefix}menu:{menu_id}:waiting"
+
+    @property
+    def carrier_bucket(self) -> str:
+        return self.prefix + "carrier:bucket"
+
+    @property
+    def events(self) -> str:
+        """Pub/sub channel of the tenant's call and chat events."""
+        return self.prefix + "events"
+
+    def agent_events(self, agent_id: int) -> str:
+        """Pub/sub channel of one agent's offers and assignments."""
+        return f"{self.prefix}agent:{agent_id}:events"
+
+    def chat_messages(self, chat_id: int) -> str:
+        return f"{self.prefix}chat:{chat_id}:messages"
+
     def scratch(self, token: str) -> str:
         return f"{self.prefix}scratch:{token}"

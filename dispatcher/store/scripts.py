@@ -19,9 +19,20 @@ class Scripts:
     create_record: AsyncScript
     set_flags: AsyncScript
     raise_counter: AsyncScript
+    transition: AsyncScript
+    make_offers: AsyncScript
+    accept_offer: AsyncScript
+    decline_offer: AsyncScript
+    take_token: AsyncScript
+    enqueue: AsyncScript
+    end_session: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:
+        library = _source("lib")
         return cls(
-            **{name: redis.register_script(_source(name)) for name in cls.__dataclass_fields__}
+            **{
+                name: redis.register_script(library + "\n" + _source(name))
+                for name in cls.__dataclass_fields__
+            }
         )

@@ -1,0 +1,44 @@
+"""Carrier callbacks. The simulated carrier's inbound SMS arrive here, authenticated like the
+API (Basic, tenant and token); a real carrier's routes verify that carrier's signature."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from dispatcher.domain import phones
+from dispatcher.domain.errors import InvalidRequest
+from dispatcher.http.appkeys import REDIS
+from dispatcher.http.auth import tenant_of
+from dispatcher.http.body import json_object
+from dispatcher.http.responses import json_response
+from dispatcher.http.sms import chats_of
+from dispatcher.store.chats import is_opt_out
+from dispatcher.store.keys import TenantKeys
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/carrier/simulated/sms")
+async def inbound_sms(request: web.Request) -> web.Response:
+    """A consumer's message `{"from", "to", "text"}`. It keeps their session alive; an opt-out
+    word ends it and puts the number on the tenant's do-not-contact list."""
+    tenant = await tenant_of(request)
+    body = await json_object(request)
+    sender = phones.normalize(body.get("from"))
+    text = body.get("text")
+    if sender is None:
+        raise InvalidRequest("from is invalid")
+    if not isinstance(text, str):
+        raise InvalidRequest("text is required")
+    chats = chats_of(request, tenant)
+    chat_id = await chats.active_chat(sender)
+    opted_out = is_opt_out(text)
+    if opted_out:
+        await request.app[REDIS].sadd(TenantKeys(tenant.subdomain).do_not_contact, sender)  # type: ignore[misc]
+    if chat_id is not None:
+        await chats.add_message(chat_id, "inbound", text)
+        if opted_out:
+            await chats.finish(chat_id)
+        else:
+            await chats.touch(chat_id, sender)
+    return json_response({"chat_id": chat_id, "opted_out": opted_out})

@@ -1,0 +1,87 @@
+"""SMS sessions after creation: messages, and ending a session exactly once."""
+
+from __future__ import annotations
+
+import orjson
+from redis.asyncio import Redis
+
+from dispatcher.directory.tenant import Tenant
+from dispatcher.domain import clock, lifecycle
+from dispatcher.domain.objects import ChatObject
+from dispatcher.domain.records import ChatMeta
+from dispatcher.domain.statuses import TERMINAL_CHAT_STATUSES, ChatStatus
+from dispatcher.store import jobs, keys
+from dispatcher.store.scripts import Scripts
+
+OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
+
+
+def is_opt_out(text: str) -> bool:
+    return text.strip().upper() in OPT_OUT_WORDS
+
+
+class Chats:
+    def __init__(self, redis: Redis, scripts: Scripts, tenant: Tenant) -> None:
+        self.redis = redis
+        self.scripts = scripts
+        self.tenant = tenant
+        self.keys = keys.TenantKeys(tenant.subdomain)
+
+    async def load(self, chat_id: int) -> tuple[ChatObject, ChatMeta, int] | None:
+        doc, meta, rev = await self.redis.hmget(self.keys.chat(chat_id), ["doc", "meta", "rev"])  # type: ignore[misc]
+        if doc is None or meta is None or rev is None:
+            return None
+        return ChatObject.model_validate_json(doc), ChatMeta.model_validate_json(meta), int(rev)
+
+    async def active_chat(self, number: str) -> int | None:
+        raw = await self.redis.get(self.keys.sms_session(number))
+        return int(raw) if raw is not None else None
+
+    async def add_message(self, chat_id: int, direction: str, text: str) -> None:
+        entry = {"direction": direction, "text": text, "at": clock.iso(clock.now())}
+        await self.redis.rpush(self.keys.chat_messages(chat_id), orjson.dumps(entry))  # type: ignore[misc]
+
+    async def touch(self, chat_id: int, number: str) -> None:
+        """A message either way: the session lives another full timeout."""
+        timeout_s = self.tenant.doc.settings.sms_session_timeout_s
+        await self.redis.pexpire(self.keys.sms_session(number), timeout_s * 1000)
+        await self.schedule_timeout(chat_id)
+
+    async def schedule_timeout(self, chat_id: int) -> None:
+        now_ms = clock.to_ms(clock.now())
+        due = now_ms + self.tenant.doc.settings.sms_session_timeout_s * 1000
+        spec = jobs.JobSpec(
+            jobs.END_SMS_SESSION, self.tenant.subdomain, chat_id, due, (), str(now_ms)
+        )
+        await self.scripts.enqueue(keys=[jobs.QUEUE_NAME], args=jobs.script_args([spec], now_ms))
+
+    async def finish(self, chat_id: int, attempts: int = 8) -> ChatObject | None:
+        """Ends the chat and frees the consumer for a new session; None if it had ended."""
+        for _ in range(attempts):
+            loaded = await self.load(chat_id)
+            if loaded is None:
+                return None
+            chat, meta, rev = loaded
+            if ChatStatus(chat.status) in TERMINAL_CHAT_STATUSES:
+                return None
+            ended = lifecycle.chat_finished(chat, clock.now())
+            written = await self.scripts.transition(
+                keys=[
+                    self.keys.chat(chat_id),
+                    self.keys.chats_by_status(chat.status),
+                    self.keys.chats_by_status(ended.status),
+                    self.keys.scratch("none"),
+                    self.keys.agent(0),
+                    jobs.QUEUE_NAME,
+                ],
+                args=[rev, ended.model_dump_json(), ended.status, "", chat_id,
+                      clock.to_ms(clock.parse_iso(chat.created_at) or clock.now()), "", 0, "0", 0],
+            )  # fmt: skip
+            if written:
+                await self.scripts.end_session(
+                    keys=[self.keys.sms_session(meta.end_user_number)], args=[chat_id]
+                )
+                event = {"type": "chat.updated", "chat": ended.model_dump(mode="json")}
+                await self.redis.publish(self.keys.events, orjson.dumps(event))
+                return ended
+        return None

@@ -1,0 +1,362 @@
+"""Write-back of calls after creation: compare-and-set transitions, offers, and their events."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import orjson
+from redis.asyncio import Redis
+
+from dispatcher.directory.tenant import Tenant
+from dispatcher.domain import clock, lifecycle
+from dispatcher.domain.errors import Conflict
+from dispatcher.domain.objects import CallObject
+from dispatcher.domain.records import CallMeta
+from dispatcher.domain.statuses import CallStatus, FailReason
+from dispatcher.store import jobs, keys
+from dispatcher.store.scripts import Scripts
+
+OFFER_GONE = "Offer is no longer available"
+
+
+class CallChanging(RuntimeError):
+    """The call kept changing under us; the job is retried by ARQ."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    call: CallObject
+    meta: CallMeta
+    rev: int
+
+    @property
+    def agent_id(self) -> int | None:
+        if self.meta.agent_id is not None:
+            return self.meta.agent_id
+        return self.call.agent_info.id if self.call.agent_info else None
+
+
+@dataclass
+class Change:
+    call: CallObject
+    meta: CallMeta | None = None
+    jobs: list[jobs.JobSpec] = field(default_factory=list)
+    waiting: Literal["add", "rem", ""] = ""
+    release_agent: bool = False
+    announce: bool = True  # False for changes clients cannot see (private facts only)
+
+
+@dataclass(frozen=True)
+class Offer:
+    id: int
+    call_id: int
+    agent_id: int
+    group: str
+    offered_at_ms: int
+    expires_at_ms: int
+    state: str
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "call_id": self.call_id,
+            "group": self.group,
+            "offered_at": clock.iso(clock.from_ms(self.offered_at_ms)),
+            "expires_at": clock.iso(clock.from_ms(self.expires_at_ms)),
+        }
+
+
+class Calls:
+    """One tenant's calls after creation; every write is a CAS on the call's revision."""
+
+    def __init__(self, redis: Redis, scripts: Scripts, tenant: Tenant) -> None:
+        self.redis = redis
+        self.scripts = scripts
+        self.tenant = tenant
+        self.keys = keys.TenantKeys(tenant.subdomain)
+
+    async def load(self, call_id: int) -> Snapshot | None:
+        doc, meta, rev = await self.redis.hmget(self.keys.call(call_id), ["doc", "meta", "rev"])  # type: ignore[misc]
+        if doc is None or meta is None or rev is None:
+            return None
+        return Snapshot(
+            call=CallObject.model_validate_json(doc),
+            meta=CallMeta.model_validate_json(meta),
+            rev=int(rev),
+        )
+
+    async def apply(
+        self, call_id: int, decide: Callable[[Snapshot], Change | None], attempts: int = 8
+    ) -> Snapshot | None:
+        """Load, decide, write if unchanged meanwhile; None when there was nothing to do."""
+        for _ in range(attempts):
+            snapshot = await self.load(call_id)
+            if snapshot is None:
+                return None
+            change = decide(snapshot)
+            if change is None:
+                return None
+            rev = await self._write(snapshot, change)
+            if rev:
+                after = Snapshot(change.call, change.meta or snapshot.meta, rev)
+                if change.announce:
+                    await self.announce(after)
+                return after
+        raise CallChanging(f"call {call_id} kept changing")
+
+    async def _write(self, before: Snapshot, change: Change) -> int:
+        now_ms = clock.to_ms(clock.now())
+        call = change.call
+        doc = call.model_dump_json()
+        webhooks = self._webhook_jobs(doc, before.rev + 1, now_ms) if change.announce else []
+        specs = [*change.jobs, *webhooks]
+        created = clock.parse_iso(call.created_at)
+        menu_id = (change.meta or before.meta).menu_id or 0
+        rev = await self.scripts.transition(
+            keys=[
+                self.keys.call(call.id),
+                self.keys.calls_by_status(before.call.status),
+                self.keys.calls_by_status(call.status),
+                self.keys.waiting(menu_id),
+                self.keys.agent(before.agent_id or 0),
+                jobs.QUEUE_NAME,
+            ],
+            args=[
+                before.rev,
+                doc,
+                call.status,
+                change.meta.model_dump_json() if change.meta else "",
+                call.id,
+                clock.to_ms(created) if created else now_ms,
+                change.waiting,
+                now_ms,
+                "1" if change.release_agent else "0",
+                *jobs.script_args(specs, now_ms),
+            ],
+        )
+        return int(rev)
+
+    def _webhook_jobs(self, doc: str, rev: int, now_ms: int) -> list[jobs.JobSpec]:
+        """Events reach the tenant's webhook through jobs queued with the change itself."""
+        if not self.tenant.doc.settings.webhook_url:
+            return []
+        event = '{"type":"call.updated","call":' + doc + "}"
+        call_id = int(orjson.loads(doc)["id"])
+        return [
+            jobs.JobSpec(
+                jobs.DELIVER_WEBHOOK, self.tenant.subdomain, call_id, now_ms, (event,), str(rev)
+            )
+        ]
+
+    async def announce(self, snapshot: Snapshot) -> None:
+        event = {"type": "call.updated", "call": snapshot.call.model_dump(mode="json")}
+        await self.redis.publish(self.keys.events, orjson.dumps(event))
+        agent_id = snapshot.agent_id
+        if agent_id is not None and snapshot.call.status == CallStatus.ASSIGNED:
+            await self.publish_to_agent(agent_id, "assigned", {"call_id": snapshot.call.id})
+
+    async def publish_to_agent(self, agent_id: int, kind: str, data: dict[str, Any]) -> None:
+        await self.redis.publish(
+            self.keys.agent_events(agent_id), orjson.dumps({"event": kind, "data": data})
+        )
+
+    # Offers ---------------------------------------------------------------------------------
+
+    async def make_offers(
+        self, call_id: int, candidates: list[tuple[int, int, str]], now: datetime, timeout_s: float
+    ) -> list[Offer]:
+        """Offers for (agent id, voice capacity, group) candidates; returns those made."""
+        if not candidates:
+            return []
+        now_ms = clock.to_ms(now)
+        expires_ms = now_ms + int(timeout_s * 1000)
+        flat: list[str | int] = []
+        for agent_id, capacity, group in candidates:
+            flat += [agent_id, capacity, group]
+        made = await self.scripts.make_offers(
+            keys=[
+                self.keys.call(call_id),
+                self.keys.call_offers(call_id),
+                self.keys.sequence("offer"),
+            ],
+            args=[self.keys.prefix, call_id, now_ms, expires_ms, *flat],
+        )
+        offers = []
+        groups = {agent_id: group for agent_id, _, group in candidates}
+        for i in range(0, len(made), 2):
+            agent_id, offer_id = int(made[i]), int(made[i + 1])
+            offer = Offer(offer_id, call_id, agent_id, groups[agent_id], now_ms, expires_ms, "open")
+            offers.append(offer)
+            await self.publish_to_agent(agent_id, "offer", offer.view())
+        return offers
+
+    async def offer(self, offer_id: int) -> Offer | None:
+        raw = await self.redis.hgetall(self.keys.offer(offer_id))  # type: ignore[misc]
+        if not raw:
+            return None
+        return Offer(
+            id=offer_id,
+            call_id=int(raw[b"call_id"]),
+            agent_id=int(raw[b"agent_id"]),
+            group=raw[b"group"].decode(),
+            offered_at_ms=int(raw[b"offered_at"]),
+            expires_at_ms=int(raw[b"expires_at"]),
+            state=raw[b"state"].decode(),
+        )
+
+    async def open_offers(self, agent_id: int) -> list[Offer]:
+        now_ms = clock.to_ms(clock.now())
+        key = self.keys.agent_offers(agent_id)
+        await self.redis.zremrangebyscore(key, "-inf", now_ms)
+        offers = [await self.offer(int(i)) for i in await self.redis.zrange(key, 0, -1)]
+        return [o for o in offers if o is not None and o.state == "open"]
+
+    async def accept(self, offer_id: int, attempts: int = 8) -> Snapshot:
+        """The first accept wins; any later one, or one for an expired or withdrawn offer, is
+        a Conflict. The connect job is queued in the same step as the assignment."""
+        offer = await self.offer(offer_id)
+        agent = self.tenant.agents_by_id.get(offer.agent_id) if offer else None
+        if offer is None or agent is None:
+            raise Conflict(OFFER_GONE)
+        for _ in range(attempts):
+            snapshot = await self.load(offer.call_id)
+            if snapshot is None or snapshot.call.status != CallStatus.QUEUED:
+                raise Conflict(OFFER_GONE)
+            now = clock.now()
+            participant_id = await self.redis.incr(self.keys.sequence("participant"))
+            call = lifecycle.assigned(snapshot.call, agent, participant_id, now)
+            outcome = await self._accept_script(offer, snapshot, call, now)
+            if outcome[0] == b"ok":
+                after = Snapshot(call, snapshot.meta, snapshot.rev + 1)
+                await self._after_accept(after, outcome[1:])
+                return after
+            if outcome[0] != b"stale":
+                raise Conflict(OFFER_GONE)
+        raise CallChanging(f"call {offer.call_id} kept changing")
+
+    async def _accept_script(
+        self, offer: Offer, snapshot: Snapshot, call: CallObject, now: datetime
+    ) -> list[bytes]:
+        now_ms = clock.to_ms(now)
+        agent = self.tenant.agents_by_id[offer.agent_id]
+        connect = jobs.JobSpec(jobs.CONNECT_CALL, self.tenant.subdomain, call.id, now_ms)
+        doc = call.model_dump_json()
+        specs = [connect, *self._webhook_jobs(doc, snapshot.rev + 1, now_ms)]
+        created = clock.parse_iso(call.created_at)
+        result = await self.scripts.accept_offer(
+            keys=[
+                self.keys.offer(offer.id),
+                self.keys.call(call.id),
+                self.keys.agent(agent.id),
+                self.keys.call_offers(call.id),
+                self.keys.calls_by_status(CallStatus.QUEUED),
+                self.keys.calls_by_status(CallStatus.ASSIGNED),
+                self.keys.waiting(snapshot.meta.menu_id or 0),
+                jobs.QUEUE_NAME,
+            ],
+            args=[
+                self.keys.prefix,
+                now_ms,
+                snapshot.rev,
+                doc,
+                agent.capacity.voice,
+                clock.to_ms(created) if created else now_ms,
+                offer.id,
+                *jobs.script_args(specs, now_ms),
+            ],
+        )
+        return list(result)
+
+    async def _after_accept(self, after: Snapshot, withdrawn: list[bytes]) -> None:
+        await self.announce(after)
+        for i in range(0, len(withdrawn), 2):
+            await self.publish_to_agent(
+                int(withdrawn[i]),
+                "offer_withdrawn",
+                {"id": int(withdrawn[i + 1]), "call_id": after.call.id},
+            )
+
+    async def decline(self, offer_id: int) -> Offer:
+        offer = await self.offer(offer_id)
+        if offer is None:
+            raise Conflict(OFFER_GONE)
+        declined = await self.scripts.decline_offer(
+            keys=[self.keys.offer(offer_id), self.keys.agent_offers(offer.agent_id)],
+            args=[offer_id],
+        )
+        if not declined:
+            raise Conflict(OFFER_GONE)
+        return offer
+
+    async def enqueue(self, specs: list[jobs.JobSpec]) -> None:
+        if specs:
+            now_ms = clock.to_ms(clock.now())
+            await self.scripts.enqueue(keys=[jobs.QUEUE_NAME], args=jobs.script_args(specs, now_ms))
+
+    async def wake_waiting_calls(self, agent_id: int, limit: int = 100) -> int:
+        """An agent became free: route again the calls waiting in the agent's menus."""
+        now_ms = clock.to_ms(clock.now())
+        specs = []
+        for menu in self.tenant.doc.menus:
+            if any(agent_id in group for group in menu.groups):
+                for raw in await self.redis.zrange(self.keys.waiting(menu.id), 0, limit - 1):
+                    specs.append(
+                        jobs.JobSpec(
+                            jobs.ROUTE_CALL,
+                            self.tenant.subdomain,
+                            int(raw),
+                            now_ms,
+                            (),
+                            f"w{now_ms}",
+                        )
+                    )
+        await self.enqueue(specs)
+        return len(specs)
+
+    async def take_carrier_token(self, rate: float, now_ms: int | None = None) -> int:
+        """0 when a call may be placed now, else the ms until the tenant's bucket refills."""
+        at = now_ms if now_ms is not None else int(time.time() * 1000)
+        wait = await self.scripts.take_token(
+            keys=[self.keys.carrier_bucket], args=[rate, max(1.0, rate), at]
+        )
+        return int(wait)
+
+
+async def end_call(
+    calls: Calls,
+    call_id: int,
+    reason: FailReason | None,
+    *,
+    by: str = "disconnected_by_unknown",
+    details: str | None = None,
+) -> Snapshot | None:
+    """Ends a call that has not ended: finished if connected, else failed with `reason`
+    (ag_canceled when none is given). Frees the agent's slot and wakes the calls waiting."""
+    now = clock.now()
+
+    def decide(current: Snapshot) -> Change | None:
+        status = CallStatus(current.call.status)
+        if status == CallStatus.CONNECTED:
+            return Change(lifecycle.finished(current.call, now, by), release_agent=True)
+        if status not in {
+            CallStatus.SCHEDULED,
+            CallStatus.QUEUED,
+            CallStatus.ASSIGNED,
+            CallStatus.CONNECTING,
+            CallStatus.SWITCHING,
+        }:
+            return None
+        failed = lifecycle.failed(current.call, now, reason or FailReason.AG_CANCELED, details)
+        held = status in {CallStatus.ASSIGNED, CallStatus.CONNECTING, CallStatus.SWITCHING}
+        return Change(
+            failed, release_agent=held, waiting="rem" if status == CallStatus.QUEUED else ""
+        )
+
+    after = await calls.apply(call_id, decide)
+    if after is not None and after.agent_id is not None:
+        await calls.wake_waiting_calls(after.agent_id)
+    return after

@@ -1,0 +1,24 @@
+-- Shared by the scripts below (prepended when they are registered).
+-- Keys built here all live on one Redis (primary): this product does not run on Redis Cluster.
+
+-- Queue ARQ jobs read from ARGV starting at `at`: count, then per job: id, payload, score, ttl ms.
+-- A job id already queued or finished is not queued again.
+local function enqueue_jobs(queue, at)
+  local count = tonumber(ARGV[at])
+  for i = 0, count - 1 do
+    local base = at + 1 + i * 4
+    local id = ARGV[base]
+    local job_key, result_key = 'arq:job:' .. id, 'arq:result:' .. id
+    if redis.call('EXISTS', job_key, result_key) == 0 then
+      redis.call('SET', job_key, ARGV[base + 1], 'PX', ARGV[base + 3])
+      redis.call('ZADD', queue, ARGV[base + 2], id)
+    end
+  end
+  return at + 1 + count * 4
+end
+
+local function release_voice(agent_key)
+  if tonumber(redis.call('HGET', agent_key, 'voice') or '0') > 0 then
+    redis.call('HINCRBY', agent_key, 'voice', -1)
+  end
+end

@@ -1,0 +1,42 @@
+"""A carrier that places no real calls: it answers, rings out, is busy or fails by the tenant's
+rules (settings.simulator), and reports each result back as a deferred carrier_result job."""
+
+from __future__ import annotations
+
+from dispatcher.directory.tenant import Tenant
+from dispatcher.domain import clock
+from dispatcher.store import jobs
+from workers.carriers.base import Carrier, Dial, Report, Sms
+
+
+class SimulatedCarrier(Carrier):
+    name = "simulated"
+
+    def __init__(self, report: Report) -> None:
+        self._report = report
+
+    async def dial(self, request: Dial) -> str:
+        simulator = request.tenant.doc.settings.simulator
+        outcome = simulator.outcome_for(request.to)
+        now_ms = clock.to_ms(clock.now())
+        answered_ms = now_ms + int(simulator.answer_after_s * 1000)
+        sub = request.tenant.subdomain
+        await self._report(
+            jobs.JobSpec(
+                jobs.CARRIER_RESULT, sub, request.call_id, answered_ms, (outcome,), outcome
+            )
+        )
+        if outcome == "answer":
+            ended_ms = answered_ms + int(simulator.talk_time_s * 1000)
+            await self._report(
+                jobs.JobSpec(
+                    jobs.CARRIER_RESULT, sub, request.call_id, ended_ms, ("completed",), "completed"
+                )
+            )
+        return f"sim-{sub}-{request.call_id}"
+
+    async def hangup(self, tenant: Tenant, call_id: int, carrier_call_id: str) -> None:
+        """Nothing to end: the pending results find the call already ended and change nothing."""
+
+    async def send_sms(self, request: Sms) -> str:
+        return f"sim-{request.tenant.subdomain}-{request.chat_id}-{clock.to_ms(clock.now())}"

@@ -1,0 +1,37 @@
+"""What every job gets in ARQ's ctx, typed, and the lookups jobs share."""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from aiohttp import ClientSession
+from arq.connections import ArqRedis
+
+from dispatcher.store.chats import Chats
+from dispatcher.store.directory import DirectoryCache
+from dispatcher.store.lifecycle import Calls
+from dispatcher.store.scripts import Scripts
+from workers.carriers.base import Carrier
+
+
+class WorkerContext(TypedDict):
+    redis: ArqRedis
+    scripts: Scripts
+    directory: DirectoryCache
+    carriers: dict[str, Carrier]
+    http: ClientSession
+    job_try: int
+
+
+def typed(ctx: dict[str, Any]) -> WorkerContext:
+    return ctx  # type: ignore[return-value]
+
+
+async def calls_of(ctx: WorkerContext, subdomain: str) -> Calls | None:
+    tenant = await ctx["directory"].tenant(subdomain)
+    return Calls(ctx["redis"], ctx["scripts"], tenant) if tenant else None
+
+
+async def chats_of(ctx: WorkerContext, subdomain: str) -> Chats | None:
+    tenant = await ctx["directory"].tenant(subdomain)
+    return Chats(ctx["redis"], ctx["scripts"], tenant) if tenant else None

@@ -1,0 +1,92 @@
+"""Routing a queued call: cast its groups (cascade or multicast), offer it, expire it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from dispatcher.directory.schema import Menu
+from dispatcher.domain import clock, lifecycle, routing
+from dispatcher.domain.statuses import CallStatus, FailReason
+from dispatcher.store import jobs
+from dispatcher.store.lifecycle import Calls, Change, Snapshot
+from workers.context import calls_of, typed
+
+log = structlog.get_logger("workers.routing")
+
+
+async def route_call(ctx: dict[str, Any], subdomain: str, call_id: int) -> str:
+    """One routing step; safe to run any number of times. It schedules the next step itself
+    (next cascade group, or the queue's maximum wait); agents who become free wake it too."""
+    calls = await calls_of(typed(ctx), subdomain)
+    snapshot = await calls.load(call_id) if calls else None
+    if calls is None or snapshot is None or snapshot.call.status != CallStatus.QUEUED:
+        return "not queued"
+    structlog.contextvars.bind_contextvars(tenant=subdomain, call_id=call_id)
+    now = clock.now()
+    menu = calls.tenant.menus_by_id.get(snapshot.meta.menu_id or 0)
+    if menu is None:
+        await _fail(calls, call_id, now, FailReason.MENU_DELETED)
+        return "menu deleted"
+    queued_at = clock.parse_iso(snapshot.call.queued_at) or now
+    deadline = routing.deadline(menu, queued_at)
+    if now >= deadline:
+        await _fail(calls, call_id, now, FailReason.EXPIRED)
+        return "expired"
+    snapshot = await _cast_new_groups(calls, snapshot, menu, queued_at, now)
+    if snapshot is None:
+        return "changed"
+    offers = await calls.make_offers(
+        call_id, _candidates(calls, snapshot, menu, queued_at, now), now, menu.offer_timeout_s
+    )
+    wake = min(routing.next_unlock(menu, queued_at, now) or deadline, deadline)
+    due_ms = clock.to_ms(wake)
+    await calls.enqueue(
+        [jobs.JobSpec(jobs.ROUTE_CALL, subdomain, call_id, due_ms, (), str(due_ms))]
+    )
+    return f"offered to {len(offers)}"
+
+
+async def _cast_new_groups(
+    calls: Calls, snapshot: Snapshot, menu: Menu, queued_at: datetime, now: datetime
+) -> Snapshot | None:
+    names = [routing.group_name(i) for i in routing.unlocked_groups(menu, queued_at, now)]
+    cast = {event.group for event in snapshot.call.offer_events}
+    if all(name in cast for name in names):
+        return snapshot
+
+    def decide(current: Snapshot) -> Change | None:
+        if current.call.status != CallStatus.QUEUED:
+            return None
+        done = {event.group for event in current.call.offer_events}
+        added = [name for name in names if name not in done]
+        return Change(lifecycle.cast(current.call, added, now)) if added else None
+
+    return await calls.apply(snapshot.call.id, decide) or await calls.load(snapshot.call.id)
+
+
+def _candidates(
+    calls: Calls, snapshot: Snapshot, menu: Menu, queued_at: datetime, now: datetime
+) -> list[tuple[int, int, str]]:
+    """Agents of the unlocked groups who speak the call's language, each once."""
+    seen: set[int] = set()
+    found = []
+    for index in routing.unlocked_groups(menu, queued_at, now):
+        for agent_id in menu.groups[index]:
+            agent = calls.tenant.agents_by_id.get(agent_id)
+            if agent and agent_id not in seen and snapshot.call.lang in agent.languages:
+                seen.add(agent_id)
+                found.append((agent_id, agent.capacity.voice, routing.group_name(index)))
+    return found
+
+
+async def _fail(calls: Calls, call_id: int, now: datetime, reason: FailReason) -> None:
+    def decide(current: Snapshot) -> Change | None:
+        if current.call.status != CallStatus.QUEUED:
+            return None
+        return Change(lifecycle.failed(current.call, now, reason), waiting="rem")
+
+    if await calls.apply(call_id, decide):
+        log.info("call ended unrouted", fail_reason=reason.value)

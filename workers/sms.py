@@ -1,0 +1,46 @@
+"""SMS sessions: send the first message through the carrier, end sessions that time out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from dispatcher.domain.statuses import TERMINAL_CHAT_STATUSES, ChatStatus
+from workers.carriers.base import CarrierError, Sms
+from workers.context import chats_of, typed
+
+log = structlog.get_logger("workers.sms")
+
+
+async def send_sms(ctx: dict[str, Any], subdomain: str, chat_id: int) -> str:
+    context = typed(ctx)
+    chats = await chats_of(context, subdomain)
+    loaded = await chats.load(chat_id) if chats else None
+    if chats is None or loaded is None:
+        return "no chat"
+    chat, meta, _ = loaded
+    if ChatStatus(chat.status) in TERMINAL_CHAT_STATUSES or chat.outbound_number is None:
+        return "ended"
+    carrier = context["carriers"].get(chats.tenant.doc.settings.carrier)
+    if carrier is None:
+        raise CarrierError(f"no carrier adapter {chats.tenant.doc.settings.carrier!r}")
+    message_id = await carrier.send_sms(
+        Sms(chats.tenant, chat_id, meta.end_user_number, chat.outbound_number, meta.message)
+    )
+    await chats.add_message(chat_id, "outbound", meta.message)
+    await chats.schedule_timeout(chat_id)
+    log.info("sms sent", tenant=subdomain, chat_id=chat_id, carrier_message_id=message_id)
+    return "sent"
+
+
+async def end_sms_session(ctx: dict[str, Any], subdomain: str, chat_id: int) -> str:
+    """Runs a timeout after each message; ends the session unless a later message kept it."""
+    chats = await chats_of(typed(ctx), subdomain)
+    loaded = await chats.load(chat_id) if chats else None
+    if chats is None or loaded is None:
+        return "no chat"
+    _, meta, _ = loaded
+    if await chats.active_chat(meta.end_user_number) == chat_id:
+        return "still active"
+    return "ended" if await chats.finish(chat_id) else "ended already"
