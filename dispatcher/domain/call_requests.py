@@ -8,9 +8,9 @@ from typing import Any
 
 from dispatcher.directory.schema import Agent, Contact, Menu
 from dispatcher.directory.tenant import Tenant
-from dispatcher.domain import clock, languages, phones
+from dispatcher.domain import clock, fields, languages, phones
 from dispatcher.domain.errors import InvalidRequest
-from dispatcher.domain.fields import blank, integer, text_id
+from dispatcher.domain.fields import blank, integer
 from dispatcher.domain.statuses import CALL_TYPE_ALIASES, CallType
 
 SELECT_OUTBOUND_NUMBER = "select_outbound_number"
@@ -86,7 +86,7 @@ def validate_outbound(body: dict[str, Any], tenant: Tenant) -> OutboundPlan:
         raise InvalidRequest("Not a valid agent email")
     if not agent.can_make_calls:
         raise InvalidRequest("Agent does not have access to make calls")
-    ticket_id = _ticket(body)
+    ticket_id = fields.ticket_id(body.get("ticket_id"))
     raw_number = body.get("end_user_number")
     if ticket_id is None and blank(raw_number):
         raise InvalidRequest("ticket_id or end_user_number required")
@@ -151,7 +151,7 @@ def _queued_plan(
     number = phones.normalize(raw_number)
     if number is None:
         raise InvalidRequest("end_user_number is not well formed")
-    ticket_id = _ticket(body)
+    ticket_id = fields.ticket_id(body.get("ticket_id"))
     contact = tenant.contacts_by_ticket.get(ticket_id) if ticket_id is not None else None
     if contact is not None and contact.phone_numbers:
         # The ticket's contact takes priority over the number given.
@@ -260,13 +260,3 @@ def _recording_permission(body: dict[str, Any], menu: Menu) -> str:
     if permission is None:
         raise InvalidRequest("recording_permission is not valid")
     return permission if menu.recording == "ask" else "not_asked"
-
-
-def _ticket(body: dict[str, Any]) -> str | None:
-    raw = body.get("ticket_id")
-    if blank(raw):
-        return None
-    ticket_id = text_id(raw)
-    if ticket_id is None:
-        raise InvalidRequest("ticket_id is not well formed")
-    return ticket_id

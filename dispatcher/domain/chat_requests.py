@@ -11,7 +11,7 @@ from dispatcher.directory.schema import Agent, Contact
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import phones
 from dispatcher.domain.errors import InvalidRequest
-from dispatcher.domain.fields import blank, integer, text_id
+from dispatcher.domain.fields import blank, integer, ticket_id
 from dispatcher.domain.statuses import CHAT_TYPE_ALIASES, ChatType
 
 MAX_MESSAGE_CHARS = 1600  # what carriers concatenate at most (10 segments)
@@ -45,14 +45,14 @@ def validate_sms(body: dict[str, Any], tenant: Tenant) -> SmsPlan:
         raise InvalidRequest("message is required")
     if len(message) > MAX_MESSAGE_CHARS:
         raise InvalidRequest(f"message is too long (at most {MAX_MESSAGE_CHARS} characters)")
-    ticket_id = text_id(body.get("ticket_id"))
-    contact = tenant.contacts_by_ticket.get(ticket_id) if ticket_id else None
+    ticket = ticket_id(body.get("ticket_id"))
+    contact = tenant.contacts_by_ticket.get(ticket) if ticket else None
     return SmsPlan(
         chat_type=chat_type,
         end_user_number=end_user_number,
         outbound_number=outbound_number,
         message=message,
-        ticket_id=ticket_id or None,
+        ticket_id=ticket,
         contact=contact or tenant.contacts_by_number.get(end_user_number),
         agent=_agent(body, tenant),
     )

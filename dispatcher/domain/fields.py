@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dispatcher.domain.errors import InvalidRequest
+
 
 def blank(raw: object) -> bool:
     """Missing, null or an empty string: what the spec calls "not given"."""
@@ -15,6 +17,16 @@ def integer(raw: object) -> int | None:
     if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 18:
         return int(raw)
     return None
+
+
+def ticket_id(raw: object) -> str | None:
+    """A CRM ticket id when given; a given value of any other type is refused."""
+    if blank(raw):
+        return None
+    ticket = text_id(raw)
+    if ticket is None:
+        raise InvalidRequest("ticket_id is not well formed")
+    return ticket
 
 
 def text_id(raw: object) -> str | None:

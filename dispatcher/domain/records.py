@@ -35,6 +35,7 @@ class Ids:
     record: int
     first_participant: int
     end_user: int | None
+    created: datetime  # from the store's clock, drawn with the id
 
 
 class CallMeta(BaseModel):

@@ -36,17 +36,23 @@ async def save(redis: Redis, scripts: Scripts, document: DirectoryFile) -> None:
         await pipe.execute()
 
 
+REDACTED = "[redacted]"
+
+
 async def dump(redis: Redis) -> dict[str, Any]:
-    """Every stored tenant's directory, as a document of the file format without tokens."""
+    """Every stored tenant's directory, as a document of the file format without its secrets:
+    no tokens, and a webhook secret shown only as set."""
     subdomains = sorted(s.decode() for s in await redis.hkeys(keys.TENANTS))  # type: ignore[misc]
     raws = (
         await redis.mget([keys.TenantKeys(s).directory for s in subdomains]) if subdomains else []
     )
-    tenants = [
-        TenantRecord.model_validate_json(raw).directory.model_dump(mode="json")
-        for raw in raws
-        if raw is not None
-    ]
+    tenants = []
+    for raw in raws:
+        if raw is not None:
+            tenant = TenantRecord.model_validate_json(raw).directory.model_dump(mode="json")
+            if tenant["settings"].get("webhook_secret"):
+                tenant["settings"]["webhook_secret"] = REDACTED
+            tenants.append(tenant)
     return {"tenants": tenants}
 
 

@@ -64,6 +64,7 @@ class Records:
         self, plan: OutboundPlan, now: datetime
     ) -> tuple[CallObject, CallMeta]:
         ids = await self._allocate("call", participants=2, end_user_number=None)
+        now = ids.created
         call, meta = outbound_call(plan, self.tenant, ids, now)
         job = None
         if meta.pending_action is None:
@@ -75,6 +76,7 @@ class Records:
     async def create_queued(self, plan: QueuedPlan, now: datetime) -> CallObject:
         anonymous = None if plan.contact else plan.end_user_number
         ids = await self._allocate("call", participants=1, end_user_number=anonymous)
+        now = ids.created
         call, meta = queued_call(plan, self.tenant, ids, now)
         if plan.scheduled_at is not None:
             run_at, function = clock.to_ms(plan.scheduled_at), jobs.FIRE_SCHEDULED_CALL
@@ -88,6 +90,7 @@ class Records:
         anonymous = None if plan.contact else plan.end_user_number
         participants = 2 if plan.agent else 1
         ids = await self._allocate("chat", participants=participants, end_user_number=anonymous)
+        now = ids.created
         chat, meta = sms_chat(plan, ids, now)
         job = jobs.JobSpec(jobs.SEND_SMS, self.tenant.subdomain, chat.id, clock.to_ms(now))
         claims = _Claims(
@@ -175,7 +178,7 @@ class Records:
         return self.keys.call(record_id) if kind == "call" else self.keys.chat(record_id)
 
     async def _allocate(self, kind: Kind, participants: int, end_user_number: str | None) -> Ids:
-        record_id, first_participant, end_user = await self._scripts.allocate_ids(
+        record_id, first_participant, end_user, created_ms = await self._scripts.allocate_ids(
             keys=[
                 self.keys.sequence(kind),
                 self.keys.sequence("participant"),
@@ -184,7 +187,12 @@ class Records:
             ],
             args=[participants, end_user_number or ""],
         )
-        return Ids(record=record_id, first_participant=first_participant, end_user=end_user or None)
+        return Ids(
+            record=record_id,
+            first_participant=first_participant,
+            end_user=end_user or None,
+            created=clock.from_ms(created_ms),
+        )
 
     async def _create(
         self,

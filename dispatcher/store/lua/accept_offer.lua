@@ -20,8 +20,8 @@ local call_id = offer[3]
 redis.call('HSET', KEYS[1], 'state', 'accepted')
 redis.call('HINCRBY', KEYS[3], 'voice', 1)
 redis.call('HSET', KEYS[2], 'doc', ARGV[4], 'status', 'assigned', 'rev', tonumber(call[2]) + 1)
-redis.call('ZREM', KEYS[5], call_id)
-redis.call('ZADD', KEYS[6], ARGV[6], call_id)
+redis.call('ZREM', KEYS[5], member(call_id))
+redis.call('ZADD', KEYS[6], ARGV[6], member(call_id))
 redis.call('ZREM', KEYS[7], call_id)
 redis.call('ZREM', ARGV[1] .. 'agent:' .. offer[4] .. ':offers', ARGV[7])
 local result = {'ok'}

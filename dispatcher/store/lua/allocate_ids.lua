@@ -1,4 +1,5 @@
--- Draws the ids of a new call or chat in one round trip.
+-- Draws the ids of a new call or chat, and its creation time from the Redis clock, in one
+-- step: creation order and id order are then the same order.
 -- KEYS[1] record counter, KEYS[2] participant counter, KEYS[3] end-user counter, KEYS[4] end-users hash
 -- ARGV[1] participants to draw, ARGV[2] end user's E.164 number ('' when the CRM knows them)
 local id = redis.call('INCR', KEYS[1])
@@ -12,4 +13,5 @@ if ARGV[2] ~= '' then
     redis.call('HSET', KEYS[4], ARGV[2], end_user)
   end
 end
-return {id, first_participant, end_user}
+local time = redis.call('TIME')
+return {id, first_participant, end_user, tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)}

@@ -20,9 +20,9 @@ if ARGV[11] ~= '' then
 end
 if ARGV[10] ~= '' then redis.call('HINCRBY', KEYS[8], 'voice', 1) end
 redis.call('HSET', KEYS[1], 'doc', ARGV[1], 'meta', ARGV[2], 'status', ARGV[3], 'rev', 1)
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
-redis.call('ZADD', KEYS[4], ARGV[4], ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[4], member(ARGV[5]))
+redis.call('ZADD', KEYS[3], ARGV[4], member(ARGV[5]))
+redis.call('ZADD', KEYS[4], ARGV[4], member(ARGV[5]))
 if ARGV[6] ~= '' and redis.call('EXISTS', KEYS[5], KEYS[6]) == 0 then
   redis.call('SET', KEYS[5], ARGV[6], 'PX', ARGV[8])
   redis.call('ZADD', KEYS[7], ARGV[7], ARGV[9])

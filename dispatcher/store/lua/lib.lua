@@ -17,6 +17,12 @@ local function enqueue_jobs(queue, at)
   return at + 1 + count * 4
 end
 
+-- Members of the list indexes: zero-padded ids, so records created in the same millisecond
+-- (equal scores, which Redis orders by member) still list in id order.
+local function member(id)
+  return string.format('%015d', tonumber(id))
+end
+
 local function release_voice(agent_key)
   if tonumber(redis.call('HGET', agent_key, 'voice') or '0') > 0 then
     redis.call('HINCRBY', agent_key, 'voice', -1)

@@ -12,8 +12,8 @@ if rev == 0 or rev ~= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'doc', ARGV[2], 'status', ARGV[3], 'rev', rev + 1)
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'meta', ARGV[4]) end
 if KEYS[2] ~= KEYS[3] then
-  redis.call('ZREM', KEYS[2], ARGV[5])
-  redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5])
+  redis.call('ZREM', KEYS[2], member(ARGV[5]))
+  redis.call('ZADD', KEYS[3], ARGV[6], member(ARGV[5]))
 end
 if ARGV[7] == 'add' then redis.call('ZADD', KEYS[4], ARGV[8], ARGV[5]) end
 if ARGV[7] == 'rem' then redis.call('ZREM', KEYS[4], ARGV[5]) end

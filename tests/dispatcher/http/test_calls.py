@@ -73,7 +73,7 @@ async def test_agent_must_choose_among_the_contacts_numbers(
         "choices": ["+18596579625", "+18596579626"],
     }
     # Naming one of the contact's numbers settles the choice.
-    await redis.hset("dsp:t:demo:agent:2", "voice", 0)
+    await redis.hset("dsp:t:demo:agent:2", "voice", "0")
     settled = await client.post(
         CALLS, json={**body, "end_user_number": "+1 859-657-9626"}, headers=basic()
     )
@@ -341,3 +341,21 @@ async def test_bad_list_parameters(
 async def test_per_is_capped_at_1000(client: TestClient[Any, Any], demo: dict[str, Any]) -> None:
     response = await client.get(f"{CALLS}?per=5000", headers=basic())
     assert response.headers["Per-Page"] == "1000"
+
+
+async def test_many_calls_in_one_millisecond_still_list_in_id_order(
+    client: TestClient[Any, Any], demo: dict[str, Any]
+) -> None:
+    responses = await asyncio.gather(
+        *[client.post(CALLS, json=INBOUND, headers=basic()) for _ in range(25)]
+    )
+    assert {r.status for r in responses} == {201}
+    for direction, expected in (("asc", list(range(1, 26))), ("desc", list(range(25, 0, -1)))):
+        for column in ("id", "created_at"):
+            listed = await client.get(
+                f"{CALLS}?per=100&sort_column={column}&sort_direction={direction}", headers=basic()
+            )
+            calls = await listed.json()
+            assert [c["id"] for c in calls] == expected
+    created = [c["created_at"] for c in calls]
+    assert created == sorted(created, reverse=True)

@@ -107,3 +107,12 @@ async def test_refused_document_names_the_bad_key(client: TestClient[Any, Any]) 
         == "tenants[0].menus[2].type: must be one of ivr_menu, mobile_menu, web_menu"
     )
     assert body["errors"] == [body["message"]]
+
+
+async def test_webhook_secret_is_never_read_back(client: TestClient[Any, Any]) -> None:
+    document = demo_document()
+    document["tenants"][0]["settings"]["webhook_secret"] = "very-secret-value"
+    await client.put(CONFIG, json=document, headers=ADMIN)
+    response = await client.get(CONFIG, headers=ADMIN)
+    assert "very-secret-value" not in await response.text()
+    assert (await response.json())["tenants"][0]["settings"]["webhook_secret"] == "[redacted]"

@@ -124,3 +124,13 @@ async def test_overlong_message_is_refused(
     )
     assert response.status == 400
     assert await response.json() == {"message": "message is too long (at most 1600 characters)"}
+
+
+async def test_malformed_ticket_is_refused_as_for_calls(
+    client: TestClient[Any, Any], demo: dict[str, Any]
+) -> None:
+    response = await client.post(
+        "/apps/api/v1/sms", json={**SMS, "ticket_id": ["a"]}, headers=basic()
+    )
+    assert response.status == 400
+    assert await response.json() == {"message": "ticket_id is not well formed"}
