@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from arq.constants import job_key_prefix, result_key_prefix
-
 from dispatcher.domain.statuses import CallType, ChatType
 
 ROOT = "dsp"
@@ -17,14 +15,6 @@ _CALL_TYPE_SLUGS = {
     CallType.SCHEDULED: "scheduled",
 }
 _CHAT_TYPE_SLUGS = {ChatType.MESSAGING_API: "api", ChatType.MESSAGING_SMS: "sms"}
-
-
-def job(job_id: str) -> str:
-    return job_key_prefix + job_id
-
-
-def job_result(job_id: str) -> str:
-    return result_key_prefix + job_id
 
 
 @dataclass(frozen=True)

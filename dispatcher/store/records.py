@@ -218,13 +218,10 @@ class Records:
                 self.keys.chats_by_status(record.status),
                 self.keys.chats_by_type(record.chat_type),  # type: ignore[arg-type]
             ]
-        job_id = job.job_id if job else "none"
         outcome = await self._scripts.create_record(
             keys=[
                 self._record_key(kind, record.id),
                 *indexes,
-                keys.job(job_id),
-                keys.job_result(job_id),
                 jobs.QUEUE_NAME,
                 self.keys.agent(claims.agent_id),
                 self.keys.sms_session(claims.consumer_number or ""),
@@ -236,13 +233,10 @@ class Records:
                 record.status,
                 now_ms,
                 record.id,
-                job.payload(now_ms) if job else "",
-                job.run_at_ms if job else 0,
-                job.ttl_ms(now_ms) if job else 0,
-                job_id,
                 "" if claims.agent_capacity is None else claims.agent_capacity,
                 claims.consumer_number or "",
                 claims.session_ttl_ms,
+                *jobs.script_args([job] if job else [], now_ms),
             ],
         )
         if outcome != 1:

@@ -2,7 +2,8 @@
 -- Keys built here all live on one Redis (primary): this product does not run on Redis Cluster.
 
 -- Queue ARQ jobs read from ARGV starting at `at`: count, then per job: id, payload, score, ttl ms.
--- A job id already queued or finished is not queued again.
+-- A job id already queued or finished is not queued again. The key prefixes are ARQ's own
+-- (arq.constants job_key_prefix, result_key_prefix).
 local function enqueue_jobs(queue, at)
   local count = tonumber(ARGV[at])
   for i = 0, count - 1 do
