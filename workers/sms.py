@@ -42,5 +42,8 @@ async def end_sms_session(ctx: dict[str, Any], subdomain: str, chat_id: int) -> 
         return "no chat"
     _, meta, _ = loaded
     if await chats.active_chat(meta.end_user_number) == chat_id:
+        # A later message kept it alive, or this job ran a hair before the session's expiry:
+        # look again when the session would expire now.
+        await chats.schedule_timeout(chat_id, await chats.session_ttl_ms(meta.end_user_number))
         return "still active"
     return "ended" if await chats.finish(chat_id) else "ended already"

@@ -47,9 +47,16 @@ class Chats:
         await self.redis.pexpire(self.keys.sms_session(number), timeout_s * 1000)
         await self.schedule_timeout(chat_id)
 
-    async def schedule_timeout(self, chat_id: int) -> None:
+    async def session_ttl_ms(self, number: str) -> int:
+        return max(0, int(await self.redis.pttl(self.keys.sms_session(number))))
+
+    async def schedule_timeout(self, chat_id: int, after_ms: int | None = None) -> None:
+        """Check for the session's end once it would have expired (plus a small margin)."""
         now_ms = clock.to_ms(clock.now())
-        due = now_ms + self.tenant.doc.settings.sms_session_timeout_s * 1000
+        wait_ms = (
+            self.tenant.doc.settings.sms_session_timeout_s * 1000 if after_ms is None else after_ms
+        )
+        due = now_ms + wait_ms + 5
         spec = jobs.JobSpec(
             jobs.END_SMS_SESSION, self.tenant.subdomain, chat_id, due, (), str(now_ms)
         )

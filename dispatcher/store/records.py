@@ -49,6 +49,7 @@ class _Claims:
     agent_capacity: int | None = None
     consumer_number: str | None = None
     session_ttl_ms: int = 0
+    waiting_menu: int | None = None  # a queued call waits in its menu from the start
 
 
 class Records:
@@ -83,7 +84,8 @@ class Records:
         else:
             run_at, function = clock.to_ms(now), jobs.ROUTE_CALL
         job = jobs.JobSpec(function, self.tenant.subdomain, call.id, run_at)
-        await self._create("call", call, meta.model_dump_json(), now, job, _Claims())
+        claims = _Claims(waiting_menu=None if plan.scheduled_at else plan.menu.id)
+        await self._create("call", call, meta.model_dump_json(), now, job, claims)
         return call
 
     async def create_chat(self, plan: SmsPlan, now: datetime) -> ChatObject:
@@ -226,6 +228,7 @@ class Records:
                 self.keys.agent(claims.agent_id),
                 self.keys.sms_session(claims.consumer_number or ""),
                 self.keys.do_not_contact,
+                self.keys.waiting(claims.waiting_menu or 0),
             ],
             args=[
                 record.model_dump_json(),
@@ -236,6 +239,7 @@ class Records:
                 "" if claims.agent_capacity is None else claims.agent_capacity,
                 claims.consumer_number or "",
                 claims.session_ttl_ms,
+                "1" if claims.waiting_menu is not None else "0",
                 *jobs.script_args([job] if job else [], now_ms),
             ],
         )

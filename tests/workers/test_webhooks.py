@@ -1,0 +1,139 @@
+"""Webhooks: every announced call change is delivered, signed, and retried until accepted."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from arq import Worker
+from redis.asyncio import Redis
+
+from tests.workers.conftest import (
+    API,
+    SOLO_MENU,
+    eventually,
+    get_call,
+    inbound_call,
+    load_tenant,
+    post_json,
+    wait_for_offer,
+    wait_for_status,
+)
+from workers.webhooks import signature
+
+SECRET = "s3cret"
+
+
+@dataclass
+class Delivery:
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def event(self) -> dict[str, Any]:
+        event: dict[str, Any] = orjson.loads(self.body)
+        return event
+
+
+@dataclass
+class Receiver:
+    """A tenant's webhook endpoint: records every request; answers 500 to the first `fail`."""
+
+    url: str = ""
+    fail: int = 0
+    received: list[Delivery] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.received.append(Delivery(dict(request.headers), await request.read()))
+        return web.Response(status=500 if len(self.received) <= self.fail else 200)
+
+    async def count(self, n: int, timeout: float) -> list[Delivery]:
+        async def probe() -> list[Delivery] | None:
+            return list(self.received) if len(self.received) >= n else None
+
+        return await eventually(probe, f"{n} webhook deliveries", timeout)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    hooks = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", hooks.handle)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    hooks.url = str(server.make_url("/hook"))
+    yield hooks
+    await server.close()
+
+
+def assert_signed(delivery: Delivery) -> None:
+    timestamp = delivery.headers["X-Signature-Timestamp"]
+    assert timestamp.isdigit()
+    expected = hmac.new(
+        SECRET.encode(), timestamp.encode() + b"." + delivery.body, hashlib.sha256
+    ).hexdigest()
+    assert delivery.headers["X-Signature"] == expected
+    assert signature(SECRET, timestamp, delivery.body) == expected
+    assert delivery.headers["Content-Type"] == "application/json"
+
+
+async def test_a_refused_event_is_retried_and_every_delivery_is_signed(
+    client: TestClient[Any, Any], redis: Redis, worker: Worker, receiver: Receiver
+) -> None:
+    receiver.fail = 1
+    settings = {"webhook_url": receiver.url, "webhook_secret": SECRET}
+    await load_tenant(redis, settings=settings, menus={51: {"max_wait_s": 0.3}})
+    call_id = (await inbound_call(client, 51))["id"]  # multicast: one change, its expiry
+    expired = await wait_for_status(client, call_id, "failed")
+    assert expired["fail_reason"] == "expired"
+
+    # ARQ defers the first retry by 2 s.
+    first, retried = await receiver.count(2, timeout=10)
+    for delivery in (first, retried):
+        assert_signed(delivery)
+    assert retried.body == first.body
+    assert first.event == {"type": "call.updated", "call": expired}
+    assert first.event["call"] == await get_call(client, call_id)
+    assert len(receiver.received) == 2
+
+
+async def test_each_change_of_a_call_reaches_the_webhook_once(
+    client: TestClient[Any, Any], redis: Redis, worker: Worker, receiver: Receiver
+) -> None:
+    settings = {"webhook_url": receiver.url, "webhook_secret": SECRET}
+    await load_tenant(redis, settings=settings, menus={SOLO_MENU: {"offer_timeout_s": 5}})
+    call_id = (await inbound_call(client, SOLO_MENU))["id"]
+    offer = await wait_for_offer(client, 1, call_id)
+    await post_json(client, f"{API}/offers/{offer['id']}/accept")
+    finished = await wait_for_status(client, call_id, "finished")
+
+    deliveries = await receiver.count(4, timeout=5)
+    for delivery in deliveries:
+        assert_signed(delivery)
+        assert delivery.event["type"] == "call.updated"
+        assert delivery.event["call"]["id"] == call_id
+    statuses = sorted(d.event["call"]["status"] for d in deliveries)
+    assert statuses == ["assigned", "connected", "connecting", "finished"]
+    last = next(d for d in deliveries if d.event["call"]["status"] == "finished")
+    assert last.event["call"] == finished
+
+
+async def test_without_a_secret_events_are_sent_unsigned(
+    client: TestClient[Any, Any], redis: Redis, worker: Worker, receiver: Receiver
+) -> None:
+    await load_tenant(
+        redis, settings={"webhook_url": receiver.url}, menus={51: {"max_wait_s": 0.2}}
+    )
+    call_id = (await inbound_call(client, 51))["id"]
+    expired = await wait_for_status(client, call_id, "failed")
+    [delivery] = await receiver.count(1, timeout=5)
+    assert "X-Signature" not in delivery.headers
+    assert delivery.headers["X-Signature-Timestamp"].isdigit()
+    assert delivery.event == {"type": "call.updated", "call": expired}
