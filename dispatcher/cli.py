@@ -120,7 +120,7 @@ def worker(data_dir: Path | None, burst: bool) -> None:
 
     settings = _require_redis_url(_settings(None, None, data_dir))
     assert settings.redis_url is not None
-    asyncio.run(_run_worker_until_signal(settings.redis_url, burst))
+    asyncio.run(_run_worker_until_signal(settings.redis_url, burst, settings.job_timeout_s))
 
 
 @main.command("load-config")
@@ -139,10 +139,12 @@ def load_config(file: Path, data_dir: Path | None) -> None:
         )
 
 
-async def _run_worker_until_signal(redis_url: str, burst: bool) -> None:
+async def _run_worker_until_signal(redis_url: str, burst: bool, job_timeout_s: int) -> None:
     from workers.settings import create_worker
 
-    arq_worker = create_worker(redis_url, burst=burst, handle_signals=True)
+    arq_worker = create_worker(
+        redis_url, burst=burst, handle_signals=True, job_timeout=job_timeout_s
+    )
     try:
         await arq_worker.async_run()
     finally:
@@ -197,7 +199,9 @@ async def _serve_until_stopped(
     try:
         await web.TCPSite(runner, settings.host, settings.port).start()
         if with_worker:
-            tasks.append(asyncio.create_task(_run_worker(settings.redis_url)))
+            tasks.append(
+                asyncio.create_task(_run_worker(settings.redis_url, settings.job_timeout_s))
+            )
         if simulate_agents:
             tasks.append(asyncio.create_task(_simulate_agents(settings.redis_url, stop)))
         click.echo(f"dispatcher listening on http://{settings.host}:{settings.port}", err=True)
@@ -209,10 +213,10 @@ async def _serve_until_stopped(
         await runner.cleanup()
 
 
-async def _run_worker(redis_url: str) -> None:
+async def _run_worker(redis_url: str, job_timeout_s: int) -> None:
     from workers.settings import create_worker
 
-    arq_worker = create_worker(redis_url, handle_signals=False)
+    arq_worker = create_worker(redis_url, handle_signals=False, job_timeout=job_timeout_s)
     try:
         await arq_worker.async_run()
     finally:

@@ -22,3 +22,6 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # A job running longer is cancelled and retried. It also bounds how soon another worker
+    # retries the jobs of a worker that died: ARQ holds them for this plus 10 s.
+    job_timeout_s: int = Field(default=20, ge=1)

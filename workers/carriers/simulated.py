@@ -3,6 +3,8 @@ rules (settings.simulator), and reports each result back as a deferred carrier_r
 
 from __future__ import annotations
 
+import asyncio
+
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import clock
 from dispatcher.store import jobs
@@ -17,6 +19,8 @@ class SimulatedCarrier(Carrier):
 
     async def dial(self, request: Dial) -> str:
         simulator = request.tenant.doc.settings.simulator
+        if simulator.dial_latency_s:
+            await asyncio.sleep(simulator.dial_latency_s)
         outcome = simulator.outcome_for(request.to)
         now_ms = clock.to_ms(clock.now())
         answered_ms = now_ms + int(simulator.answer_after_s * 1000)
