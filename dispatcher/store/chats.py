@@ -72,6 +72,9 @@ class Chats:
             if ChatStatus(chat.status) in TERMINAL_CHAT_STATUSES:
                 return None
             ended = lifecycle.chat_finished(chat, clock.now())
+            doc = ended.model_dump_json()
+            now_ms = clock.to_ms(clock.now())
+            webhooks = jobs.webhook_jobs(self.tenant, "chat", doc, rev + 1, now_ms)
             written = await self.scripts.transition(
                 keys=[
                     self.keys.chat(chat_id),
@@ -81,8 +84,9 @@ class Chats:
                     self.keys.agent(0),
                     jobs.QUEUE_NAME,
                 ],
-                args=[rev, ended.model_dump_json(), ended.status, "", chat_id,
-                      clock.to_ms(clock.parse_iso(chat.created_at) or clock.now()), "", 0, "0", 0],
+                args=[rev, doc, ended.status, "", chat_id,
+                      clock.to_ms(clock.parse_iso(chat.created_at) or clock.now()), "", 0, "0",
+                      *jobs.script_args(webhooks, now_ms)],
             )  # fmt: skip
             if written:
                 await self.scripts.end_session(

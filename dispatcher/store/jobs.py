@@ -8,6 +8,8 @@ from typing import Any
 import orjson
 from arq.jobs import serialize_job
 
+from dispatcher.directory.tenant import Tenant
+
 # Names of the worker functions (workers/settings.py registers them under these names).
 ROUTE_CALL = "route_call"
 FIRE_SCHEDULED_CALL = "fire_scheduled_call"
@@ -64,6 +66,18 @@ class JobSpec:
 
 # The ARQ queue the ingress writes to and the workers read; ARQ's default name.
 QUEUE_NAME = "arq:queue"
+
+
+def webhook_jobs(tenant: Tenant, kind: str, doc: str, rev: int, now_ms: int) -> list[JobSpec]:
+    """An event reaches the tenant's webhook through a job queued with the change itself, so
+    it is never lost; its id (kind and revision) makes a retried change queue it once."""
+    if not tenant.doc.settings.webhook_url:
+        return []
+    event = '{"type":"' + kind + '.updated","' + kind + '":' + doc + "}"
+    record_id = int(orjson.loads(doc)["id"])
+    return [
+        JobSpec(DELIVER_WEBHOOK, tenant.subdomain, record_id, now_ms, (event,), f"{kind}-{rev}")
+    ]
 
 
 def script_args(specs: list[JobSpec], now_ms: int) -> list[str | bytes | int]:

@@ -141,16 +141,7 @@ class Calls:
         return int(rev)
 
     def _webhook_jobs(self, doc: str, rev: int, now_ms: int) -> list[jobs.JobSpec]:
-        """Events reach the tenant's webhook through jobs queued with the change itself."""
-        if not self.tenant.doc.settings.webhook_url:
-            return []
-        event = '{"type":"call.updated","call":' + doc + "}"
-        call_id = int(orjson.loads(doc)["id"])
-        return [
-            jobs.JobSpec(
-                jobs.DELIVER_WEBHOOK, self.tenant.subdomain, call_id, now_ms, (event,), str(rev)
-            )
-        ]
+        return jobs.webhook_jobs(self.tenant, "call", doc, rev, now_ms)
 
     async def announce(self, snapshot: Snapshot) -> None:
         event = {"type": "call.updated", "call": snapshot.call.model_dump(mode="json")}

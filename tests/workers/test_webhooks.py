@@ -137,3 +137,21 @@ async def test_without_a_secret_events_are_sent_unsigned(
     assert "X-Signature" not in delivery.headers
     assert delivery.headers["X-Signature-Timestamp"].isdigit()
     assert delivery.event == {"type": "call.updated", "call": expired}
+
+
+async def test_a_finished_sms_session_reaches_the_webhook(
+    client: TestClient[Any, Any], redis: Redis, worker: Worker, receiver: Receiver
+) -> None:
+    await load_tenant(redis, settings={"webhook_url": receiver.url, "webhook_secret": SECRET})
+    sms = {
+        "chat_type": "Messaging (SMS)",
+        "end_user_number": "+1 415-555-0100",
+        "outbound_number": "+1 628-555-0199",
+        "message": "hello",
+    }
+    chat = await post_json(client, f"{API}/sms", sms)
+    ended = await post_json(client, f"{API}/chats/{chat['id']}/finish")
+    assert ended["status"] == "finished"
+    [delivery] = await receiver.count(1, timeout=5)
+    assert_signed(delivery)
+    assert delivery.event == {"type": "chat.updated", "chat": ended}
