@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from dispatcher.directory.schema import Menu
+from dispatcher.directory.schema import Contact, Menu
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import clock
 from dispatcher.domain.call_requests import OutboundPlan, QueuedPlan
@@ -65,6 +65,11 @@ def first_groups(menu: Menu, now: datetime) -> list[str]:
     return [group_name(i) for i in unlocked_groups(menu, now, now)]
 
 
+def _end_user(contact: Contact | None, ids: Ids) -> EndUser:
+    """The CRM's contact, or the end user numbered for this phone number."""
+    return EndUser.of(contact) if contact else EndUser(id=ids.end_user or 0)
+
+
 def outbound_call(
     plan: OutboundPlan, tenant: Tenant, ids: Ids, now: datetime
 ) -> tuple[CallObject, CallMeta]:
@@ -108,7 +113,7 @@ def queued_call(
     plan: QueuedPlan, tenant: Tenant, ids: Ids, now: datetime
 ) -> tuple[CallObject, CallMeta]:
     stamp = clock.iso(now)
-    end_user = EndUser.of(plan.contact) if plan.contact else EndUser(id=ids.end_user or 0)
+    end_user = _end_user(plan.contact, ids)
     scheduled = plan.scheduled_at is not None
     events = (
         []
@@ -148,7 +153,7 @@ def queued_call(
 
 def sms_chat(plan: SmsPlan, ids: Ids, now: datetime) -> tuple[ChatObject, ChatMeta]:
     stamp = clock.iso(now)
-    end_user = EndUser.of(plan.contact) if plan.contact else EndUser(id=ids.end_user or 0)
+    end_user = _end_user(plan.contact, ids)
     participants = [
         ChatParticipant(
             id=ids.first_participant,

@@ -13,12 +13,12 @@ from dispatcher.domain.errors import Conflict, InvalidRequest, NotFound
 from dispatcher.domain.fields import integer
 from dispatcher.domain.objects import CustomerFlags
 from dispatcher.domain.records import CallMeta
-from dispatcher.domain.statuses import CALL_TYPE_ALIASES, CallStatus, CallType
+from dispatcher.domain.statuses import CallType
 from dispatcher.http import listing
 from dispatcher.http.appkeys import REDIS, SCRIPTS
 from dispatcher.http.auth import tenant_of
 from dispatcher.http.body import json_object
-from dispatcher.http.responses import json_array, json_response
+from dispatcher.http.responses import json_response
 from dispatcher.store.lifecycle import Calls, end_call
 from dispatcher.store.records import Records
 
@@ -80,15 +80,7 @@ def _accepted(
 @routes.get(BASE)
 async def list_calls(request: web.Request) -> web.Response:
     tenant = await tenant_of(request)
-    records = records_of(request, tenant)
-
-    def type_key(raw: str) -> str | None:
-        call_type = CALL_TYPE_ALIASES.get(raw)
-        return records.keys.calls_by_type(call_type) if call_type else None
-
-    query = listing.parse_query(request.query, frozenset(CallStatus), "call_type", type_key)
-    page = await records.page("call", query)
-    return json_response(json_array(page.items), headers=listing.headers(request, query, page))
+    return await listing.respond(request, records_of(request, tenant), "call")
 
 
 @routes.get(BASE + "/{id}")

@@ -9,11 +9,46 @@ from aiohttp import web
 from dispatcher.domain import clock
 from dispatcher.domain.errors import InvalidRequest
 from dispatcher.domain.fields import integer
-from dispatcher.store.records import ListQuery, Page
+from dispatcher.domain.statuses import (
+    CALL_TYPE_ALIASES,
+    CHAT_TYPE_ALIASES,
+    CallStatus,
+    ChatStatus,
+)
+from dispatcher.http.responses import json_array, json_response
+from dispatcher.store.keys import TenantKeys
+from dispatcher.store.records import Kind, ListQuery, Page, Records
 
 DEFAULT_PER = 100
 MAX_PER = 1000
 SORT_COLUMNS = ("id", "created_at")  # both follow creation order
+
+
+def _call_type_index(keys: TenantKeys, raw: str) -> str | None:
+    call_type = CALL_TYPE_ALIASES.get(raw)
+    return keys.calls_by_type(call_type) if call_type else None
+
+
+def _chat_type_index(keys: TenantKeys, raw: str) -> str | None:
+    chat_type = CHAT_TYPE_ALIASES.get(raw)
+    return keys.chats_by_type(chat_type) if chat_type else None
+
+
+# Per kind: its statuses, the name of its type filter and the index of a type.
+_FILTERS: dict[Kind, tuple[frozenset[str], str, Callable[[TenantKeys, str], str | None]]] = {
+    "call": (frozenset(CallStatus), "call_type", _call_type_index),
+    "chat": (frozenset(ChatStatus), "chat_type", _chat_type_index),
+}
+
+
+async def respond(request: web.Request, records: Records, kind: Kind) -> web.Response:
+    """GET /calls or /chats: one page of stored objects, with Total, Per-Page and Link."""
+    statuses, type_param, type_index = _FILTERS[kind]
+    query = parse_query(
+        request.query, statuses, type_param, lambda raw: type_index(records.keys, raw)
+    )
+    page = await records.page(kind, query)
+    return json_response(json_array(page.items), headers=headers(request, query, page))
 
 
 def parse_query(

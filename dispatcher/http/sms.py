@@ -9,13 +9,12 @@ from dispatcher.domain import clock
 from dispatcher.domain.chat_requests import validate_sms
 from dispatcher.domain.errors import Conflict, NotFound
 from dispatcher.domain.fields import integer
-from dispatcher.domain.statuses import CHAT_TYPE_ALIASES, ChatStatus
 from dispatcher.http import listing
 from dispatcher.http.appkeys import REDIS, SCRIPTS
 from dispatcher.http.auth import tenant_of
 from dispatcher.http.body import json_object
 from dispatcher.http.calls import records_of
-from dispatcher.http.responses import json_array, json_response
+from dispatcher.http.responses import json_response
 from dispatcher.store.chats import Chats
 
 routes = web.RouteTableDef()
@@ -39,15 +38,7 @@ async def create_sms(request: web.Request) -> web.Response:
 @routes.get(CHATS)
 async def list_chats(request: web.Request) -> web.Response:
     tenant = await tenant_of(request)
-    records = records_of(request, tenant)
-
-    def type_key(raw: str) -> str | None:
-        chat_type = CHAT_TYPE_ALIASES.get(raw)
-        return records.keys.chats_by_type(chat_type) if chat_type else None
-
-    query = listing.parse_query(request.query, frozenset(ChatStatus), "chat_type", type_key)
-    page = await records.page("chat", query)
-    return json_response(json_array(page.items), headers=listing.headers(request, query, page))
+    return await listing.respond(request, records_of(request, tenant), "chat")
 
 
 @routes.get(CHATS + "/{id}")
