@@ -9,7 +9,6 @@ from arq import Worker
 from arq.connections import RedisSettings
 from arq.worker import func
 
-from dispatcher.domain import clock
 from dispatcher.store import jobs
 from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.scripts import Scripts
@@ -47,8 +46,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["http"] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
 
     async def report(spec: jobs.JobSpec) -> None:
-        now_ms = clock.to_ms(clock.now())
-        await scripts.enqueue(keys=[jobs.QUEUE_NAME], args=jobs.script_args([spec], now_ms))
+        await jobs.enqueue(scripts, [spec])
 
     carriers: dict[str, Carrier] = {"simulated": SimulatedCarrier(report)}
     ctx["carriers"] = carriers

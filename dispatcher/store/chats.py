@@ -60,7 +60,7 @@ class Chats:
         spec = jobs.JobSpec(
             jobs.END_SMS_SESSION, self.tenant.subdomain, chat_id, due, (), str(now_ms)
         )
-        await self.scripts.enqueue(keys=[jobs.QUEUE_NAME], args=jobs.script_args([spec], now_ms))
+        await jobs.enqueue(self.scripts, [spec])
 
     async def finish(self, chat_id: int, attempts: int = 8) -> ChatObject | None:
         """Ends the chat and frees the consumer for a new session; None if it had ended."""
@@ -71,10 +71,11 @@ class Chats:
             chat, meta, rev = loaded
             if ChatStatus(chat.status) in TERMINAL_CHAT_STATUSES:
                 return None
-            ended = lifecycle.chat_finished(chat, clock.now())
+            now = clock.now()
+            ended = lifecycle.chat_finished(chat, now)
             doc = ended.model_dump_json()
-            now_ms = clock.to_ms(clock.now())
-            webhooks = jobs.webhook_jobs(self.tenant, "chat", doc, rev + 1, now_ms)
+            now_ms = clock.to_ms(now)
+            webhooks = jobs.webhook_jobs(self.tenant, "chat", chat_id, doc, rev + 1, now_ms)
             written = await self.scripts.transition(
                 keys=[
                     self.keys.chat(chat_id),
@@ -85,7 +86,7 @@ class Chats:
                     jobs.QUEUE_NAME,
                 ],
                 args=[rev, doc, ended.status, "", chat_id,
-                      clock.to_ms(clock.parse_iso(chat.created_at) or clock.now()), "", 0, "0",
+                      clock.to_ms(clock.parse_iso(chat.created_at) or now), "", 0, "0",
                       *jobs.script_args(webhooks, now_ms)],
             )  # fmt: skip
             if written:

@@ -9,6 +9,8 @@ import orjson
 from arq.jobs import serialize_job
 
 from dispatcher.directory.tenant import Tenant
+from dispatcher.domain import clock
+from dispatcher.store.scripts import Scripts
 
 # Names of the worker functions (workers/settings.py registers them under these names).
 ROUTE_CALL = "route_call"
@@ -68,13 +70,14 @@ class JobSpec:
 QUEUE_NAME = "arq:queue"
 
 
-def webhook_jobs(tenant: Tenant, kind: str, doc: str, rev: int, now_ms: int) -> list[JobSpec]:
+def webhook_jobs(
+    tenant: Tenant, kind: str, record_id: int, doc: str, rev: int, now_ms: int
+) -> list[JobSpec]:
     """An event reaches the tenant's webhook through a job queued with the change itself, so
     it is never lost; its id (kind and revision) makes a retried change queue it once."""
     if not tenant.doc.settings.webhook_url:
         return []
     event = '{"type":"' + kind + '.updated","' + kind + '":' + doc + "}"
-    record_id = int(orjson.loads(doc)["id"])
     return [
         JobSpec(DELIVER_WEBHOOK, tenant.subdomain, record_id, now_ms, (event,), f"{kind}-{rev}")
     ]
@@ -86,3 +89,10 @@ def script_args(specs: list[JobSpec], now_ms: int) -> list[str | bytes | int]:
     for spec in specs:
         args += [spec.job_id, spec.payload(now_ms), spec.run_at_ms, spec.ttl_ms(now_ms)]
     return args
+
+
+async def enqueue(scripts: Scripts, specs: list[JobSpec]) -> None:
+    """Queue jobs outside any other write (a write queues its jobs in its own script)."""
+    if specs:
+        now_ms = clock.to_ms(clock.now())
+        await scripts.enqueue(keys=[QUEUE_NAME], args=script_args(specs, now_ms))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -112,7 +111,11 @@ class Calls:
         now_ms = clock.to_ms(clock.now())
         call = change.call
         doc = call.model_dump_json()
-        webhooks = self._webhook_jobs(doc, before.rev + 1, now_ms) if change.announce else []
+        webhooks = (
+            jobs.webhook_jobs(self.tenant, "call", call.id, doc, before.rev + 1, now_ms)
+            if change.announce
+            else []
+        )
         specs = [*change.jobs, *webhooks]
         created = clock.parse_iso(call.created_at)
         menu_id = (change.meta or before.meta).menu_id or 0
@@ -139,9 +142,6 @@ class Calls:
             ],
         )
         return int(rev)
-
-    def _webhook_jobs(self, doc: str, rev: int, now_ms: int) -> list[jobs.JobSpec]:
-        return jobs.webhook_jobs(self.tenant, "call", doc, rev, now_ms)
 
     async def announce(self, snapshot: Snapshot) -> None:
         event = {"type": "call.updated", "call": snapshot.call.model_dump(mode="json")}
@@ -236,7 +236,8 @@ class Calls:
         agent = self.tenant.agents_by_id[offer.agent_id]
         connect = jobs.JobSpec(jobs.CONNECT_CALL, self.tenant.subdomain, call.id, now_ms)
         doc = call.model_dump_json()
-        specs = [connect, *self._webhook_jobs(doc, snapshot.rev + 1, now_ms)]
+        webhooks = jobs.webhook_jobs(self.tenant, "call", call.id, doc, snapshot.rev + 1, now_ms)
+        specs = [connect, *webhooks]
         created = clock.parse_iso(call.created_at)
         result = await self.scripts.accept_offer(
             keys=[
@@ -284,9 +285,7 @@ class Calls:
         return offer
 
     async def enqueue(self, specs: list[jobs.JobSpec]) -> None:
-        if specs:
-            now_ms = clock.to_ms(clock.now())
-            await self.scripts.enqueue(keys=[jobs.QUEUE_NAME], args=jobs.script_args(specs, now_ms))
+        await jobs.enqueue(self.scripts, specs)
 
     async def wake_waiting_calls(self, agent_id: int, limit: int = 100) -> int:
         """An agent became free: route again the calls waiting in the agent's menus."""
@@ -308,11 +307,11 @@ class Calls:
         await self.enqueue(specs)
         return len(specs)
 
-    async def take_carrier_token(self, rate: float, now_ms: int | None = None) -> int:
+    async def take_carrier_token(self, rate: float) -> int:
         """0 when a call may be placed now, else the ms until the tenant's bucket refills."""
-        at = now_ms if now_ms is not None else int(time.time() * 1000)
+        now_ms = clock.to_ms(clock.now())
         wait = await self.scripts.take_token(
-            keys=[self.keys.carrier_bucket], args=[rate, max(1.0, rate), at]
+            keys=[self.keys.carrier_bucket], args=[rate, max(1.0, rate), now_ms]
         )
         return int(wait)
 
