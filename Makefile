@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA_DIR ?= .data
 
-.PHONY: install run test lint clean
+.PHONY: install run test lint bench clean
 
 install: $(STAMP)
 
@@ -24,9 +24,13 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest
 
+# Benchmarks (bench/RESULTS.md): `make bench`, or some parts: `make bench PARTS="ingress e2e"`.
+bench: $(STAMP)
+	$(BIN)/python -m bench $(PARTS)
+
 lint: $(STAMP)
-	$(BIN)/ruff check dispatcher workers tests
-	$(BIN)/ruff format --check dispatcher workers tests
+	$(BIN)/ruff check dispatcher workers tests bench
+	$(BIN)/ruff format --check dispatcher workers tests bench
 	$(BIN)/mypy
 
 clean:

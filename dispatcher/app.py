@@ -16,7 +16,9 @@ from dispatcher.store.scripts import Scripts
 
 
 def redis_client(url: str) -> Redis:
-    client: Redis = Redis.from_url(url, health_check_interval=30, socket_connect_timeout=5)
+    # No PING before each command (health_check_interval): the pool already reconnects a
+    # connection that went stale, and no command is retried (a create must never run twice).
+    client: Redis = Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
     return client
 
 
@@ -27,7 +29,7 @@ async def redis_context(app: web.Application) -> AsyncIterator[None]:
     redis = redis_client(url)
     app[REDIS] = redis
     app[SCRIPTS] = Scripts.register(redis)
-    app[DIRECTORY] = DirectoryCache(redis)
+    app[DIRECTORY] = DirectoryCache(redis, app[SETTINGS].directory_ttl_s)
     yield
     await redis.aclose()
 

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import os
 import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import click
+import uvloop
 from aiohttp import web
+from arq import Worker
 
 from dispatcher import logs
 from dispatcher.app import create_app, redis_client
 from dispatcher.directory import loader
 from dispatcher.directory.schema import DirectoryFile
 from dispatcher.http.manager import summary
-from dispatcher.redis_embedded import EmbeddedRedis, discover_url
+from dispatcher.redis_embedded import EmbeddedRedis, die_with_parent, discover_url
 from dispatcher.settings import Settings
 from dispatcher.store import directory
 from dispatcher.store.scripts import Scripts
@@ -37,6 +42,14 @@ _config = click.option(
     default=None,
     help="Directory file (YAML or JSON) to load before serving.",
 )
+
+
+def _tune_gc() -> None:
+    """Long-lived servers: what was loaded at start is never collected again (freeze), and the
+    youngest generation is collected every 50,000 allocations rather than 700: fewer pauses
+    (bench/RESULTS.md: p99 and throughput of POST /calls)."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def _settings(host: str | None, port: int | None, data_dir: Path | None) -> Settings:
@@ -95,7 +108,8 @@ def up(
     """Run everything in one process: embedded Redis (unless REDIS_URL is set), API and worker."""
     settings = _settings(host, port, data_dir)
     document = _read_directory(config_file)
-    asyncio.run(_up(settings, document, simulate_agents))
+    _tune_gc()
+    uvloop.run(_up(settings, document, simulate_agents))
 
 
 @main.command()
@@ -103,13 +117,32 @@ def up(
 @_port
 @_config
 @_data_dir
+@click.option(
+    "--workers",
+    "processes",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Ingress processes sharing the port (SO_REUSEPORT, Linux): about one per core.",
+)
+@click.option("--reuse-port", is_flag=True, hidden=True)
 def serve(
-    host: str | None, port: int | None, config_file: Path | None, data_dir: Path | None
+    host: str | None,
+    port: int | None,
+    config_file: Path | None,
+    data_dir: Path | None,
+    processes: int,
+    reuse_port: bool,
 ) -> None:
     """Run the API only, against REDIS_URL (scale out by running several)."""
     settings = _require_redis_url(_settings(host, port, data_dir))
     document = _read_directory(config_file)
-    asyncio.run(_serve_until_stopped(settings, document))
+    _tune_gc()
+    uvloop.run(
+        _serve_until_stopped(
+            settings, document, processes=processes, reuse_port=reuse_port or processes > 1
+        )
+    )
 
 
 @main.command()
@@ -120,7 +153,8 @@ def worker(data_dir: Path | None, burst: bool) -> None:
 
     settings = _require_redis_url(_settings(None, None, data_dir))
     assert settings.redis_url is not None
-    asyncio.run(_run_worker_until_signal(settings.redis_url, burst, settings.job_timeout_s))
+    _tune_gc()
+    uvloop.run(_run_worker_until_signal(settings, burst))
 
 
 @main.command("load-config")
@@ -139,12 +173,8 @@ def load_config(file: Path, data_dir: Path | None) -> None:
         )
 
 
-async def _run_worker_until_signal(redis_url: str, burst: bool, job_timeout_s: int) -> None:
-    from workers.settings import create_worker
-
-    arq_worker = create_worker(
-        redis_url, burst=burst, handle_signals=True, job_timeout=job_timeout_s
-    )
+async def _run_worker_until_signal(settings: Settings, burst: bool) -> None:
+    arq_worker = _create_worker(settings, burst=burst, handle_signals=True)
     try:
         await arq_worker.async_run()
     finally:
@@ -185,6 +215,8 @@ async def _serve_until_stopped(
     *,
     with_worker: bool = False,
     simulate_agents: bool = False,
+    processes: int = 1,
+    reuse_port: bool = False,
 ) -> None:
     assert settings.redis_url is not None
     if document is not None:
@@ -196,12 +228,13 @@ async def _serve_until_stopped(
     runner = web.AppRunner(create_app(settings), access_log=None, handle_signals=False)
     await runner.setup()
     tasks: list[asyncio.Task[None]] = []
+    siblings: list[subprocess.Popen[bytes]] = []
     try:
-        await web.TCPSite(runner, settings.host, settings.port).start()
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None)
+        await site.start()
+        siblings = _start_siblings(settings, runner.addresses[0][1], processes - 1)
         if with_worker:
-            tasks.append(
-                asyncio.create_task(_run_worker(settings.redis_url, settings.job_timeout_s))
-            )
+            tasks.append(asyncio.create_task(_run_worker(settings)))
         if simulate_agents:
             tasks.append(asyncio.create_task(_simulate_agents(settings.redis_url, stop)))
         click.echo(f"dispatcher listening on http://{settings.host}:{settings.port}", err=True)
@@ -210,13 +243,47 @@ async def _serve_until_stopped(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.to_thread(_stop_siblings, siblings)
         await runner.cleanup()
 
 
-async def _run_worker(redis_url: str, job_timeout_s: int) -> None:
+def _start_siblings(settings: Settings, port: int, count: int) -> list[subprocess.Popen[bytes]]:
+    """More ingress processes on the same port; the kernel spreads connections among them."""
+    command = [sys.executable, "-m", "dispatcher.cli", "serve", "--reuse-port"]
+    command += ["--host", settings.host, "--port", str(port)]
+    env = {**os.environ, "REDIS_URL": settings.redis_url or ""}
+    return [
+        subprocess.Popen(command, env=env, preexec_fn=die_with_parent)  # noqa: PLW1509
+        for _ in range(count)
+    ]
+
+
+def _stop_siblings(siblings: list[subprocess.Popen[bytes]], timeout_s: float = 10) -> None:
+    for sibling in siblings:
+        sibling.terminate()
+    for sibling in siblings:
+        try:
+            sibling.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            sibling.kill()
+            sibling.wait()
+
+
+def _create_worker(settings: Settings, *, burst: bool, handle_signals: bool) -> Worker:
     from workers.settings import create_worker
 
-    arq_worker = create_worker(redis_url, handle_signals=False, job_timeout=job_timeout_s)
+    assert settings.redis_url is not None
+    return create_worker(
+        settings.redis_url,
+        burst=burst,
+        handle_signals=handle_signals,
+        directory_ttl_s=settings.directory_ttl_s,
+        job_timeout=settings.job_timeout_s,
+    )
+
+
+async def _run_worker(settings: Settings) -> None:
+    arq_worker = _create_worker(settings, burst=False, handle_signals=False)
     try:
         await arq_worker.async_run()
     finally:

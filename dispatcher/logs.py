@@ -7,6 +7,7 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any
 
+import orjson
 import structlog
 
 from dispatcher.domain.phones import mask
@@ -23,11 +24,17 @@ def _scrub(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[s
     return event
 
 
+def _json_text(event: Any, **_: Any) -> str:
+    return orjson.dumps(event, default=str).decode()
+
+
 def configure(level: str = "info", fmt: str = "auto") -> None:
     """Our loggers and the libraries' (ARQ, aiohttp) render alike: JSON lines off a terminal."""
     pretty = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     renderer: Any = (
-        structlog.dev.ConsoleRenderer() if pretty else structlog.processors.JSONRenderer()
+        structlog.dev.ConsoleRenderer()
+        if pretty
+        else structlog.processors.JSONRenderer(serializer=_json_text)
     )
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -55,3 +62,7 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # ARQ logs two lines for every job at info; at thousands of jobs a second that is most of a
+    # worker's output and a tenth of its CPU. Our jobs log what they did, with the call id;
+    # ARQ's own lines come back with --log-level debug, and its warnings and errors always.
+    logging.getLogger("arq.worker").setLevel(logging.DEBUG if level == "debug" else logging.WARNING)

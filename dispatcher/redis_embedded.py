@@ -36,7 +36,7 @@ def redis_server_binary() -> str:
     return found
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: the server gets SIGTERM if this process dies, even by SIGKILL (no orphans)."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -72,7 +72,7 @@ class EmbeddedRedis:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - single-threaded at this point
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - single-threaded at this point
         )
         self._wait_ready(timeout_s)
         url_file = self.data_dir / URL_FILE

@@ -25,3 +25,6 @@ class Settings(BaseSettings):
     # A job running longer is cancelled and retried. It also bounds how soon another worker
     # retries the jobs of a worker that died: ARQ holds them for this plus 10 s.
     job_timeout_s: int = Field(default=20, ge=1)
+    # How stale a process's copy of a tenant directory may be: each process re-checks the
+    # stored version at most this often. 0 re-checks on every request (one more round trip).
+    directory_ttl_s: float = Field(default=1.0, ge=0)

@@ -45,6 +45,9 @@ async def route_call(ctx: dict[str, Any], subdomain: str, call_id: int) -> str:
     )
     wake = min(routing.next_unlock(menu, queued_at, now) or deadline, deadline)
     due_ms = clock.to_ms(wake)
+    if offers:
+        # When the offers ring out, their agents are free for other calls: look again then.
+        due_ms = min(due_ms, offers[0].expires_at_ms)
     await calls.enqueue(
         [jobs.JobSpec(jobs.ROUTE_CALL, subdomain, call_id, due_ms, (), str(due_ms))]
     )

@@ -9,14 +9,17 @@ import structlog
 from dispatcher.domain import clock, lifecycle
 from dispatcher.domain.records import first_groups
 from dispatcher.domain.statuses import CallStatus, FailReason
-from dispatcher.store import jobs
 from dispatcher.store.lifecycle import Change, Snapshot
 from workers.context import calls_of, typed
+from workers.routing import route_call
 
 log = structlog.get_logger("workers.scheduling")
 
 
 async def fire_scheduled_call(ctx: dict[str, Any], subdomain: str, call_id: int) -> str:
+    """scheduled -> queued, then the first routing step in the same job (one job per fired
+    call, not two: firing is what campaigns do by the thousand each second). If a worker dies
+    between the two, ARQ runs this job again, which finds the call queued and routes it."""
     calls = await calls_of(typed(ctx), subdomain)
     if calls is None:
         return "no tenant"
@@ -28,14 +31,18 @@ async def fire_scheduled_call(ctx: dict[str, Any], subdomain: str, call_id: int)
         menu = calls.tenant.menus_by_id.get(current.meta.menu_id or 0)
         if menu is None:
             return Change(lifecycle.failed(current.call, now, FailReason.MENU_DELETED))
-        route = jobs.JobSpec(jobs.ROUTE_CALL, subdomain, call_id, clock.to_ms(now), (), "fired")
         fired = lifecycle.fired(current.call, first_groups(menu, now), now)
-        return Change(fired, jobs=[route], waiting="add")
+        return Change(fired, waiting="add")
 
     after = await calls.apply(call_id, decide)
     if after is None:
-        return "not scheduled"
+        current = await calls.load(call_id)
+        if current is None or current.call.status != CallStatus.QUEUED:
+            return "not scheduled"
+        return "fired before; " + await route_call(ctx, subdomain, call_id)
+    if after.call.status != CallStatus.QUEUED:
+        return "menu deleted"
     scheduled = clock.parse_iso(after.call.scheduled_at)
     lateness_ms = clock.to_ms(now) - clock.to_ms(scheduled) if scheduled else None
     log.info("scheduled call fired", tenant=subdomain, call_id=call_id, lateness_ms=lateness_ms)
-    return f"fired {lateness_ms} ms late"
+    return f"fired {lateness_ms} ms late; " + await route_call(ctx, subdomain, call_id)

@@ -42,7 +42,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     redis = ctx["redis"]
     scripts = Scripts.register(redis)
     ctx["scripts"] = scripts
-    ctx["directory"] = DirectoryCache(redis)
+    ctx["directory"] = DirectoryCache(redis, ctx.get("directory_ttl_s", 0.0))
     ctx["http"] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
 
     async def report(spec: jobs.JobSpec) -> None:
@@ -59,7 +59,12 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 def create_worker(
-    redis_url: str, *, burst: bool = False, handle_signals: bool = True, **overrides: Any
+    redis_url: str,
+    *,
+    burst: bool = False,
+    handle_signals: bool = True,
+    directory_ttl_s: float = 0.0,
+    **overrides: Any,
 ) -> Worker:
     options: dict[str, Any] = {
         "poll_delay": POLL_DELAY_S,
@@ -78,5 +83,6 @@ def create_worker(
         on_shutdown=shutdown,
         burst=burst,
         handle_signals=handle_signals,
+        ctx={"directory_ttl_s": directory_ttl_s},
         **options,
     )

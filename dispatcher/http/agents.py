@@ -69,7 +69,7 @@ async def put_status(request: web.Request) -> web.Response:
         pipe.hgetall(key)
         _, live = await pipe.execute()
     if raw == AgentStatus.AVAILABLE:
-        await calls_of(request, tenant).wake_waiting_calls(agent.id)
+        await calls_of(request, tenant).wake_waiting_calls([agent.id])
     return json_response(agent_view(agent, live))
 
 

@@ -10,7 +10,7 @@ from aiohttp import web
 from dispatcher.directory import loader
 from dispatcher.directory.schema import DirectoryFile
 from dispatcher.domain.errors import InvalidRequest, NotFound, Unauthorized
-from dispatcher.http.appkeys import REDIS, SCRIPTS, SETTINGS
+from dispatcher.http.appkeys import DIRECTORY, REDIS, SCRIPTS, SETTINGS
 from dispatcher.http.body import raw_body
 from dispatcher.http.errors import message_response
 from dispatcher.http.responses import json_response
@@ -48,6 +48,7 @@ async def put_config(request: web.Request) -> web.Response:
     except loader.DirectoryError as exc:
         return json_response({"message": exc.errors[0], "errors": exc.errors}, status=400)
     await directory.save(request.app[REDIS], request.app[SCRIPTS], document)
+    request.app[DIRECTORY].forget()  # this process sees it at once, the others within the TTL
     log.info("directory loaded", tenants=[t.subdomain for t in document.tenants])
     return json_response(summary(document))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -57,24 +58,34 @@ async def dump(redis: Redis) -> dict[str, Any]:
 
 
 class DirectoryCache:
-    """Each process keeps parsed directories, checking the stored version on every lookup
-    (one HGET) so a load takes effect on the next request everywhere."""
+    """Each process keeps parsed directories and checks the stored version (one HGET) at most
+    once per `ttl_s` per tenant, so a load takes effect everywhere within `ttl_s` (at once
+    with 0) without a Redis round trip on every request."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, ttl_s: float = 0.0) -> None:
         self._redis = redis
-        self._tenants: dict[str, Tenant] = {}
+        self._ttl_s = ttl_s
+        self._tenants: dict[str, tuple[Tenant, float]] = {}
 
     async def tenant(self, subdomain: str) -> Tenant | None:
+        cached = self._tenants.get(subdomain)
+        now = time.monotonic()
+        if cached is not None and now - cached[1] < self._ttl_s:
+            return cached[0]
         version = await self._redis.hget(keys.TENANTS, subdomain)  # type: ignore[misc]
         if version is None:
             self._tenants.pop(subdomain, None)
             return None
-        cached = self._tenants.get(subdomain)
-        if cached is not None and cached.version == version.decode():
-            return cached
+        if cached is not None and cached[0].version == version.decode():
+            self._tenants[subdomain] = (cached[0], now)
+            return cached[0]
         raw = await self._redis.get(keys.TenantKeys(subdomain).directory)
         if raw is None:
             return None
         tenant = Tenant.from_record(TenantRecord.model_validate_json(raw), version.decode())
-        self._tenants[subdomain] = tenant
+        self._tenants[subdomain] = (tenant, now)
         return tenant
+
+    def forget(self) -> None:
+        """Drop every cached tenant: the next lookup reads the stored version."""
+        self._tenants.clear()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -151,24 +151,21 @@ class Calls:
             await self.publish_to_agent(agent_id, "assigned", {"call_id": snapshot.call.id})
 
     async def publish_to_agent(self, agent_id: int, kind: str, data: dict[str, Any]) -> None:
-        await self.redis.publish(
-            self.keys.agent_events(agent_id), orjson.dumps({"event": kind, "data": data})
-        )
+        await self.redis.publish(self.keys.agent_events(agent_id), _event(kind, data))
 
     # Offers ---------------------------------------------------------------------------------
 
     async def make_offers(
         self, call_id: int, candidates: list[tuple[int, int, str]], now: datetime, timeout_s: float
     ) -> list[Offer]:
-        """Offers for (agent id, voice capacity, group) candidates; returns those made."""
-        if not candidates:
-            return []
+        """Offers for (agent id, voice capacity, group) candidates; returns those made. The
+        agents whose earlier offers of the call rang out are woken for other calls."""
         now_ms = clock.to_ms(now)
         expires_ms = now_ms + int(timeout_s * 1000)
         flat: list[str | int] = []
         for agent_id, capacity, group in candidates:
             flat += [agent_id, capacity, group]
-        made = await self.scripts.make_offers(
+        made, rang_out = await self.scripts.make_offers(
             keys=[
                 self.keys.call(call_id),
                 self.keys.call_offers(call_id),
@@ -180,9 +177,18 @@ class Calls:
         groups = {agent_id: group for agent_id, _, group in candidates}
         for i in range(0, len(made), 2):
             agent_id, offer_id = int(made[i]), int(made[i + 1])
-            offer = Offer(offer_id, call_id, agent_id, groups[agent_id], now_ms, expires_ms, "open")
-            offers.append(offer)
-            await self.publish_to_agent(agent_id, "offer", offer.view())
+            offers.append(
+                Offer(offer_id, call_id, agent_id, groups[agent_id], now_ms, expires_ms, "open")
+            )
+        if offers:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for offer in offers:
+                    pipe.publish(
+                        self.keys.agent_events(offer.agent_id), _event("offer", offer.view())
+                    )
+                await pipe.execute()
+        if rang_out:
+            await self.wake_waiting_calls([int(agent_id) for agent_id in rang_out])
         return offers
 
     async def offer(self, offer_id: int) -> Offer | None:
@@ -265,12 +271,14 @@ class Calls:
 
     async def _after_accept(self, after: Snapshot, withdrawn: list[bytes]) -> None:
         await self.announce(after)
+        released = []
         for i in range(0, len(withdrawn), 2):
+            agent_id = int(withdrawn[i])
+            released.append(agent_id)
             await self.publish_to_agent(
-                int(withdrawn[i]),
-                "offer_withdrawn",
-                {"id": int(withdrawn[i + 1]), "call_id": after.call.id},
+                agent_id, "offer_withdrawn", {"id": int(withdrawn[i + 1]), "call_id": after.call.id}
             )
+        await self.wake_waiting_calls(released)  # no longer ringing: free for the next call
 
     async def decline(self, offer_id: int) -> Offer:
         offer = await self.offer(offer_id)
@@ -282,30 +290,40 @@ class Calls:
         )
         if not declined:
             raise Conflict(OFFER_GONE)
+        await self.wake_waiting_calls([offer.agent_id])  # no longer ringing for this call
         return offer
 
     async def enqueue(self, specs: list[jobs.JobSpec]) -> None:
         await jobs.enqueue(self.scripts, specs)
 
-    async def wake_waiting_calls(self, agent_id: int, limit: int = 100) -> int:
-        """An agent became free: route again the calls waiting in the agent's menus."""
+    async def wake_waiting_calls(self, agent_ids: Sequence[int], per_menu: int = 200) -> int:
+        """Agents became free: route again the waiting calls that will ring for them (see
+        pick_waiting.lua), looking at the first `per_menu` calls of each of their menus."""
+        agents = [self.tenant.agents_by_id[i] for i in agent_ids if i in self.tenant.agents_by_id]
+        ids = {agent.id for agent in agents}
+        menus = [
+            menu.id
+            for menu in self.tenant.doc.menus
+            if any(agent_id in ids for group in menu.groups for agent_id in group)
+        ]
+        if not menus:
+            return 0
         now_ms = clock.to_ms(clock.now())
-        specs = []
-        for menu in self.tenant.doc.menus:
-            if any(agent_id in group for group in menu.groups):
-                for raw in await self.redis.zrange(self.keys.waiting(menu.id), 0, limit - 1):
-                    specs.append(
-                        jobs.JobSpec(
-                            jobs.ROUTE_CALL,
-                            self.tenant.subdomain,
-                            int(raw),
-                            now_ms,
-                            (),
-                            f"w{now_ms}",
-                        )
-                    )
-        await self.enqueue(specs)
-        return len(specs)
+        args: list[str | int] = [self.keys.prefix, per_menu, now_ms]
+        for agent in agents:
+            args += [agent.id, agent.capacity.voice, len(agent.languages), *agent.languages]
+        picked = await self.scripts.pick_waiting(
+            keys=[self.keys.waiting(menu_id) for menu_id in menus], args=args
+        )
+        await self.enqueue(
+            [
+                jobs.JobSpec(
+                    jobs.ROUTE_CALL, self.tenant.subdomain, int(raw), now_ms, (), f"w{now_ms}"
+                )
+                for raw in picked
+            ]
+        )
+        return len(picked)
 
     async def take_carrier_token(self, rate: float) -> int:
         """0 when a call may be placed now, else the ms until the tenant's bucket refills."""
@@ -348,5 +366,9 @@ async def end_call(
 
     after = await calls.apply(call_id, decide)
     if after is not None and after.agent_id is not None:
-        await calls.wake_waiting_calls(after.agent_id)
+        await calls.wake_waiting_calls([after.agent_id])
     return after
+
+
+def _event(kind: str, data: dict[str, Any]) -> bytes:
+    return orjson.dumps({"event": kind, "data": data})

@@ -240,6 +240,7 @@ class Records:
                 claims.consumer_number or "",
                 claims.session_ttl_ms,
                 "1" if claims.waiting_menu is not None else "0",
+                record.lang if isinstance(record, CallObject) else "",
                 *jobs.script_args([job] if job else [], now_ms),
             ],
         )

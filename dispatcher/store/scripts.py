@@ -26,6 +26,7 @@ class Scripts:
     take_token: AsyncScript
     enqueue: AsyncScript
     end_session: AsyncScript
+    pick_waiting: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:

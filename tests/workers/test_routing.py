@@ -331,30 +331,33 @@ async def test_the_losers_event_stream_sees_the_offer_withdrawn(
     assert (late.status, await late.json()) == (409, OFFER_GONE)
 
 
-async def test_an_agent_with_voice_capacity_1_never_holds_two_calls(
+async def test_an_agent_with_voice_capacity_1_rings_for_one_call_and_never_holds_two(
     client: TestClient[Any, Any], redis: Redis, worker: Worker
 ) -> None:
     await load_tenant(
         redis,
-        settings={"simulator": {"answer_after_s": 0.05, "talk_time_s": 30}},
+        settings={"simulator": {"answer_after_s": 0.05, "talk_time_s": 0.3}},
         menus={SOLO_MENU: {"offer_timeout_s": 5, "max_wait_s": 10}},
     )
     first = (await inbound_call(client, SOLO_MENU))["id"]
+    offer = await wait_for_offer(client, 1, first)
     second = (await inbound_call(client, SOLO_MENU, number="+1 205-123-4568"))["id"]
-    offers = [await wait_for_offer(client, 1, call_id) for call_id in (first, second)]
+    await wait_for_job(redis, f"route_call:demo:{second}")
+    # Ringing for the first call, the agent is not offered the second one.
+    assert [o["call_id"] for o in await offers_of(client, 1)] == [first]
 
-    responses = await asyncio.gather(
-        *[client.post(f"{API}/offers/{o['id']}/accept", headers=basic()) for o in offers]
-    )
-    assert sorted(r.status for r in responses) == [200, 409]
-    won = next(o["call_id"] for o, r in zip(offers, responses, strict=True) if r.status == 200)
-    lost = second if won == first else first
-    for response in responses:
-        if response.status == 409:
-            assert await response.json() == OFFER_GONE
-    await wait_for_status(client, won, "connected")
+    await post_json(client, f"{API}/offers/{offer['id']}/accept")
+    await wait_for_status(client, first, "connected")
     assert (await get_json(client, f"{API}/agents/1"))["active_calls"] == 1
-    assert (await get_call(client, lost))["status"] == "queued"
+    assert await offers_of(client, 1) == []
+    assert (await get_call(client, second))["status"] == "queued"
+
+    # The first call ends: the agent is free, and the waiting call rings for it.
+    await wait_for_status(client, first, "finished")
+    later = await wait_for_offer(client, 1, second)
+    await post_json(client, f"{API}/offers/{later['id']}/accept")
+    await wait_for_status(client, second, "connected")
+    assert (await get_json(client, f"{API}/agents/1"))["active_calls"] == 1
 
 
 async def test_offers_of_an_unknown_agent_are_not_found(

@@ -6,7 +6,8 @@
 -- KEYS[9] the menu's waiting set (joined when ARGV[9] is '1': a queued call)
 -- ARGV[1] object JSON, ARGV[2] meta JSON, ARGV[3] status, ARGV[4] score (created ms), ARGV[5] id,
 -- ARGV[6] agent voice capacity ('' for no claim), ARGV[7] consumer number ('' for no session),
--- ARGV[8] session ttl ms, ARGV[9] '1' to join the waiting set, ARGV[10..] jobs (see enqueue_jobs)
+-- ARGV[8] session ttl ms, ARGV[9] '1' to join the waiting set, ARGV[10] language (calls) or '',
+-- ARGV[11..] jobs (see enqueue_jobs)
 -- Returns 1 when stored, 0 agent not available, -1 consumer in a session, -2 consumer opted out.
 if ARGV[6] ~= '' then
   if redis.call('HGET', KEYS[6], 'status') ~= 'available' then return 0 end
@@ -19,9 +20,10 @@ if ARGV[7] ~= '' then
 end
 if ARGV[6] ~= '' then redis.call('HINCRBY', KEYS[6], 'voice', 1) end
 redis.call('HSET', KEYS[1], 'doc', ARGV[1], 'meta', ARGV[2], 'status', ARGV[3], 'rev', 1)
+if ARGV[10] ~= '' then redis.call('HSET', KEYS[1], 'lang', ARGV[10]) end
 redis.call('ZADD', KEYS[2], ARGV[4], member(ARGV[5]))
 redis.call('ZADD', KEYS[3], ARGV[4], member(ARGV[5]))
 redis.call('ZADD', KEYS[4], ARGV[4], member(ARGV[5]))
 if ARGV[9] == '1' then redis.call('ZADD', KEYS[9], ARGV[4], ARGV[5]) end
-enqueue_jobs(KEYS[5], 10)
+enqueue_jobs(KEYS[5], 11)
 return 1

@@ -29,3 +29,11 @@ local function release_voice(agent_key)
     redis.call('HINCRBY', agent_key, 'voice', -1)
   end
 end
+
+-- Voice slots an agent has taken: calls held plus offers still ringing (expired ones are
+-- dropped from its offers set here).
+local function busy_slots(agent_key, now_ms)
+  local offers = agent_key .. ':offers'
+  redis.call('ZREMRANGEBYSCORE', offers, '-inf', now_ms)
+  return tonumber(redis.call('HGET', agent_key, 'voice') or '0') + redis.call('ZCARD', offers)
+end

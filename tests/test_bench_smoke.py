@@ -1,0 +1,29 @@
+"""The benchmarks still run and lose nothing (a tiny run; figures are not checked: timing is
+for `make bench`, on a quiet machine, not for the test suite)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_bench_smoke_run_loses_no_call_and_fires_none_twice() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "e2e", "scheduled"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=150,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    lost = re.search(
+        r"calls lost / assigned twice / agent slots left held: (.*) of (\d+)", done.stdout
+    )
+    assert lost is not None and lost.group(1) == "0 / 0 / 0" and int(lost.group(2)) >= 95
+    assert "fired twice / never fired: 0 / 0 of 3,000" in done.stdout
+    assert "| figure | measured | floor (same run) | target |" in done.stdout
