@@ -139,3 +139,40 @@ def test_load_config_against_a_running_up(
         "'^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'",
         "error: tenants[0].api_tokens: list should have at least 1 item after validation, not 0",
     ]
+
+
+def _children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return [int(child) for child in found.stdout.split()]
+
+
+def test_serve_with_workers_shares_the_port_and_stops_them_all(
+    redis_url: str, tmp_path: Path
+) -> None:
+    port = _free_port()
+    log = (tmp_path / "serve.log").open("wb")
+    process = subprocess.Popen(
+        [str(BIN), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "3"],
+        env={**_environment(), "REDIS_URL": redis_url},
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    try:
+        _wait_healthy(port, process)
+        deadline = time.monotonic() + 20
+        while len(_children(process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        siblings = _children(process.pid)
+        assert len(siblings) == 2
+        # Each sibling binds the same port (SO_REUSEPORT) and answers on it.
+        for _ in range(20):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+                assert answer.status == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+        assert all(_gone(pid) for pid in siblings), "an ingress process outlived serve"
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        log.close()
