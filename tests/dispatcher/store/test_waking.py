@@ -94,9 +94,9 @@ async def test_an_agent_ringing_or_busy_or_offered_before_wakes_nothing(
     assert await calls.wake_waiting_calls([1]) == 0
     await redis.delete(KEYS.call_offers(call_id))
     # Holding a call: busy.
-    await redis.hset(KEYS.agent(1), "voice", 1)
+    await redis.hset(KEYS.agent(1), "voice", "1")
     assert await calls.wake_waiting_calls([1]) == 0
-    await redis.hset(KEYS.agent(1), "voice", 0)
+    await redis.hset(KEYS.agent(1), "voice", "0")
     assert await calls.wake_waiting_calls([1]) == 1
     assert await _woken(redis) != []
 
