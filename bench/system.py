@@ -164,14 +164,15 @@ class System:
         return process
 
     def arq_floor(self, *args: str) -> dict[str, Any]:
+        return self.measure("bench.arq_floor", "--redis-url", self.redis_url, *args)
+
+    def measure(self, module: str, *args: str) -> dict[str, Any]:
+        """Runs a bench module in its own process; returns the JSON line it printed last."""
         done = subprocess.run(
-            [sys.executable, "-m", "bench.arq_floor", "--redis-url", self.redis_url, *args],
-            capture_output=True,
-            check=False,
-            env=self.env(),
+            [sys.executable, "-m", module, *args], capture_output=True, check=False, env=self.env()
         )
         if done.returncode != 0:
-            raise RuntimeError(f"ARQ floor failed: {done.stderr.decode()[-2000:]}")
+            raise RuntimeError(f"{module} failed: {done.stderr.decode()[-2000:]}")
         result: dict[str, Any] = orjson.loads(done.stdout.splitlines()[-1])
         return result
 
@@ -205,17 +206,7 @@ class System:
             await redis.aclose()
 
     def loadgen(self, *args: str) -> dict[str, Any]:
-        """Runs the load generator in its own process and returns what it printed."""
-        done = subprocess.run(
-            [sys.executable, "-m", "bench.loadgen", *args],
-            capture_output=True,
-            check=False,
-            env=self.env(),
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"load generator failed: {done.stderr.decode()[-2000:]}")
-        result: dict[str, Any] = orjson.loads(done.stdout.splitlines()[-1])
-        return result
+        return self.measure("bench.loadgen", *args)
 
     async def loadgen_async(self, *args: str) -> dict[str, Any]:
         return await asyncio.to_thread(self.loadgen, *args)
