@@ -27,7 +27,7 @@ import orjson
 from redis.asyncio import Redis
 
 from bench.loadgen import percentile
-from bench.system import AGENTS, MENUS, TENANT, System, cpu_seconds, free_port, rss_mb
+from bench.system import AGENTS, MENUS, TENANT, System, free_port, rss_mb
 from dispatcher.domain import clock
 from dispatcher.redis_embedded import redis_server_binary
 from dispatcher.store import jobs
@@ -419,9 +419,7 @@ def _lateness_text(late: list[float]) -> str:
 
 
 async def _fired(redis: Redis, keys: TenantKeys) -> int:
-    return int(await redis.zcard(keys.calls)) - int(
-        await redis.zcard(keys.calls_by_status("scheduled"))
-    )
+    return await _zcard(redis, keys.calls) - await _zcard(redis, keys.calls_by_status("scheduled"))
 
 
 async def _lateness(
@@ -465,7 +463,6 @@ async def memory(system: System, report: Report, scale: Scale) -> None:
     samples: list[tuple[int, float]] = []
     chunk = 20_000
     started = time.monotonic()
-    cpu0 = None
     while done < scale.worker_jobs:
         now_ms = clock.to_ms(clock.now())
         specs = [
@@ -478,8 +475,6 @@ async def memory(system: System, report: Report, scale: Scale) -> None:
         while await redis.zcard(jobs.QUEUE_NAME) > chunk // 2:
             await asyncio.sleep(0.05)
         samples.append((done, rss_mb(worker.pid)))
-        if cpu0 is None:
-            cpu0 = cpu_seconds(worker.pid)
         if done % 100_000 == 0:
             print(f"    {done:,} jobs, worker RSS {samples[-1][1]:.1f} MB", flush=True)
     while await redis.zcard(jobs.QUEUE_NAME) > 0:

@@ -9,13 +9,13 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
+from typing import Any
 
 import click
 import uvloop
 from aiohttp import web
-from arq import Worker
 
 from dispatcher import logs
 from dispatcher.app import create_app, redis_client
@@ -44,12 +44,13 @@ _config = click.option(
 )
 
 
-def _tune_gc() -> None:
-    """Long-lived servers: what was loaded at start is never collected again (freeze), and the
-    youngest generation is collected every 50,000 allocations rather than 700: fewer pauses
-    (bench/RESULTS.md: p99 and throughput of POST /calls)."""
+def _run_long(server: Coroutine[Any, Any, None]) -> None:
+    """Runs a long-lived server on uvloop. What was loaded at start is never collected again
+    (GC freeze), and the youngest generation is collected every 50,000 allocations rather than
+    700: fewer pauses (bench/RESULTS.md: p99 and throughput of POST /calls)."""
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+    uvloop.run(server)
 
 
 def _settings(host: str | None, port: int | None, data_dir: Path | None) -> Settings:
@@ -108,8 +109,7 @@ def up(
     """Run everything in one process: embedded Redis (unless REDIS_URL is set), API and worker."""
     settings = _settings(host, port, data_dir)
     document = _read_directory(config_file)
-    _tune_gc()
-    uvloop.run(_up(settings, document, simulate_agents))
+    _run_long(_up(settings, document, simulate_agents))
 
 
 @main.command()
@@ -137,8 +137,7 @@ def serve(
     """Run the API only, against REDIS_URL (scale out by running several)."""
     settings = _require_redis_url(_settings(host, port, data_dir))
     document = _read_directory(config_file)
-    _tune_gc()
-    uvloop.run(
+    _run_long(
         _serve_until_stopped(
             settings, document, processes=processes, reuse_port=reuse_port or processes > 1
         )
@@ -152,9 +151,7 @@ def worker(data_dir: Path | None, burst: bool) -> None:
     """Run an ARQ worker against REDIS_URL (scale out by running several)."""
 
     settings = _require_redis_url(_settings(None, None, data_dir))
-    assert settings.redis_url is not None
-    _tune_gc()
-    uvloop.run(_run_worker_until_signal(settings, burst))
+    _run_long(_run_worker(settings, burst=burst, handle_signals=True))
 
 
 @main.command("load-config")
@@ -171,14 +168,6 @@ def load_config(file: Path, data_dir: Path | None) -> None:
             "loaded {subdomain}: {agents} agents, {menus} menus, "
             "{outbound_numbers} numbers, {contacts} contacts".format(**tenant)
         )
-
-
-async def _run_worker_until_signal(settings: Settings, burst: bool) -> None:
-    arq_worker = _create_worker(settings, burst=burst, handle_signals=True)
-    try:
-        await arq_worker.async_run()
-    finally:
-        await arq_worker.close()
 
 
 async def _store_directory(redis_url: str, document: DirectoryFile) -> None:
@@ -234,7 +223,7 @@ async def _serve_until_stopped(
         await site.start()
         siblings = _start_siblings(settings, runner.addresses[0][1], processes - 1)
         if with_worker:
-            tasks.append(asyncio.create_task(_run_worker(settings)))
+            tasks.append(asyncio.create_task(_run_worker(settings)))  # signals: ours, above
         if simulate_agents:
             tasks.append(asyncio.create_task(_simulate_agents(settings.redis_url, stop)))
         click.echo(f"dispatcher listening on http://{settings.host}:{settings.port}", err=True)
@@ -269,21 +258,19 @@ def _stop_siblings(siblings: list[subprocess.Popen[bytes]], timeout_s: float = 1
             sibling.wait()
 
 
-def _create_worker(settings: Settings, *, burst: bool, handle_signals: bool) -> Worker:
+async def _run_worker(
+    settings: Settings, *, burst: bool = False, handle_signals: bool = False
+) -> None:
     from workers.settings import create_worker
 
     assert settings.redis_url is not None
-    return create_worker(
+    arq_worker = create_worker(
         settings.redis_url,
         burst=burst,
         handle_signals=handle_signals,
         directory_ttl_s=settings.directory_ttl_s,
         job_timeout=settings.job_timeout_s,
     )
-
-
-async def _run_worker(settings: Settings) -> None:
-    arq_worker = _create_worker(settings, burst=False, handle_signals=False)
     try:
         await arq_worker.async_run()
     finally:
