@@ -28,3 +28,5 @@ class Settings(BaseSettings):
     # How stale a process's copy of a tenant directory may be: each process re-checks the
     # stored version at most this often. 0 re-checks on every request (one more round trip).
     directory_ttl_s: float = Field(default=1.0, ge=0)
+    # How long a create's answer is kept under its Idempotency-Key for replays (24 h).
+    idempotency_ttl_s: int = Field(default=86_400, ge=1)

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from dispatcher.directory.schema import Contact, Menu
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import clock
-from dispatcher.domain.call_requests import OutboundPlan, QueuedPlan
+from dispatcher.domain.call_requests import SELECT_END_USER_NUMBER, OutboundPlan, QueuedPlan
 from dispatcher.domain.chat_requests import SmsPlan
 from dispatcher.domain.objects import (
     AgentInfo,
@@ -107,6 +107,28 @@ def outbound_call(
         pending_action=plan.pending_action,
     )
     return call, meta
+
+
+def pending_choice(plan: OutboundPlan, call_id: int, meta: CallMeta) -> dict[str, object]:
+    """The 202 answer of an outbound call that waits for the agent's choice: the accepted
+    request, the created call and what must be chosen."""
+    accepted: dict[str, object] = {
+        "call_type": CallType.OUTBOUND.value,
+        "agent_email": plan.agent.email,
+    }
+    if plan.ticket_id is not None:
+        accepted["ticket_id"] = plan.ticket_id
+    if plan.end_user_number is not None:
+        accepted["end_user_number"] = plan.end_user_number
+    accepted["lang"] = plan.lang
+    accepted["call_id"] = call_id
+    accepted["pending_action"] = meta.pending_action
+    accepted["choices"] = (
+        meta.end_user_choices
+        if meta.pending_action == SELECT_END_USER_NUMBER
+        else meta.outbound_choices
+    )
+    return accepted
 
 
 def queued_call(

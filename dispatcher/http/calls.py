@@ -8,17 +8,16 @@ from aiohttp import web
 
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import call_requests, clock
-from dispatcher.domain.call_requests import OutboundPlan
 from dispatcher.domain.errors import Conflict, InvalidRequest, NotFound
 from dispatcher.domain.fields import integer
 from dispatcher.domain.objects import CustomerFlags
-from dispatcher.domain.records import CallMeta
 from dispatcher.domain.statuses import CallType
 from dispatcher.http import listing
-from dispatcher.http.appkeys import REDIS, SCRIPTS
+from dispatcher.http.appkeys import REDIS, SCRIPTS, SETTINGS
 from dispatcher.http.auth import tenant_of
 from dispatcher.http.body import json_object
-from dispatcher.http.responses import json_response
+from dispatcher.http.responses import answer_response, json_response
+from dispatcher.store import idempotency
 from dispatcher.store.lifecycle import Calls, end_call
 from dispatcher.store.records import Records
 
@@ -36,45 +35,36 @@ def records_of(request: web.Request, tenant: Tenant) -> Records:
 async def create_call(request: web.Request) -> web.Response:
     tenant = await tenant_of(request)
     body = await json_object(request)
-    call_type = call_requests.call_type_of(body)
     records = records_of(request, tenant)
+    key = once_for(request, records, "calls", body)
+    replayed = await idempotency.recall(request.app[REDIS], key)
+    if replayed is not None:
+        return answer_response(replayed)
+    call_type = call_requests.call_type_of(body)
     now = clock.now()
     if call_type is CallType.OUTBOUND:
         plan = call_requests.validate_outbound(body, tenant)
-        call, meta = await records.create_outbound(plan, now)
-        if meta.pending_action is not None:
-            return json_response(_accepted(body, plan, call.id, meta), status=202)
-        return json_response(call, status=201)
+        return answer_response(await records.create_outbound(plan, now, key))
     if call_type is CallType.INBOUND:
         queued = call_requests.validate_inbound(body, tenant, now)
     else:
         parent_id = call_requests.parent_call_id(body)
         parent = await records.parent_call(parent_id) if parent_id is not None else None
         queued = call_requests.validate_scheduled(body, tenant, now, parent)
-    return json_response(await records.create_queued(queued, now), status=201)
+    return answer_response(await records.create_queued(queued, now, key))
 
 
-def _accepted(
-    body: dict[str, Any], plan: OutboundPlan, call_id: int, meta: CallMeta
-) -> dict[str, Any]:
-    """The 202 answer: the accepted request, the created call and what the agent must choose."""
-    accepted: dict[str, Any] = {
-        "call_type": CallType.OUTBOUND.value,
-        "agent_email": plan.agent.email,
-    }
-    if plan.ticket_id is not None:
-        accepted["ticket_id"] = plan.ticket_id
-    if plan.end_user_number is not None:
-        accepted["end_user_number"] = plan.end_user_number
-    accepted["lang"] = plan.lang
-    accepted["call_id"] = call_id
-    accepted["pending_action"] = meta.pending_action
-    accepted["choices"] = (
-        meta.end_user_choices
-        if meta.pending_action == call_requests.SELECT_END_USER_NUMBER
-        else meta.outbound_choices
+def once_for(
+    request: web.Request, records: Records, scope: str, body: dict[str, Any]
+) -> idempotency.Once | None:
+    """The request's Idempotency-Key, if it has one, for this tenant and endpoint."""
+    return idempotency.once(
+        records.keys,
+        scope,
+        request.headers.get(idempotency.HEADER),
+        body,
+        request.app[SETTINGS].idempotency_ttl_s,
     )
-    return accepted
 
 
 @routes.get(BASE)

@@ -9,6 +9,8 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel
 
+from dispatcher.store.idempotency import REPLAYED_HEADER, Answer
+
 
 def json_response(
     payload: Any, status: int = 200, headers: dict[str, str] | None = None
@@ -20,6 +22,12 @@ def json_response(
     else:
         body = orjson.dumps(payload)
     return web.Response(status=status, body=body, content_type="application/json", headers=headers)
+
+
+def answer_response(answer: Answer) -> web.Response:
+    """A create's answer; a replay under an Idempotency-Key says so in a header."""
+    headers = {REPLAYED_HEADER: "true"} if answer.replayed else None
+    return json_response(answer.body, status=answer.status, headers=headers)
 
 
 def json_array(documents: Sequence[bytes]) -> bytes:

@@ -13,8 +13,9 @@ from dispatcher.http import listing
 from dispatcher.http.appkeys import REDIS, SCRIPTS
 from dispatcher.http.auth import tenant_of
 from dispatcher.http.body import json_object
-from dispatcher.http.calls import records_of
-from dispatcher.http.responses import json_response
+from dispatcher.http.calls import once_for, records_of
+from dispatcher.http.responses import answer_response, json_response
+from dispatcher.store import idempotency
 from dispatcher.store.chats import Chats
 
 routes = web.RouteTableDef()
@@ -30,9 +31,13 @@ def chats_of(request: web.Request, tenant: Tenant) -> Chats:
 async def create_sms(request: web.Request) -> web.Response:
     tenant = await tenant_of(request)
     body = await json_object(request)
+    records = records_of(request, tenant)
+    key = once_for(request, records, "sms", body)
+    replayed = await idempotency.recall(request.app[REDIS], key)
+    if replayed is not None:
+        return answer_response(replayed)
     plan = validate_sms(body, tenant)
-    chat = await records_of(request, tenant).create_chat(plan, clock.now())
-    return json_response(chat, status=200)
+    return answer_response(await records.create_chat(plan, clock.now(), key))
 
 
 @routes.get(CHATS)

@@ -92,6 +92,15 @@ class TenantKeys:
         """Sorted set of the queued calls of a menu, scored by queued time (ms)."""
         return f"{self.prefix}menu:{menu_id}:waiting"
 
+    def idempotency(self, scope: str, key_digest: str) -> str:
+        """Hash of a create's first answer under a client's Idempotency-Key: fp, status, body."""
+        return f"{self.prefix}idem:{scope}:{key_digest}"
+
+    @property
+    def api_bucket(self) -> str:
+        """Token bucket of the tenant's API requests (the per-tenant rate limit)."""
+        return self.prefix + "api:bucket"
+
     @property
     def carrier_bucket(self) -> str:
         return self.prefix + "carrier:bucket"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+import orjson
 from redis.asyncio import Redis
 
 from dispatcher.directory.tenant import Tenant
@@ -17,8 +18,16 @@ from dispatcher.domain.call_requests import OutboundPlan, ParentCall, QueuedPlan
 from dispatcher.domain.chat_requests import ACTIVE_SESSION, OPTED_OUT, SmsPlan
 from dispatcher.domain.errors import InvalidRequest
 from dispatcher.domain.objects import CallObject, ChatObject, CustomerFlags
-from dispatcher.domain.records import CallMeta, Ids, outbound_call, queued_call, sms_chat
-from dispatcher.store import jobs, keys
+from dispatcher.domain.records import (
+    CallMeta,
+    Ids,
+    outbound_call,
+    pending_choice,
+    queued_call,
+    sms_chat,
+)
+from dispatcher.store import idempotency, jobs, keys
+from dispatcher.store.idempotency import Answer, Once
 from dispatcher.store.scripts import Scripts
 
 Kind = Literal["call", "chat"]
@@ -44,6 +53,14 @@ class ListQuery:
 
 
 @dataclass(frozen=True)
+class _Answering:
+    """The answer a create gives, stored under the client's key when there is one."""
+
+    answer: Answer
+    key: Once | None
+
+
+@dataclass(frozen=True)
 class _Claims:
     agent_id: int = 0
     agent_capacity: int | None = None
@@ -62,19 +79,25 @@ class Records:
         self.keys = keys.TenantKeys(tenant.subdomain)
 
     async def create_outbound(
-        self, plan: OutboundPlan, now: datetime
-    ) -> tuple[CallObject, CallMeta]:
+        self, plan: OutboundPlan, now: datetime, key: Once | None = None
+    ) -> Answer:
+        """201 with the call, or 202 when the agent must still choose a number."""
         ids = await self._allocate("call", participants=2, end_user_number=None)
         now = ids.created
         call, meta = outbound_call(plan, self.tenant, ids, now)
-        job = None
+        job, answer = None, Answer(201, call.model_dump_json().encode())
         if meta.pending_action is None:
             job = jobs.JobSpec(jobs.DIAL_OUTBOUND, self.tenant.subdomain, call.id, clock.to_ms(now))
+        else:
+            answer = Answer(202, orjson.dumps(pending_choice(plan, call.id, meta)))
         claims = _Claims(agent_id=plan.agent.id, agent_capacity=plan.agent.capacity.voice)
-        await self._create("call", call, meta.model_dump_json(), now, job, claims)
-        return call, meta
+        return await self._create(
+            "call", call, meta.model_dump_json(), now, job, claims, _Answering(answer, key)
+        )
 
-    async def create_queued(self, plan: QueuedPlan, now: datetime) -> CallObject:
+    async def create_queued(
+        self, plan: QueuedPlan, now: datetime, key: Once | None = None
+    ) -> Answer:
         anonymous = None if plan.contact else plan.end_user_number
         ids = await self._allocate("call", participants=1, end_user_number=anonymous)
         now = ids.created
@@ -85,10 +108,12 @@ class Records:
             run_at, function = clock.to_ms(now), jobs.ROUTE_CALL
         job = jobs.JobSpec(function, self.tenant.subdomain, call.id, run_at)
         claims = _Claims(waiting_menu=None if plan.scheduled_at else plan.menu.id)
-        await self._create("call", call, meta.model_dump_json(), now, job, claims)
-        return call
+        answer = Answer(201, call.model_dump_json().encode())
+        return await self._create(
+            "call", call, meta.model_dump_json(), now, job, claims, _Answering(answer, key)
+        )
 
-    async def create_chat(self, plan: SmsPlan, now: datetime) -> ChatObject:
+    async def create_chat(self, plan: SmsPlan, now: datetime, key: Once | None = None) -> Answer:
         anonymous = None if plan.contact else plan.end_user_number
         participants = 2 if plan.agent else 1
         ids = await self._allocate("chat", participants=participants, end_user_number=anonymous)
@@ -99,8 +124,10 @@ class Records:
             consumer_number=plan.end_user_number,
             session_ttl_ms=self.tenant.doc.settings.sms_session_timeout_s * 1000,
         )
-        await self._create("chat", chat, meta.model_dump_json(), now, job, claims)
-        return chat
+        answer = Answer(200, chat.model_dump_json().encode())
+        return await self._create(
+            "chat", chat, meta.model_dump_json(), now, job, claims, _Answering(answer, key)
+        )
 
     async def document(self, kind: Kind, record_id: int) -> bytes | None:
         raw: bytes | None = await self._redis.hget(  # type: ignore[misc]
@@ -204,7 +231,8 @@ class Records:
         now: datetime,
         job: jobs.JobSpec | None,
         claims: _Claims,
-    ) -> None:
+        answering: _Answering,
+    ) -> Answer:
         now_ms = clock.to_ms(now)
         if kind == "call":
             assert isinstance(record, CallObject)
@@ -229,6 +257,7 @@ class Records:
                 self.keys.sms_session(claims.consumer_number or ""),
                 self.keys.do_not_contact,
                 self.keys.waiting(claims.waiting_menu or 0),
+                answering.key.redis_key if answering.key else self.keys.idempotency("", ""),
             ],
             args=[
                 record.model_dump_json(),
@@ -241,8 +270,15 @@ class Records:
                 claims.session_ttl_ms,
                 "1" if claims.waiting_menu is not None else "0",
                 record.lang if isinstance(record, CallObject) else "",
+                *(answering.key.script_args() if answering.key else ["", 0]),
+                answering.answer.status,
+                answering.answer.body if answering.key else b"",
                 *jobs.script_args([job] if job else [], now_ms),
             ],
         )
+        if isinstance(outcome, list):  # a concurrent duplicate stored first
+            assert answering.key is not None
+            return idempotency.replay(answering.key, outcome)
         if outcome != 1:
             raise InvalidRequest(_CLAIM_ERRORS[int(outcome)])
+        return answering.answer
