@@ -46,6 +46,9 @@ def bench_directory(agents_status: str = "available") -> dict[str, Any]:
                     "sms_session_timeout_s": 3600,
                     "default_outbound_number": "+1 628-555-0199",
                     "calls_per_second": 100_000,
+                    # the limiter runs (its cost is measured) but never refuses
+                    "rate_limit_per_s": 10_000_000,
+                    "rate_limit_burst": 10_000_000,
                     "simulator": {"dial_latency_s": 0, "answer_after_s": 0, "talk_time_s": 0},
                 },
                 "outbound_numbers": [{"number": "+1 628-555-0199", "voice": True, "sms": True}],

@@ -28,5 +28,16 @@ class Settings(BaseSettings):
     # How stale a process's copy of a tenant directory may be: each process re-checks the
     # stored version at most this often. 0 re-checks on every request (one more round trip).
     directory_ttl_s: float = Field(default=1.0, ge=0)
+    # On SIGTERM/SIGINT a process takes no new work and gives what it holds this long to end:
+    # in-flight requests are answered, running jobs finish or are handed back to the queue.
+    # Kept under the 30 s orchestrators (Kubernetes, systemd) wait before they SIGKILL.
+    shutdown_grace_s: float = Field(default=15.0, ge=0)
+    # fsync policy of the embedded Redis's AOF: "always" survives a power cut with every
+    # acknowledged write; "everysec" may lose the last second or two then (README: Faults).
+    redis_appendfsync: Literal["always", "everysec"] = "everysec"
     # How long a create's answer is kept under its Idempotency-Key for replays (24 h).
     idempotency_ttl_s: int = Field(default=86_400, ge=1)
+    # Requests per second a tenant may make (token bucket in Redis, shared by every ingress
+    # process), and how many may come at once; a tenant's directory may set its own. 0: no limit.
+    rate_limit_per_s: float = Field(default=200, ge=0)
+    rate_limit_burst: int = Field(default=400, ge=1)

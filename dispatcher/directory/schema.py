@@ -93,6 +93,9 @@ class TenantSettings(_Model):
     webhook_secret: str | None = None
     carrier: str = "simulated"
     calls_per_second: float = Field(default=10, gt=0)
+    # This tenant's API rate limit; unset: the process's DISPATCHER_RATE_LIMIT_* (0: no limit)
+    rate_limit_per_s: float | None = Field(default=None, ge=0)
+    rate_limit_burst: int | None = Field(default=None, ge=1)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
 
 

@@ -7,6 +7,7 @@ class DispatchError(Exception):
     """Base of every error a client may see; `status` is the HTTP status it maps to."""
 
     status = 400
+    headers: dict[str, str] | None = None  # sent with the answer
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -19,6 +20,7 @@ class InvalidRequest(DispatchError):
 
 class Unauthorized(DispatchError):
     status = 401
+    headers = {"WWW-Authenticate": 'Basic realm="api"'}
 
     def __init__(self, message: str = "Unauthorized") -> None:
         super().__init__(message)
@@ -33,6 +35,14 @@ class NotFound(DispatchError):
 
 class Conflict(DispatchError):
     status = 409
+
+
+class TooManyRequests(DispatchError):
+    status = 429
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after_s)}
 
 
 class PayloadTooLarge(DispatchError):

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 
 import structlog
 from aiohttp import web
 
 from dispatcher.directory.tenant import Tenant
-from dispatcher.domain.errors import NotFound, Unauthorized
-from dispatcher.http.appkeys import DIRECTORY
+from dispatcher.domain import clock
+from dispatcher.domain.errors import NotFound, TooManyRequests, Unauthorized
+from dispatcher.http.appkeys import DIRECTORY, SCRIPTS, SETTINGS
+from dispatcher.store.keys import TenantKeys
 
 
 async def tenant_of(request: web.Request) -> Tenant:
@@ -30,4 +33,22 @@ async def tenant_of(request: web.Request) -> Tenant:
     if not tenant.accepts_token(token):
         raise Unauthorized()
     structlog.contextvars.bind_contextvars(tenant=tenant.subdomain)
+    await _within_rate_limit(request, tenant)
     return tenant
+
+
+async def _within_rate_limit(request: web.Request, tenant: Tenant) -> None:
+    """One token of the tenant's bucket per request, or 429 with the seconds to wait."""
+    settings, own = request.app[SETTINGS], tenant.doc.settings
+    rate = own.rate_limit_per_s if own.rate_limit_per_s is not None else settings.rate_limit_per_s
+    if rate == 0:
+        return
+    burst = own.rate_limit_burst or settings.rate_limit_burst
+    wait_ms = await request.app[SCRIPTS].take_token(
+        keys=[TenantKeys(tenant.subdomain).api_bucket],
+        args=[rate, burst, clock.to_ms(clock.now())],
+    )
+    if wait_ms:
+        raise TooManyRequests(
+            f"Too many requests: the limit is {rate:g} per second", math.ceil(wait_ms / 1000)
+        )

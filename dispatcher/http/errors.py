@@ -12,7 +12,7 @@ from aiohttp import web
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from dispatcher.domain.errors import DispatchError, Unauthorized
+from dispatcher.domain.errors import DispatchError
 
 log = structlog.get_logger("dispatcher.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -63,10 +63,7 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except DispatchError as exc:
-        headers = (
-            {"WWW-Authenticate": 'Basic realm="api"'} if isinstance(exc, Unauthorized) else None
-        )
-        return message_response(exc.status, exc.message, headers)
+        return message_response(exc.status, exc.message, exc.headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

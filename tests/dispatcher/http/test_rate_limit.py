@@ -1,0 +1,118 @@
+"""The per-tenant rate limit: a token bucket in Redis shared by every ingress process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from redis.asyncio import Redis
+
+from dispatcher.app import create_app
+from dispatcher.settings import Settings
+from dispatcher.store.keys import TenantKeys
+from dispatcher.store.scripts import Scripts
+from tests.conftest import basic, demo_document, load_directory
+
+CALLS = "/apps/api/v1/calls"
+
+
+def limited(per_s: float, burst: int) -> dict[str, Any]:
+    """The demo tenant with its own limit, and a second tenant on the process default."""
+    document = demo_document()
+    demo = document["tenants"][0]
+    demo["settings"].update(rate_limit_per_s=per_s, rate_limit_burst=burst)
+    other = {**demo_document()["tenants"][0], "subdomain": "other", "api_tokens": ["other-token"]}
+    document["tenants"].append(other)
+    return document
+
+
+@pytest.fixture
+async def second_client(settings: Settings, redis: Redis) -> AsyncIterator[TestClient[Any, Any]]:
+    """Another ingress process's app on the same Redis."""
+    async with TestClient(TestServer(create_app(settings))) as test_client:
+        yield test_client
+
+
+async def test_over_the_burst_is_429_with_retry_after(
+    client: TestClient[Any, Any], redis: Redis
+) -> None:
+    await load_directory(redis, limited(per_s=0.5, burst=3))
+    statuses = [(await client.get(CALLS, headers=basic())).status for _ in range(3)]
+    assert statuses == [200, 200, 200]
+    refused = await client.get(CALLS, headers=basic())
+    assert refused.status == 429
+    assert await refused.json() == {"message": "Too many requests: the limit is 0.5 per second"}
+    assert refused.headers["Retry-After"] == "2"
+    created = await client.post(
+        CALLS, json={"call_type": "Voice Inbound (API)", "menu_id": 9}, headers=basic()
+    )
+    assert created.status == 429
+    assert await redis.zcard(TenantKeys("demo").calls) == 0
+
+
+async def test_each_tenant_has_its_own_bucket(client: TestClient[Any, Any], redis: Redis) -> None:
+    await load_directory(redis, limited(per_s=1, burst=1))
+    assert (await client.get(CALLS, headers=basic())).status == 200
+    assert (await client.get(CALLS, headers=basic())).status == 429
+    others = [(await client.get(CALLS, headers=basic("other", "other-token"))).status]
+    others += [(await client.get(CALLS, headers=basic("other", "other-token"))).status]
+    assert others == [200, 200]  # the default of the test settings: 200/s, bursts of 400
+
+
+async def test_the_bucket_is_shared_by_every_ingress_process(
+    client: TestClient[Any, Any], second_client: TestClient[Any, Any], redis: Redis
+) -> None:
+    await load_directory(redis, limited(per_s=1, burst=4))
+    statuses = []
+    for turn in range(6):
+        answering = client if turn % 2 == 0 else second_client
+        statuses.append((await answering.get(CALLS, headers=basic())).status)
+    assert statuses == [200, 200, 200, 200, 429, 429]
+
+
+async def test_refused_credentials_take_no_token(
+    client: TestClient[Any, Any], redis: Redis
+) -> None:
+    await load_directory(redis, limited(per_s=1, burst=1))
+    for _ in range(5):
+        assert (await client.get(CALLS, headers=basic(token="wrong"))).status == 401
+    assert (await client.get(CALLS, headers=basic())).status == 200
+
+
+async def test_the_process_default_applies_when_the_directory_sets_none(
+    redis_url: str, redis: Redis
+) -> None:
+    await load_directory(redis, demo_document())
+    settings = Settings(redis_url=redis_url, rate_limit_per_s=2, rate_limit_burst=2)  # type: ignore[arg-type]
+    async with TestClient(TestServer(create_app(settings))) as limited_client:
+        statuses = [(await limited_client.get(CALLS, headers=basic())).status for _ in range(3)]
+        refused = await limited_client.get(CALLS, headers=basic())
+        message = await refused.json()
+    assert statuses == [200, 200, 429]
+    assert message == {"message": "Too many requests: the limit is 2 per second"}
+
+
+async def test_zero_means_no_limit(client: TestClient[Any, Any], redis: Redis) -> None:
+    await load_directory(redis, limited(per_s=0, burst=1))
+    statuses = {(await client.get(CALLS, headers=basic())).status for _ in range(30)}
+    assert statuses == {200}
+    assert not await redis.exists(TenantKeys("demo").api_bucket)
+
+
+async def test_the_bucket_refills_at_its_rate(redis: Redis) -> None:
+    """The Lua bucket on a given clock: bursts, exact waits, refill, and no refill past full."""
+    take = Scripts.register(redis).take_token
+    bucket = TenantKeys("demo").api_bucket
+
+    async def at(now_ms: int) -> int:
+        return int(await take(keys=[bucket], args=[4, 2, now_ms]))
+
+    assert [await at(1000), await at(1000)] == [0, 0]
+    assert await at(1000) == 250  # one token every 250 ms at 4/s
+    assert await at(1100) == 150
+    assert await at(1250) == 0
+    assert await at(1250) == 250
+    assert [await at(9000), await at(9000), await at(9000)] == [0, 0, 250]
+    assert 0 < await redis.pttl(bucket) <= 500 + 1000  # forgotten once it would be full
