@@ -85,7 +85,7 @@ async def test_the_process_default_applies_when_the_directory_sets_none(
     redis_url: str, redis: Redis
 ) -> None:
     await load_directory(redis, demo_document())
-    settings = Settings(redis_url=redis_url, rate_limit_per_s=2, rate_limit_burst=2)  # type: ignore[arg-type]
+    settings = Settings(redis_url=redis_url, rate_limit_per_s=2, rate_limit_burst=2)
     async with TestClient(TestServer(create_app(settings))) as limited_client:
         statuses = [(await limited_client.get(CALLS, headers=basic())).status for _ in range(3)]
         refused = await limited_client.get(CALLS, headers=basic())
