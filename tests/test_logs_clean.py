@@ -1,0 +1,187 @@
+"""The logs of a full run (`dispatcher up` at debug level: API, worker, webhooks, carrier,
+admin API, refused credentials) hold no token or secret and no full phone number."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+import yaml
+from aiohttp import web
+
+from dispatcher.domain import clock
+from tests.conftest import demo_document
+from tests.dispatcher.test_cli import _free_port, _wait_healthy
+
+BIN = Path(sys.executable).parent / "dispatcher"
+API = "/apps/api/v1"
+TOKEN = "demo-token-0f3c9a"
+ADMIN_TOKEN = "admin-token-7d21be"
+WEBHOOK_SECRET = "webhook-secret-5e88aa"
+SECRETS = [
+    TOKEN,
+    ADMIN_TOKEN,
+    WEBHOOK_SECRET,
+    base64.b64encode(f"demo:{TOKEN}".encode()).decode(),
+]
+# Numbers used below, each as people write it; none may appear in a log line in any form.
+NUMBERS = {
+    "+1 859-657-9625": ["8596579625", "859-657-9625", "859 657 9625", "(859) 657-9625"],
+    "+1 205-123-4567": ["2051234567", "205-123-4567", "205 123 4567", "(205) 123-4567"],
+    "+1 415-555-0100": ["4155550100", "415-555-0100", "415 555 0100", "(415) 555-0100"],
+    "(650) 253-0000": ["6502530000", "650-253-0000", "650 253 0000", "(650) 253-0000"],
+}
+
+
+def _auth() -> dict[str, str]:
+    encoded = base64.b64encode(f"demo:{TOKEN}".encode()).decode()
+    return {"Authorization": f"Basic {encoded}"}
+
+
+def _document(webhook_url: str) -> dict[str, Any]:
+    document = demo_document()
+    tenant = document["tenants"][0]
+    tenant["api_tokens"] = [TOKEN]
+    tenant["settings"].update(webhook_url=webhook_url, webhook_secret=WEBHOOK_SECRET)
+    tenant["settings"]["simulator"] = {"answer_after_s": 0.05, "talk_time_s": 0.1}
+    for menu in tenant["menus"]:
+        menu.update(cascade_interval_s=0.3, offer_timeout_s=2, max_wait_s=5)
+    return document
+
+
+@pytest.fixture
+async def webhook_url() -> AsyncIterator[str]:
+    """A receiver that refuses every third event, so failed deliveries are logged too."""
+    seen = 0
+
+    async def receive(request: web.Request) -> web.Response:
+        nonlocal seen
+        seen += 1
+        await request.read()
+        return web.Response(status=500 if seen % 3 == 0 else 204)
+
+    app = web.Application()
+    app.router.add_post("/hook", receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = _free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield f"http://127.0.0.1:{port}/hook"
+    await runner.cleanup()
+
+
+async def _exercise(http: aiohttp.ClientSession, base: str) -> list[int]:
+    """Every kind of request, good and bad; returns the ids of the calls that must end."""
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with http.get(f"{base}/manager/api/v1/config", headers=admin) as answer:
+        assert answer.status == 200
+    wrong = {"Authorization": "Bearer not-the-admin-token"}
+    async with http.get(f"{base}/manager/api/v1/config", headers=wrong) as answer:
+        assert answer.status == 401
+    bad_basic = {"Authorization": "Basic " + base64.b64encode(b"demo:guess").decode()}
+    async with http.get(f"{base}{API}/calls", headers=bad_basic) as answer:
+        assert answer.status == 401
+
+    bodies: list[tuple[dict[str, Any], int]] = [
+        ({"call_type": "Voice Outbound (API)", "agent_email": "admin@somedomain.com",
+          "end_user_number": "+1 859-657-9625"}, 201),
+        ({"call_type": "Voice Inbound (API)", "menu_id": 9,
+          "end_user_number": "+1 205-123-4567"}, 201),
+        ({"call_type": "Voice Scheduled (API)", "menu_id": 9, "end_user_number": "(650) 253-0000",
+          "scheduled_at": clock.iso(clock.now() + timedelta(seconds=1))}, 201),
+        ({"call_type": "Voice Inbound (API)", "menu_id": 9, "end_user_number": "+1 205-12"},
+         400),
+    ]  # fmt: skip
+    call_ids = []
+    for body, status in bodies:
+        headers = {**_auth(), "Idempotency-Key": f"log-test-{len(call_ids)}"}
+        async with http.post(f"{base}{API}/calls", json=body, headers=headers) as answer:
+            assert answer.status == status, await answer.text()
+            if status == 201:
+                call_ids.append((await answer.json())["id"])
+    sms = {
+        "chat_type": "Messaging (SMS)",
+        "end_user_number": "+1 415-555-0100",
+        "outbound_number": "+1 628-555-0199",
+        "message": "hello",
+    }
+    async with http.post(f"{base}{API}/sms", json=sms, headers=_auth()) as answer:
+        assert answer.status == 200
+    stop = {"from": "(415) 555-0100", "to": "+1 628-555-0199", "text": "STOP"}
+    async with http.post(f"{base}/carrier/simulated/sms", json=stop, headers=_auth()) as answer:
+        assert answer.status == 200
+    return call_ids
+
+
+async def _until_ended(http: aiohttp.ClientSession, base: str, call_ids: list[int]) -> None:
+    """Agent 1 takes every offer; returns once every call has ended."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        async with http.get(f"{base}{API}/agents/1/offers", headers=_auth()) as answer:
+            offers = await answer.json()
+        for offer in offers:
+            async with http.post(f"{base}{API}/offers/{offer['id']}/accept", headers=_auth()):
+                pass
+        statuses = []
+        for call_id in call_ids:
+            async with http.get(f"{base}{API}/calls/{call_id}", headers=_auth()) as answer:
+                statuses.append((await answer.json())["status"])
+        if all(status in {"finished", "failed"} for status in statuses):
+            return
+        await asyncio.sleep(0.1)
+    pytest.fail(f"calls did not end: {statuses}")
+
+
+async def test_a_full_run_logs_no_secret_and_no_full_phone_number(
+    tmp_path: Path, webhook_url: str
+) -> None:
+    config = tmp_path / "directory.yaml"
+    config.write_text(yaml.safe_dump(_document(webhook_url)))
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env.update(
+        DISPATCHER_LOG_FORMAT="json",
+        DISPATCHER_LOG_LEVEL="debug",
+        DISPATCHER_ADMIN_TOKEN=ADMIN_TOKEN,
+    )
+    log_file = tmp_path / "up.log"
+    with log_file.open("wb") as log:
+        process = subprocess.Popen(
+            [str(BIN), "up", "--host", "127.0.0.1", "--port", str(port), "--config", str(config),
+             "--data-dir", str(tmp_path / "data")],
+            env=env, stdout=log, stderr=log,
+        )  # fmt: skip
+        try:
+            await asyncio.to_thread(_wait_healthy, port, process)
+            base = f"http://127.0.0.1:{port}"
+            async with aiohttp.ClientSession() as http:
+                call_ids = await _exercise(http, base)
+                await _until_ended(http, base, call_ids)
+                await asyncio.sleep(1.5)  # the last webhook deliveries and their retries
+        finally:
+            process.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(process.wait, 30) == 0
+
+    lines = log_file.read_text().splitlines()
+    events = [orjson.loads(line) for line in lines if line.startswith("{")]
+    assert len(events) > 40, lines  # the run did log: requests, jobs, webhooks, debug lines
+    assert {"request_id", "tenant"} <= set().union(*(e.keys() for e in events))
+    assert any("call_id" in e for e in events)
+    assert any(e.get("event") == "webhook failed" for e in events)
+    forbidden = SECRETS + [form for forms in NUMBERS.values() for form in forms]
+    forbidden += ["+1" + forms[0] for forms in NUMBERS.values()]
+    for line in lines:
+        for text in forbidden:
+            assert text not in line, f"{text!r} logged: {line}"
