@@ -104,7 +104,7 @@ async def _exercise(http: aiohttp.ClientSession, base: str) -> list[int]:
         ({"call_type": "Voice Inbound (API)", "menu_id": 9, "end_user_number": "+1 205-12"},
          400),
     ]  # fmt: skip
-    call_ids = []
+    call_ids: list[int] = []
     for body, status in bodies:
         headers = {**_auth(), "Idempotency-Key": f"log-test-{len(call_ids)}"}
         async with http.post(f"{base}{API}/calls", json=body, headers=headers) as answer:
