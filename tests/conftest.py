@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import yaml
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from redis.asyncio import Redis
 
 from dispatcher.app import create_app, redis_client
@@ -24,6 +26,23 @@ from dispatcher.store.scripts import Scripts
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_FILE = ROOT / "deploy" / "demo.yaml"
 ADMIN_TOKEN = "admin-secret-token"
+
+# Property tests: a fixed, bounded run in CI (derandomized: the same examples every run, no
+# example database), a larger random one with HYPOTHESIS_PROFILE=deep. No deadline: two shared
+# cores make per-example timings meaningless.
+hypothesis_settings.register_profile(
+    "ci",
+    max_examples=150,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+hypothesis_settings.register_profile(
+    "deep", hypothesis_settings.get_profile("ci"), max_examples=5_000, derandomize=False
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,23 @@ _NON_DIGITS = re.compile(r"\D")
 
 
 def parse(raw: object) -> phonenumbers.PhoneNumber | None:
-    """A possible number (the spec's "well-formed"), or None; non-strings are never numbers."""
+    """A possible number (the spec's "well-formed"), or None; non-strings are never numbers.
+    A number must also survive its own E.164 form: libphonenumber takes the zeros of
+    "+82 00 11111" for a trunk prefix, keeps one and writes +82011111, which parses back as
+    +8211111. Such numbers (possible, never valid) are refused, so that every number stored
+    normalizes to itself and compares equal to the same number sent again."""
+    number = _possible(raw)
+    if number is None:
+        return None
+    written = e164(number)
+    if written != raw:
+        again = _possible(written)
+        if again is None or e164(again) != written:
+            return None
+    return number
+
+
+def _possible(raw: object) -> phonenumbers.PhoneNumber | None:
     if not isinstance(raw, str) or not raw.strip() or len(raw) > 64:
         return None
     try:
