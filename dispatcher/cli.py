@@ -151,7 +151,7 @@ def worker(data_dir: Path | None, burst: bool) -> None:
     """Run an ARQ worker against REDIS_URL (scale out by running several)."""
 
     settings = _require_redis_url(_settings(None, None, data_dir))
-    _run_long(_run_worker(settings, burst=burst, handle_signals=True))
+    _run_long(_work_until_stopped(settings, burst))
 
 
 @main.command("load-config")
@@ -178,6 +178,19 @@ async def _store_directory(redis_url: str, document: DirectoryFile) -> None:
         await redis.aclose()
 
 
+def _stop_on_signals() -> asyncio.Event:
+    """SIGTERM (orchestrators) and SIGINT (Ctrl-C) both start a graceful stop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+async def _work_until_stopped(settings: Settings, burst: bool) -> None:
+    await _run_worker(settings, _stop_on_signals(), burst=burst)
+
+
 async def _up(settings: Settings, document: DirectoryFile | None, simulate_agents: bool) -> None:
     async with _redis_for(settings) as settings:
         await _serve_until_stopped(
@@ -190,7 +203,7 @@ async def _redis_for(settings: Settings) -> AsyncIterator[Settings]:
     if settings.redis_url is not None:
         yield settings
         return
-    embedded = EmbeddedRedis(settings.data_dir)
+    embedded = EmbeddedRedis(settings.data_dir, appendfsync=settings.redis_appendfsync)
     url = await asyncio.to_thread(embedded.start)
     try:
         yield settings.model_copy(update={"redis_url": url})
@@ -210,11 +223,15 @@ async def _serve_until_stopped(
     assert settings.redis_url is not None
     if document is not None:
         await _store_directory(settings.redis_url, document)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    runner = web.AppRunner(create_app(settings), access_log=None, handle_signals=False)
+    stop = _stop_on_signals()
+    # On stop, aiohttp closes the listening socket at once, answers the requests in flight
+    # (for up to the grace period) and closes idle keep-alive connections.
+    runner = web.AppRunner(
+        create_app(settings),
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=settings.shutdown_grace_s,
+    )
     await runner.setup()
     tasks: list[asyncio.Task[None]] = []
     siblings: list[subprocess.Popen[bytes]] = []
@@ -223,17 +240,24 @@ async def _serve_until_stopped(
         await site.start()
         siblings = _start_siblings(settings, runner.addresses[0][1], processes - 1)
         if with_worker:
-            tasks.append(asyncio.create_task(_run_worker(settings)))  # signals: ours, above
+            tasks.append(asyncio.create_task(_run_worker(settings, stop)))
         if simulate_agents:
             tasks.append(asyncio.create_task(_simulate_agents(settings.redis_url, stop)))
         click.echo(f"dispatcher listening on http://{settings.host}:{settings.port}", err=True)
         await stop.wait()
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.to_thread(_stop_siblings, siblings)
-        await runner.cleanup()
+        stop.set()  # also when something above failed: the worker drains too
+        # The ingress, its sibling processes and the worker wind down side by side, each
+        # within the grace period; whatever a worker hands back stays queued in Redis.
+        outcomes = await asyncio.gather(
+            *tasks,
+            asyncio.to_thread(_stop_siblings, siblings, settings.shutdown_grace_s + 5),
+            runner.cleanup(),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
 
 def _start_siblings(settings: Settings, port: int, count: int) -> list[subprocess.Popen[bytes]]:
@@ -258,23 +282,19 @@ def _stop_siblings(siblings: list[subprocess.Popen[bytes]], timeout_s: float = 1
             sibling.wait()
 
 
-async def _run_worker(
-    settings: Settings, *, burst: bool = False, handle_signals: bool = False
-) -> None:
+async def _run_worker(settings: Settings, stop: asyncio.Event, *, burst: bool = False) -> None:
+    """An ARQ worker until `stop`; then it drains for the grace period (workers/settings.py)."""
     from workers.settings import create_worker
 
     assert settings.redis_url is not None
     arq_worker = create_worker(
         settings.redis_url,
         burst=burst,
-        handle_signals=handle_signals,
+        handle_signals=False,
         directory_ttl_s=settings.directory_ttl_s,
         job_timeout=settings.job_timeout_s,
     )
-    try:
-        await arq_worker.async_run()
-    finally:
-        await arq_worker.close()
+    await arq_worker.run_until(stop, settings.shutdown_grace_s)
 
 
 async def _simulate_agents(redis_url: str, stop: asyncio.Event) -> None:

@@ -45,24 +45,34 @@ def die_with_parent() -> None:
 
 class EmbeddedRedis:
     """redis-server with AOF persistence under `data_dir`, on a unix socket when its path fits,
-    otherwise on a loopback port with a random password. One server per data directory."""
+    otherwise on a loopback port with a random password. One server per data directory.
 
-    def __init__(self, data_dir: Path) -> None:
+    Started again after a stop, it listens at the same address (socket, or port and password),
+    so clients that lost it reconnect by themselves."""
+
+    def __init__(self, data_dir: Path, appendfsync: str = "everysec") -> None:
         self.data_dir = data_dir.resolve()
+        self.appendfsync = appendfsync
         self.url = ""
+        self._listen: list[str] = []
         self._process: subprocess.Popen[bytes] | None = None
         self._lock: IO[str] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
 
     def start(self, timeout_s: float = 15.0) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._take_lock()
-        args, self.url = self._listen_args()
+        if not self._listen:
+            self._listen, self.url = self._listen_args()
         command = [
             redis_server_binary(),
-            *args,
+            *self._listen,
             "--dir", str(self.data_dir),
             "--appendonly", "yes",
-            "--appendfsync", "everysec",
+            "--appendfsync", self.appendfsync,
             "--save", "",
             "--daemonize", "no",
             "--logfile", str(self.data_dir / "redis.log"),

@@ -1,13 +1,23 @@
-"""ARQ worker settings shared by `dispatcher worker` and `dispatcher up`."""
+"""ARQ worker settings shared by `dispatcher worker` and `dispatcher up`: the job functions,
+and a worker that outlives a Redis outage and stops gracefully."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
+import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiohttp
-from arq import Worker
+import structlog
+from arq import Retry, Worker
 from arq.connections import RedisSettings
+from arq.constants import in_progress_key_prefix
 from arq.worker import func
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from dispatcher.store import jobs
 from dispatcher.store.directory import DirectoryCache
@@ -20,15 +30,45 @@ from workers.scheduling import fire_scheduled_call
 from workers.sms import end_sms_session, send_sms
 from workers.webhooks import MAX_TRIES, deliver_webhook
 
+log = structlog.get_logger("workers.worker")
+
+# Redis unreachable, or back but still loading its AOF (BusyLoadingError is a ConnectionError).
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
+# How soon a job that lost Redis midway runs again, and how long a poll that failed waits.
+REDIS_RETRY_S = 1
+REDIS_POLL_BACKOFF_S = 0.1
+
+Job = Callable[..., Coroutine[Any, Any, str]]
+
+
+def retried_when_redis_is_down(job: Job) -> Job:
+    """A job that loses Redis midway runs again later (every write of a job is a compare-and-set
+    or a script, so a second run changes nothing the first one did); ARQ alone would record it
+    as failed and drop it, leaving its call where it stood."""
+
+    @functools.wraps(job)
+    async def run(ctx: dict[str, Any], *args: Any) -> str:
+        try:
+            return await job(ctx, *args)
+        except REDIS_DOWN as exc:
+            raise Retry(defer=REDIS_RETRY_S) from exc
+
+    return run
+
+
+_JOBS: list[tuple[Job, str, int | None]] = [
+    (route_call, jobs.ROUTE_CALL, None),
+    (fire_scheduled_call, jobs.FIRE_SCHEDULED_CALL, None),
+    (connect_call, jobs.DIAL_OUTBOUND, None),
+    (connect_call, jobs.CONNECT_CALL, None),
+    (carrier_result, jobs.CARRIER_RESULT, None),
+    (send_sms, jobs.SEND_SMS, None),
+    (end_sms_session, jobs.END_SMS_SESSION, None),
+    (deliver_webhook, jobs.DELIVER_WEBHOOK, MAX_TRIES + 1),
+]
 FUNCTIONS = [
-    func(route_call, name=jobs.ROUTE_CALL),
-    func(fire_scheduled_call, name=jobs.FIRE_SCHEDULED_CALL),
-    func(connect_call, name=jobs.DIAL_OUTBOUND),
-    func(connect_call, name=jobs.CONNECT_CALL),
-    func(carrier_result, name=jobs.CARRIER_RESULT),
-    func(send_sms, name=jobs.SEND_SMS),
-    func(end_sms_session, name=jobs.END_SMS_SESSION),
-    func(deliver_webhook, name=jobs.DELIVER_WEBHOOK, max_tries=MAX_TRIES + 1),
+    func(retried_when_redis_is_down(job), name=name, max_tries=max_tries)
+    for job, name, max_tries in _JOBS
 ]
 
 # Scheduled calls must fire well under ARQ's default 0.5 s poll: poll every 20 ms (one cheap
@@ -50,12 +90,124 @@ async def startup(ctx: dict[str, Any]) -> None:
 
     carriers: dict[str, Carrier] = {"simulated": SimulatedCarrier(report)}
     ctx["carriers"] = carriers
+    log.info("worker started", queue=jobs.QUEUE_NAME)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     session = ctx.get("http")
     if session is not None:
         await session.close()
+
+
+class DispatchWorker(Worker):
+    """ARQ's worker, kept running through a Redis outage (ARQ's own poll loop would end on the
+    first connection error), with a graceful stop (`run_until`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.polls = 0
+        self._redis_lost_at: float | None = None
+        # Jobs whose end could not be recorded because Redis was down, and when: their
+        # in-progress keys would hold them back for in_progress_timeout_s.
+        self._unrecorded: dict[str, float] = {}
+
+    async def _poll_iteration(self) -> None:
+        try:
+            if self._unrecorded:
+                await self._hand_back_unrecorded()
+            await super()._poll_iteration()
+        except REDIS_DOWN as exc:
+            if self._redis_lost_at is None:
+                self._redis_lost_at = time.monotonic()
+                log.warning("redis unreachable, worker waiting for it", error=str(exc))
+            await asyncio.sleep(REDIS_POLL_BACKOFF_S)
+        else:
+            if self._redis_lost_at is not None:
+                down_s = round(time.monotonic() - self._redis_lost_at, 3)
+                log.info("redis reachable again, worker resumed", down_s=down_s)
+                self._redis_lost_at = None
+        finally:
+            self.polls += 1
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        for job_id in job_ids:
+            if not self.allow_pick_jobs:
+                return  # stopping: the rest of this batch stays queued for other workers
+            try:
+                await super().start_jobs([job_id])
+            except REDIS_DOWN:
+                # ARQ took a slot for this job before Redis failed, and would keep it forever.
+                self._release_sem_dec_counter_on_complete()
+                raise
+
+    async def run_job(self, job_id: str, score: int) -> None:
+        try:
+            await super().run_job(job_id, score)
+        except REDIS_DOWN:
+            self._unrecorded[job_id] = time.monotonic()
+
+    async def _hand_back_unrecorded(self) -> None:
+        """Once Redis is back, the jobs whose end went unrecorded run again at once (they are
+        still queued): their in-progress keys are deleted, unless they expired already and
+        another worker may have taken the job since."""
+        fresh_after = time.monotonic() - self.in_progress_timeout_s + 1
+        ours = [job_id for job_id, at in self._unrecorded.items() if at > fresh_after]
+        if ours:
+            await self.pool.delete(*(in_progress_key_prefix + job_id for job_id in ours))
+        self._unrecorded.clear()
+
+    async def run_until(self, stop: asyncio.Event, grace_s: float) -> None:
+        """Runs until `stop` is set (or a burst ends). Then it takes no new job, lets the
+        running ones finish for up to `grace_s`, hands back the rest and closes."""
+        polling = asyncio.ensure_future(self.async_run())
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({polling, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not polling.done():
+                await self._drain(grace_s)  # ends by cancelling ARQ's poll loop
+            with contextlib.suppress(asyncio.CancelledError):
+                await polling
+        finally:
+            stopping.cancel()
+            self.tasks = {job_id: t for job_id, t in self.tasks.items() if not t.done()}
+            await self.close()
+
+    async def _drain(self, grace_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        self.allow_pick_jobs = False
+        # A poll that began before the flag may still be starting jobs: wait for it to end
+        # (briefly: a worker stopped while still starting up has no poll to wait for).
+        polled, settled = self.polls, loop.time() + 2
+        while self.polls <= polled and loop.time() < settled:
+            await asyncio.sleep(self.poll_delay_s)
+        running = [task for task in self.tasks.values() if not task.done()]
+        log.info("worker stopping", running=len(running), grace_s=grace_s)
+        if running:
+            await asyncio.wait(running, timeout=max(deadline - loop.time(), 0))
+        late = [job_id for job_id, task in self.tasks.items() if not task.done()]
+        for job_id in late:
+            # Cancelling the job itself lets ARQ's run_job record it as "cancelled, will be
+            # run again": its in-progress key goes, so any worker runs it again at once.
+            job_task = self.job_tasks.get(job_id)
+            (job_task or self.tasks[job_id]).cancel()
+        if late:
+            await asyncio.wait([self.tasks[job_id] for job_id in late], timeout=5)
+        finished = len(running) - len(late)
+        log.info("worker stopped", finished=finished, handed_back=len(late))
+        if self.main_task is not None:
+            self.main_task.cancel()
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        except REDIS_DOWN:
+            log.warning("redis unreachable while the worker closed")
+            if self.on_shutdown:
+                await self.on_shutdown(self.ctx)
+            if self._pool is not None:
+                await self._pool.aclose()
+                self._pool = None
 
 
 def create_worker(
@@ -65,7 +217,7 @@ def create_worker(
     handle_signals: bool = True,
     directory_ttl_s: float = 0.0,
     **overrides: Any,
-) -> Worker:
+) -> DispatchWorker:
     options: dict[str, Any] = {
         "poll_delay": POLL_DELAY_S,
         "queue_read_limit": QUEUE_READ_LIMIT,
@@ -73,7 +225,7 @@ def create_worker(
         "keep_result": 60,
         **overrides,
     }
-    return Worker(
+    return DispatchWorker(
         functions=FUNCTIONS,
         redis_settings=RedisSettings.from_dsn(redis_url),
         queue_name=jobs.QUEUE_NAME,
