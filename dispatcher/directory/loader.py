@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,12 @@ def read_file(path: Path) -> DirectoryFile:
     return parse_text(text, yaml_allowed=path.suffix.lower() in {".yaml", ".yml"})
 
 
+# How many values a document may hold once YAML aliases are expanded: a few kilobytes of
+# aliases of aliases ("billion laughs") would otherwise have pydantic walk billions of them.
+# A document without aliases needs some 50 MB of text to hold this many.
+MAX_VALUES = 5_000_000
+
+
 def parse_text(text: str, *, yaml_allowed: bool = True) -> DirectoryFile:
     try:
         raw = yaml.safe_load(text) if yaml_allowed else json.loads(text)
@@ -38,10 +45,18 @@ def parse_text(text: str, *, yaml_allowed: bool = True) -> DirectoryFile:
         raise DirectoryError(
             [f"document: is not valid {'YAML' if yaml_allowed else 'JSON'}"]
         ) from exc
+    except RecursionError as exc:  # both parsers recurse once per level of nesting
+        raise DirectoryError(["document: is nested too deeply"]) from exc
     return validate(raw)
 
 
 def validate(raw: Any) -> DirectoryFile:
+    try:
+        _count_values(raw, {})
+    except _Unreadable as exc:
+        raise DirectoryError([f"{format_path(exc.path)}: {exc.problem}"]) from exc
+    except RecursionError as exc:
+        raise DirectoryError(["document: is nested too deeply"]) from exc
     try:
         document = DirectoryFile.model_validate(raw)
     except ValidationError as exc:
@@ -50,6 +65,49 @@ def validate(raw: Any) -> DirectoryFile:
     if problems:
         raise DirectoryError(problems)
     return document
+
+
+class _Unreadable(Exception):
+    """What pydantic must not be given; `path` is filled in on the way out."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.path: list[int | str] = []
+
+
+def _count_values(value: Any, sizes: dict[int, int]) -> int:
+    """How many values `value` holds, an alias counted at every use but walked once (sizes are
+    kept per shared object), so an alias bomb costs the size of its text; a document that holds
+    itself counts as too many. Refuses text that is no unicode too: a lone surrogate, which YAML
+    and JSON escapes can spell, breaks pydantic's messages and the stored JSON."""
+    if isinstance(value, str):
+        if not value.isascii() and _SURROGATES.search(value):
+            raise _Unreadable("is not unicode text")
+        return 1
+    if not isinstance(value, dict | list):
+        return 1
+    if id(value) in sizes:
+        return sizes[id(value)]
+    sizes[id(value)] = MAX_VALUES + 1
+    total = 1
+    for key, child in value.items() if isinstance(value, dict) else enumerate(value):
+        try:
+            total += _count_values(key, sizes)
+        except _Unreadable as exc:
+            raise _Unreadable("has a key that is not unicode text") from exc
+        try:
+            total += _count_values(child, sizes)
+        except _Unreadable as exc:
+            exc.path.insert(0, key if isinstance(key, int | str) else str(key))
+            raise
+        if total > MAX_VALUES:
+            raise _Unreadable(f"holds more than {MAX_VALUES} values")
+    sizes[id(value)] = total
+    return total
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 def format_path(loc: Sequence[int | str]) -> str:

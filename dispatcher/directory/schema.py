@@ -12,7 +12,7 @@ from dispatcher.domain import languages, phones
 from dispatcher.domain.statuses import AgentStatus
 
 SUBDOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+WINDOW = re.compile(r"([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -38,8 +38,8 @@ def _timezone(name: str) -> str:
 
 
 def _window(window: str) -> str:
-    match = WINDOW.match(window)
-    if not match or (match.group(3), match.group(4)) <= (match.group(1), match.group(2)):
+    # Zero-padded HH:MM compare as text; a window ends after it starts, at 24:00 at the latest.
+    if not WINDOW.fullmatch(window) or window[6:] <= window[:5]:
         raise ValueError(f"'{window}' is not a window like 09:00-17:00")
     return window
 
