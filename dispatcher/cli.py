@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import structlog
 import uvloop
 from aiohttp import web
 
@@ -26,6 +27,8 @@ from dispatcher.redis_embedded import EmbeddedRedis, die_with_parent, discover_u
 from dispatcher.settings import Settings
 from dispatcher.store import directory
 from dispatcher.store.scripts import Scripts
+
+log = structlog.get_logger("dispatcher.cli")
 
 _host = click.option("--host", default=None, help="Address to listen on [DISPATCHER_HOST].")
 _port = click.option("--port", type=int, default=None, help="Port to listen on [DISPATCHER_PORT].")
@@ -205,10 +208,28 @@ async def _redis_for(settings: Settings) -> AsyncIterator[Settings]:
         return
     embedded = EmbeddedRedis(settings.data_dir, appendfsync=settings.redis_appendfsync)
     url = await asyncio.to_thread(embedded.start)
+    keeper = asyncio.create_task(_keep_running(embedded))
     try:
         yield settings.model_copy(update={"redis_url": url})
     finally:
+        keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
         await asyncio.to_thread(embedded.stop)
+
+
+async def _keep_running(embedded: EmbeddedRedis) -> None:
+    """An embedded Redis that dies is started again, at the same address and from its AOF;
+    the ingress answers 503 meanwhile and every client reconnects by itself."""
+    while True:
+        code = await asyncio.to_thread(embedded.wait)
+        log.error("embedded redis exited, restarting it", exit_code=code)
+        await asyncio.to_thread(embedded.stop)
+        try:
+            await asyncio.to_thread(embedded.start)
+        except (RuntimeError, OSError):
+            log.exception("embedded redis did not restart, trying again in 1 s")
+            await asyncio.sleep(1)
 
 
 async def _serve_until_stopped(

@@ -105,6 +105,11 @@ class EmbeddedRedis:
             self._lock.close()
             self._lock = None
 
+    def wait(self) -> int | None:
+        """Blocks until the server exits; its exit code (None when it is not running)."""
+        process = self._process
+        return process.wait() if process is not None else None
+
     def __enter__(self) -> EmbeddedRedis:
         self.start()
         return self

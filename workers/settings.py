@@ -18,6 +18,7 @@ from arq.constants import in_progress_key_prefix
 from arq.worker import func
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import WatchError
 
 from dispatcher.store import jobs
 from dispatcher.store.directory import DirectoryCache
@@ -34,6 +35,8 @@ log = structlog.get_logger("workers.worker")
 
 # Redis unreachable, or back but still loading its AOF (BusyLoadingError is a ConnectionError).
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
+# What ARQ's own Redis calls raise then: a connection lost under WATCH is a WatchError.
+POLL_FAILED = (*REDIS_DOWN, WatchError)
 # How soon a job that lost Redis midway runs again, and how long a poll that failed waits.
 REDIS_RETRY_S = 1
 REDIS_POLL_BACKOFF_S = 0.1
@@ -116,7 +119,7 @@ class DispatchWorker(Worker):
             if self._unrecorded:
                 await self._hand_back_unrecorded()
             await super()._poll_iteration()
-        except REDIS_DOWN as exc:
+        except POLL_FAILED as exc:
             if self._redis_lost_at is None:
                 self._redis_lost_at = time.monotonic()
                 log.warning("redis unreachable, worker waiting for it", error=str(exc))
@@ -135,15 +138,16 @@ class DispatchWorker(Worker):
                 return  # stopping: the rest of this batch stays queued for other workers
             try:
                 await super().start_jobs([job_id])
-            except REDIS_DOWN:
-                # ARQ took a slot for this job before Redis failed, and would keep it forever.
+            except POLL_FAILED:
+                # ARQ took a slot for this job before Redis failed, and would keep it forever
+                # (a WatchError that ARQ lets out comes from the connection, not a conflict).
                 self._release_sem_dec_counter_on_complete()
                 raise
 
     async def run_job(self, job_id: str, score: int) -> None:
         try:
             await super().run_job(job_id, score)
-        except REDIS_DOWN:
+        except POLL_FAILED:
             self._unrecorded[job_id] = time.monotonic()
 
     async def _hand_back_unrecorded(self) -> None:
@@ -169,7 +173,12 @@ class DispatchWorker(Worker):
                 await polling
         finally:
             stopping.cancel()
-            self.tasks = {job_id: t for job_id, t in self.tasks.items() if not t.done()}
+            # Only left after a failure: ARQ's close() would re-raise their cancellations.
+            left = [task for task in self.tasks.values() if not task.done()]
+            for task in left:
+                task.cancel()
+            await asyncio.gather(*left, return_exceptions=True)
+            self.tasks = {}
             await self.close()
 
     async def _drain(self, grace_s: float) -> None:
