@@ -28,6 +28,11 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench $(PARTS)
 
+# Fault injection at full size (tests/chaos: 1,000 calls, repeated kills, Redis restarts);
+# `make test` runs the same tests small. Each test prints a "CHAOS ..." line of figures.
+chaos: $(STAMP)
+	DISPATCHER_CHAOS=1 $(BIN)/pytest tests/chaos -s -p no:cacheprovider --timeout 900
+
 lint: $(STAMP)
 	$(BIN)/ruff check dispatcher workers tests bench
 	$(BIN)/ruff format --check dispatcher workers tests bench

@@ -78,7 +78,7 @@ async def test_worker_killed_mid_job_loses_and_repeats_nothing(
             await asyncio.sleep(0.05)
     finally:
         second.send_signal(signal.SIGTERM)
-        second.wait(timeout=20)
+        assert second.wait(timeout=20) == 0  # a graceful stop, after the kill of the first
 
     announced: Counter[tuple[int, str]] = Counter()
     quiet_until = time.monotonic() + 1.0  # read until the channel has been quiet for 1 s

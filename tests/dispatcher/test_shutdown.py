@@ -1,0 +1,62 @@
+"""`dispatcher serve` on SIGTERM: it stops accepting connections at once, still answers the
+request in flight, and exits 0."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import aiohttp
+from redis.asyncio import Redis
+
+from tests.chaos.harness import AUTH, CALLS, KEYS, directory, running, until
+from tests.conftest import load_directory
+
+
+async def _refused(port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except ConnectionRefusedError:
+        return True
+    writer.close()
+    with contextlib.suppress(ConnectionError):
+        await writer.wait_closed()
+    return False
+
+
+async def _blocked_on_redis(redis: Redis) -> bool:
+    return int((await redis.info("clients"))["blocked_clients"]) > 0
+
+
+async def test_sigterm_answers_the_request_in_flight_and_accepts_no_more(
+    redis: Redis, redis_url: str, tmp_path: Path
+) -> None:
+    await load_directory(redis, directory())
+    body = {"call_type": "Voice Inbound (API)", "menu_id": 1, "end_user_number": "+1 205-555-0100"}
+    async with (
+        running(tmp_path, redis_url, DISPATCHER_SHUTDOWN_GRACE_S="10") as system,
+        aiohttp.ClientSession(headers=AUTH) as http,
+    ):
+        port = await system.serve()
+        process = system.processes["serve"]
+
+        async def create() -> tuple[int, dict[str, object]]:
+            async with http.post(f"http://127.0.0.1:{port}{CALLS}", json=body) as answer:
+                return answer.status, await answer.json()
+
+        # Redis holds back writes, so the create waits inside its handler: in flight.
+        await redis.client_pause(10_000, all=False)  # writes only
+        try:
+            in_flight = asyncio.create_task(create())
+            await until(lambda: _blocked_on_redis(redis), "the create to reach Redis", 10)
+            process.terminate()
+            await until(lambda: _refused(port), "the listening socket to close", 10)
+            assert process.poll() is None  # still answering the request in flight
+        finally:
+            await redis.client_unpause()
+        status, call = await in_flight
+        assert status == 201
+        assert call["status"] == "queued"
+        assert await asyncio.to_thread(process.wait, 20) == 0
+    assert await redis.hget(KEYS.call(int(str(call["id"]))), "status") == b"queued"
