@@ -60,7 +60,7 @@ async def put_status(request: web.Request) -> web.Response:
     agent = _agent(request, tenant.agents_by_id)
     body = await json_object(request)
     raw = body.get("status")
-    if raw not in set(AgentStatus):
+    if not isinstance(raw, str) or raw not in set(AgentStatus):
         raise InvalidRequest("status must be one of available, unavailable, offline")
     redis = request.app[REDIS]
     key = TenantKeys(tenant.subdomain).agent(agent.id)

@@ -68,7 +68,9 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         message = _HTTP_MESSAGES.get(exc.status, exc.reason)
-        return message_response(exc.status, message)
+        # RFC 9110: a 405 must say which methods the resource has.
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return message_response(exc.status, message, allow)
     except (RedisConnectionError, RedisTimeoutError, ConnectionError):
         log.warning("storage unavailable", exc_info=True)
         return message_response(503, "Service unavailable", {"Retry-After": "1"})
