@@ -19,12 +19,17 @@ def integer(raw: object) -> int | None:
     return None
 
 
+# CRM ticket ids are short (Salesforce's are 18 characters); a longer one is refused rather
+# than stored in every call object that names it.
+MAX_TICKET_ID_CHARS = 255
+
+
 def ticket_id(raw: object) -> str | None:
     """A CRM ticket id when given; a given value of any other type is refused."""
     if blank(raw):
         return None
     ticket = text_id(raw)
-    if ticket is None:
+    if ticket is None or len(ticket) > MAX_TICKET_ID_CHARS:
         raise InvalidRequest("ticket_id is not well formed")
     return ticket
 
