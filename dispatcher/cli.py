@@ -252,6 +252,7 @@ async def _serve_until_stopped(
         access_log=None,
         handle_signals=False,
         shutdown_timeout=settings.shutdown_grace_s,
+        keepalive_timeout=settings.keepalive_timeout_s,  # also bounds a slow request's headers
     )
     await runner.setup()
     tasks: list[asyncio.Task[None]] = []

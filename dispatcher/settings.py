@@ -20,6 +20,12 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".data")
     admin_token: SecretStr | None = None
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Slow clients (slowloris): a request's body must arrive within body_timeout_s of the
+    # handler asking for it (else 408); a connection must complete a request's headers within
+    # keepalive_timeout_s of opening or of its previous answer (aiohttp's keepalive_timeout,
+    # which also closes idle keep-alive connections; 75 s is nginx's default).
+    body_timeout_s: float = Field(default=10.0, gt=0)
+    keepalive_timeout_s: float = Field(default=75.0, gt=0)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # A job running longer is cancelled and retried. It also bounds how soon another worker

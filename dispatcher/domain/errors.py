@@ -45,6 +45,10 @@ class TooManyRequests(DispatchError):
         self.headers = {"Retry-After": str(retry_after_s)}
 
 
+class RequestTimeout(DispatchError):
+    status = 408
+
+
 class PayloadTooLarge(DispatchError):
     status = 413
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
-from dispatcher.domain.errors import InvalidRequest, PayloadTooLarge
+from dispatcher.domain.errors import InvalidRequest, PayloadTooLarge, RequestTimeout
 from dispatcher.http.appkeys import SETTINGS
 
 
@@ -26,10 +28,23 @@ async def json_object(request: web.Request) -> dict[str, Any]:
 
 
 async def raw_body(request: web.Request) -> bytes:
-    limit = request.app[SETTINGS].max_body_bytes
+    """The whole body, refused when over the size limit (declared or counted, after any
+    Content-Encoding is undone) or when it does not arrive in time: a client sending a byte now
+    and then (slowloris) must not hold a handler forever."""
+    settings = request.app[SETTINGS]
+    limit = settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"Request body is too large (limit {limit} bytes)")
     try:
-        return await request.read()
+        async with asyncio.timeout(settings.body_timeout_s):
+            return await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
         raise PayloadTooLarge(f"Request body is too large (limit {limit} bytes)") from exc
+    except TimeoutError as exc:
+        raise RequestTimeout(
+            f"Request body was not received in time (limit {settings.body_timeout_s:g} s)"
+        ) from exc
+    except (HttpProcessingError, web.RequestPayloadError, ConnectionResetError) as exc:
+        # Broken chunked framing or Content-Encoding (bad gzip), or the client went away
+        # mid-body: the client's fault, not a 500, and not the storage's (a 503).
+        raise InvalidRequest("Request body could not be read") from exc

@@ -12,7 +12,7 @@ from aiohttp import web
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from dispatcher.domain.errors import DispatchError
+from dispatcher.domain.errors import DispatchError, RequestTimeout
 
 log = structlog.get_logger("dispatcher.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -37,7 +37,12 @@ def message_response(
 
 def _request_id(request: web.Request) -> str:
     given = request.headers.get("X-Request-Id", "")
-    if 0 < len(given) <= 64 and given.replace("-", "").replace("_", "").isalnum():
+    # ASCII only: str.isalnum() takes "é" or "٣" too, which would be echoed in a header.
+    if (
+        0 < len(given) <= 64
+        and given.isascii()
+        and given.replace("-", "").replace("_", "").isalnum()
+    ):
         return given
     return uuid.uuid4().hex
 
@@ -63,7 +68,11 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except DispatchError as exc:
-        return message_response(exc.status, exc.message, exc.headers)
+        answer = message_response(exc.status, exc.message, exc.headers)
+        if isinstance(exc, RequestTimeout):
+            # RFC 9110 15.5.9: close the connection, rather than keep waiting for the late body.
+            answer.force_close()
+        return answer
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
