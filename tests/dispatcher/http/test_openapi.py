@@ -166,7 +166,10 @@ async def test_calls_answers_conform(
     refused = await client.post(calls, json={"call_type": "x"}, headers=basic())
     assert await conforming(refused, "/apps/api/v1/calls") == {"message": "Invalid call type"}
     keyed = {**basic(), "Idempotency-Key": "k-1"}
-    await client.post(calls, json=INBOUND, headers=keyed)
+    first = await conforming(await client.post(calls, json=INBOUND, headers=keyed), calls)
+    replayed = await client.post(calls, json=INBOUND, headers=keyed)
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert await conforming(replayed, calls) == first
     reused = await client.post(calls, json=SCHEDULED, headers=keyed)
     assert reused.status == 409
     await conforming(reused, "/apps/api/v1/calls")
