@@ -1,0 +1,420 @@
+"""Hostile HTTP input against the real app: bodies over the limit (declared, chunked, gzipped),
+deep JSON, huge strings and odd unicode in every field, odd bytes in headers, paths and queries.
+Every answer is a 4xx with a `{"message"}` or a correct 2xx, never a 5xx; nothing big is stored."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import io
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from redis.asyncio import Redis
+
+from dispatcher.app import create_app
+from dispatcher.settings import Settings
+from tests.conftest import ADMIN_TOKEN, basic
+
+API = "/apps/api/v1"
+LIMIT = 1024 * 1024
+TOO_LARGE = {"message": f"Request body is too large (limit {LIMIT} bytes)"}
+NOT_JSON = {"message": "Request body is not valid JSON"}
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+OUTBOUND = {
+    "call_type": "Voice Outbound (API)",
+    "agent_email": "agent@somedomain.com",
+    "end_user_number": "+1 628-555-0142",
+}
+INBOUND = {"call_type": "Voice Inbound (API)", "menu_id": 9, "end_user_number": "+1 205-123-4567"}
+SCHEDULED = {
+    **INBOUND,
+    "call_type": "Voice Scheduled (API)",
+    "scheduled_at": "2099-06-03T17:00:00Z",
+}
+SMS = {
+    "chat_type": "Messaging (SMS)",
+    "end_user_number": "+1 415-555-0100",
+    "outbound_number": "+1 628-555-0199",
+    "message": "Your order has shipped.",
+}
+VALID_BODIES: dict[str, dict[str, Any]] = {
+    "outbound": OUTBOUND,
+    "inbound": INBOUND,
+    "scheduled": SCHEDULED,
+    "sms": SMS,
+}
+# Every route that reads a body, with the headers it needs: (method, path, headers).
+BODY_ROUTES = [
+    ("POST", f"{API}/calls", basic()),
+    ("POST", f"{API}/sms", basic()),
+    ("PATCH", f"{API}/calls/1/customer_flag", basic()),
+    ("PUT", f"{API}/agents/1/status", basic()),
+    ("PUT", "/manager/api/v1/config", ADMIN),
+]
+BODY_ROUTE_IDS = ["calls", "sms", "customer_flag", "agent_status", "config"]
+
+
+@pytest.fixture
+async def http(settings: Settings, demo: dict[str, Any]) -> AsyncIterator[TestClient[Any, Any]]:
+    """The app with the demo directory and no rate limit: these tests send many requests."""
+    unlimited = settings.model_copy(update={"rate_limit_per_s": 0})
+    async with TestClient(TestServer(create_app(unlimited))) as test_client:
+        yield test_client
+
+
+async def exchange(http: TestClient[Any, Any], request: bytes) -> tuple[int, bytes, bytes]:
+    """One raw HTTP/1.1 exchange on a fresh connection: (status, head, body)."""
+    assert http.server.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", http.server.port)
+    try:
+        writer.write(request)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        body = await reader.readexactly(length)
+    finally:
+        writer.close()
+    return int(head.split(b" ")[1]), head, body
+
+
+def _head(method: str, path: str, headers: dict[str, str], **more: str) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: test", *(f"{k}: {v}" for k, v in headers.items())]
+    lines += [f"{k.replace('_', '-')}: {v}" for k, v in more.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def _answer(response: Any) -> tuple[int, Any]:
+    return response.status, await response.json()
+
+
+# --- bodies over the limit ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("method", "path", "headers"), BODY_ROUTES, ids=BODY_ROUTE_IDS)
+async def test_a_declared_oversize_body_is_413_before_it_is_sent(
+    http: TestClient[Any, Any], method: str, path: str, headers: dict[str, str]
+) -> None:
+    # Only the headers go out: the answer must not wait for the 1 MiB + 1 announced.
+    head = _head(method, path, headers, Content_Length=str(LIMIT + 1))
+    status, _, body = await exchange(http, head)
+    assert (status, json.loads(body)) == (413, TOO_LARGE)
+
+
+@pytest.mark.parametrize(("method", "path", "headers"), BODY_ROUTES, ids=BODY_ROUTE_IDS)
+async def test_a_chunked_oversize_body_is_413(
+    http: TestClient[Any, Any], method: str, path: str, headers: dict[str, str]
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: sent chunked
+        yield b'{"message": "'
+        for _ in range(20):
+            yield b"x" * 64 * 1024
+        yield b'"}'
+
+    response = await http.request(method, path, data=chunks(), headers=headers)
+    assert response.request_info.headers.get("Transfer-Encoding") == "chunked"
+    assert await _answer(response) == (413, TOO_LARGE)
+
+
+async def test_a_gzip_bomb_is_413(http: TestClient[Any, Any]) -> None:
+    bomb = gzip.compress(b'{"message": "' + b" " * (64 * LIMIT) + b'"}')  # 64 MiB in 64 kB
+    assert len(bomb) < LIMIT // 10
+    headers = {**basic(), "Content-Encoding": "gzip", "Content-Type": "application/json"}
+    response = await http.post(f"{API}/sms", data=bomb, headers=headers)
+    assert await _answer(response) == (413, TOO_LARGE)
+
+
+async def test_a_body_at_the_limit_is_read(http: TestClient[Any, Any]) -> None:
+    padding = LIMIT - len(json.dumps({**SMS, "padding": ""}).encode())
+    body = json.dumps({**SMS, "padding": "p" * padding}).encode()
+    assert len(body) == LIMIT
+    response = await http.post(f"{API}/sms", data=io.BytesIO(body), headers=basic())
+    assert response.status == 200
+
+
+async def test_a_broken_gzip_body_is_400(http: TestClient[Any, Any]) -> None:
+    # Found while probing: ContentEncodingError escaped the body reader, a 500.
+    headers = {**basic(), "Content-Encoding": "gzip"}
+    response = await http.post(f"{API}/calls", data=b"not gzip at all", headers=headers)
+    assert await _answer(response) == (400, {"message": "Request body could not be read"})
+
+
+# --- deep JSON ------------------------------------------------------------------------------------
+
+DEEP = {
+    "arrays": b"[" * 100_000 + b"]" * 100_000,
+    "objects": b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+    "in-a-field": b'{"call_type": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+}
+
+
+@pytest.mark.parametrize(("method", "path", "headers"), BODY_ROUTES[:4], ids=BODY_ROUTE_IDS[:4])
+@pytest.mark.parametrize("deep", DEEP.values(), ids=DEEP.keys())
+async def test_deep_json_is_400(
+    http: TestClient[Any, Any], method: str, path: str, headers: dict[str, str], deep: bytes
+) -> None:
+    response = await http.request(method, path, data=io.BytesIO(deep), headers=headers)
+    assert await _answer(response) == (400, NOT_JSON)
+
+
+@pytest.mark.parametrize("deep", DEEP.values(), ids=DEEP.keys())
+async def test_deep_json_is_400_for_the_operator_api_too(
+    http: TestClient[Any, Any], deep: bytes
+) -> None:
+    # Found by the directory's property tests: RecursionError in the YAML/JSON loader, a 500.
+    response = await http.put("/manager/api/v1/config", data=io.BytesIO(deep), headers=ADMIN)
+    message = "document: is nested too deeply"
+    assert await _answer(response) == (400, {"message": message, "errors": [message]})
+
+
+async def test_json_as_deep_as_the_parser_takes_is_still_answered(
+    http: TestClient[Any, Any],
+) -> None:
+    for depth in (100, 500, 1000, 1023, 1024, 1025):
+        body = b'{"call_type": "OutboundCall", "lang": ' + b"[" * depth + b"]" * depth + b"}"
+        response = await http.post(f"{API}/calls", data=body, headers=basic())
+        assert response.status == 400, depth
+        assert set(await response.json()) == {"message"}
+
+
+# --- huge strings, odd unicode, any JSON in every field -------------------------------------------
+
+HUGE = "\U0001f600" * 200_000  # 800 kB of 4-byte UTF-8 in one string, under the 1 MiB limit
+ODD = [
+    "a\u0000b",  # NUL
+    "\u202eevil\u202c",  # RTL override
+    "\u200f\u05e9\u05dc\u05d5\u05dd",  # RTL mark and Hebrew
+    "\U0001f469\u200d\U0001f4bb",  # emoji with a joiner
+    "e\u0301\u0338\u20dd",  # combining marks
+    "\ufeff",  # a BOM
+    "\u00a0",  # no-break space only
+    "\uff0b\uff11 \uff16\uff12\uff18-\uff15\uff15\uff15-\uff10\uff11\uff14\uff12",  # fullwidth
+    "\u0663\u0663\u0669\u0662\u0661\u0669\u0665\u0662\u0667\u0666",  # Arabic-Indic digits
+]
+FIELDS = {
+    "outbound": ["call_type", "agent_email", "ticket_id", "end_user_number", "outbound_number",
+                 "lang"],
+    "inbound": ["call_type", "menu_id", "end_user_number", "lang", "ticket_id", "outbound_number",
+                "recording_permission"],
+    "scheduled": ["call_type", "menu_id", "call_id", "end_user_number", "scheduled_at", "lang",
+                  "ticket_id", "recording_permission"],
+    "sms": ["chat_type", "end_user_number", "outbound_number", "message", "ticket_id", "agentId",
+            "agentEmail"],
+}  # fmt: skip
+CASES = [(kind, field) for kind, fields in FIELDS.items() for field in fields]
+
+
+async def _post(http: TestClient[Any, Any], kind: str, body: dict[str, Any]) -> tuple[int, Any]:
+    path = f"{API}/sms" if kind == "sms" else f"{API}/calls"
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    response = await http.post(path, data=io.BytesIO(raw), headers=basic())
+    assert response.status < 500, (body, response.status)
+    return await _answer(response)
+
+
+@pytest.mark.parametrize(("kind", "field"), CASES, ids=[f"{k}-{f}" for k, f in CASES])
+async def test_huge_and_odd_values_in_every_field_are_4xx_or_stored_as_sent(
+    http: TestClient[Any, Any], redis: Redis, kind: str, field: str
+) -> None:
+    for value in [HUGE, *ODD, " " * 100_000, -(2**63), 2**64 - 1, 1e308, [HUGE], {"a": ODD}]:
+        await redis.delete("dsp:t:demo:agent:2")  # free the agent's voice slot again
+        status, answer = await _post(http, kind, {**VALID_BODIES[kind], field: value})
+        if status >= 400:
+            assert status == 400 and set(answer) == {"message"}, answer
+            assert len(answer["message"]) <= len(json.dumps(value)) + 100
+        elif field in ("ticket_id", "message"):
+            stored = answer["out_ticket_id"] if field == "ticket_id" else None
+            assert stored in (None, str(value).strip()), stored
+    await _nothing_big_is_stored(redis)
+
+
+async def _nothing_big_is_stored(redis: Redis, limit: int = 16 * 1024) -> None:
+    """Every value in Redis is small: no request smuggled a huge string into storage."""
+    async for key in redis.scan_iter(count=1000):
+        kind = (await redis.type(key)).decode()
+        if kind == "string":
+            size = await redis.strlen(key)
+        elif kind == "hash":
+            size = max([len(v) for v in (await redis.hgetall(key)).values()] or [0])
+        else:
+            continue
+        assert size <= limit, (key, size)
+
+
+async def test_unicode_is_stored_and_answered_exactly(http: TestClient[Any, Any]) -> None:
+    for text in ODD[:6]:
+        message = f"{text} {text}"
+        status, chat = await _post(
+            http, "sms", {**SMS, "end_user_number": "+1 415-555-0199", "message": message,
+                          "ticket_id": text}
+        )  # fmt: skip
+        assert status == 200, chat
+        stored = await (await http.get(f"{API}/chats/{chat['id']}", headers=basic())).json()
+        assert stored["out_ticket_id"] == text.strip()
+        await http.post(f"{API}/chats/{chat['id']}/finish", headers=basic())
+
+
+async def test_numbers_in_other_scripts_normalize_to_e164(http: TestClient[Any, Any]) -> None:
+    fullwidth, arabic_indic = ODD[7], ODD[8]
+    status, call = await _post(http, "inbound", {**INBOUND, "end_user_number": fullwidth})
+    assert (status, call["end_user"]["id"]) == (201, 88)
+    status, call = await _post(http, "inbound", {**INBOUND, "end_user_number": arabic_indic})
+    assert status == 201
+
+
+@pytest.mark.parametrize(("method", "path", "headers"), BODY_ROUTES, ids=BODY_ROUTE_IDS)
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"message": "\\ud800"}',  # a lone surrogate, escaped
+        b'{"message": "\\udfff\\ud800"}',  # reversed pair
+        b'{"\\ud800": 1}',  # in a key
+        b'{"message": "\xff\xfe"}',  # not UTF-8
+        b'{"message": "\xed\xa0\x80"}',  # a surrogate encoded in UTF-8 (CESU)
+        b"\xef\xbb\xbf{}",  # a UTF-8 BOM before the object
+    ],
+    ids=["lone-surrogate", "reversed-pair", "surrogate-key", "not-utf8", "cesu", "bom"],
+)
+async def test_text_that_is_not_unicode_is_400(
+    http: TestClient[Any, Any], method: str, path: str, headers: dict[str, str], body: bytes
+) -> None:
+    response = await http.request(method, path, data=body, headers=headers)
+    assert response.status == 400
+    answer = await response.json()
+    if path.startswith("/manager"):
+        # The operator API reads YAML, where "\ud800" is an escape like any other: refused by
+        # the loader, with its path when pydantic would have choked on it.
+        assert "message" in answer and set(answer) <= {"message", "errors"}, answer
+    else:
+        assert answer == NOT_JSON
+
+
+# --- headers, paths and queries -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"\xc3\xa9t\xc3\xa9", b"\xd9\xa3\xd9\xa3", b"\xff\xfe", b"a" * 65, b"a b", b"<script>"],
+    ids=["accented", "arabic-digits", "not-utf8", "too-long", "space", "markup"],
+)
+async def test_an_odd_request_id_is_replaced_not_echoed(
+    http: TestClient[Any, Any], value: bytes
+) -> None:
+    request = b"GET /healthz HTTP/1.1\r\nHost: test\r\nX-Request-Id: " + value + b"\r\n\r\n"
+    status, head, _ = await exchange(http, request)
+    echoed = head.split(b"X-Request-Id: ")[1].split(b"\r\n")[0]
+    assert status == 200
+    assert echoed != value and echoed.isascii() and len(echoed) == 32, echoed
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"Idempotency-Key: \xff\xfe",
+        b"Idempotency-Key: " + "\u00e9\U0001f600".encode(),
+        b"Idempotency-Key: " + b"k" * 8000,
+        b"Content-Type: application/json; charset=\xff",
+        b"Content-Type: text/plain",
+        b"X-Forwarded-For: \xff",
+    ],
+    ids=["key-bytes", "key-unicode", "key-8k", "charset-bytes", "text-plain", "xff"],
+)
+async def test_odd_bytes_in_other_headers_are_never_5xx(
+    http: TestClient[Any, Any], header: bytes
+) -> None:
+    body = json.dumps(SMS).encode()
+    auth = basic()["Authorization"].encode()
+    request = (
+        b"POST " + f"{API}/sms".encode() + b" HTTP/1.1\r\nHost: test\r\nAuthorization: " + auth
+        + b"\r\n" + header + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )  # fmt: skip
+    status, _, answer = await exchange(http, request)
+    assert status < 500, answer
+    assert status == 200 or set(json.loads(answer)) == {"message"}
+
+
+@pytest.mark.parametrize("header", [b"Accept: \x01\x02", b"X-A: a\x00b", b"X-" + b"a" * 9000])
+async def test_headers_aiohttp_cannot_parse_are_its_own_400(
+    http: TestClient[Any, Any], header: bytes
+) -> None:
+    # aiohttp's parser refuses control characters and over-long lines before any handler runs;
+    # its answer is text/plain, and it closes the connection.
+    status, head, _ = await exchange(
+        http, b"GET /healthz HTTP/1.1\r\nHost: t\r\n" + header + b"\r\n\r\n"
+    )
+    assert status == 400
+    assert b"Content-Type: text/plain" in head
+
+
+@pytest.mark.xfail(
+    reason="dispatcher/http/auth.py (another change in flight): base64.b64decode raises "
+    "ValueError, not binascii.Error, for a non-ASCII str, and it escapes as a 500",
+    strict=False,
+)
+@pytest.mark.parametrize(
+    "value", [b"Basic \xc3\xbc", b"Basic \xff\xfe", b"Basic ZGVtbzpkZW1vLXRva2Vu\xc3\xa9"]
+)
+async def test_non_ascii_credentials_are_401(http: TestClient[Any, Any], value: bytes) -> None:
+    request = b"GET " + f"{API}/calls".encode() + b" HTTP/1.1\r\nHost: test\r\n"
+    status, _, body = await exchange(http, request + b"Authorization: " + value + b"\r\n\r\n")
+    assert (status, json.loads(body)) == (401, {"message": "Unauthorized"})
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "message"),
+    [
+        (f"{API}/calls/%ff%00", 404, "Call not found"),
+        (f"{API}/calls/%D9%A3", 404, "Call not found"),  # an Arabic-Indic 3
+        (f"{API}/calls/99999999999999999999999", 404, "Call not found"),
+        (f"{API}/chats/-1", 404, "Chat not found"),
+        (f"{API}/agents/%00/offers", 404, "Agent not found"),
+        (f"{API}/calls?page=%00", 400, "page must be a positive integer"),
+        (f"{API}/calls?per=1e3", 400, "per must be a positive integer"),
+        (f"{API}/calls?status=%ff", 400, "status is not valid"),
+        (f"{API}/calls?created_at%5Bfrom%5D=%ff", 400, "created_at[from] is not well formed"),
+        # Found by the clock's property tests: OverflowError, a 500, before the fix.
+        (
+            f"{API}/calls?created_at%5Bfrom%5D=0001-01-01T00:00:00%2B01:00",
+            400,
+            "created_at[from] is not well formed",
+        ),
+        (
+            f"{API}/chats?created_at%5Bto%5D=9999-12-31T23:59:59-01:00",
+            400,
+            "created_at[to] is not well formed",
+        ),
+        (
+            f"{API}/calls?created_at%5Bto%5D=2030-01-01T00:00:00Z%00anything",
+            400,
+            "created_at[to] is not well formed",
+        ),
+    ],
+)
+async def test_odd_paths_and_queries_are_4xx(
+    http: TestClient[Any, Any], path: str, status: int, message: str
+) -> None:
+    response = await http.get(path, headers=basic())
+    assert await _answer(response) == (status, {"message": message})
+
+
+@pytest.mark.parametrize(
+    ("scheduled_at", "message"),
+    [
+        # Found by the clock's property tests: OverflowError, a 500, before the fix.
+        ("0001-01-01T00:00:00+01:00", "scheduled_at is not well formed"),
+        ("9999-12-31T23:59:59-01:00", "scheduled_at is not well formed"),
+        ("2099-06-03T17:00:00Z\u0000garbage", "scheduled_at is not well formed"),
+        ("\uff12\uff10\uff19\uff19-06-03T17:00:00Z", "scheduled_at is not well formed"),
+        ("9999-12-30T23:59:59.999Z", None),
+    ],
+)
+async def test_scheduled_at_at_the_edges_of_time(
+    http: TestClient[Any, Any], scheduled_at: str, message: str | None
+) -> None:
+    status, answer = await _post(http, "scheduled", {**SCHEDULED, "scheduled_at": scheduled_at})
+    if message is None:
+        assert (status, answer["scheduled_at"]) == (201, scheduled_at)
+    else:
+        assert (status, answer) == (400, {"message": message})
