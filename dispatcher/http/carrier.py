@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from dispatcher.domain import phones
+from dispatcher.domain.chat_requests import MAX_MESSAGE_CHARS
 from dispatcher.domain.errors import InvalidRequest
 from dispatcher.http.appkeys import REDIS
 from dispatcher.http.auth import tenant_of
@@ -30,6 +31,8 @@ async def inbound_sms(request: web.Request) -> web.Response:
         raise InvalidRequest("from is invalid")
     if not isinstance(text, str):
         raise InvalidRequest("text is required")
+    if len(text) > MAX_MESSAGE_CHARS:  # each message is kept with the chat
+        raise InvalidRequest(f"text is too long (at most {MAX_MESSAGE_CHARS} characters)")
     chats = chats_of(request, tenant)
     chat_id = await chats.active_chat(sender)
     opted_out = is_opt_out(text)

@@ -243,6 +243,28 @@ async def _nothing_big_is_stored(redis: Redis, limit: int = 16 * 1024) -> None:
         assert size <= limit, (key, size)
 
 
+async def test_an_inbound_sms_is_bounded_like_an_outbound_one(
+    http: TestClient[Any, Any], redis: Redis
+) -> None:
+    # Found here: the simulated carrier's inbound text was kept whole with the chat, 1 MiB each.
+    status, chat = await _post(http, "sms", SMS)
+    assert status == 200
+    inbound = {"from": SMS["end_user_number"], "to": SMS["outbound_number"]}
+    for text, expected in [
+        ("\U0001f600" * 1600, 200),
+        ("\U0001f600" * 1601, 400),
+        (HUGE, 400),
+        ("a\u0000\u202e", 200),
+    ]:
+        body = json.dumps({**inbound, "text": text}, ensure_ascii=False).encode()
+        response = await http.post("/carrier/simulated/sms", data=io.BytesIO(body), headers=basic())
+        assert response.status == expected
+        if expected == 400:
+            message = "text is too long (at most 1600 characters)"
+            assert await response.json() == {"message": message}
+    await _nothing_big_is_stored(redis)
+
+
 async def test_unicode_is_stored_and_answered_exactly(http: TestClient[Any, Any]) -> None:
     for text in ODD[:6]:
         message = f"{text} {text}"
