@@ -370,11 +370,6 @@ async def test_headers_aiohttp_cannot_parse_are_its_own_400(
     assert b"Content-Type: text/plain" in head
 
 
-@pytest.mark.xfail(
-    reason="dispatcher/http/auth.py (another change in flight): base64.b64decode raises "
-    "ValueError, not binascii.Error, for a non-ASCII str, and it escapes as a 500",
-    strict=False,
-)
 @pytest.mark.parametrize(
     "value", [b"Basic \xc3\xbc", b"Basic \xff\xfe", b"Basic ZGVtbzpkZW1vLXRva2Vu\xc3\xa9"]
 )
