@@ -116,6 +116,11 @@ class DispatchWorker(Worker):
 
     async def _poll_iteration(self) -> None:
         try:
+            if self._redis_lost_at is not None:
+                await self.pool.ping()  # back: say so now, not after a backlog's long poll
+                down_s = round(time.monotonic() - self._redis_lost_at, 3)
+                log.info("redis reachable again, worker resumed", down_s=down_s)
+                self._redis_lost_at = None
             if self._unrecorded:
                 await self._hand_back_unrecorded()
             await super()._poll_iteration()
@@ -124,11 +129,6 @@ class DispatchWorker(Worker):
                 self._redis_lost_at = time.monotonic()
                 log.warning("redis unreachable, worker waiting for it", error=str(exc))
             await asyncio.sleep(REDIS_POLL_BACKOFF_S)
-        else:
-            if self._redis_lost_at is not None:
-                down_s = round(time.monotonic() - self._redis_lost_at, 3)
-                log.info("redis reachable again, worker resumed", down_s=down_s)
-                self._redis_lost_at = None
         finally:
             self.polls += 1
 

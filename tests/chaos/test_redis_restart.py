@@ -79,6 +79,7 @@ async def test_redis_restarted_under_load(
     assert url.startswith("unix://" if listen == "unix" else "redis://:")
     redis: Redis = redis_client(url)
     before, after, outage = sized(100, 1_000), sized(100, 1_000), sized(30, 600)
+    started = time.monotonic()
     try:
         await load_directory(redis, directory(AGENTS))
         async with (
@@ -151,6 +152,7 @@ async def test_redis_restarted_under_load(
         outage_s=round(up_at - down_at + restarted_s, 2),
         ended=dict(ended),
         assigned_twice=0,
+        seconds=round(time.monotonic() - started, 1),
     )
 
 
