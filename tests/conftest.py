@@ -32,7 +32,7 @@ ADMIN_TOKEN = "admin-secret-token"
 # cores make per-example timings meaningless.
 hypothesis_settings.register_profile(
     "ci",
-    max_examples=150,
+    max_examples=100,
     derandomize=True,
     database=None,
     deadline=None,

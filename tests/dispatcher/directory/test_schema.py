@@ -96,8 +96,8 @@ def test_a_bad_menu_key_is_refused_at_that_menu(key: str, value: Any) -> None:
 
 
 @given(st.one_of(any_text, st.text(alphabet="[]{}:-,&*!|>'\"# \n\tab1", max_size=60)))
-@example("[" * 1500 + "]" * 1500)
-@example("{a: " * 1500 + "}" * 1500)
+@example("[" * 700 + "]" * 700)
+@example("{a: " * 700 + "}" * 700)
 @example("a: &a [1, 1]\nb: &b [*a, *a]\nc: [*b, *b]")
 def test_any_text_is_loaded_or_refused(text: str) -> None:
     for yaml_allowed in (True, False):
@@ -182,7 +182,7 @@ def test_a_menu_path_ends_at_its_menu_even_through_cycles(parents: list[int | No
     ("text", "message"),
     [
         # Found by test_any_text_is_loaded_or_refused: RecursionError, a 500 on PUT config.
-        ("[" * 5_000 + "]" * 5_000, "document: is nested too deeply"),
+        ("[" * 700 + "]" * 700, "document: is nested too deeply"),
         ('{"a": ' * 50_000 + "1" + "}" * 50_000, "document: is nested too deeply"),
         # Aliases of aliases: 15 kB of YAML, 9 million values for pydantic to walk.
         (
