@@ -83,15 +83,18 @@ async def carrier_result(ctx: dict[str, Any], subdomain: str, call_id: int, outc
     if calls is None:
         return "no tenant"
     now = clock.now()
+
+    def answer(current: Snapshot) -> Change | None:
+        if current.call.status != CallStatus.CONNECTING:
+            return None
+        return Change(lifecycle.connected(current.call, now))
+
     if outcome == "answer":
-
-        def answer(current: Snapshot) -> Change | None:
-            if current.call.status != CallStatus.CONNECTING:
-                return None
-            return Change(lifecycle.connected(current.call, now))
-
         return "connected" if await calls.apply(call_id, answer) else "ignored"
     if outcome == "completed":
+        # Only an answered call completes: when its answer is still to come (a retried job
+        # runs late), the call was connected all the same, and it finishes.
+        await calls.apply(call_id, answer)
         ended = await end_call(calls, call_id, None, by="disconnected_by_end_user")
         return "finished" if ended else "ignored"
     reason = CARRIER_FAILURES.get(outcome, FailReason.UNKNOWN)

@@ -88,8 +88,8 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["directory"] = DirectoryCache(redis, ctx.get("directory_ttl_s", 0.0))
     ctx["http"] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
 
-    async def report(spec: jobs.JobSpec) -> None:
-        await jobs.enqueue(scripts, [spec])
+    async def report(specs: list[jobs.JobSpec]) -> None:
+        await jobs.enqueue(scripts, specs)
 
     carriers: dict[str, Carrier] = {"simulated": SimulatedCarrier(report)}
     ctx["carriers"] = carriers

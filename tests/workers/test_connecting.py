@@ -178,3 +178,19 @@ async def test_repeated_jobs_for_an_ended_call_change_nothing(
     assert await redis.hget(TENANT.call(call_id), "rev") == rev
     assert await get_call(client, call_id) == finished
     assert await held_calls(redis, 1) == 0
+
+
+async def test_a_completion_that_overtakes_its_answer_still_finishes_the_call(
+    client: TestClient[Any, Any], redis: Redis, worker: Worker, job_context: dict[str, Any]
+) -> None:
+    """A retried answer job can run after the completion: an answered call finishes."""
+    await load_tenant(redis, settings={"simulator": {"answer_after_s": 30, "talk_time_s": 1}})
+    call_id = (await outbound_call(client))["id"]
+    await wait_for_status(client, call_id, "connecting")
+    assert await carrier_result(job_context, "demo", call_id, "completed") == "finished"
+    call = await get_call(client, call_id)
+    assert (call["status"], call["fail_reason"]) == ("finished", "nothing")
+    assert call["connected_at"] is not None
+    assert call["disconnected_by"] == "disconnected_by_end_user"
+    assert await carrier_result(job_context, "demo", call_id, "answer") == "ignored"
+    assert await held_calls(redis, 1) == 0

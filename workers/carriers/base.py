@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from dispatcher.directory.tenant import Tenant
 from dispatcher.store.jobs import JobSpec
 
-# How an adapter reports a result back: by queueing a job (carrier_result, ...).
-Report = Callable[[JobSpec], Awaitable[None]]
+# How an adapter reports results back: by queueing jobs (carrier_result, ...), all of one
+# report in one atomic step.
+Report = Callable[[list[JobSpec]], Awaitable[None]]
 
 
 @dataclass(frozen=True)

@@ -25,18 +25,21 @@ class SimulatedCarrier(Carrier):
         now_ms = clock.to_ms(clock.now())
         answered_ms = now_ms + int(simulator.answer_after_s * 1000)
         sub = request.tenant.subdomain
-        await self._report(
+        results = [
             jobs.JobSpec(
                 jobs.CARRIER_RESULT, sub, request.call_id, answered_ms, (outcome,), outcome
             )
-        )
+        ]
         if outcome == "answer":
             ended_ms = answered_ms + int(simulator.talk_time_s * 1000)
-            await self._report(
+            results.append(
                 jobs.JobSpec(
                     jobs.CARRIER_RESULT, sub, request.call_id, ended_ms, ("completed",), "completed"
                 )
             )
+        # Both at once: a dial stopped between the two would leave a call answered and never
+        # hung up (its re-run finds the call connected and does not dial again).
+        await self._report(results)
         return f"sim-{sub}-{request.call_id}"
 
     async def hangup(self, tenant: Tenant, call_id: int, carrier_call_id: str) -> None:
