@@ -43,9 +43,14 @@ async def worker(redis_url: str, redis: Redis) -> AsyncIterator[Worker]:
     arq_worker = create_worker(redis_url, handle_signals=False, poll_delay=0.01)
     task = asyncio.create_task(arq_worker.async_run())
     yield arq_worker
-    task.cancel()
+    await stop_worker(arq_worker, task)
+
+
+async def stop_worker(arq_worker: Worker, polling: asyncio.Task[Any]) -> None:
+    """Stops a worker started with `async_run()` in a task, and closes it."""
+    polling.cancel()
     with contextlib.suppress(asyncio.CancelledError):
-        await task
+        await polling
     # Let jobs in flight finish (they are short), so close() neither cancels nor re-raises.
     await asyncio.gather(*arq_worker.tasks.values(), return_exceptions=True)
     with warnings.catch_warnings():

@@ -18,12 +18,10 @@ every operation instead.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import os
 import threading
 import traceback
-import warnings
 from collections import Counter
 from collections.abc import Coroutine, Iterator
 from typing import Any
@@ -40,6 +38,7 @@ from dispatcher.app import create_app, redis_client
 from dispatcher.http import openapi
 from dispatcher.settings import Settings
 from tests.conftest import ADMIN_TOKEN, demo_document, load_directory
+from tests.workers.conftest import stop_worker
 from workers.settings import DispatchWorker, create_worker
 
 EXAMPLES = int(os.environ.get("DISPATCHER_FUZZ_EXAMPLES", "30"))
@@ -158,14 +157,7 @@ class LiveService(threading.Thread):
             return
         worker, working = self._worker
         self._worker = None
-        working.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await working
-        await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
-        with warnings.catch_warnings():
-            # ARQ closes its pool with redis-py's deprecated close(); not this project's code.
-            warnings.filterwarnings("ignore", "Call to deprecated close", DeprecationWarning)
-            await worker.close()
+        await stop_worker(worker, working)
 
     def run_in_loop(self, coroutine: Coroutine[Any, Any, None]) -> None:
         assert self._loop is not None
