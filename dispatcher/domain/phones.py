@@ -18,10 +18,13 @@ def parse(raw: object) -> phonenumbers.PhoneNumber | None:
     +8211111. Such numbers (possible, never valid) are refused, so that every number stored
     normalizes to itself and compares equal to the same number sent again."""
     number = _possible(raw)
-    if number is None:
+    if number is None or not isinstance(raw, str):
         return None
     written = e164(number)
-    if written != raw:
+    # Written as "+" and the same digits with separators only ("+1 859-657-9625"): it parsed
+    # as its E.164 form would, so there is nothing to re-read (the common case, kept cheap).
+    as_written = raw.lstrip().startswith("+") and _NON_DIGITS.sub("", raw) == written[1:]
+    if not as_written:
         again = _possible(written)
         if again is None or e164(again) != written:
             return None
