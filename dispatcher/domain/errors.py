@@ -8,6 +8,7 @@ class DispatchError(Exception):
 
     status = 400
     headers: dict[str, str] | None = None  # sent with the answer
+    closes_connection = False  # the connection is closed after the answer
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -47,6 +48,8 @@ class TooManyRequests(DispatchError):
 
 class RequestTimeout(DispatchError):
     status = 408
+    # RFC 9110 15.5.9: close the connection, rather than keep waiting for the late body.
+    closes_connection = True
 
 
 class PayloadTooLarge(DispatchError):

@@ -12,7 +12,7 @@ from aiohttp import web
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from dispatcher.domain.errors import DispatchError, RequestTimeout
+from dispatcher.domain.errors import DispatchError
 
 log = structlog.get_logger("dispatcher.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -69,8 +69,7 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except DispatchError as exc:
         answer = message_response(exc.status, exc.message, exc.headers)
-        if isinstance(exc, RequestTimeout):
-            # RFC 9110 15.5.9: close the connection, rather than keep waiting for the late body.
+        if exc.closes_connection:
             answer.force_close()
         return answer
     except web.HTTPException as exc:
