@@ -3,6 +3,8 @@ build the URLs Twilio calls, the ingress serves them) and whose credentials a te
 
 from __future__ import annotations
 
+import re
+
 from dispatcher.directory.tenant import Tenant
 from dispatcher.settings import TWILIO_SID_ENV, TWILIO_TOKEN_ENV, Settings, TwilioAccount
 
@@ -11,6 +13,9 @@ from dispatcher.settings import TWILIO_SID_ENV, TWILIO_TOKEN_ENV, Settings, Twil
 CALL_STATUS_PATH = "/carrier/twilio/{subdomain}/calls/{call_id}/status"
 MESSAGE_STATUS_PATH = "/carrier/twilio/{subdomain}/messages/{chat_id}/status"
 INBOUND_SMS_PATH = "/carrier/twilio/{subdomain}/sms"
+
+# Twilio's ids: two letters of the resource (CA a call, SM or MM a message) and 32 hex digits.
+SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
 
 
 def account_of(settings: Settings, tenant: Tenant) -> TwilioAccount | None:

@@ -7,7 +7,6 @@ request parameters (phone numbers) unmasked through the standard logger."""
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 import aiohttp
@@ -26,7 +25,6 @@ log = structlog.get_logger("workers.carriers.twilio")
 
 API_VERSION = "2010-04-01"
 CALL_EVENTS = ("initiated", "ringing", "answered", "completed")
-SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
 # Twilio error codes (https://www.twilio.com/docs/api/errors) that say the number is wrong.
 WRONG_NUMBER_CODES = frozenset({13223, 13224, 21211, 21214, 21217, 21401, 21407, 21614})
 # A hang-up of a call that has ended already: 21220 "Call is not in-progress", or 404.
@@ -77,7 +75,7 @@ class TwilioCarrier(Carrier):
     async def hangup(self, tenant: Tenant, call_id: int, carrier_call_id: str) -> None:
         """Ends the call whatever its state (Status=completed also cancels one still ringing);
         one that has ended already counts as hung up."""
-        if not SID.fullmatch(carrier_call_id):
+        if not twilio.SID.fullmatch(carrier_call_id):
             raise CarrierError("not a Twilio call sid")
         account = self._account(tenant)
         try:
@@ -169,7 +167,7 @@ def _json(body: bytes) -> dict[str, Any]:
 
 def _sid(answer: dict[str, Any]) -> str:
     sid = answer.get("sid")
-    if not isinstance(sid, str) or not SID.fullmatch(sid):
+    if not isinstance(sid, str) or not twilio.SID.fullmatch(sid):
         raise CarrierError("Twilio's answer has no valid sid")
     return sid
 
