@@ -6,6 +6,7 @@ request parameters (phone numbers) unmasked through the standard logger."""
 
 from __future__ import annotations
 
+import base64
 import math
 from typing import Any
 
@@ -117,10 +118,10 @@ class TwilioCarrier(Carrier):
         self, account: TwilioAccount, resource: str, form: list[tuple[str, str]], what: str
     ) -> dict[str, Any]:
         url = f"{self._settings.twilio_api_url}/{API_VERSION}/Accounts/{account.sid}/{resource}"
-        auth = aiohttp.BasicAuth(account.sid, account.auth_token.get_secret_value())
+        headers = {"Authorization": _basic(account)}
         try:
             async with self._session.post(
-                url, data=form, auth=auth, timeout=self._timeout, allow_redirects=False
+                url, data=form, headers=headers, timeout=self._timeout, allow_redirects=False
             ) as response:
                 body = await response.read()
                 status, retry_after = response.status, response.headers.get("Retry-After")
@@ -155,6 +156,12 @@ def answer_twiml(request: Dial) -> str:
     else:
         response.say(settings.answer_message)
     return str(response.to_xml(xml_declaration=False))
+
+
+def _basic(account: TwilioAccount) -> str:
+    """HTTP Basic credentials (aiohttp's BasicAuth is deprecated from 3.14 on)."""
+    pair = f"{account.sid}:{account.auth_token.get_secret_value()}"
+    return "Basic " + base64.b64encode(pair.encode()).decode()
 
 
 def _json(body: bytes) -> dict[str, Any]:
