@@ -8,6 +8,7 @@ from dispatcher.domain.statuses import CallType, ChatType
 
 ROOT = "dsp"
 TENANTS = f"{ROOT}:tenants"  # hash: subdomain -> version of its stored directory
+WORKERS = f"{ROOT}:workers"  # sorted set: worker id -> its last heartbeat (ms)
 
 _CALL_TYPE_SLUGS = {
     CallType.OUTBOUND: "outbound",
