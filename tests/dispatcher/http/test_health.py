@@ -3,17 +3,12 @@ ingress's own probe. Liveness is /healthz (test_openapi.py)."""
 
 from __future__ import annotations
 
-import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from dispatcher.app import create_app
 from dispatcher.domain import clock
-from dispatcher.settings import Settings
 from dispatcher.store import heartbeats, keys
 from tests.dispatcher.http.test_openapi import conforming
 
@@ -27,20 +22,6 @@ NO_WORKER = {
 async def _ready(client: TestClient[Any, Any], query: str = "") -> tuple[int, Any]:
     response = await client.get("/readyz" + query)
     return response.status, await conforming(response, "/readyz")
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])  # closed again on leaving: nothing listens there
-
-
-@pytest.fixture
-async def unreachable() -> AsyncIterator[TestClient[Any, Any]]:
-    """The API pointed at a Redis that is not there."""
-    settings = Settings(redis_url=f"redis://127.0.0.1:{_closed_port()}/0")
-    async with TestClient(TestServer(create_app(settings))) as test_client:
-        yield test_client
 
 
 async def test_ready_with_a_fresh_heartbeat(client: TestClient[Any, Any], redis: Redis) -> None:

@@ -15,7 +15,6 @@ from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.lifecycle import Calls
 from dispatcher.store.scripts import Scripts
 from tests.conftest import basic
-from tests.dispatcher.http.test_health import unreachable  # noqa: F401 (a fixture)
 from tests.dispatcher.http.test_openapi import conforming
 from tests.scrape import families, samples, value
 
