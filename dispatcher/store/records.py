@@ -88,11 +88,12 @@ class Records:
         ids = await self._allocate("call", participants=2, end_user_number=None)
         now = ids.created
         call, meta = outbound_call(plan, self.tenant, ids, now)
-        job, answer = None, Answer(201, call.model_dump_json().encode())
+        job, answer = None, Answer(201, call.model_dump_json().encode(), record_id=call.id)
         if meta.pending_action is None:
             job = jobs.JobSpec(jobs.DIAL_OUTBOUND, self.tenant.subdomain, call.id, clock.to_ms(now))
         else:
-            answer = Answer(202, orjson.dumps(pending_choice(plan, call.id, meta)))
+            pending = orjson.dumps(pending_choice(plan, call.id, meta))
+            answer = Answer(202, pending, record_id=call.id)
         claims = _Claims(agent_id=plan.agent.id, agent_capacity=plan.agent.capacity.voice)
         return await self._create(
             "call", call, meta.model_dump_json(), now, job, claims, _Answering(answer, key)
@@ -113,7 +114,7 @@ class Records:
             joins = (self.keys.waiting(plan.menu.id), run_at)
         job = jobs.JobSpec(function, self.tenant.subdomain, call.id, run_at)
         claims = _Claims(joins=joins)
-        answer = Answer(201, call.model_dump_json().encode())
+        answer = Answer(201, call.model_dump_json().encode(), record_id=call.id)
         return await self._create(
             "call", call, meta.model_dump_json(), now, job, claims, _Answering(answer, key)
         )
@@ -129,7 +130,7 @@ class Records:
             consumer_number=plan.end_user_number,
             session_ttl_ms=self.tenant.doc.settings.sms_session_timeout_s * 1000,
         )
-        answer = Answer(200, chat.model_dump_json().encode())
+        answer = Answer(200, chat.model_dump_json().encode(), record_id=chat.id)
         return await self._create(
             "chat", chat, meta.model_dump_json(), now, job, claims, _Answering(answer, key)
         )
