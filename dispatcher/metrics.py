@@ -31,6 +31,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 
+from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import clock
 from dispatcher.store import heartbeats, jobs, keys
 from dispatcher.store.directory import DirectoryCache
@@ -38,6 +39,7 @@ from dispatcher.store.stats import TenantStats, tenant_stats
 
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+SCRAPE_CONCURRENCY = 8  # tenants read at once by a scrape
 UNMATCHED = "unmatched"  # the route of a request no route matched (404, 405)
 OTHER = "other"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -193,14 +195,19 @@ class _Families(Collector):
 
 
 async def live_families(redis: Redis, directory: DirectoryCache) -> list[Metric]:
-    """The gauges of the live picture: one pipelined read per tenant (concurrently), and one
-    for the ARQ queue and the workers' heartbeats."""
+    """The gauges of the live picture: one pipelined read per tenant (a few at a time, so a
+    scrape of many tenants takes a few connections, not one each), and one for the ARQ queue
+    and the workers' heartbeats."""
     now_ms = clock.to_ms(clock.now())
     subdomains = sorted(raw.decode() for raw in await redis.hkeys(keys.TENANTS))  # type: ignore[misc]
     tenants = [await directory.tenant(subdomain) for subdomain in subdomains]
-    pictures = await asyncio.gather(
-        *(tenant_stats(redis, tenant, now_ms) for tenant in tenants if tenant is not None)
-    )
+    at_once = asyncio.Semaphore(SCRAPE_CONCURRENCY)
+
+    async def picture(tenant: Tenant) -> TenantStats:
+        async with at_once:
+            return await tenant_stats(redis, tenant, now_ms)
+
+    pictures = await asyncio.gather(*(picture(t) for t in tenants if t is not None))
     async with redis.pipeline(transaction=False) as pipe:
         pipe.zcard(jobs.QUEUE_NAME)
         pipe.zcount(jobs.QUEUE_NAME, "-inf", now_ms)

@@ -14,7 +14,7 @@ from dispatcher.settings import Settings
 from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.lifecycle import Calls
 from dispatcher.store.scripts import Scripts
-from tests.conftest import basic
+from tests.conftest import basic, demo_document, load_directory
 from tests.dispatcher.http.test_openapi import conforming
 from tests.scrape import families, samples, value
 
@@ -83,15 +83,21 @@ async def test_the_live_picture_is_read_from_redis_at_each_scrape(
     }
     assert (await client.post(CALLS, json=later, headers=basic())).status == 201
 
+    other = demo_document()
+    other["tenants"][0].update(subdomain="acme", api_tokens=["acme-token"])
+    await load_directory(redis, other)  # a second tenant, with nothing going on
+
     text = await _scrape(client)
     name = "dispatcher_calls"
     calls = [dict(labels) | {"v": v} for (n, labels), v in samples(text).items() if n == name]
-    assert {call["tenant"] for call in calls} == {"demo"}
-    by_status = {str(call["status"]): call["v"] for call in calls}
+    assert {call["tenant"] for call in calls} == {"demo", "acme"}
+    assert {call["v"] for call in calls if call["tenant"] == "acme"} == {0}
+    by_status = {str(call["status"]): call["v"] for call in calls if call["tenant"] == "demo"}
     assert len(by_status) == 16  # every status, 0 included: series do not come and go
     assert by_status == {**dict.fromkeys(by_status, 0.0), "queued": 2, "scheduled": 1}
     assert value(text, "dispatcher_queue_waiting_calls", tenant="demo", menu="9") == 2
     assert value(text, "dispatcher_queue_waiting_calls", tenant="demo", menu="50") == 0
+    assert value(text, "dispatcher_queue_waiting_calls", tenant="acme", menu="9") == 0
     longest = value(text, "dispatcher_queue_longest_wait_seconds", tenant="demo", menu="9")
     assert longest is not None and 0 <= longest < 10
     assert value(text, "dispatcher_queue_longest_wait_seconds", tenant="demo", menu="50") == 0
