@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     # process), and how many may come at once; a tenant's directory may set its own. 0: no limit.
     rate_limit_per_s: float = Field(default=200, ge=0)
     rate_limit_burst: int = Field(default=400, ge=1)
+    # `dispatcher worker` serves /metrics, /healthz and /readyz on this port when set.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    # /metrics is open, as exporters usually are (it names tenants, holds no secret); with a
+    # token set it asks for `Authorization: Bearer <token>`.
+    metrics_token: SecretStr | None = None
     # The base URL Twilio reaches this service at (https://dispatch.example.com, or with the
     # path prefix a proxy strips): callback URLs are built on it, and Twilio signs the URL it
     # called, which behind a proxy is not the one this process sees.

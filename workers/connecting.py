@@ -41,7 +41,6 @@ async def connect_call(ctx: dict[str, Any], subdomain: str, call_id: int) -> str
     snapshot = await calls.load(call_id) if calls else None
     if calls is None or snapshot is None:
         return "no call"
-    structlog.contextvars.bind_contextvars(tenant=subdomain, call_id=call_id)
     if snapshot.call.status == CallStatus.ASSIGNED:
         if snapshot.meta.pending_action is not None:
             return "waiting for the agent's choice"
@@ -151,9 +150,11 @@ async def carrier_result(
     """What the carrier reports: ringing, answer, completed, or a failure (busy, no_answer,
     ...). A result that names its carrier call (`carrier_call_id`, from a status callback)
     counts only for the call's own carrier call."""
-    calls = await calls_of(typed(ctx), subdomain)
+    context = typed(ctx)
+    calls = await calls_of(context, subdomain)
     if calls is None:
         return "no tenant"
+    context["metrics"].carrier_result(calls.tenant.doc.settings.carrier, outcome)
     if carrier_call_id is not None:
         settled = await _settle_carrier_call(calls, call_id, outcome, carrier_call_id)
         if settled is not None:

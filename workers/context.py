@@ -7,6 +7,7 @@ from typing import Any, TypedDict
 from aiohttp import ClientSession
 from arq.connections import ArqRedis
 
+from dispatcher.metrics import Metrics
 from dispatcher.settings import Settings
 from dispatcher.store.chats import Chats
 from dispatcher.store.directory import DirectoryCache
@@ -22,6 +23,7 @@ class WorkerContext(TypedDict):
     carriers: dict[str, Carrier]
     http: ClientSession
     settings: Settings
+    metrics: Metrics
     job_try: int
 
 

@@ -4,6 +4,7 @@ carrier's signature and hand their messages to the same `receive_sms`."""
 
 from __future__ import annotations
 
+import structlog
 from aiohttp import web
 
 from dispatcher.directory.tenant import Tenant
@@ -50,6 +51,8 @@ async def receive_sms(
         raise InvalidRequest(f"{names[1]} is too long (at most {MAX_MESSAGE_CHARS} characters)")
     chats = chats_of(request, tenant)
     chat_id = await chats.active_chat(number)
+    if chat_id is not None:
+        structlog.contextvars.bind_contextvars(chat_id=chat_id)
     opted_out = is_opt_out(text)
     if opted_out:
         await request.app[REDIS].sadd(TenantKeys(tenant.subdomain).do_not_contact, number)  # type: ignore[misc]
