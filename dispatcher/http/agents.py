@@ -1,4 +1,5 @@
-"""Agent side: live status, open offers, accept/decline, and an SSE stream per agent."""
+"""Agent side: the agents and their live status, open offers, accept/decline, and an SSE stream
+per agent."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dispatcher.domain import clock
 from dispatcher.domain.errors import Conflict, InvalidRequest, NotFound
 from dispatcher.domain.fields import integer
 from dispatcher.domain.statuses import AgentStatus
+from dispatcher.http import listing
 from dispatcher.http.appkeys import REDIS, SCRIPTS
 from dispatcher.http.auth import tenant_of
 from dispatcher.http.body import json_object
@@ -42,6 +44,24 @@ def agent_view(agent: Agent, live: dict[bytes, bytes]) -> dict[str, Any]:
         "capacity": agent.capacity.model_dump(),
         "active_calls": int(live.get(b"voice", b"0")),
     }
+
+
+@routes.get("/apps/api/v1/agents")
+async def list_agents(request: web.Request) -> web.Response:
+    """The tenant's agents by id, a page at a time, each with their live status."""
+    tenant = await tenant_of(request)
+    page, per = listing.paging(request.query)
+    agents = sorted(tenant.agents_by_id.values(), key=lambda agent: agent.id)
+    shown = agents[(page - 1) * per : page * per]
+    keys = TenantKeys(tenant.subdomain)
+    async with request.app[REDIS].pipeline(transaction=False) as pipe:
+        for agent in shown:
+            pipe.hgetall(keys.agent(agent.id))
+        lives = await pipe.execute()
+    return json_response(
+        [agent_view(agent, live) for agent, live in zip(shown, lives, strict=True)],
+        headers=listing.page_headers(request, page, per, len(agents)),
+    )
 
 
 @routes.get(BASE)

@@ -254,6 +254,12 @@ async def test_sms_and_chats_answers_conform(client: TestClient[Any, Any], demo:
 
 async def test_agent_side_answers_conform(client: TestClient[Any, Any], demo: Any) -> None:
     agent = f"{API}/agents/2"
+    listed = await client.get(f"{API}/agents", params={"per": "3"}, headers=basic())
+    assert len(await conforming(listed, "/apps/api/v1/agents")) == 3
+    bad_per = await client.get(f"{API}/agents", params={"per": "x"}, headers=basic())
+    assert await conforming(bad_per, "/apps/api/v1/agents") == {
+        "message": "per must be a positive integer"
+    }
     await conforming(await client.get(agent, headers=basic()), "/apps/api/v1/agents/{id}")
     unknown = await client.get(f"{API}/agents/99", headers=basic())
     assert await conforming(unknown, "/apps/api/v1/agents/{id}") == {"message": "Agent not found"}
