@@ -1,4 +1,5 @@
-"""The `dispatcher` command: up (all in one), serve (API), worker, load-config."""
+"""The `dispatcher` command: up (all in one), serve (API), worker, load-config; and the API's
+clients: calls list|show, agents simulate."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from aiohttp import web
 
 from dispatcher import logs
 from dispatcher.app import create_app, redis_client
+from dispatcher.client.calls import calls
 from dispatcher.directory import loader
 from dispatcher.directory.schema import DirectoryFile
 from dispatcher.http.manager import summary
@@ -89,7 +91,16 @@ def _require_redis_url(settings: Settings) -> Settings:
 
 @click.group()
 def main() -> None:
-    """Self-hosted dispatch API for calls and SMS (CCAI Platform compatible)."""
+    """Self-hosted dispatch API for calls and SMS (CCAI Platform compatible).
+
+    \b
+    On one machine:  dispatcher up --config deploy/demo.yaml
+    On many:         dispatcher serve and dispatcher worker, all with one REDIS_URL
+    A running service documents its API at /docs (and /openapi.json).
+    """
+
+
+main.add_command(calls)
 
 
 @main.command()
