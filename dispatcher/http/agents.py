@@ -3,6 +3,7 @@ per agent."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -26,6 +27,7 @@ from dispatcher.store.lifecycle import OFFER_GONE, Calls
 routes = web.RouteTableDef()
 BASE = "/apps/api/v1/agents/{id}"
 AGENT_NOT_FOUND = "Agent not found"
+KEEP_ALIVE_S = 15
 
 
 def calls_of(request: web.Request, tenant: Tenant) -> Calls:
@@ -124,7 +126,8 @@ async def decline_offer(request: web.Request) -> web.Response:
 @routes.get(BASE + "/events")
 async def agent_events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: offer, offer_withdrawn, assigned; a comment every 15 s keeps
-    proxies from closing an idle stream."""
+    proxies from closing an idle stream. The stream ends within a second of its client going
+    away, so a stop does not wait for streams nobody reads (simulated agents of `up`)."""
     tenant = await tenant_of(request)
     agent = _agent(request, tenant.agents_by_id)
     channel = TenantKeys(tenant.subdomain).agent_events(agent.id)
@@ -135,16 +138,22 @@ async def agent_events(request: web.Request) -> web.StreamResponse:
     async with request.app[REDIS].pubsub() as pubsub:
         await pubsub.subscribe(channel)
         await response.write(b": connected\n\n")
-        while True:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=15)
+        loop = asyncio.get_running_loop()
+        written = loop.time()
+        while request.transport is not None and not request.transport.is_closing():
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
             if message is None:
-                await response.write(b": keep-alive\n\n")
+                if loop.time() - written >= KEEP_ALIVE_S:
+                    await response.write(b": keep-alive\n\n")
+                    written = loop.time()
                 continue
+            written = loop.time()
             event = orjson.loads(message["data"])
             payload = orjson.dumps(event["data"])
             await response.write(
                 b"event: " + event["event"].encode() + b"\ndata: " + payload + b"\n\n"
             )
+    return response
 
 
 def _offer_id(request: web.Request) -> int:
