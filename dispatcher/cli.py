@@ -21,6 +21,9 @@ from aiohttp import web
 
 from dispatcher import logs
 from dispatcher.app import create_app, redis_client
+from dispatcher.client import simulated_agents
+from dispatcher.client.agents import agents
+from dispatcher.client.api import ApiError, Client, Unreachable
 from dispatcher.client.calls import calls
 from dispatcher.directory import loader
 from dispatcher.directory.schema import DirectoryFile
@@ -101,6 +104,7 @@ def main() -> None:
 
 
 main.add_command(calls)
+main.add_command(agents)
 
 
 @main.command()
@@ -111,7 +115,8 @@ main.add_command(calls)
 @click.option(
     "--simulate-agents",
     is_flag=True,
-    help="Demo: available agents accept every offer about 2 s after it arrives.",
+    help="Demo: every agent of the --config tenants goes available and accepts each offer "
+    "about 2 s after it arrives, through the API (as `dispatcher agents simulate` does).",
 )
 def up(
     host: str | None,
@@ -121,6 +126,11 @@ def up(
     simulate_agents: bool,
 ) -> None:
     """Run everything in one process: embedded Redis (unless REDIS_URL is set), API and worker."""
+    if simulate_agents and config_file is None:
+        raise click.UsageError(
+            "--simulate-agents needs --config: the simulated agents sign in with the API "
+            "tokens of the tenants it loads"
+        )
     settings = _settings(host, port, data_dir)
     document = _read_directory(config_file)
     _run_long(_up(settings, document, simulate_agents))
@@ -274,8 +284,12 @@ async def _serve_until_stopped(
         siblings = _start_siblings(settings, runner.addresses[0][1], processes - 1)
         if with_worker:
             tasks.append(asyncio.create_task(_run_worker(settings, stop)))
-        if simulate_agents:
-            tasks.append(asyncio.create_task(_simulate_agents(settings.redis_url, stop)))
+        if simulate_agents and document is not None:
+            url = _local_url(settings.host, runner.addresses[0][1])
+            tasks += [
+                asyncio.create_task(_simulate_agents(url, t.subdomain, t.api_tokens[0], stop))
+                for t in document.tenants
+            ]
         click.echo(f"dispatcher listening on http://{settings.host}:{settings.port}", err=True)
         await stop.wait()
     finally:
@@ -330,14 +344,28 @@ async def _run_worker(settings: Settings, stop: asyncio.Event, *, burst: bool = 
     await arq_worker.run_until(stop, settings.shutdown_grace_s)
 
 
-async def _simulate_agents(redis_url: str, stop: asyncio.Event) -> None:
-    from workers import simulated_agents
+def _local_url(host: str, port: int) -> str:
+    """This process's own API, as a client on this machine reaches it."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
-    redis = redis_client(redis_url)
+
+async def _simulate_agents(url: str, tenant: str, token: str, stop: asyncio.Event) -> None:
+    """`make run`'s agents: all of the tenant's, through this process's own API. They never
+    finish a call themselves: the simulated carrier's end user hangs up. A failure is logged
+    and never stops the service."""
+    timing = simulated_agents.Timing(accept_after_s=2.0, talk_time_s=None, jitter_s=0.5)
     try:
-        await simulated_agents.run(redis, stop)
-    finally:
-        await redis.aclose()
+        async with Client(url, tenant, token) as api:
+            chosen = await simulated_agents.pick_agents(api, None)
+            await simulated_agents.simulate(api, chosen, timing, _log_agent, stop, restore=False)
+    except (ApiError, Unreachable):
+        log.exception("simulated agents stopped", tenant=tenant)
+
+
+def _log_agent(event: str, fields: dict[str, Any]) -> None:
+    log.info(f"simulated agent: {event}", **fields)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The `dispatcher` command as a user runs it: up, healthz, load-config, clean shutdown."""
+"""The `dispatcher` command as a user runs it: up, healthz, load-config, clean shutdown, the
+simulated agents of `up`, and --help of every command."""
 
 from __future__ import annotations
 
@@ -12,10 +13,15 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import click
+import orjson
 import pytest
+from click.testing import CliRunner
 
-from tests.conftest import DEMO_FILE
+from dispatcher.cli import main
+from tests.conftest import DEMO_FILE, basic
 
 BIN = Path(sys.executable).parent / "dispatcher"
 
@@ -30,6 +36,24 @@ def _environment() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env["DISPATCHER_LOG_FORMAT"] = "json"
     return env
+
+
+INBOUND_CALL = {
+    "call_type": "Voice Inbound (API)",
+    "menu_id": 9,
+    "end_user_number": "+1 205-123-4567",
+}
+
+
+def _api(port: int, path: str, body: Any = None) -> Any:
+    """A request of the demo tenant: POST with a body, else GET; the answer's JSON."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=None if body is None else orjson.dumps(body),
+        headers={**basic(), "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        return orjson.loads(answer.read())
 
 
 def _wait_healthy(port: int, process: subprocess.Popen[bytes], timeout_s: float = 20) -> None:
@@ -176,3 +200,72 @@ def test_serve_with_workers_shares_the_port_and_stops_them_all(
             process.kill()
         process.wait()
         log.close()
+
+
+def test_up_simulate_agents_answers_calls_through_the_api(tmp_path: Path) -> None:
+    """`make run`'s agents: the demo tenant's agents accept offers about 2 s after they ring."""
+    port = _free_port()
+    log = (tmp_path / "up.log").open("wb")
+    process = subprocess.Popen(
+        [str(BIN), "up", "--host", "127.0.0.1", "--port", str(port),
+         "--config", str(DEMO_FILE), "--data-dir", str(tmp_path), "--simulate-agents"],
+        env=_environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )  # fmt: skip
+    try:
+        _wait_healthy(port, process)
+        created = _api(port, "/apps/api/v1/calls", INBOUND_CALL)
+        deadline = time.monotonic() + 15
+        call = created
+        while call["assigned_at"] is None:
+            assert time.monotonic() < deadline, f"no simulated agent took the call: {call}"
+            time.sleep(0.1)
+            call = _api(port, f"/apps/api/v1/calls/{created['id']}")
+        assert call["agent_info"]["id"] in (1, 2)  # menu 9's first group
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        log.close()
+    lines = (tmp_path / "up.log").read_bytes().splitlines()
+    events = [orjson.loads(line)["event"] for line in lines if line.startswith(b"{")]
+    assert events.count("simulated agent: available") == 4
+    assert "simulated agent: accepted" in events
+
+
+def test_up_simulate_agents_needs_the_tenants_it_signs_in_as(tmp_path: Path) -> None:
+    refused = CliRunner().invoke(main, ["up", "--data-dir", str(tmp_path), "--simulate-agents"])
+    assert refused.exit_code == 2
+    assert refused.stderr.splitlines()[-1] == (
+        "Error: --simulate-agents needs --config: the simulated agents sign in with the API "
+        "tokens of the tenants it loads"
+    )
+
+
+def _commands(
+    command: click.Command, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+    yield path, command
+    if isinstance(command, click.Group):
+        for name, child in command.commands.items():
+            yield from _commands(child, (*path, name))
+
+
+def test_every_command_and_option_says_what_it_is_for() -> None:
+    walked = list(_commands(main))
+    assert {" ".join(path) for path, _ in walked} >= {
+        "", "up", "serve", "worker", "load-config", "calls", "calls list", "calls show",
+        "agents", "agents simulate",
+    }  # fmt: skip
+    for path, command in walked:
+        shown = CliRunner().invoke(main, [*path, "--help"], prog_name="dispatcher")
+        assert shown.exit_code == 0, (path, shown.output)
+        assert shown.stdout.startswith(f"Usage: dispatcher {' '.join(path)}".rstrip())
+        assert (command.help or "").strip(), f"`dispatcher {' '.join(path)}` has no description"
+        for parameter in command.params:
+            if isinstance(parameter, click.Option) and not parameter.hidden:
+                assert (parameter.help or "").strip(), f"{path}: {parameter.opts} has no help"
+                assert parameter.opts[-1] in shown.stdout

@@ -34,7 +34,7 @@ SCHEDULED = {**INBOUND, "call_type": "Voice Scheduled (API)", "scheduled_at": "2
 
 @pytest.fixture(scope="module")
 def service(redis_url: str) -> Iterator[LiveService]:
-    with live_service(Settings(redis_url=redis_url)) as live:  # type: ignore[call-arg]
+    with live_service(Settings(redis_url=redis_url)) as live:
         yield live
 
 
