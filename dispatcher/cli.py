@@ -19,7 +19,7 @@ import structlog
 import uvloop
 from aiohttp import web
 
-from dispatcher import logs
+from dispatcher import logs, progress
 from dispatcher.app import create_app, redis_client
 from dispatcher.client import simulated_agents
 from dispatcher.client.agents import agents
@@ -72,11 +72,17 @@ def _settings(host: str | None, port: int | None, data_dir: Path | None) -> Sett
     return settings
 
 
-def _read_directory(path: Path | None) -> DirectoryFile | None:
+def _read_directory(path: Path | None, show: bool | None = False) -> DirectoryFile | None:
+    """The checked directory file; with `show`, a progress bar per phase (parse, validate)."""
     if path is None:
         return None
     try:
-        return loader.read_file(path)
+        text = loader.read_text(path)
+        with progress.bar("parse", len(text), unit="char", unit_scale=True, show=show) as bar:
+            raw = loader.load(text, yaml_allowed=loader.is_yaml(path), on_read=bar.update)
+        tenants = loader.tenant_count(raw)
+        with progress.bar("validate", tenants, unit="tenant", show=show) as bar:
+            return loader.validate(raw, on_tenant=bar.update)
     except loader.DirectoryError as exc:
         for error in exc.errors:
             click.echo(f"error: {error}", err=True)
@@ -181,12 +187,18 @@ def worker(data_dir: Path | None, burst: bool) -> None:
 @main.command("load-config")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_data_dir
-def load_config(file: Path, data_dir: Path | None) -> None:
-    """Validate FILE and replace the directories of its tenants atomically."""
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bars on stderr for parsing, validating and storing (default: only when "
+    "stderr is a terminal).",
+)
+def load_config(file: Path, data_dir: Path | None, progress: bool | None) -> None:
+    """Validate FILE (YAML or JSON) and replace the directories of its tenants atomically."""
     settings = _require_redis_url(_settings(None, None, data_dir))
-    document = _read_directory(file)
+    document = _read_directory(file, show=progress)
     assert document is not None and settings.redis_url is not None
-    asyncio.run(_store_directory(settings.redis_url, document))
+    asyncio.run(_store_directory(settings.redis_url, document, show=progress))
     for tenant in summary(document)["tenants"]:  # type: ignore[attr-defined]
         click.echo(
             "loaded {subdomain}: {agents} agents, {menus} menus, "
@@ -194,10 +206,20 @@ def load_config(file: Path, data_dir: Path | None) -> None:
         )
 
 
-async def _store_directory(redis_url: str, document: DirectoryFile) -> None:
+async def _store_directory(
+    redis_url: str, document: DirectoryFile, show: bool | None = False
+) -> None:
     redis = redis_client(redis_url)
     try:
-        await directory.save(redis, Scripts.register(redis), document)
+        tenants = len(document.tenants)
+        with progress.bar("store", tenants, unit="tenant", show=show) as bar:
+
+            def prepared() -> None:
+                bar.update()
+                if bar.n == tenants:  # all queued: the one transaction is sent now
+                    bar.set_postfix_str("writing")
+
+            await directory.save(redis, Scripts.register(redis), document, on_tenant=prepared)
     finally:
         await redis.aclose()
 

@@ -4,6 +4,7 @@ simulated agents of `up`, and --help of every command."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,10 +19,13 @@ from typing import Any
 import click
 import orjson
 import pytest
+import redis
 from click.testing import CliRunner
 
 from dispatcher.cli import main
+from dispatcher.store.keys import TENANTS
 from tests.conftest import DEMO_FILE, basic
+from tests.terminal import drain, frames, pseudo_terminal
 
 BIN = Path(sys.executable).parent / "dispatcher"
 
@@ -148,6 +152,7 @@ def test_load_config_against_a_running_up(
     )
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout == "loaded demo: 4 agents, 3 menus, 2 numbers, 3 contacts\n"
+    assert loaded.stderr == ""  # off a terminal: no progress bars
     broken = tmp_path / "broken.yaml"
     broken.write_text("tenants:\n  - subdomain: Bad Name\n    api_tokens: []\n")
     refused = subprocess.run(
@@ -269,3 +274,79 @@ def test_every_command_and_option_says_what_it_is_for() -> None:
             if isinstance(parameter, click.Option) and not parameter.hidden:
                 assert (parameter.help or "").strip(), f"{path}: {parameter.opts} has no help"
                 assert parameter.opts[-1] in shown.stdout
+
+
+def _large_directory(path: Path, tenants: int, agents: int) -> None:
+    def tenant(i: int) -> dict[str, Any]:
+        return {
+            "subdomain": f"t{i:04d}",
+            "api_tokens": [f"token-{i}"],
+            "outbound_numbers": [{"number": "+1 628-555-0199"}],
+            "agents": [
+                {"id": a, "email": f"a{a}@t{i}.example", "first_name": "A", "last_name": str(a)}
+                for a in range(1, agents + 1)
+            ],
+            "menus": [{"id": 1, "name": "Main", "type": "ivr_menu", "groups": [[1, 2]]}],
+            "contacts": [{"ticket_id": str(c), "id": c} for c in (1, 2)],
+        }
+
+    path.write_bytes(orjson.dumps({"tenants": [tenant(i) for i in range(tenants)]}))
+
+
+def _load_on_a_terminal(
+    arguments: list[str], redis_url: str, tmp_path: Path
+) -> tuple[int, str, list[str]]:
+    """load-config with stderr on a terminal: exit code, stdout, and what it drew there."""
+    out = tmp_path / "out.txt"
+    with pseudo_terminal() as (terminal, reading), out.open("wb") as stdout:
+        process = subprocess.Popen(
+            [str(BIN), "load-config", *arguments],
+            env={**_environment(), "REDIS_URL": redis_url},
+            stdout=stdout,
+            stderr=terminal,
+        )
+        drawn = ""
+        while process.poll() is None:  # read as it comes, so the terminal never fills up
+            drawn += drain(reading, 0.05)
+        drawn += drain(reading)
+    return process.returncode, out.read_text(), frames(drawn)
+
+
+def test_load_config_of_a_large_directory_shows_its_phases_on_a_terminal(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """2,000 tenants and 10,000 agents: a bar per phase, each at 100 %, with its rate."""
+    big = tmp_path / "tenants.json"
+    _large_directory(big, tenants=2000, agents=5)
+    store = redis.Redis.from_url(redis_url)
+    store.flushdb()
+    try:
+        code, out, drawn = _load_on_a_terminal([str(big)], redis_url, tmp_path)
+        assert code == 0
+        assert store.hlen(TENANTS) == 2000
+    finally:
+        store.flushdb()
+        store.close()
+    lines = out.splitlines()
+    assert (len(lines), lines[0], lines[-1]) == (
+        2000,
+        "loaded t0000: 5 agents, 1 menus, 1 numbers, 2 contacts",
+        "loaded t1999: 5 agents, 1 menus, 1 numbers, 2 contacts",
+    )
+    size = r"[\d.]+[kM]?"
+    took = r"\[\d\d:\d\d<00:00, [^\]]+"
+    expected = [
+        rf"parse: 100%\|█+\| {size}/{size} {took}char/s\]",
+        rf"validate: 100%\|█+\| 2000/2000 {took}tenant/s\]",
+        rf"store: 100%\|█+\| 2000/2000 {took}tenant/s, writing\]",
+    ]
+    assert len(drawn) == 3, drawn
+    for line, pattern in zip(drawn, expected, strict=True):
+        assert re.fullmatch(pattern, line), (line, pattern)
+
+
+def test_load_config_draws_nothing_on_a_terminal_when_asked_not_to(
+    redis_url: str, tmp_path: Path
+) -> None:
+    code, out, drawn = _load_on_a_terminal([str(DEMO_FILE), "--no-progress"], redis_url, tmp_path)
+    assert (code, out, drawn) == (0, "loaded demo: 4 agents, 3 menus, 2 numbers, 3 contacts\n", [])
