@@ -113,7 +113,7 @@ main.add_command(calls)
 main.add_command(agents)
 
 
-@main.command()
+@main.command(short_help="Run everything in one process: Redis, API and a worker.")
 @_host
 @_port
 @_config
@@ -142,7 +142,7 @@ def up(
     _run_long(_up(settings, document, simulate_agents))
 
 
-@main.command()
+@main.command(short_help="Run the API only (scale out by running several).")
 @_host
 @_port
 @_config
@@ -174,7 +174,7 @@ def serve(
     )
 
 
-@main.command()
+@main.command(short_help="Run an ARQ worker (scale out by running several).")
 @_data_dir
 @click.option("--burst", is_flag=True, help="Exit once the queue is empty.")
 def worker(data_dir: Path | None, burst: bool) -> None:
@@ -184,7 +184,7 @@ def worker(data_dir: Path | None, burst: bool) -> None:
     _run_long(_work_until_stopped(settings, burst))
 
 
-@main.command("load-config")
+@main.command("load-config", short_help="Validate a directory file and store its tenants.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_data_dir
 @click.option(

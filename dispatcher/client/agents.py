@@ -16,12 +16,12 @@ from dispatcher.client.simulated_agents import Timing, describe, pick_agents, si
 _SECONDS = click.FloatRange(0)
 
 
-@click.group()
+@click.group(short_help="Simulated agents, through the API.")
 def agents() -> None:
     """Agents through the API: simulated people at agent desktops, for demos and tests."""
 
 
-@agents.command("simulate")
+@agents.command("simulate", short_help="Run N simulated agents of a tenant.")
 @api_options
 @click.argument("count", metavar="N", type=click.IntRange(1))
 @click.option(

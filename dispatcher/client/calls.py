@@ -15,12 +15,12 @@ from dispatcher.domain.statuses import CallStatus
 TYPES = {short: str(call_type) for call_type, short in SHORT_TYPES.items()}
 
 
-@click.group()
+@click.group(short_help="List and show calls, through the API.")
 def calls() -> None:
     """Read calls through the API (GET /apps/api/v1/calls), as a tenant's client would."""
 
 
-@calls.command("list")
+@calls.command("list", short_help="A page of the tenant's calls, newest first.")
 @api_options
 @click.option(
     "--status",
@@ -80,7 +80,7 @@ def list_calls(
     click.echo(page_line(page, listed.per, listed.total, len(listed.items)))
 
 
-@calls.command("show")
+@calls.command("show", short_help="One call, field by field.")
 @api_options
 @click.argument("call_id", metavar="ID", type=click.IntRange(1))
 @click.option("--json", "as_json", is_flag=True, help="Print the API's call object, for scripts.")

@@ -269,6 +269,8 @@ def test_every_command_and_option_says_what_it_is_for() -> None:
         shown = CliRunner().invoke(main, [*path, "--help"], prog_name="dispatcher")
         assert shown.exit_code == 0, (path, shown.output)
         assert shown.stdout.startswith(f"Usage: dispatcher {' '.join(path)}".rstrip())
+        cut = [line for line in shown.stdout.splitlines()[1:] if line.endswith("...")]
+        assert cut == [], "descriptions cut short in the list of commands"
         assert (command.help or "").strip(), f"`dispatcher {' '.join(path)}` has no description"
         for parameter in command.params:
             if isinstance(parameter, click.Option) and not parameter.hidden:
