@@ -361,6 +361,7 @@ async def _run_worker(settings: Settings, stop: asyncio.Event, *, burst: bool = 
         burst=burst,
         handle_signals=False,
         directory_ttl_s=settings.directory_ttl_s,
+        settings=settings,
         job_timeout=settings.job_timeout_s,
     )
     await arq_worker.run_until(stop, settings.shutdown_grace_s)

@@ -125,7 +125,7 @@ async def finish_call(request: web.Request) -> web.Response:
     calls = Calls(request.app[REDIS], request.app[SCRIPTS], tenant)
     if await calls.load(call_id) is None:
         raise NotFound(CALL_NOT_FOUND)
-    after = await end_call(calls, call_id, None, by="disconnected_by_agent")
+    after = await end_call(calls, call_id, None, by="disconnected_by_agent", hang_up=True)
     if after is None:
         raise Conflict("Call has already ended")
     return json_response(after.call)

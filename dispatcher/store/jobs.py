@@ -19,8 +19,15 @@ DIAL_OUTBOUND = "dial_outbound"
 SEND_SMS = "send_sms"
 CONNECT_CALL = "connect_call"
 CARRIER_RESULT = "carrier_result"
+HANGUP_CALL = "hangup_call"
 END_SMS_SESSION = "end_sms_session"
 DELIVER_WEBHOOK = "deliver_webhook"
+
+
+def hangup(subdomain: str, call_id: int, carrier_call_id: str, now_ms: int) -> JobSpec:
+    """Ending one carrier call of a call: queued once per carrier call."""
+    return JobSpec(HANGUP_CALL, subdomain, call_id, now_ms, (carrier_call_id,), carrier_call_id)
+
 
 # ARQ's own default: a job not started within a day of its run time is dropped.
 EXPIRES_EXTRA_MS = 86_400_000

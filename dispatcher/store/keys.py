@@ -77,6 +77,15 @@ class TenantKeys:
     def do_not_contact(self) -> str:
         return self.prefix + "sms:do_not_contact"
 
+    @property
+    def sms_delivery_failures(self) -> str:
+        """Hash: a carrier's delivery status (failed, undelivered) -> messages that ended so."""
+        return self.prefix + "sms:delivery_failures"
+
+    def carrier_receipt(self, message_id: str, status: str) -> str:
+        """Set once per (message, status) a carrier reports, so a repeated report counts once."""
+        return f"{self.prefix}sms:receipt:{message_id}:{status}"
+
     def agent_offers(self, agent_id: int) -> str:
         """Sorted set of an agent's open offer ids, scored by expiry (ms)."""
         return f"{self.prefix}agent:{agent_id}:offers"

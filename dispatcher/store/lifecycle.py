@@ -341,15 +341,25 @@ async def end_call(
     *,
     by: str = "disconnected_by_unknown",
     details: str | None = None,
+    hang_up: bool = False,
 ) -> Snapshot | None:
     """Ends a call that has not ended: finished if connected, else failed with `reason`
-    (ag_canceled when none is given). Frees the agent's slot and wakes the calls waiting."""
+    (ag_canceled when none is given). Frees the agent's slot and wakes the calls waiting.
+    With `hang_up` (the end did not come from the carrier), a call the carrier has placed is
+    hung up there by a job queued with the change."""
     now = clock.now()
+
+    def hangups(current: Snapshot) -> list[jobs.JobSpec]:
+        carrier_id = current.meta.carrier_call_id
+        if not hang_up or carrier_id is None:
+            return []
+        return [jobs.hangup(calls.tenant.subdomain, current.call.id, carrier_id, clock.to_ms(now))]
 
     def decide(current: Snapshot) -> Change | None:
         status = CallStatus(current.call.status)
         if status == CallStatus.CONNECTED:
-            return Change(lifecycle.finished(current.call, now, by), release_agent=True)
+            finished = lifecycle.finished(current.call, now, by)
+            return Change(finished, release_agent=True, jobs=hangups(current))
         if status not in {
             CallStatus.SCHEDULED,
             CallStatus.QUEUED,
@@ -361,7 +371,10 @@ async def end_call(
         failed = lifecycle.failed(current.call, now, reason or FailReason.AG_CANCELED, details)
         held = status in {CallStatus.ASSIGNED, CallStatus.CONNECTING, CallStatus.SWITCHING}
         return Change(
-            failed, release_agent=held, waiting="rem" if status == CallStatus.QUEUED else ""
+            failed,
+            release_agent=held,
+            waiting="rem" if status == CallStatus.QUEUED else "",
+            jobs=hangups(current),
         )
 
     after = await calls.apply(call_id, decide)

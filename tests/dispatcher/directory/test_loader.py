@@ -90,6 +90,7 @@ def test_omitted_optional_keys_take_the_documented_defaults() -> None:
     assert settings.default_outbound_number is None
     assert (settings.webhook_url, settings.webhook_secret) == (None, None)
     assert settings.carrier == "simulated"
+    assert (settings.twilio.account, settings.twilio.ring_timeout_s) == (None, 30)
     assert acme.outbound_numbers == []
     [agent] = acme.agents
     assert agent.can_make_calls is True
@@ -212,6 +213,16 @@ REFUSED: list[Any] = [
         _set(("agents", 0, "status"), "busy"),
         "tenants[0].agents[0].status: must be one of available, unavailable, offline",
         id="agent-status",
+    ),
+    pytest.param(
+        _set(("settings", "carrier"), "vonage"),
+        "tenants[0].settings.carrier: must be one of simulated, twilio",
+        id="carrier-unknown",
+    ),
+    pytest.param(
+        _set(("settings", "twilio"), {"account": "acme-eu"}),
+        "tenants[0].settings.twilio.account: string should match pattern '^[A-Za-z0-9_]{1,40}$'",
+        id="twilio-account-pattern",
     ),
     pytest.param(
         _set(("subdomain",), "Demo_1"),

@@ -78,6 +78,9 @@ async def conforming(response: ClientResponse, template: str) -> Any:
             if header["schema"].get("type") == "integer":
                 value = int(value)
             assert jsonschema_rs.is_valid(header["schema"], value), f"{name}: {value!r}"
+    if "content" not in answer:
+        assert await response.read() == b"", f"{method.upper()} {template} {status}: a body"
+        return None
     media_type = next(iter(answer["content"]))
     assert response.content_type == media_type
     if media_type != "application/json":
