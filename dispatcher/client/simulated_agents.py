@@ -75,14 +75,25 @@ async def simulate(
     *,
     restore: bool = True,
 ) -> None:
-    """Runs the agents until `stop`; then, with `restore`, puts each back in the status it had.
-    Failing to make an agent available ends it at once (ApiError, Unreachable); later failures
-    are reported and the agent's stream is reopened."""
+    """Runs the agents until `stop`; then, with `restore`, puts each agent it made available
+    back in the status it had. Failing to make an agent available ends it at once (ApiError,
+    Unreachable); later failures are reported and the agent's stream is reopened."""
     rng = random.Random()
-    for agent in agents:
-        await api.set_status(agent["id"], "available")
-        report("available", {"agent_id": agent["id"], "email": agent["email"]})
-    people = [SimulatedAgent(api, agent["id"], timing, report, rng) for agent in agents]
+    available: list[dict[str, Any]] = []
+    try:
+        for agent in agents:
+            await api.set_status(agent["id"], "available")
+            available.append(agent)
+            report("available", {"agent_id": agent["id"], "email": agent["email"]})
+        await _run_until(stop, [SimulatedAgent(api, a["id"], timing, report, rng) for a in agents])
+    finally:
+        if restore:
+            for agent in available:
+                await api.set_status(agent["id"], agent["status"])
+                report("restored", {"agent_id": agent["id"], "status": agent["status"]})
+
+
+async def _run_until(stop: asyncio.Event, people: list[SimulatedAgent]) -> None:
     running = [asyncio.create_task(person.run()) for person in people]
     stopping = asyncio.create_task(stop.wait())
     try:
@@ -93,14 +104,10 @@ async def simulate(
             task.cancel()
         await asyncio.gather(stopping, *running, return_exceptions=True)
         await asyncio.gather(*(person.stop() for person in people))
-        for task in running:
-            failure = None if task.cancelled() else task.exception()
-            if failure is not None:
-                raise failure
-        if restore:
-            for agent in agents:
-                await api.set_status(agent["id"], agent["status"])
-                report("restored", {"agent_id": agent["id"], "status": agent["status"]})
+    for task in running:
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None:
+            raise failure
 
 
 class SimulatedAgent:

@@ -27,6 +27,7 @@ class _Page(HTMLParser):
         super().__init__()
         self.urls: list[str] = []
         self.inline_scripts: list[str] = []
+        self.text = ""
         self._in_script = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -47,14 +48,14 @@ async def _page(client: TestClient[Any, Any]) -> tuple[_Page, str]:
     await conforming(response, "/docs")
     assert response.headers["Cache-Control"] == "no-cache"
     parsed = _Page()
-    parsed.feed(await response.text())
+    parsed.text = await response.text()
+    parsed.feed(parsed.text)
     return parsed, response.headers["Content-Security-Policy"]
 
 
 async def test_docs_is_a_page_whose_every_url_is_same_origin(client: TestClient[Any, Any]) -> None:
     page, _ = await _page(client)
-    text = docs.PAGE
-    assert re.findall(r"https?://", text) == []
+    assert re.findall(r"https?://|//", page.text) == []  # no scheme, no protocol-relative URL
     assert page.urls == [
         f"docs/static/{docs.VERSION}/swagger-ui.css",
         f"docs/static/{docs.VERSION}/favicon-32x32.png",
