@@ -7,7 +7,18 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from redis.asyncio import Redis
 
-from dispatcher.http import agents, calls, carrier, health, manager, metrics, openapi, sms, twilio
+from dispatcher.http import (
+    agents,
+    calls,
+    carrier,
+    docs,
+    health,
+    manager,
+    metrics,
+    openapi,
+    sms,
+    twilio,
+)
 from dispatcher.http.appkeys import DIRECTORY, LIVE_GAUGES, METRICS, REDIS, SCRIPTS, SETTINGS
 from dispatcher.http.errors import error_middleware
 from dispatcher.metrics import Metrics
@@ -42,7 +53,7 @@ def create_app(settings: Settings, process_metrics: Metrics | None = None) -> we
     app[METRICS] = process_metrics or Metrics()
     app[LIVE_GAUGES] = True
     app.cleanup_ctx.append(redis_context)
-    for module in (health, metrics, openapi, calls, sms, agents, manager, carrier, twilio):
+    for module in (health, metrics, openapi, docs, calls, sms, agents, manager, carrier, twilio):
         app.add_routes(module.routes)
     return app
 

@@ -1,4 +1,5 @@
-"""The `dispatcher` command: up (all in one), serve (API), worker, load-config."""
+"""The `dispatcher` command: up (all in one), serve (API), worker, load-config; and the API's
+clients: calls list|show, agents simulate."""
 
 from __future__ import annotations
 
@@ -20,8 +21,12 @@ import structlog
 import uvloop
 from aiohttp import web
 
-from dispatcher import logs, metrics
+from dispatcher import logs, metrics, progress
 from dispatcher.app import create_app, create_worker_app, redis_client
+from dispatcher.client import simulated_agents
+from dispatcher.client.agents import agents
+from dispatcher.client.api import ApiError, Client, Unreachable
+from dispatcher.client.calls import calls
 from dispatcher.directory import loader
 from dispatcher.directory.schema import DirectoryFile
 from dispatcher.http.manager import summary
@@ -70,11 +75,17 @@ def _settings(host: str | None, port: int | None, data_dir: Path | None) -> Sett
     return settings
 
 
-def _read_directory(path: Path | None) -> DirectoryFile | None:
+def _read_directory(path: Path | None, show: bool | None = False) -> DirectoryFile | None:
+    """The checked directory file; with `show`, a progress bar per phase (parse, validate)."""
     if path is None:
         return None
     try:
-        return loader.read_file(path)
+        text = loader.read_text(path)
+        with progress.bar("parse", len(text), unit="char", unit_scale=True, show=show) as bar:
+            raw = loader.load(text, yaml_allowed=loader.is_yaml(path), on_read=bar.update)
+        tenants = loader.tenant_count(raw)
+        with progress.bar("validate", tenants, unit="tenant", show=show) as bar:
+            return loader.validate(raw, on_tenant=bar.update)
     except loader.DirectoryError as exc:
         for error in exc.errors:
             click.echo(f"error: {error}", err=True)
@@ -92,10 +103,20 @@ def _require_redis_url(settings: Settings) -> Settings:
 
 @click.group()
 def main() -> None:
-    """Self-hosted dispatch API for calls and SMS (CCAI Platform compatible)."""
+    """Self-hosted dispatch API for calls and SMS (CCAI Platform compatible).
+
+    \b
+    On one machine:  dispatcher up --config deploy/demo.yaml
+    On many:         dispatcher serve and dispatcher worker, all with one REDIS_URL
+    A running service documents its API at /docs (and /openapi.json).
+    """
 
 
-@main.command()
+main.add_command(calls)
+main.add_command(agents)
+
+
+@main.command(short_help="Run everything in one process: Redis, API and a worker.")
 @_host
 @_port
 @_config
@@ -103,7 +124,8 @@ def main() -> None:
 @click.option(
     "--simulate-agents",
     is_flag=True,
-    help="Demo: available agents accept every offer about 2 s after it arrives.",
+    help="Demo: every agent of the --config tenants goes available and accepts each offer "
+    "about 2 s after it arrives, through the API (as `dispatcher agents simulate` does).",
 )
 def up(
     host: str | None,
@@ -113,12 +135,17 @@ def up(
     simulate_agents: bool,
 ) -> None:
     """Run everything in one process: embedded Redis (unless REDIS_URL is set), API and worker."""
+    if simulate_agents and config_file is None:
+        raise click.UsageError(
+            "--simulate-agents needs --config: the simulated agents sign in with the API "
+            "tokens of the tenants it loads"
+        )
     settings = _settings(host, port, data_dir)
     document = _read_directory(config_file)
     _run_long(_up(settings, document, simulate_agents))
 
 
-@main.command()
+@main.command(short_help="Run the API only (scale out by running several).")
 @_host
 @_port
 @_config
@@ -168,7 +195,7 @@ def _shared_metrics(processes: int) -> Iterator[None]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-@main.command()
+@main.command(short_help="Run an ARQ worker (scale out by running several).")
 @_data_dir
 @click.option("--burst", is_flag=True, help="Exit once the queue is empty.")
 @click.option(
@@ -186,15 +213,21 @@ def worker(data_dir: Path | None, burst: bool, metrics_port: int | None) -> None
     _run_long(_work_until_stopped(settings, burst))
 
 
-@main.command("load-config")
+@main.command("load-config", short_help="Validate a directory file and store its tenants.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_data_dir
-def load_config(file: Path, data_dir: Path | None) -> None:
-    """Validate FILE and replace the directories of its tenants atomically."""
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bars on stderr for parsing, validating and storing (default: only when "
+    "stderr is a terminal).",
+)
+def load_config(file: Path, data_dir: Path | None, progress: bool | None) -> None:
+    """Validate FILE (YAML or JSON) and replace the directories of its tenants atomically."""
     settings = _require_redis_url(_settings(None, None, data_dir))
-    document = _read_directory(file)
+    document = _read_directory(file, show=progress)
     assert document is not None and settings.redis_url is not None
-    asyncio.run(_store_directory(settings.redis_url, document))
+    asyncio.run(_store_directory(settings.redis_url, document, show=progress))
     for tenant in summary(document)["tenants"]:  # type: ignore[attr-defined]
         click.echo(
             "loaded {subdomain}: {agents} agents, {menus} menus, "
@@ -202,10 +235,20 @@ def load_config(file: Path, data_dir: Path | None) -> None:
         )
 
 
-async def _store_directory(redis_url: str, document: DirectoryFile) -> None:
+async def _store_directory(
+    redis_url: str, document: DirectoryFile, show: bool | None = False
+) -> None:
     redis = redis_client(redis_url)
     try:
-        await directory.save(redis, Scripts.register(redis), document)
+        tenants = len(document.tenants)
+        with progress.bar("store", tenants, unit="tenant", show=show) as bar:
+
+            def prepared() -> None:
+                bar.update()
+                if bar.n == tenants:  # all queued: the one transaction is sent now
+                    bar.set_postfix_str("writing")
+
+            await directory.save(redis, Scripts.register(redis), document, on_tenant=prepared)
     finally:
         await redis.aclose()
 
@@ -309,10 +352,12 @@ async def _serve_until_stopped(
         siblings = _start_siblings(settings, runner.addresses[0][1], processes - 1)
         if with_worker:
             tasks.append(asyncio.create_task(_run_worker(settings, stop, process_metrics)))
-        if simulate_agents:
-            tasks.append(
-                asyncio.create_task(_simulate_agents(settings.redis_url, stop, process_metrics))
-            )
+        if simulate_agents and document is not None:
+            url = _local_url(settings.host, runner.addresses[0][1])
+            tasks += [
+                asyncio.create_task(_simulate_agents(url, t.subdomain, t.api_tokens[0], stop))
+                for t in document.tenants
+            ]
         click.echo(f"dispatcher listening on http://{settings.host}:{settings.port}", err=True)
         await stop.wait()
     finally:
@@ -372,14 +417,28 @@ async def _run_worker(
     await arq_worker.run_until(stop, settings.shutdown_grace_s)
 
 
-async def _simulate_agents(redis_url: str, stop: asyncio.Event, process_metrics: Metrics) -> None:
-    from workers import simulated_agents
+def _local_url(host: str, port: int) -> str:
+    """This process's own API, as a client on this machine reaches it."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
-    redis = redis_client(redis_url)
+
+async def _simulate_agents(url: str, tenant: str, token: str, stop: asyncio.Event) -> None:
+    """`make run`'s agents: all of the tenant's, through this process's own API. They never
+    finish a call themselves: the simulated carrier's end user hangs up. A failure is logged
+    and never stops the service."""
+    timing = simulated_agents.Timing(accept_after_s=2.0, talk_time_s=None, jitter_s=0.5)
     try:
-        await simulated_agents.run(redis, stop, process_metrics)
-    finally:
-        await redis.aclose()
+        async with Client(url, tenant, token) as api:
+            chosen = await simulated_agents.pick_agents(api, None)
+            await simulated_agents.simulate(api, chosen, timing, _log_agent, stop, restore=False)
+    except (ApiError, Unreachable):
+        log.exception("simulated agents stopped", tenant=tenant)
+
+
+def _log_agent(event: str, fields: dict[str, Any]) -> None:
+    log.info(f"simulated agent: {event}", **fields)
 
 
 if __name__ == "__main__":

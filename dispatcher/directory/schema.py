@@ -6,7 +6,15 @@ import re
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
 
 from dispatcher.domain import languages, phones
 from dispatcher.domain.statuses import AgentStatus
@@ -14,6 +22,7 @@ from dispatcher.domain.statuses import AgentStatus
 SUBDOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 WINDOW = re.compile(r"([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+ON_TENANT = "on_tenant"  # validation context key: called as each tenant of a file validates
 
 
 def _phone(raw: object) -> str:
@@ -195,6 +204,14 @@ class TenantDoc(_Model):
 
 class TenantFile(TenantDoc):
     api_tokens: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _counted(self, info: ValidationInfo) -> TenantFile:
+        """Tells the validation context's ON_TENANT callback, if any (a progress bar)."""
+        on_tenant = (info.context or {}).get(ON_TENANT)
+        if on_tenant is not None:
+            on_tenant()
+        return self
 
 
 class DirectoryFile(_Model):

@@ -1,7 +1,9 @@
-"""Agent side: live status, open offers, accept/decline, and an SSE stream per agent."""
+"""Agent side: the agents and their live status, open offers, accept/decline, and an SSE stream
+per agent."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -14,6 +16,7 @@ from dispatcher.domain import clock
 from dispatcher.domain.errors import Conflict, InvalidRequest, NotFound
 from dispatcher.domain.fields import integer
 from dispatcher.domain.statuses import AgentStatus
+from dispatcher.http import listing
 from dispatcher.http.appkeys import METRICS, REDIS, SCRIPTS
 from dispatcher.http.auth import tenant_of
 from dispatcher.http.body import json_object
@@ -25,6 +28,7 @@ from dispatcher.store.lifecycle import OFFER_GONE, Calls
 routes = web.RouteTableDef()
 BASE = "/apps/api/v1/agents/{id}"
 AGENT_NOT_FOUND = "Agent not found"
+KEEP_ALIVE_S = 15
 
 
 def calls_of(request: web.Request, tenant: Tenant) -> Calls:
@@ -43,6 +47,24 @@ def agent_view(agent: Agent, live: dict[bytes, bytes]) -> dict[str, Any]:
         "capacity": agent.capacity.model_dump(),
         "active_calls": int(live.get(b"voice", b"0")),
     }
+
+
+@routes.get("/apps/api/v1/agents")
+async def list_agents(request: web.Request) -> web.Response:
+    """The tenant's agents by id, a page at a time, each with their live status."""
+    tenant = await tenant_of(request)
+    page, per = listing.paging(request.query)
+    agents = sorted(tenant.agents_by_id.values(), key=lambda agent: agent.id)
+    shown = agents[(page - 1) * per : page * per]
+    keys = TenantKeys(tenant.subdomain)
+    async with request.app[REDIS].pipeline(transaction=False) as pipe:
+        for agent in shown:
+            pipe.hgetall(keys.agent(agent.id))
+        lives = await pipe.execute()
+    return json_response(
+        [agent_view(agent, live) for agent, live in zip(shown, lives, strict=True)],
+        headers=listing.page_headers(request, page, per, len(agents)),
+    )
 
 
 @routes.get(BASE)
@@ -109,7 +131,8 @@ async def decline_offer(request: web.Request) -> web.Response:
 @routes.get(BASE + "/events")
 async def agent_events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: offer, offer_withdrawn, assigned; a comment every 15 s keeps
-    proxies from closing an idle stream."""
+    proxies from closing an idle stream. The stream ends within a second of its client going
+    away, so a stop does not wait for streams nobody reads (simulated agents of `up`)."""
     tenant = await tenant_of(request)
     agent = _agent(request, tenant.agents_by_id)
     channel = TenantKeys(tenant.subdomain).agent_events(agent.id)
@@ -120,16 +143,22 @@ async def agent_events(request: web.Request) -> web.StreamResponse:
     async with request.app[REDIS].pubsub() as pubsub:
         await pubsub.subscribe(channel)
         await response.write(b": connected\n\n")
-        while True:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=15)
+        loop = asyncio.get_running_loop()
+        written = loop.time()
+        while request.transport is not None and not request.transport.is_closing():
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
             if message is None:
-                await response.write(b": keep-alive\n\n")
+                if loop.time() - written >= KEEP_ALIVE_S:
+                    await response.write(b": keep-alive\n\n")
+                    written = loop.time()
                 continue
+            written = loop.time()
             event = orjson.loads(message["data"])
             payload = orjson.dumps(event["data"])
             await response.write(
                 b"event: " + event["event"].encode() + b"\ndata: " + payload + b"\n\n"
             )
+    return response
 
 
 def _offer_id(request: web.Request) -> int:
