@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from redis.asyncio import Redis
 
-from dispatcher.http import agents, calls, carrier, health, manager, openapi, sms
-from dispatcher.http.appkeys import DIRECTORY, REDIS, SCRIPTS, SETTINGS
+from dispatcher.http import agents, calls, carrier, health, manager, openapi, sms, sse
+from dispatcher.http.appkeys import DIRECTORY, EVENT_STREAMS, REDIS, SCRIPTS, SETTINGS
 from dispatcher.http.errors import error_middleware
 from dispatcher.settings import Settings
 from dispatcher.store.directory import DirectoryCache
@@ -37,7 +37,9 @@ async def redis_context(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
+    app[EVENT_STREAMS] = sse.EventStreams()
     app.cleanup_ctx.append(redis_context)
+    app.on_shutdown.append(sse.close_event_streams)
     for module in (health, openapi, calls, sms, agents, manager, carrier):
         app.add_routes(module.routes)
     return app

@@ -13,6 +13,7 @@ from dispatcher.domain import clock
 from dispatcher.domain.errors import Conflict, InvalidRequest, NotFound
 from dispatcher.domain.fields import integer
 from dispatcher.domain.statuses import AgentStatus
+from dispatcher.http import sse
 from dispatcher.http.appkeys import REDIS, SCRIPTS
 from dispatcher.http.auth import tenant_of
 from dispatcher.http.body import json_object
@@ -24,6 +25,7 @@ from dispatcher.store.lifecycle import OFFER_GONE, Calls
 routes = web.RouteTableDef()
 BASE = "/apps/api/v1/agents/{id}"
 AGENT_NOT_FOUND = "Agent not found"
+KEEP_ALIVE_S = 15.0
 
 
 def calls_of(request: web.Request, tenant: Tenant) -> Calls:
@@ -103,28 +105,21 @@ async def decline_offer(request: web.Request) -> web.Response:
 
 @routes.get(BASE + "/events")
 async def agent_events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: offer, offer_withdrawn, assigned; a comment every 15 s keeps
-    proxies from closing an idle stream."""
+    """Server-sent events: offer, offer_withdrawn, assigned, call_updated; a comment every
+    15 s keeps proxies from closing an idle stream."""
     tenant = await tenant_of(request)
     agent = _agent(request, tenant.agents_by_id)
     channel = TenantKeys(tenant.subdomain).agent_events(agent.id)
-    response = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-    )
-    await response.prepare(request)
-    async with request.app[REDIS].pubsub() as pubsub:
-        await pubsub.subscribe(channel)
-        await response.write(b": connected\n\n")
-        while True:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=15)
+    async with sse.subscribe(request, [channel]) as stream:
+        while stream.open:
+            message = await stream.receive(KEEP_ALIVE_S)
             if message is None:
-                await response.write(b": keep-alive\n\n")
+                if stream.open:
+                    await stream.comment("keep-alive")
                 continue
-            event = orjson.loads(message["data"])
-            payload = orjson.dumps(event["data"])
-            await response.write(
-                b"event: " + event["event"].encode() + b"\ndata: " + payload + b"\n\n"
-            )
+            event = orjson.loads(message)
+            await stream.send(event["event"], orjson.dumps(event["data"]))
+    return stream.response
 
 
 def _offer_id(request: web.Request) -> int:
