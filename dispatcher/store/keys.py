@@ -40,6 +40,11 @@ class TenantKeys:
     def calls_by_status(self, status: str) -> str:
         return f"{self.prefix}calls:status:{status}"
 
+    @property
+    def scheduled(self) -> str:
+        """Sorted set of the scheduled calls not fired yet, scored by scheduled_at (ms)."""
+        return self.prefix + "calls:scheduled_at"
+
     def calls_by_type(self, call_type: CallType) -> str:
         return f"{self.prefix}calls:type:{_CALL_TYPE_SLUGS[call_type]}"
 

@@ -127,6 +127,7 @@ class Calls:
                 self.keys.waiting(menu_id),
                 self.keys.agent(before.agent_id or 0),
                 jobs.QUEUE_NAME,
+                self.keys.scheduled,
             ],
             args=[
                 before.rev,

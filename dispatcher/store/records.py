@@ -66,7 +66,10 @@ class _Claims:
     agent_capacity: int | None = None
     consumer_number: str | None = None
     session_ttl_ms: int = 0
-    waiting_menu: int | None = None  # a queued call waits in its menu from the start
+    # The sorted set a call joins as it is stored, and its score there: a queued call waits in
+    # its menu from the start (scored by creation), a scheduled one sits in the tenant's
+    # scheduled set (scored by scheduled_at) until it fires.
+    joins: tuple[str, int] | None = None
 
 
 class Records:
@@ -104,10 +107,12 @@ class Records:
         call, meta = queued_call(plan, self.tenant, ids, now)
         if plan.scheduled_at is not None:
             run_at, function = clock.to_ms(plan.scheduled_at), jobs.FIRE_SCHEDULED_CALL
+            joins = (self.keys.scheduled, run_at)
         else:
             run_at, function = clock.to_ms(now), jobs.ROUTE_CALL
+            joins = (self.keys.waiting(plan.menu.id), run_at)
         job = jobs.JobSpec(function, self.tenant.subdomain, call.id, run_at)
-        claims = _Claims(waiting_menu=None if plan.scheduled_at else plan.menu.id)
+        claims = _Claims(joins=joins)
         answer = Answer(201, call.model_dump_json().encode())
         return await self._create(
             "call", call, meta.model_dump_json(), now, job, claims, _Answering(answer, key)
@@ -256,7 +261,7 @@ class Records:
                 self.keys.agent(claims.agent_id),
                 self.keys.sms_session(claims.consumer_number or ""),
                 self.keys.do_not_contact,
-                self.keys.waiting(claims.waiting_menu or 0),
+                claims.joins[0] if claims.joins else self.keys.waiting(0),
                 answering.key.redis_key if answering.key else self.keys.idempotency("", ""),
             ],
             args=[
@@ -268,7 +273,7 @@ class Records:
                 "" if claims.agent_capacity is None else claims.agent_capacity,
                 claims.consumer_number or "",
                 claims.session_ttl_ms,
-                "1" if claims.waiting_menu is not None else "0",
+                claims.joins[1] if claims.joins else "",
                 record.lang if isinstance(record, CallObject) else "",
                 *(answering.key.script_args() if answering.key else ["", 0]),
                 answering.answer.status,
