@@ -32,6 +32,10 @@ class TenantKeys:
     def call(self, call_id: int) -> str:
         return f"{self.prefix}call:{call_id}"
 
+    def call_history(self, call_id: int) -> str:
+        """List of the call's history entries (JSON), the last 50 kept (store/lua/lib.lua)."""
+        return f"{self.prefix}call:{call_id}:history"
+
     @property
     def calls(self) -> str:
         """Sorted set of every call id, scored by creation time in ms."""

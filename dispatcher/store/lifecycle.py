@@ -11,7 +11,7 @@ import orjson
 from redis.asyncio import Redis
 
 from dispatcher.directory.tenant import Tenant
-from dispatcher.domain import clock, lifecycle
+from dispatcher.domain import clock, history, lifecycle
 from dispatcher.domain.errors import Conflict
 from dispatcher.domain.objects import CallObject
 from dispatcher.domain.records import CallMeta
@@ -119,6 +119,7 @@ class Calls:
         specs = [*change.jobs, *webhooks]
         created = clock.parse_iso(call.created_at)
         menu_id = (change.meta or before.meta).menu_id or 0
+        entry = history.change(before.call, call, now_ms) if change.announce else None
         rev = await self.scripts.transition(
             keys=[
                 self.keys.call(call.id),
@@ -128,6 +129,7 @@ class Calls:
                 self.keys.agent(before.agent_id or 0),
                 jobs.QUEUE_NAME,
                 self.keys.scheduled,
+                self.keys.call_history(call.id),
             ],
             args=[
                 before.rev,
@@ -140,9 +142,15 @@ class Calls:
                 now_ms,
                 "1" if change.release_agent else "0",
                 *jobs.script_args(specs, now_ms),
+                *([orjson.dumps(entry)] if entry else []),
             ],
         )
         return int(rev)
+
+    async def history_of(self, call: CallObject) -> list[dict[str, Any]]:
+        """The call's history, oldest first: its creation, then the last stored entries."""
+        stored = await self.redis.lrange(self.keys.call_history(call.id), 0, -1)  # type: ignore[misc]
+        return [history.created(call), *(orjson.loads(raw) for raw in stored)]
 
     async def announce(self, snapshot: Snapshot) -> None:
         event = {"type": "call.updated", "call": snapshot.call.model_dump(mode="json")}
@@ -171,6 +179,7 @@ class Calls:
                 self.keys.call(call_id),
                 self.keys.call_offers(call_id),
                 self.keys.sequence("offer"),
+                self.keys.call_history(call_id),
             ],
             args=[self.keys.prefix, call_id, now_ms, expires_ms, *flat],
         )
@@ -256,6 +265,7 @@ class Calls:
                 self.keys.calls_by_status(CallStatus.ASSIGNED),
                 self.keys.waiting(snapshot.meta.menu_id or 0),
                 jobs.QUEUE_NAME,
+                self.keys.call_history(call.id),
             ],
             args=[
                 self.keys.prefix,
@@ -286,8 +296,12 @@ class Calls:
         if offer is None:
             raise Conflict(OFFER_GONE)
         declined = await self.scripts.decline_offer(
-            keys=[self.keys.offer(offer_id), self.keys.agent_offers(offer.agent_id)],
-            args=[offer_id],
+            keys=[
+                self.keys.offer(offer_id),
+                self.keys.agent_offers(offer.agent_id),
+                self.keys.call_history(offer.call_id),
+            ],
+            args=[offer_id, clock.to_ms(clock.now())],
         )
         if not declined:
             raise Conflict(OFFER_GONE)
