@@ -1,5 +1,7 @@
 """Simulated agents for demos (`dispatcher up --simulate-agents`, used by `make run`): every
-available agent accepts each offer a short while after it arrives, as a person would."""
+available agent accepts each offer a short while after it arrives, as a person would; except
+agents someone is watching live (their event stream is open, e.g. in the agent console), who
+are left to the person at the screen."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import contextlib
 import structlog
 from redis.asyncio import Redis
 
+from dispatcher.directory.schema import Agent
+from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import clock
 from dispatcher.domain.errors import Conflict
 from dispatcher.store import keys
@@ -30,7 +34,7 @@ async def accept_due_offers(
         if tenant is None:
             continue
         calls = Calls(redis, scripts, tenant)
-        for agent in tenant.doc.agents:
+        for agent in await _unwatched(redis, tenant):
             for offer in await calls.open_offers(agent.id):
                 if now_ms - offer.offered_at_ms < accept_after_s * 1000:
                     continue
@@ -39,6 +43,16 @@ async def accept_due_offers(
                     accepted += 1
                     log.info("simulated agent accepted", agent_id=agent.id, call_id=offer.call_id)
     return accepted
+
+
+async def _unwatched(redis: Redis, tenant: Tenant) -> list[Agent]:
+    """The tenant's agents without a subscriber on their event channel."""
+    tenant_keys = keys.TenantKeys(tenant.subdomain)
+    agents = tenant.doc.agents
+    if not agents:
+        return []
+    counts = await redis.pubsub_numsub(*(tenant_keys.agent_events(a.id) for a in agents))
+    return [agent for agent, (_, count) in zip(agents, counts, strict=True) if not count]
 
 
 async def run(redis: Redis, stop: asyncio.Event, accept_after_s: float = 2.0) -> None:

@@ -153,11 +153,18 @@ class Calls:
         return [history.created(call), *(orjson.loads(raw) for raw in stored)]
 
     async def announce(self, snapshot: Snapshot) -> None:
-        event = {"type": "call.updated", "call": snapshot.call.model_dump(mode="json")}
-        await self.redis.publish(self.keys.events, orjson.dumps(event))
+        """The tenant's channel gets every change; the call's agent gets it too (their
+        console follows the call they hold), after `assigned` when it is the assignment."""
+        call = snapshot.call.model_dump(mode="json")
         agent_id = snapshot.agent_id
-        if agent_id is not None and snapshot.call.status == CallStatus.ASSIGNED:
-            await self.publish_to_agent(agent_id, "assigned", {"call_id": snapshot.call.id})
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.publish(self.keys.events, orjson.dumps({"type": "call.updated", "call": call}))
+            if agent_id is not None:
+                channel = self.keys.agent_events(agent_id)
+                if snapshot.call.status == CallStatus.ASSIGNED:
+                    pipe.publish(channel, _event("assigned", {"call_id": snapshot.call.id}))
+                pipe.publish(channel, _event("call_updated", call))
+            await pipe.execute()
 
     async def publish_to_agent(self, agent_id: int, kind: str, data: dict[str, Any]) -> None:
         await self.redis.publish(self.keys.agent_events(agent_id), _event(kind, data))
