@@ -310,7 +310,7 @@ async def test_the_agents_event_stream_carries_the_offer_and_the_assignment(
         await post_json(client, f"{API}/offers/{data['id']}/accept")
         assert await stream.next_event() == ("assigned", {"call_id": call_id})
         # Then every change of the call the agent holds, to its end.
-        seen = []
+        seen: list[str] = []
         while not seen or seen[-1] != "finished":
             kind, call = await stream.next_event()
             assert (kind, call["id"], call["agent_info"]["id"]) == ("call_updated", call_id, 1)
