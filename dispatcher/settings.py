@@ -47,3 +47,5 @@ class Settings(BaseSettings):
     # process), and how many may come at once; a tenant's directory may set its own. 0: no limit.
     rate_limit_per_s: float = Field(default=200, ge=0)
     rate_limit_burst: int = Field(default=400, ge=1)
+    # How long an operator's dashboard session lasts after the login (an HttpOnly cookie).
+    dashboard_session_s: int = Field(default=8 * 3600, ge=60)

@@ -123,6 +123,11 @@ class TenantKeys:
         """Pub/sub channel of one agent's offers and assignments."""
         return f"{self.prefix}agent:{agent_id}:events"
 
+    def operator_session(self, digest: str) -> str:
+        """An operator's dashboard session (value: the directory version it was opened
+        under), named by the SHA-256 of its cookie secret and expiring with the session."""
+        return f"{self.prefix}operator_session:{digest}"
+
     def chat_messages(self, chat_id: int) -> str:
         return f"{self.prefix}chat:{chat_id}:messages"
 
