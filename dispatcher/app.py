@@ -7,7 +7,19 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from redis.asyncio import Redis
 
-from dispatcher.http import agents, calls, carrier, health, manager, openapi, sms, sse
+from dispatcher.http import (
+    agents,
+    calls,
+    carrier,
+    dashboard,
+    health,
+    manager,
+    openapi,
+    operators,
+    pages,
+    sms,
+    sse,
+)
 from dispatcher.http.appkeys import DIRECTORY, EVENT_STREAMS, REDIS, SCRIPTS, SETTINGS
 from dispatcher.http.errors import error_middleware
 from dispatcher.settings import Settings
@@ -41,5 +53,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(redis_context)
     app.on_shutdown.append(sse.close_event_streams)
     for module in (health, openapi, calls, sms, agents, manager, carrier):
+        app.add_routes(module.routes)
+    # The browser pages (not in openapi.yaml: their session-cookie routes are the pages' own).
+    for module in (pages, operators, dashboard):
         app.add_routes(module.routes)
     return app
