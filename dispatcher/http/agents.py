@@ -66,10 +66,12 @@ async def put_status(request: web.Request) -> web.Response:
         raise InvalidRequest("status must be one of available, unavailable, offline")
     redis = request.app[REDIS]
     key = TenantKeys(tenant.subdomain).agent(agent.id)
+    event = {"type": "agent.updated", "agent_id": agent.id, "status": raw}
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hset(key, "status", str(raw))
         pipe.hgetall(key)
-        _, live = await pipe.execute()
+        pipe.publish(TenantKeys(tenant.subdomain).events, orjson.dumps(event))
+        _, live, _ = await pipe.execute()
     if raw == AgentStatus.AVAILABLE:
         await calls_of(request, tenant).wake_waiting_calls([agent.id])
     return json_response(agent_view(agent, live))

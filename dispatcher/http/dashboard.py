@@ -95,16 +95,19 @@ async def _push_pictures(request: web.Request, stream: sse.EventStream, tenant: 
 
 
 class Changed:
-    """The calls announced since the last picture."""
+    """What was announced since the last picture: the calls by id, and whether anything was
+    (agents' statuses and offers are announced too)."""
 
     def __init__(self) -> None:
         self._ids: set[int] = set()
         self._overflow = False
+        self._any = False
 
     def __bool__(self) -> bool:
-        return bool(self._ids) or self._overflow
+        return self._any
 
     def note(self, message: bytes) -> None:
+        self._any = True
         event = orjson.loads(message)
         call = event.get("call") if isinstance(event, dict) else None
         if isinstance(call, dict) and isinstance(call.get("id"), int):

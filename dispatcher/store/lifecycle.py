@@ -203,6 +203,9 @@ class Calls:
                     pipe.publish(
                         self.keys.agent_events(offer.agent_id), _event("offer", offer.view())
                     )
+                made = {"type": "offers.made", "call_id": call_id}
+                made["agent_ids"] = [offer.agent_id for offer in offers]
+                pipe.publish(self.keys.events, orjson.dumps(made))
                 await pipe.execute()
         if rang_out:
             await self.wake_waiting_calls([int(agent_id) for agent_id in rang_out])
