@@ -45,6 +45,7 @@ def test_the_assets_are_the_static_folder() -> None:
         "common.js",
         "dashboard.html",
         "dashboard.js",
+        "favicon.svg",
     ]
 
 
