@@ -254,7 +254,8 @@ function renderCurrentTimes() {
   const talk = ENDED.includes(current.status)
     ? current.call_duration
     : since ? (Date.now() - Date.parse(since)) / 1000 : 0;
-  node.textContent = `waited ${duration(current.wait_duration)} · ${current.connected_at ? "talking" : "since assignment"} ${duration(talk)}`;
+  const what = ENDED.includes(current.status) ? "talked" : current.connected_at ? "talking" : "assigned";
+  node.textContent = `waited ${duration(current.wait_duration)} · ${what} ${duration(talk)}`;
 }
 
 $("login").hidden = false;
