@@ -55,7 +55,9 @@ $("login").addEventListener("submit", async (event) => {
   listen();
 });
 
-$("signout").addEventListener("click", () => {
+$("signout").addEventListener("click", () => signOut(""));
+
+function signOut(message) {
   if (streamAbort) streamAbort.abort();
   streamAbort = null;
   auth = agent = current = null;
@@ -66,7 +68,8 @@ $("signout").addEventListener("click", () => {
   $("console").hidden = true;
   $("session").hidden = true;
   $("login").hidden = false;
-});
+  $("login-error").textContent = message;
+}
 
 for (const button of $("status").querySelectorAll("button")) {
   button.addEventListener("click", async () => {
@@ -107,6 +110,10 @@ async function listen() {
         headers: { Authorization: auth.header, Accept: "text/event-stream" },
         signal: abort.signal,
       });
+      if (response.status === 401 || response.status === 404) {
+        signOut(response.status === 401 ? "Your credentials are no longer accepted." : "This agent no longer exists.");
+        return;
+      }
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       setLive($("live"), true, "Live");
       await refreshOffers();
