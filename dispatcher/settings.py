@@ -144,3 +144,6 @@ class Settings(BaseSettings):
     def twilio_account(self, name: str | None) -> TwilioAccount | None:
         """The credentials a tenant's `twilio.account` names (None: the unnamed pair)."""
         return self.twilio_accounts.get((name or "").upper())
+
+    # How long an operator's dashboard session lasts after the login (an HttpOnly cookie).
+    dashboard_session_s: int = Field(default=8 * 3600, ge=60)

@@ -30,6 +30,7 @@ MESSAGES = {
     "left as it is",
     "restored": "agent {agent_id}: back to {status}",
     "error": "agent {agent_id}: {message}",
+    "taken_over": "agent {agent_id}: signed in elsewhere (a newer event stream), left to it",
 }
 TERMINAL = {"finished", "failed"}
 
@@ -97,8 +98,13 @@ async def _run_until(stop: asyncio.Event, people: list[SimulatedAgent]) -> None:
     running = [asyncio.create_task(person.run()) for person in people]
     stopping = asyncio.create_task(stop.wait())
     try:
-        # An agent's loop only ends by a bug: that is raised rather than waited out.
-        await asyncio.wait([stopping, *running], return_when=asyncio.FIRST_COMPLETED)
+        # An agent's loop ends when someone takes the agent over (the others go on), or by a
+        # bug: that is raised rather than waited out.
+        waiting = {stopping, *running}
+        while stopping in waiting:
+            done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if any(not task.cancelled() and task.exception() for task in done):
+                break
     finally:
         for task in (stopping, *running):
             task.cancel()
@@ -125,10 +131,13 @@ class SimulatedAgent:
         self._calls: dict[int, asyncio.Task[None]] = {}  # call id -> its conversation
 
     async def run(self) -> None:
-        """Listens until cancelled; a dropped stream is reopened a second later."""
+        """Listens until cancelled, or until a person signs in as this agent (a newer event
+        stream supersedes ours); a dropped stream is reopened a second later."""
         while True:
             try:
-                await self._listen()
+                if await self._listen():
+                    self.report("taken_over")
+                    return
             except (ApiError, Unreachable) as exc:
                 self.report("error", message=str(exc))
             await asyncio.sleep(1)
@@ -142,7 +151,8 @@ class SimulatedAgent:
     def report(self, event: str, **fields: Any) -> None:
         self._report(event, {"agent_id": self.agent_id, **fields})
 
-    async def _listen(self) -> None:
+    async def _listen(self) -> bool:
+        """True when the stream ended because another desk took the agent over."""
         opened = False
         async for event, data in self.api.events(self.agent_id):
             if not opened:
@@ -156,6 +166,9 @@ class SimulatedAgent:
                 self._withdrawn(data)
             elif event == "assigned":
                 self._holding(data["call_id"])
+            elif event == "superseded":
+                return True
+        return False
 
     def _offered(self, offer: dict[str, Any]) -> None:
         if offer["id"] not in self._offers:

@@ -3,7 +3,7 @@ per agent."""
 
 from __future__ import annotations
 
-import asyncio
+import secrets
 from typing import Any
 
 import orjson
@@ -16,7 +16,7 @@ from dispatcher.domain import clock
 from dispatcher.domain.errors import Conflict, InvalidRequest, NotFound
 from dispatcher.domain.fields import integer
 from dispatcher.domain.statuses import AgentStatus
-from dispatcher.http import listing
+from dispatcher.http import listing, sse
 from dispatcher.http.appkeys import METRICS, REDIS, SCRIPTS
 from dispatcher.http.auth import tenant_of
 from dispatcher.http.body import json_object
@@ -28,7 +28,9 @@ from dispatcher.store.lifecycle import OFFER_GONE, Calls
 routes = web.RouteTableDef()
 BASE = "/apps/api/v1/agents/{id}"
 AGENT_NOT_FOUND = "Agent not found"
-KEEP_ALIVE_S = 15
+KEEP_ALIVE_S = 15.0
+# Sent on an agent's stream when a newer stream of the same agent opens; this one then ends.
+SUPERSEDED = "superseded"
 
 
 def calls_of(request: web.Request, tenant: Tenant) -> Calls:
@@ -87,10 +89,12 @@ async def put_status(request: web.Request) -> web.Response:
         raise InvalidRequest("status must be one of available, unavailable, offline")
     redis = request.app[REDIS]
     key = TenantKeys(tenant.subdomain).agent(agent.id)
+    event = {"type": "agent.updated", "agent_id": agent.id, "status": raw}
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hset(key, "status", str(raw))
         pipe.hgetall(key)
-        _, live = await pipe.execute()
+        pipe.publish(TenantKeys(tenant.subdomain).events, orjson.dumps(event))
+        _, live, _ = await pipe.execute()
     if raw == AgentStatus.AVAILABLE:
         await calls_of(request, tenant).wake_waiting_calls([agent.id])
     return json_response(agent_view(agent, live))
@@ -130,35 +134,34 @@ async def decline_offer(request: web.Request) -> web.Response:
 
 @routes.get(BASE + "/events")
 async def agent_events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: offer, offer_withdrawn, assigned; a comment every 15 s keeps
-    proxies from closing an idle stream. The stream ends within a second of its client going
-    away, so a stop does not wait for streams nobody reads (simulated agents of `up`)."""
+    """Server-sent events: offer, offer_withdrawn, assigned, call_updated; a comment every
+    15 s keeps proxies from closing an idle stream. One desk per agent: a newer stream of the
+    same agent (another console, or a person taking over from `agents simulate`) ends this one
+    with a `superseded` event."""
     tenant = await tenant_of(request)
     agent = _agent(request, tenant.agents_by_id)
     channel = TenantKeys(tenant.subdomain).agent_events(agent.id)
-    response = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-    )
-    await response.prepare(request)
-    async with request.app[REDIS].pubsub() as pubsub:
-        await pubsub.subscribe(channel)
-        await response.write(b": connected\n\n")
-        loop = asyncio.get_running_loop()
-        written = loop.time()
-        while request.transport is not None and not request.transport.is_closing():
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+    desk = secrets.token_hex(8)
+    async with sse.subscribe(request, [channel]) as stream:
+        await request.app[REDIS].publish(channel, _event(SUPERSEDED, {"desk": desk}))
+        while stream.open:
+            message = await stream.receive(KEEP_ALIVE_S)
             if message is None:
-                if loop.time() - written >= KEEP_ALIVE_S:
-                    await response.write(b": keep-alive\n\n")
-                    written = loop.time()
+                if stream.open:
+                    await stream.comment("keep-alive")
                 continue
-            written = loop.time()
-            event = orjson.loads(message["data"])
-            payload = orjson.dumps(event["data"])
-            await response.write(
-                b"event: " + event["event"].encode() + b"\ndata: " + payload + b"\n\n"
-            )
-    return response
+            event = orjson.loads(message)
+            if event["event"] == SUPERSEDED:
+                if event["data"]["desk"] != desk:
+                    await stream.send(SUPERSEDED, b"{}")
+                    break
+                continue
+            await stream.send(event["event"], orjson.dumps(event["data"]))
+    return stream.response
+
+
+def _event(kind: str, data: dict[str, Any]) -> bytes:
+    return orjson.dumps({"event": kind, "data": data})
 
 
 def _offer_id(request: web.Request) -> int:

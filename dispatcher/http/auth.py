@@ -32,11 +32,11 @@ async def tenant_of(request: web.Request) -> Tenant:
     if not tenant.accepts_token(token):
         raise Unauthorized()
     structlog.contextvars.bind_contextvars(tenant=tenant.subdomain)
-    await _within_rate_limit(request, tenant)
+    await within_rate_limit(request, tenant)
     return tenant
 
 
-async def _within_rate_limit(request: web.Request, tenant: Tenant) -> None:
+async def within_rate_limit(request: web.Request, tenant: Tenant) -> None:
     """One token of the tenant's bucket per request, or 429 with the seconds to wait."""
     settings, own = request.app[SETTINGS], tenant.doc.settings
     rate = own.rate_limit_per_s if own.rate_limit_per_s is not None else settings.rate_limit_per_s

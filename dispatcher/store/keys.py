@@ -33,6 +33,10 @@ class TenantKeys:
     def call(self, call_id: int) -> str:
         return f"{self.prefix}call:{call_id}"
 
+    def call_history(self, call_id: int) -> str:
+        """List of the call's history entries (JSON), the last 50 kept (store/lua/lib.lua)."""
+        return f"{self.prefix}call:{call_id}:history"
+
     @property
     def calls(self) -> str:
         """Sorted set of every call id, scored by creation time in ms."""
@@ -128,6 +132,11 @@ class TenantKeys:
     def agent_events(self, agent_id: int) -> str:
         """Pub/sub channel of one agent's offers and assignments."""
         return f"{self.prefix}agent:{agent_id}:events"
+
+    def operator_session(self, digest: str) -> str:
+        """An operator's dashboard session (value: the directory version it was opened
+        under), named by the SHA-256 of its cookie secret and expiring with the session."""
+        return f"{self.prefix}operator_session:{digest}"
 
     def chat_messages(self, chat_id: int) -> str:
         return f"{self.prefix}chat:{chat_id}:messages"

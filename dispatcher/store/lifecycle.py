@@ -11,7 +11,7 @@ import orjson
 from redis.asyncio import Redis
 
 from dispatcher.directory.tenant import Tenant
-from dispatcher.domain import clock, lifecycle
+from dispatcher.domain import clock, history, lifecycle
 from dispatcher.domain.errors import Conflict
 from dispatcher.domain.objects import CallObject
 from dispatcher.domain.records import CallMeta
@@ -131,6 +131,7 @@ class Calls:
         specs = [*change.jobs, *webhooks]
         created = clock.parse_iso(call.created_at)
         menu_id = (change.meta or before.meta).menu_id or 0
+        entry = history.change(before.call, call, now_ms) if change.announce else None
         rev = await self.scripts.transition(
             keys=[
                 self.keys.call(call.id),
@@ -140,6 +141,7 @@ class Calls:
                 self.keys.agent(before.agent_id or 0),
                 jobs.QUEUE_NAME,
                 self.keys.scheduled,
+                self.keys.call_history(call.id),
             ],
             args=[
                 before.rev,
@@ -152,16 +154,29 @@ class Calls:
                 now_ms,
                 "1" if change.release_agent else "0",
                 *jobs.script_args(specs, now_ms),
+                *([orjson.dumps(entry)] if entry else []),
             ],
         )
         return int(rev)
 
+    async def history_of(self, call: CallObject) -> list[dict[str, Any]]:
+        """The call's history, oldest first: its creation, then the last stored entries."""
+        stored = await self.redis.lrange(self.keys.call_history(call.id), 0, -1)  # type: ignore[misc]
+        return [history.created(call), *(orjson.loads(raw) for raw in stored)]
+
     async def announce(self, snapshot: Snapshot) -> None:
-        event = {"type": "call.updated", "call": snapshot.call.model_dump(mode="json")}
-        await self.redis.publish(self.keys.events, orjson.dumps(event))
+        """The tenant's channel gets every change; the call's agent gets it too (their
+        console follows the call they hold), after `assigned` when it is the assignment."""
+        call = snapshot.call.model_dump(mode="json")
         agent_id = snapshot.agent_id
-        if agent_id is not None and snapshot.call.status == CallStatus.ASSIGNED:
-            await self.publish_to_agent(agent_id, "assigned", {"call_id": snapshot.call.id})
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.publish(self.keys.events, orjson.dumps({"type": "call.updated", "call": call}))
+            if agent_id is not None:
+                channel = self.keys.agent_events(agent_id)
+                if snapshot.call.status == CallStatus.ASSIGNED:
+                    pipe.publish(channel, _event("assigned", {"call_id": snapshot.call.id}))
+                pipe.publish(channel, _event("call_updated", call))
+            await pipe.execute()
 
     async def publish_to_agent(self, agent_id: int, kind: str, data: dict[str, Any]) -> None:
         await self.redis.publish(self.keys.agent_events(agent_id), _event(kind, data))
@@ -183,6 +198,7 @@ class Calls:
                 self.keys.call(call_id),
                 self.keys.call_offers(call_id),
                 self.keys.sequence("offer"),
+                self.keys.call_history(call_id),
             ],
             args=[self.keys.prefix, call_id, now_ms, expires_ms, *flat],
         )
@@ -199,6 +215,9 @@ class Calls:
                     pipe.publish(
                         self.keys.agent_events(offer.agent_id), _event("offer", offer.view())
                     )
+                made = {"type": "offers.made", "call_id": call_id}
+                made["agent_ids"] = [offer.agent_id for offer in offers]
+                pipe.publish(self.keys.events, orjson.dumps(made))
                 await pipe.execute()
         if rang_out:
             await self.wake_waiting_calls([int(agent_id) for agent_id in rang_out])
@@ -268,6 +287,7 @@ class Calls:
                 self.keys.calls_by_status(CallStatus.ASSIGNED),
                 self.keys.waiting(snapshot.meta.menu_id or 0),
                 jobs.QUEUE_NAME,
+                self.keys.call_history(call.id),
             ],
             args=[
                 self.keys.prefix,
@@ -298,8 +318,12 @@ class Calls:
         if offer is None:
             raise Conflict(OFFER_GONE)
         declined = await self.scripts.decline_offer(
-            keys=[self.keys.offer(offer_id), self.keys.agent_offers(offer.agent_id)],
-            args=[offer_id],
+            keys=[
+                self.keys.offer(offer_id),
+                self.keys.agent_offers(offer.agent_id),
+                self.keys.call_history(offer.call_id),
+            ],
+            args=[offer_id, clock.to_ms(clock.now())],
         )
         if not declined:
             raise Conflict(OFFER_GONE)

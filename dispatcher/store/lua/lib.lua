@@ -30,6 +30,19 @@ local function release_voice(agent_key)
   end
 end
 
+-- A call's history (shown by the dashboard): JSON entries, oldest first, only the last 50 kept,
+-- appended in the same atomic step as the change each records.
+local HISTORY_LENGTH = 50
+local function record_history(key, entry)
+  redis.call('RPUSH', key, entry)
+  redis.call('LTRIM', key, -HISTORY_LENGTH, -1)
+end
+
+local function offer_entry(at_ms, event, agent_id, offer_id)
+  return cjson.encode({at = tonumber(at_ms), event = event, agent_id = tonumber(agent_id),
+    offer_id = tonumber(offer_id)})
+end
+
 -- Voice slots an agent has taken: calls held plus offers still ringing (expired ones are
 -- dropped from its offers set here).
 local function busy_slots(agent_key, now_ms)

@@ -4,6 +4,7 @@ former status on Ctrl-C."""
 
 from __future__ import annotations
 
+import http.client
 import signal
 import subprocess
 import time
@@ -13,6 +14,7 @@ from typing import IO, Any
 import pytest
 
 from dispatcher.settings import Settings
+from tests.conftest import basic
 from tests.dispatcher.client.test_calls import BIN, INBOUND, _environment, _request
 from tests.live import LiveService, live_service
 from tests.workers.conftest import SOLO_MENU, tenant_document
@@ -143,4 +145,37 @@ def test_more_agents_than_the_tenant_has_simulates_them_all(service: LiveService
         "agent 2: back to available",
         "agent 3: back to available",
         "agent 4: back to available",
+    ]
+
+
+def test_a_person_signing_in_as_a_simulated_agent_takes_it_over(service: LiveService) -> None:
+    """`make run` simulates every agent; someone opening the agent console for one of them
+    (a newer event stream) gets that agent's offers: the simulation leaves it alone."""
+    service.reset(_document())
+    agents = _simulate(service, "1", "--accept-after", "0", "--jitter", "0")
+    console = http.client.HTTPConnection(service.url.removeprefix("http://"), timeout=15)
+    try:
+        assert agents.stdout is not None
+        first = _read_until(agents.stdout, lambda line: line.endswith("available"))
+        time.sleep(0.5)  # the simulated agent's own stream is open by now
+        console.request("GET", "/apps/api/v1/agents/1/events", headers=basic())
+        assert console.getresponse().status == 200
+        taken = _read_until(agents.stdout, lambda line: "signed in elsewhere" in line)
+        call = _request(
+            f"{service.url}/apps/api/v1/calls", "POST", {**INBOUND, "menu_id": SOLO_MENU}
+        )
+        time.sleep(0.5)  # the simulation would have accepted it at once
+        assert _request(f"{service.url}/apps/api/v1/calls/{call['id']}")["status"] == "queued"
+        agents.send_signal(signal.SIGINT)
+        rest, errors = agents.communicate(timeout=15)
+    finally:
+        console.close()
+        if agents.poll() is None:
+            agents.kill()
+            agents.wait()
+    assert (agents.returncode, errors) == (0, "")
+    assert first + taken + rest.splitlines() == [
+        "agent 1 (admin@somedomain.com): available",
+        "agent 1: signed in elsewhere (a newer event stream), left to it",
+        "agent 1: back to available",
     ]

@@ -13,10 +13,11 @@ import orjson
 import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.web import RouteDef
 from redis.asyncio import Redis
 
 from dispatcher.app import create_app
-from dispatcher.http import openapi
+from dispatcher.http import dashboard, openapi, operators, pages
 from dispatcher.settings import Settings
 from tests.conftest import ADMIN_TOKEN, basic, demo_document, load_directory
 
@@ -98,6 +99,29 @@ async def conforming(response: ClientResponse, template: str) -> Any:
 # API: the document describes the page, not the file tree behind it, which changes with the
 # Swagger UI package (test_docs.py checks every file the page uses).
 NOT_OPERATIONS = {("GET", "/docs/static/{version}/{name}")}
+# The browser pages' routes are not API operations: HTML and static files, and the JSON and
+# event stream they read with an operator's session cookie (no Basic or Bearer scheme to
+# document or fuzz). They are tested in test_pages.py and test_dashboard.py.
+PAGE_ROUTES = {
+    (route.method, route.path)
+    for module in (pages, operators, dashboard)
+    for route in module.routes
+    if isinstance(route, RouteDef)
+}
+
+
+def test_the_page_routes_stay_out_of_the_api_paths() -> None:
+    assert {path for _, path in PAGE_ROUTES} == {
+        "/dashboard",
+        "/dashboard/login",
+        "/dashboard/logout",
+        "/dashboard/session",
+        "/dashboard/api/snapshot",
+        "/dashboard/api/calls/{id}",
+        "/dashboard/events",
+        "/agent",
+        "/static/{name}",
+    }
 
 
 def test_the_router_serves_exactly_the_documented_operations(settings: Settings) -> None:
@@ -106,7 +130,7 @@ def test_the_router_serves_exactly_the_documented_operations(settings: Settings)
         (route.method, route.resource.canonical)
         for route in create_app(settings).router.routes()
         if route.method != "HEAD" and route.resource is not None
-    }
+    } - PAGE_ROUTES
     documented = {
         (method.upper(), path)
         for path, item in DOCUMENT["paths"].items()
