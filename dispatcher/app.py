@@ -38,11 +38,14 @@ from dispatcher.settings import Settings
 from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.scripts import Scripts
 
+# A command with no answer in this long fails (503) rather than hold its request.
+SOCKET_TIMEOUT_S = 10.0
+
 
 def redis_client(url: str) -> Redis:
     # No PING before each command (health_check_interval): the pool already reconnects a
     # connection that went stale, and no command is retried (a create must never run twice).
-    client: Redis = Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+    client: Redis = Redis.from_url(url, socket_connect_timeout=5, socket_timeout=SOCKET_TIMEOUT_S)
     return client
 
 

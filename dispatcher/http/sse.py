@@ -143,7 +143,9 @@ async def _relay(pubsub: PubSub, inbox: Inbox) -> None:
     """Pub/sub messages into the stream's inbox until Redis fails or the client lags."""
     try:
         while True:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+            # A bounded wait: a quiet channel returns None. An unbounded one blocks on the
+            # socket's own timeout (SOCKET_TIMEOUT_S) and ended every quiet stream after 10 s.
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             if message is None:
                 continue
             if inbox.qsize() >= BACKLOG:

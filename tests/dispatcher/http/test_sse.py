@@ -12,9 +12,10 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
+from dispatcher import app as app_module
 from dispatcher.app import create_app
 from dispatcher.http import agents
 from dispatcher.http.appkeys import EVENT_STREAMS
@@ -121,3 +122,23 @@ async def test_a_newer_stream_of_the_same_agent_supersedes_the_older_one(
         b"\n\n"
     )
     newer.close()
+
+
+async def test_a_quiet_stream_outlives_the_redis_socket_timeout(
+    settings: Settings, redis: Redis, demo: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A channel with nothing to say is not a Redis failure: the stream stays open past the
+    client's socket timeout (10 s in production, 0.2 s here) and still relays what comes."""
+    monkeypatch.setattr(app_module, "SOCKET_TIMEOUT_S", 0.2)
+    async with TestClient(TestServer(create_app(settings))) as client:
+        stream = await client.get(EVENTS, headers=basic())
+        assert await _read_block(stream.content) == b": connected\n\n"
+        assert await _read_block(stream.content) == b"retry: 2000\n\n"
+        await asyncio.sleep(1.0)
+        offer = {"id": 8, "call_id": 4, "group": "Group 1"}
+        await redis.publish(CHANNEL, orjson.dumps({"event": "offer", "data": offer}))
+        assert (
+            await _read_block(stream.content)
+            == b"event: offer\ndata: " + orjson.dumps(offer) + b"\n\n"
+        )
+        stream.close()
