@@ -7,7 +7,17 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from redis.asyncio import Redis
 
-from dispatcher.http import agents, calls, carrier, health, manager, openapi, sms
+from dispatcher.http import (
+    agents,
+    batches,
+    calls,
+    campaigns,
+    carrier,
+    health,
+    manager,
+    openapi,
+    sms,
+)
 from dispatcher.http.appkeys import DIRECTORY, REDIS, SCRIPTS, SETTINGS
 from dispatcher.http.errors import error_middleware
 from dispatcher.settings import Settings
@@ -38,6 +48,6 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app.cleanup_ctx.append(redis_context)
-    for module in (health, openapi, calls, sms, agents, manager, carrier):
+    for module in (health, openapi, batches, calls, campaigns, sms, agents, manager, carrier):
         app.add_routes(module.routes)
     return app

@@ -11,7 +11,6 @@ from dispatcher.domain import call_requests, clock
 from dispatcher.domain.errors import Conflict, InvalidRequest, NotFound
 from dispatcher.domain.fields import integer
 from dispatcher.domain.objects import CustomerFlags
-from dispatcher.domain.statuses import CallType
 from dispatcher.http import listing
 from dispatcher.http.appkeys import REDIS, SCRIPTS, SETTINGS
 from dispatcher.http.auth import tenant_of
@@ -40,18 +39,10 @@ async def create_call(request: web.Request) -> web.Response:
     replayed = await idempotency.recall(request.app[REDIS], key)
     if replayed is not None:
         return answer_response(replayed)
-    call_type = call_requests.call_type_of(body)
-    now = clock.now()
-    if call_type is CallType.OUTBOUND:
-        plan = call_requests.validate_outbound(body, tenant)
-        return answer_response(await records.create_outbound(plan, now, key))
-    if call_type is CallType.INBOUND:
-        queued = call_requests.validate_inbound(body, tenant, now)
-    else:
-        parent_id = call_requests.parent_call_id(body)
-        parent = await records.parent_call(parent_id) if parent_id is not None else None
-        queued = call_requests.validate_scheduled(body, tenant, now, parent)
-    return answer_response(await records.create_queued(queued, now, key))
+    parent_id = call_requests.wanted_parent(body)
+    parent = await records.parent_call(parent_id) if parent_id is not None else None
+    plan = call_requests.validate(body, tenant, clock.now(), parent)
+    return answer_response(await records.create_call(plan, key))
 
 
 def once_for(

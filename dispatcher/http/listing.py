@@ -57,8 +57,8 @@ def parse_query(
     type_param: str,
     type_key: Callable[[str], str | None],
 ) -> ListQuery:
-    page = _positive(query, "page", 1)
-    per = min(_positive(query, "per", DEFAULT_PER), MAX_PER)
+    page = positive(query, "page", 1)
+    per = min(positive(query, "per", DEFAULT_PER), MAX_PER)
     status = query.get("status")
     if status is not None and status not in statuses:
         raise InvalidRequest("status is not valid")
@@ -98,7 +98,8 @@ def headers(request: web.Request, query: ListQuery, page: Page) -> dict[str, str
     return {"Total": str(page.total), "Per-Page": str(query.per), "Link": link}
 
 
-def _positive(query: Mapping[str, str], name: str, default: int) -> int:
+def positive(query: Mapping[str, str], name: str, default: int) -> int:
+    """A page or page size from the query (the same rule and message on every list)."""
     raw = query.get(name)
     if raw is None:
         return default
