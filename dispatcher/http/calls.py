@@ -64,7 +64,8 @@ async def list_calls(request: web.Request) -> web.Response:
     return await listing.respond(request, records_of(request, tenant), "call")
 
 
-@routes.get(BASE + "/{id}")
+# Not `batch`: that path is POST /calls/batch's alone, and a GET of it a 405 saying so.
+@routes.get(BASE + "/{id:(?!batch$)[^/]+}")
 async def get_call(request: web.Request) -> web.Response:
     tenant = await tenant_of(request)
     doc = await records_of(request, tenant).document("call", _call_id(request))

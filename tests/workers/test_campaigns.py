@@ -25,6 +25,7 @@ from dispatcher.store import jobs
 from dispatcher.store.campaigns import Campaigns
 from dispatcher.store.scripts import Scripts
 from tests.conftest import basic
+from tests.dispatcher.http.test_openapi import conforming
 from tests.workers.conftest import (
     API,
     CALLS,
@@ -156,6 +157,42 @@ async def test_campaigns_are_created_listed_and_read(
     for path in ("3", "x"):
         missing = await get_json(client, f"{CAMPAIGNS}/{path}", status=404)
         assert missing == {"message": "Campaign not found"}
+
+
+async def test_campaign_answers_conform_to_the_document(
+    client: TestClient[Any, Any], redis: Redis
+) -> None:
+    await load_tenant(redis, menus={LOCK_STAR: STILL})
+    body = {"name": "conform", "menu_id": 9, "pacing": {"calls_per_second": 2.5}}
+    one = "/apps/api/v1/campaigns/{id}"
+    created = await conforming(await client.post(CAMPAIGNS, json=body, headers=basic()), CAMPAIGNS)
+    taken = await client.post(CAMPAIGNS, json=body, headers=basic())
+    assert taken.status == 409
+    await conforming(taken, CAMPAIGNS)
+    await conforming(await client.post(CAMPAIGNS, json={}, headers=basic()), CAMPAIGNS)
+    await conforming(await client.get(CAMPAIGNS, headers=basic()), CAMPAIGNS)
+    path = f"{CAMPAIGNS}/{created['id']}"
+    batch = f"{path}/calls/batch"
+    calls = {"calls": [*callbacks(2, due_in(3600)), {"end_user_number": "1"}]}
+    joined = await conforming(
+        await client.post(batch, json=calls, headers=basic()), one + "/calls/batch"
+    )
+    assert [r["status"] for r in joined["results"]] == [201, 201, 400]
+    read = await conforming(await client.get(path, headers=basic()), one)
+    assert read["counts"] == {"scheduled": 2}
+    for action in ("pause", "resume", "cancel"):
+        answered = await client.post(f"{path}/{action}", headers=basic())
+        assert answered.status == 200
+        await conforming(answered, f"{one}/{action}")
+    for action in ("pause", "resume"):
+        refused = await client.post(f"{path}/{action}", headers=basic())
+        assert refused.status == 409
+        await conforming(refused, f"{one}/{action}")
+    closed = await client.post(batch, json=calls, headers=basic())
+    assert closed.status == 409
+    await conforming(closed, one + "/calls/batch")
+    missing = await client.get(f"{CAMPAIGNS}/99", headers=basic())
+    assert await conforming(missing, one) == {"message": "Campaign not found"}
 
 
 async def test_calls_join_a_campaign_as_scheduled_calls_on_its_menu(

@@ -17,6 +17,7 @@ from dispatcher.domain import clock
 from dispatcher.settings import Settings
 from dispatcher.store.keys import TenantKeys
 from tests.conftest import basic, demo_document, load_directory
+from tests.dispatcher.http.test_openapi import conforming
 
 CALLS = "/apps/api/v1/calls"
 BATCH = f"{CALLS}/batch"
@@ -242,3 +243,21 @@ async def test_a_batch_takes_a_token_per_ten_items(
     )
     assert refused.headers["Retry-After"] == "5"
     assert await redis.zcard(DEMO.calls) == 45
+
+
+async def test_batch_answers_conform_to_the_document(
+    client: TestClient[Any, Any], redis: Redis, no_default_number: dict[str, Any]
+) -> None:
+    await _fresh(client, redis, no_default_number)
+    answered = await client.post(BATCH, json={"calls": MIXED}, headers=basic())
+    body = await conforming(answered, BATCH)
+    assert len(body["results"]) == len(MIXED)
+    refused = await client.post(BATCH, json={"calls": []}, headers=basic())
+    await conforming(refused, BATCH)
+
+
+async def test_batch_is_no_call_id(client: TestClient[Any, Any], demo: dict[str, Any]) -> None:
+    response = await client.get(BATCH, headers=basic())
+    assert (response.status, response.headers["Allow"]) == (405, "POST")
+    assert await response.json() == {"message": "Method not allowed"}
+    assert (await client.get(f"{CALLS}/batchx", headers=basic())).status == 404
