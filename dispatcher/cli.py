@@ -20,6 +20,7 @@ from aiohttp import web
 
 from dispatcher import logs
 from dispatcher.app import create_app, redis_client
+from dispatcher.campaign_import import campaign
 from dispatcher.directory import loader
 from dispatcher.directory.schema import DirectoryFile
 from dispatcher.http.manager import summary
@@ -328,6 +329,8 @@ async def _simulate_agents(redis_url: str, stop: asyncio.Event) -> None:
     finally:
         await redis.aclose()
 
+
+main.add_command(campaign)
 
 if __name__ == "__main__":
     sys.exit(main())
