@@ -150,7 +150,8 @@ class Calls:
             *jobs.script_args(specs, now_ms),
         ]
         campaign_id = before.meta.campaign_id
-        if campaign_id is not None and call.status == CallStatus.QUEUED:
+        fires = before.call.status == CallStatus.SCHEDULED and call.status == CallStatus.QUEUED
+        if campaign_id is not None and fires:
             return await self._fire_in_campaign(call, campaign_id, keys, args)
         return int(await self.scripts.transition(keys=keys, args=args))
 

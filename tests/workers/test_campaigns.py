@@ -272,6 +272,27 @@ async def test_calls_fire_on_time_under_the_pace(
     assert 0 <= read["lateness"]["max_ms"] < 250
 
 
+async def test_a_fired_call_is_routed_as_any_other_and_counted_fired_once(
+    client: TestClient[Any, Any], redis: Redis, worker: Worker
+) -> None:
+    """After firing, its campaign's gate is behind it: the cascade adds Group 2 (a write of the
+    queued call) however slow the campaign's pace, and the call is not counted fired again."""
+    cascade = {"cascade_interval_s": 0.2, "offer_timeout_s": 5, "max_wait_s": 10}
+    await load_tenant(redis, menus={LOCK_STAR: cascade})
+    created = await create_campaign(client, {"calls_per_second": 0.5})
+    answer = await join(client, created["id"], callbacks(1, due_in(0.2)))
+    call_id = answer["results"][0]["body"]["id"]
+
+    async def cascaded() -> dict[str, Any] | None:
+        call = await get_json(client, f"{CALLS}/{call_id}")
+        return call if len(call["offer_events"]) == 2 else None
+
+    call = await eventually(cascaded, "Group 2 added by the cascade")
+    assert [event["group"] for event in call["offer_events"]] == ["Group 1", "Group 2"]
+    read = await campaign(client, created["id"])
+    assert (read["progress"]["fired"], read["counts"]) == (1, {"queued": 1})
+
+
 @pytest.fixture
 def worker_processes(redis_url: str, tmp_path: Path) -> Iterator[list[Path]]:
     """Three `dispatcher worker` processes on the test Redis; their logs, to read who fired."""
