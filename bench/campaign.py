@@ -182,7 +182,9 @@ async def _import_phase(
         "",
     )
     report.add(
-        "  Redis bytes per campaign call (object, meta, indexes, due set)", f"{per_call:,.0f} B"
+        "  Redis bytes per campaign call (object, meta, indexes, due set, its client_token's"
+        " stored answer, its end user's id)",
+        f"{per_call:,.0f} B",
     )
 
 
