@@ -94,7 +94,7 @@ class Records:
 
     async def create_call(self, plan: CallPlan, key: Once | None = None) -> Answer:
         """201 with the call; 202 for an outbound call that waits for the agent's choice."""
-        ids = await self._allocate(_allocation(plan))
+        ids = _ids(await self._allocate(_allocation(plan)))
         creation = self._call_creation(plan, ids, key, None)
         return _outcome(creation, await self._create(creation))
 
@@ -159,7 +159,7 @@ class Records:
     async def create_chat(self, plan: SmsPlan, now: datetime, key: Once | None = None) -> Answer:
         anonymous = None if plan.contact else plan.end_user_number
         participants = 2 if plan.agent else 1
-        ids = await self._allocate(("chat", participants, anonymous))
+        ids = _ids(await self._allocate(("chat", participants, anonymous)))
         now = ids.created
         chat, meta = sms_chat(plan, ids, now)
         job = jobs.JobSpec(jobs.SEND_SMS, self.tenant.subdomain, chat.id, clock.to_ms(now))
@@ -261,11 +261,11 @@ class Records:
     def _record_key(self, kind: Kind, record_id: int) -> str:
         return self.keys.call(record_id) if kind == "call" else self.keys.chat(record_id)
 
-    async def _allocate(self, allocation: _Allocation, pipe: Pipeline | None = None) -> Ids:
-        """The ids of a new record (queued on `pipe` instead, when given: then what comes back
-        is meaningless, and `_ids` reads the pipeline's reply)."""
+    async def _allocate(self, allocation: _Allocation, pipe: Pipeline | None = None) -> Any:
+        """Runs allocate_ids.lua for the ids of one new record and returns its raw reply (read
+        by `_ids`); or queues it on `pipe`, whose execute() returns the replies."""
         kind, participants, end_user_number = allocation
-        raw = await self._scripts.allocate_ids(
+        return await self._scripts.allocate_ids(
             keys=[
                 self.keys.sequence(kind),
                 self.keys.sequence("participant"),
@@ -275,10 +275,10 @@ class Records:
             args=[participants, end_user_number or ""],
             client=pipe,
         )
-        return _ids(raw) if pipe is None else _NO_IDS
 
     async def _create(self, creation: _Creation, pipe: Pipeline | None = None) -> Any:
-        """Runs create_record.lua for one creation (on `pipe` when given); its raw reply."""
+        """Runs create_record.lua for one creation and returns its raw reply; or queues it on
+        `pipe`, whose execute() returns the replies."""
         record, claims, key, campaign = (
             creation.record,
             creation.claims,
@@ -335,7 +335,6 @@ class Records:
 
 
 _Allocation = tuple[Kind, int, str | None]  # kind, participants to number, anonymous number
-_NO_IDS = Ids(record=0, first_participant=0, end_user=None, created=clock.from_ms(0))
 
 
 def _allocation(plan: CallPlan) -> _Allocation:
