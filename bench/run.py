@@ -4,6 +4,7 @@
     python -m bench ingress e2e          # some parts
     python -m bench --quick              # a short run of each part
     python -m bench --smoke e2e          # tiny (the test suite runs it: checks losses only)
+    python -m bench --quick campaign     # CSV import, firing on time and at a pace
 
 Each part starts what it needs (see bench/system.py), drives it from separate processes, and
 adds rows to the table printed at the end. Nothing here asserts on time; a part fails only
@@ -28,6 +29,7 @@ import orjson
 from redis.asyncio import Redis
 from tqdm import tqdm
 
+from bench.campaign import campaign as campaign_part
 from bench.loadgen import percentile
 from bench.system import AGENTS, MENUS, TENANT, System, free_port, rss_mb
 from dispatcher import progress
@@ -84,13 +86,14 @@ class Scale:
     scheduled_total: int
     worker_jobs: int
     e2e_rate: int = 1000  # calls per second offered end to end
+    size: str = "full"
 
     @classmethod
     def of(cls, size: str) -> Scale:
         if size == "smoke":  # the test suite's check that the bench still runs and loses nothing
-            return cls(seconds=1, scheduled_total=2_000, worker_jobs=5_000, e2e_rate=100)
+            return cls(seconds=1, scheduled_total=2_000, worker_jobs=5_000, e2e_rate=100, size=size)
         if size == "quick":
-            return cls(seconds=3, scheduled_total=5_000, worker_jobs=20_000)
+            return cls(seconds=3, scheduled_total=5_000, worker_jobs=20_000, size=size)
         return cls(seconds=10, scheduled_total=100_000, worker_jobs=1_000_000)
 
 
@@ -520,12 +523,18 @@ async def memory(system: System, report: Report, scale: Scale) -> None:
     )
 
 
+async def campaign(system: System, report: Report, scale: Scale) -> None:
+    """CSV rows imported through `dispatcher campaign import`, then fired on time and paced."""
+    await campaign_part(system, report, scale.size)
+
+
 PARTS: dict[str, Callable[[System, Report, Scale], Coroutine[Any, Any, None]]] = {
     "ingress": ingress,
     "e2e": e2e,
     "scheduled": scheduled,
     "scale": scale_out,
     "memory": memory,
+    "campaign": campaign,
 }
 
 

@@ -9,7 +9,9 @@ from redis.asyncio import Redis
 
 from dispatcher.http import (
     agents,
+    batches,
     calls,
+    campaigns,
     carrier,
     dashboard,
     docs,
@@ -70,7 +72,20 @@ def create_app(settings: Settings, process_metrics: Metrics | None = None) -> we
     app[EVENT_STREAMS] = sse.EventStreams()
     app.cleanup_ctx.append(redis_context)
     app.on_shutdown.append(sse.close_event_streams)
-    for module in (health, metrics, openapi, docs, calls, sms, agents, manager, carrier, twilio):
+    for module in (
+        health,
+        metrics,
+        openapi,
+        docs,
+        batches,
+        calls,
+        campaigns,
+        sms,
+        agents,
+        manager,
+        carrier,
+        twilio,
+    ):
         app.add_routes(module.routes)
     # The browser pages (not in openapi.yaml: their session-cookie routes are the pages' own).
     for module in (pages, operators, dashboard):

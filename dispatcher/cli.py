@@ -23,6 +23,7 @@ from aiohttp import web
 
 from dispatcher import logs, metrics, progress
 from dispatcher.app import create_app, create_worker_app, redis_client
+from dispatcher.campaign_import import campaign
 from dispatcher.client import simulated_agents
 from dispatcher.client.agents import agents
 from dispatcher.client.api import ApiError, Client, Unreachable
@@ -440,6 +441,8 @@ async def _simulate_agents(url: str, tenant: str, token: str, stop: asyncio.Even
 def _log_agent(event: str, fields: dict[str, Any]) -> None:
     log.info(f"simulated agent: {event}", **fields)
 
+
+main.add_command(campaign)
 
 if __name__ == "__main__":
     sys.exit(main())

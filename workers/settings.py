@@ -26,6 +26,7 @@ from dispatcher.settings import Settings
 from dispatcher.store import heartbeats, jobs
 from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.scripts import Scripts
+from workers.campaigns import pump_campaign, sweep_campaign
 from workers.carriers.base import Carrier, Report
 from workers.carriers.simulated import SimulatedCarrier
 from workers.carriers.twilio import TwilioCarrier
@@ -98,6 +99,8 @@ _JOBS: list[tuple[Job, str, int | None]] = [
     (send_sms, jobs.SEND_SMS, None),
     (end_sms_session, jobs.END_SMS_SESSION, None),
     (deliver_webhook, jobs.DELIVER_WEBHOOK, MAX_TRIES + 1),
+    (pump_campaign, jobs.PUMP_CAMPAIGN, None),
+    (sweep_campaign, jobs.SWEEP_CAMPAIGN, None),
 ]
 FUNCTIONS = [
     func(measured(name, retried_when_redis_is_down(job)), name=name, max_tries=max_tries)

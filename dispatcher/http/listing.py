@@ -107,16 +107,6 @@ def page_headers(request: web.Request, page: int, per: int, total: int) -> dict[
     return {"Total": str(total), "Per-Page": str(per), "Link": link}
 
 
-def _positive(query: Mapping[str, str], name: str, default: int) -> int:
-    raw = query.get(name)
-    if raw is None:
-        return default
-    value = integer(raw)
-    if value is None or not 1 <= value <= 1_000_000_000:
-        raise InvalidRequest(f"{name} must be a positive integer")
-    return value
-
-
 def _moment(query: Mapping[str, str], name: str) -> int | None:
     raw = query.get(name)
     if raw is None:
@@ -125,3 +115,14 @@ def _moment(query: Mapping[str, str], name: str) -> int | None:
     if moment is None:
         raise InvalidRequest(f"{name} is not well formed")
     return clock.to_ms(moment)
+
+
+def _positive(query: Mapping[str, str], name: str, default: int) -> int:
+    """A page or page size from the query (the same rule and message on every list)."""
+    raw = query.get(name)
+    if raw is None:
+        return default
+    value = integer(raw)
+    if value is None or not 1 <= value <= 1_000_000_000:
+        raise InvalidRequest(f"{name} must be a positive integer")
+    return value

@@ -111,6 +111,29 @@ class TenantKeys:
         """Sorted set of the queued calls of a menu, scored by queued time (ms)."""
         return f"{self.prefix}menu:{menu_id}:waiting"
 
+    def campaign(self, campaign_id: int) -> str:
+        """Hash of a campaign: name, menu, pacing, state, counts (`n:<status>`), firing figures."""
+        return f"{self.prefix}campaign:{campaign_id}"
+
+    def campaign_due(self, campaign_id: int) -> str:
+        """Sorted set of a campaign's calls not yet handed to a fire job, by scheduled ms."""
+        return f"{self.prefix}campaign:{campaign_id}:due"
+
+    def campaign_released(self, campaign_id: int) -> str:
+        """Sorted set of a campaign's calls handed to a fire job and not yet fired, by the ms
+        they were handed over."""
+        return f"{self.prefix}campaign:{campaign_id}:released"
+
+    @property
+    def campaigns(self) -> str:
+        """Sorted set of every campaign id, scored by creation time in ms."""
+        return self.prefix + "campaigns"
+
+    @property
+    def campaign_names(self) -> str:
+        """Hash: campaign name -> id (names are unique per tenant)."""
+        return self.prefix + "campaigns:names"
+
     def idempotency(self, scope: str, key_digest: str) -> str:
         """Hash of a create's first answer under a client's Idempotency-Key: fp, status, body."""
         return f"{self.prefix}idem:{scope}:{key_digest}"

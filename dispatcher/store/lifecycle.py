@@ -16,7 +16,7 @@ from dispatcher.domain.errors import Conflict
 from dispatcher.domain.objects import CallObject
 from dispatcher.domain.records import CallMeta
 from dispatcher.domain.statuses import CallStatus, FailReason
-from dispatcher.store import jobs, keys
+from dispatcher.store import campaigns, jobs, keys
 from dispatcher.store.scripts import Scripts
 
 OFFER_GONE = "Offer is no longer available"
@@ -24,6 +24,16 @@ OFFER_GONE = "Offer is no longer available"
 
 class CallChanging(RuntimeError):
     """The call kept changing under us; the job is retried by ARQ."""
+
+
+class CampaignHeld(Exception):
+    """A call of a campaign was not fired (fire_campaign_call.lua): its campaign is paused or
+    cancelled, or the call came `wait_ms` too early for the campaign's pace."""
+
+    def __init__(self, reason: Literal["paused", "cancelled", "early"], wait_ms: int = 0) -> None:
+        super().__init__(f"campaign call held: {reason}")
+        self.reason = reason
+        self.wait_ms = wait_ms
 
 
 @dataclass(frozen=True)
@@ -132,32 +142,56 @@ class Calls:
         created = clock.parse_iso(call.created_at)
         menu_id = (change.meta or before.meta).menu_id or 0
         entry = history.change(before.call, call, now_ms) if change.announce else None
-        rev = await self.scripts.transition(
-            keys=[
-                self.keys.call(call.id),
-                self.keys.calls_by_status(before.call.status),
-                self.keys.calls_by_status(call.status),
-                self.keys.waiting(menu_id),
-                self.keys.agent(before.agent_id or 0),
-                jobs.QUEUE_NAME,
-                self.keys.scheduled,
-                self.keys.call_history(call.id),
-            ],
-            args=[
-                before.rev,
-                doc,
-                call.status,
-                change.meta.model_dump_json() if change.meta else "",
-                call.id,
-                clock.to_ms(created) if created else now_ms,
-                change.waiting,
-                now_ms,
-                "1" if change.release_agent else "0",
-                *jobs.script_args(specs, now_ms),
-                *([orjson.dumps(entry)] if entry else []),
-            ],
+        keys = [
+            self.keys.call(call.id),
+            self.keys.calls_by_status(before.call.status),
+            self.keys.calls_by_status(call.status),
+            self.keys.waiting(menu_id),
+            self.keys.agent(before.agent_id or 0),
+            jobs.QUEUE_NAME,
+            self.keys.scheduled,
+            self.keys.call_history(call.id),
+        ]
+        args = [
+            before.rev,
+            doc,
+            call.status,
+            change.meta.model_dump_json() if change.meta else "",
+            call.id,
+            clock.to_ms(created) if created else now_ms,
+            change.waiting,
+            now_ms,
+            "1" if change.release_agent else "0",
+            *jobs.script_args(specs, now_ms),
+            orjson.dumps(entry) if entry else "",  # the history entry's fixed place
+        ]
+        campaign_id = before.meta.campaign_id
+        fires = before.call.status == CallStatus.SCHEDULED and call.status == CallStatus.QUEUED
+        if campaign_id is not None and fires:
+            return await self._fire_in_campaign(call, campaign_id, keys, args)
+        return int(await self.scripts.transition(keys=keys, args=args))
+
+    async def _fire_in_campaign(
+        self, fired: CallObject, campaign_id: int, keys: list[str], args: list[Any]
+    ) -> int:
+        """A call of a campaign fires only while its campaign runs: checked in the same atomic
+        step as the compare-and-set (fire_campaign_call.lua)."""
+        moments = [clock.parse_iso(fired.scheduled_at), clock.parse_iso(fired.queued_at)]
+        gate = [
+            self.keys.campaign(campaign_id),
+            self.keys.campaign_due(campaign_id),
+            self.keys.campaign_released(campaign_id),
+        ]
+        outcome = await self.scripts.fire_campaign_call(
+            keys=[*keys, *gate],
+            args=[*args, *(clock.to_ms(at) if at else 0 for at in moments), campaigns.BURST_S],
         )
-        return int(rev)
+        verdict = outcome[0].decode()
+        if verdict == "ok":
+            return int(outcome[1])
+        if verdict == "stale":
+            return 0
+        raise CampaignHeld(verdict, int(outcome[1]) if verdict == "early" else 0)
 
     async def history_of(self, call: CallObject) -> list[dict[str, Any]]:
         """The call's history, oldest first: its creation, then the last stored entries."""

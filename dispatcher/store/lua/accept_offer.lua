@@ -21,6 +21,11 @@ local call_id = offer[3]
 redis.call('HSET', KEYS[1], 'state', 'accepted')
 redis.call('HINCRBY', KEYS[3], 'voice', 1)
 redis.call('HSET', KEYS[2], 'doc', ARGV[4], 'status', 'assigned', 'rev', tonumber(call[2]) + 1)
+local campaign = redis.call('HGET', KEYS[2], 'campaign_key')
+if campaign then
+  redis.call('HINCRBY', campaign, 'n:queued', -1)
+  redis.call('HINCRBY', campaign, 'n:assigned', 1)
+end
 redis.call('ZREM', KEYS[5], member(call_id))
 redis.call('ZADD', KEYS[6], ARGV[6], member(call_id))
 redis.call('ZREM', KEYS[7], call_id)
