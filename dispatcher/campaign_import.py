@@ -18,7 +18,8 @@ from typing import Any
 
 import aiohttp
 import click
-from tqdm import tqdm
+
+from dispatcher import progress
 
 COLUMNS = ("end_user_number", "scheduled_at", "menu_id", "lang", "ticket_id")
 REQUIRED = ("end_user_number", "scheduled_at")
@@ -198,6 +199,12 @@ def campaign() -> None:
     show_default=True,
     help="Batches in flight at once.",
 )
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="A progress bar with rate and time left on stderr (default: only when stderr is a "
+    "terminal).",
+)
 def import_csv(
     file: Path,
     name: str,
@@ -209,6 +216,7 @@ def import_csv(
     token: str,
     batch_size: int,
     concurrency: int,
+    progress: bool | None,
 ) -> None:
     """Import FILE.csv (end_user_number,scheduled_at,menu_id,lang,ticket_id) into a campaign.
 
@@ -224,7 +232,8 @@ def import_csv(
         "menu_id": menu,
         "pacing": {k: v for k, v in pacing.items() if v is not None},
     }
-    plan = Plan(file, rows, create, url, aiohttp.BasicAuth(tenant, token), batch_size, concurrency)
+    auth = aiohttp.BasicAuth(tenant, token)
+    plan = Plan(file, rows, create, url, auth, batch_size, concurrency, progress)
     sys.exit(asyncio.run(run(plan)))
 
 
@@ -237,6 +246,7 @@ class Plan:
     auth: aiohttp.BasicAuth
     batch_size: int
     concurrency: int
+    show_progress: bool | None = None  # None: only on a terminal
 
     @property
     def errors_file(self) -> Path:
@@ -269,7 +279,7 @@ async def run(plan: Plan) -> int:
 async def _send(api: Api, plan: Plan, campaign_id: int, tally: Tally) -> None:
     """Batches in order, at most `concurrency` in flight; stops at the first interruption."""
     pending: set[asyncio.Task[None]] = set()
-    with tqdm(total=plan.rows, unit="row", file=sys.stderr, dynamic_ncols=True) as bar:
+    with progress.bar("import", plan.rows, unit="row", show=plan.show_progress) as bar:
 
         async def one(rows: list[Row]) -> None:
             tally.count(rows, await api.join(campaign_id, rows))
