@@ -17,12 +17,14 @@ import click
 import structlog
 import uvloop
 from aiohttp import web
+from pydantic import AliasChoices, ValidationError
 
 from dispatcher import logs
-from dispatcher.app import create_app, redis_client
+from dispatcher.app import create_app
 from dispatcher.directory import loader
 from dispatcher.directory.schema import DirectoryFile
 from dispatcher.http.manager import summary
+from dispatcher.redis_connection import connect, connect_arq
 from dispatcher.redis_embedded import EmbeddedRedis, die_with_parent, discover_url
 from dispatcher.settings import Settings
 from dispatcher.store import directory
@@ -62,9 +64,23 @@ def _settings(host: str | None, port: int | None, data_dir: Path | None) -> Sett
         for key, value in {"host": host, "port": port, "data_dir": data_dir}.items()
         if value is not None
     }
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = _variable(str(error["loc"][0])) if error["loc"] else "settings"
+            click.echo(f"error: {where}: {error['msg']}", err=True)
+        raise SystemExit(2) from exc
     logs.configure(settings.log_level, settings.log_format)
     return settings
+
+
+def _variable(field: str) -> str:
+    """The environment variable a settings field is read from."""
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"DISPATCHER_{field.upper()}"
 
 
 def _read_directory(path: Path | None) -> DirectoryFile | None:
@@ -78,11 +94,14 @@ def _read_directory(path: Path | None) -> DirectoryFile | None:
         raise SystemExit(2) from exc
 
 
-def _require_redis_url(settings: Settings) -> Settings:
-    url = settings.redis_url or discover_url(settings.data_dir)
+def _require_redis(settings: Settings) -> Settings:
+    if settings.redis_configured:
+        return settings
+    url = discover_url(settings.data_dir)
     if url is None:
         raise click.UsageError(
-            "no Redis: set REDIS_URL, or point --data-dir at a running `dispatcher up`"
+            "no Redis: set REDIS_URL (or DISPATCHER_REDIS_SENTINELS), "
+            "or point --data-dir at a running `dispatcher up`"
         )
     return settings.model_copy(update={"redis_url": url})
 
@@ -138,7 +157,7 @@ def serve(
     reuse_port: bool,
 ) -> None:
     """Run the API only, against REDIS_URL (scale out by running several)."""
-    settings = _require_redis_url(_settings(host, port, data_dir))
+    settings = _require_redis(_settings(host, port, data_dir))
     document = _read_directory(config_file)
     _run_long(
         _serve_until_stopped(
@@ -153,7 +172,7 @@ def serve(
 def worker(data_dir: Path | None, burst: bool) -> None:
     """Run an ARQ worker against REDIS_URL (scale out by running several)."""
 
-    settings = _require_redis_url(_settings(None, None, data_dir))
+    settings = _require_redis(_settings(None, None, data_dir))
     _run_long(_work_until_stopped(settings, burst))
 
 
@@ -162,10 +181,10 @@ def worker(data_dir: Path | None, burst: bool) -> None:
 @_data_dir
 def load_config(file: Path, data_dir: Path | None) -> None:
     """Validate FILE and replace the directories of its tenants atomically."""
-    settings = _require_redis_url(_settings(None, None, data_dir))
+    settings = _require_redis(_settings(None, None, data_dir))
     document = _read_directory(file)
-    assert document is not None and settings.redis_url is not None
-    asyncio.run(_store_directory(settings.redis_url, document))
+    assert document is not None
+    asyncio.run(_store_directory(settings, document))
     for tenant in summary(document)["tenants"]:  # type: ignore[attr-defined]
         click.echo(
             "loaded {subdomain}: {agents} agents, {menus} menus, "
@@ -173,8 +192,8 @@ def load_config(file: Path, data_dir: Path | None) -> None:
         )
 
 
-async def _store_directory(redis_url: str, document: DirectoryFile) -> None:
-    redis = redis_client(redis_url)
+async def _store_directory(settings: Settings, document: DirectoryFile) -> None:
+    redis = connect(settings)
     try:
         await directory.save(redis, Scripts.register(redis), document)
     finally:
@@ -203,7 +222,7 @@ async def _up(settings: Settings, document: DirectoryFile | None, simulate_agent
 
 @contextlib.asynccontextmanager
 async def _redis_for(settings: Settings) -> AsyncIterator[Settings]:
-    if settings.redis_url is not None:
+    if settings.redis_configured:
         yield settings
         return
     embedded = EmbeddedRedis(settings.data_dir, appendfsync=settings.redis_appendfsync)
@@ -241,9 +260,8 @@ async def _serve_until_stopped(
     processes: int = 1,
     reuse_port: bool = False,
 ) -> None:
-    assert settings.redis_url is not None
     if document is not None:
-        await _store_directory(settings.redis_url, document)
+        await _store_directory(settings, document)
     stop = _stop_on_signals()
     # On stop, aiohttp closes the listening socket at once, answers the requests in flight
     # (for up to the grace period) and closes idle keep-alive connections.
@@ -264,7 +282,7 @@ async def _serve_until_stopped(
         if with_worker:
             tasks.append(asyncio.create_task(_run_worker(settings, stop)))
         if simulate_agents:
-            tasks.append(asyncio.create_task(_simulate_agents(settings.redis_url, stop)))
+            tasks.append(asyncio.create_task(_simulate_agents(settings, stop)))
         click.echo(f"dispatcher listening on http://{settings.host}:{settings.port}", err=True)
         await stop.wait()
     finally:
@@ -286,7 +304,9 @@ def _start_siblings(settings: Settings, port: int, count: int) -> list[subproces
     """More ingress processes on the same port; the kernel spreads connections among them."""
     command = [sys.executable, "-m", "dispatcher.cli", "serve", "--reuse-port"]
     command += ["--host", settings.host, "--port", str(port)]
-    env = {**os.environ, "REDIS_URL": settings.redis_url or ""}
+    env = dict(os.environ)  # Sentinel settings, if any, come with the environment
+    if settings.redis_url is not None:
+        env["REDIS_URL"] = settings.redis_url
     return [
         subprocess.Popen(command, env=env, preexec_fn=die_with_parent)  # noqa: PLW1509
         for _ in range(count)
@@ -308,9 +328,8 @@ async def _run_worker(settings: Settings, stop: asyncio.Event, *, burst: bool = 
     """An ARQ worker until `stop`; then it drains for the grace period (workers/settings.py)."""
     from workers.settings import create_worker
 
-    assert settings.redis_url is not None
     arq_worker = create_worker(
-        settings.redis_url,
+        connect_arq(settings),
         burst=burst,
         handle_signals=False,
         directory_ttl_s=settings.directory_ttl_s,
@@ -319,10 +338,10 @@ async def _run_worker(settings: Settings, stop: asyncio.Event, *, burst: bool = 
     await arq_worker.run_until(stop, settings.shutdown_grace_s)
 
 
-async def _simulate_agents(redis_url: str, stop: asyncio.Event) -> None:
+async def _simulate_agents(settings: Settings, stop: asyncio.Event) -> None:
     from workers import simulated_agents
 
-    redis = redis_client(redis_url)
+    redis = connect(settings)
     try:
         await simulated_agents.run(redis, stop)
     finally:

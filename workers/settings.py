@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import structlog
 from arq import Retry, Worker
-from arq.connections import RedisSettings
+from arq.connections import ArqRedis, RedisSettings
 from arq.constants import in_progress_key_prefix
 from arq.worker import func
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -113,6 +113,25 @@ class DispatchWorker(Worker):
         # Jobs whose end could not be recorded because Redis was down, and when: their
         # in-progress keys would hold them back for in_progress_timeout_s.
         self._unrecorded: dict[str, float] = {}
+
+    async def main(self) -> None:
+        await self._wait_for_redis()
+        await super().main()
+
+    async def _wait_for_redis(self) -> None:
+        """A worker given its client waits for Redis at start, as it does for an outage later
+        (ARQ retries only the connections it makes itself, five times)."""
+        if self._pool is None:
+            return
+        while True:
+            try:
+                await self._pool.ping()
+                return
+            except REDIS_DOWN as exc:
+                if self._redis_lost_at is None:
+                    self._redis_lost_at = time.monotonic()
+                    log.warning("redis unreachable, worker waiting for it", error=str(exc))
+                await asyncio.sleep(REDIS_RETRY_S)
 
     async def _poll_iteration(self) -> None:
         try:
@@ -220,13 +239,15 @@ class DispatchWorker(Worker):
 
 
 def create_worker(
-    redis_url: str,
+    redis: str | ArqRedis,
     *,
     burst: bool = False,
     handle_signals: bool = True,
     directory_ttl_s: float = 0.0,
     **overrides: Any,
 ) -> DispatchWorker:
+    """A worker on `redis`: a URL (ARQ connects to it), or a client from
+    dispatcher.redis_connection (REDIS_URL or Sentinel, the same way the ingress connects)."""
     options: dict[str, Any] = {
         "poll_delay": POLL_DELAY_S,
         "queue_read_limit": QUEUE_READ_LIMIT,
@@ -234,9 +255,15 @@ def create_worker(
         "keep_result": 60,
         **overrides,
     }
+    if isinstance(redis, str):
+        options["redis_settings"] = RedisSettings.from_dsn(redis)
+    else:
+        # What ARQ's create_pool sets on the pools it makes.
+        redis.job_serializer, redis.job_deserializer = jobs.serialize, jobs.deserialize
+        redis.default_queue_name = jobs.QUEUE_NAME
+        options["redis_pool"] = redis
     return DispatchWorker(
         functions=FUNCTIONS,
-        redis_settings=RedisSettings.from_dsn(redis_url),
         queue_name=jobs.QUEUE_NAME,
         job_serializer=jobs.serialize,
         job_deserializer=jobs.deserialize,
