@@ -71,9 +71,11 @@ class Settings(BaseSettings):
     def _parse_sentinels(cls, value: object) -> object:
         return parse_sentinels(value) if isinstance(value, str) else value
 
-    @field_validator("redis_url", mode="before")
+    @field_validator("redis_url", "admin_token", mode="before")
     @classmethod
-    def _empty_url_is_unset(cls, value: object) -> object:
+    def _empty_is_unset(cls, value: object) -> object:
+        # `VAR=` (compose's ${VAR:-}, an empty secret) means unset: an empty admin token
+        # would otherwise open the operator API to `Authorization: Bearer ` with no token.
         return None if value == "" else value
 
     @model_validator(mode="after")
