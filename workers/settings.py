@@ -33,6 +33,8 @@ from workers.webhooks import MAX_TRIES, deliver_webhook
 
 log = structlog.get_logger("workers.worker")
 
+# How often a stopping worker repeats the cancellation of its poll loop (_end_polling).
+END_POLLING_RETRY_S = 1
 # Redis unreachable, or back but still loading its AOF (BusyLoadingError is a ConnectionError).
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
 # What ARQ's own Redis calls raise then: a connection lost under WATCH is a WatchError.
@@ -187,7 +189,8 @@ class DispatchWorker(Worker):
         try:
             await asyncio.wait({polling, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if not polling.done():
-                await self._drain(grace_s)  # ends by cancelling ARQ's poll loop
+                await self._drain(grace_s)
+                await self._end_polling(polling)
             with contextlib.suppress(asyncio.CancelledError):
                 await polling
         finally:
@@ -223,8 +226,15 @@ class DispatchWorker(Worker):
             await asyncio.wait([self.tasks[job_id] for job_id in late], timeout=5)
         finished = len(running) - len(late)
         log.info("worker stopped", finished=finished, handed_back=len(late))
-        if self.main_task is not None:
-            self.main_task.cancel()
+
+    async def _end_polling(self, polling: asyncio.Future[None]) -> None:
+        """Cancels ARQ's poll loop, again each second until it ends: a cancellation can be
+        lost in the Redis client when a socket timeout of its own fires at the same moment
+        (seen with Sentinel-managed connections on Python 3.11), and the loop then polls on."""
+        while not polling.done():
+            if self.main_task is not None:
+                self.main_task.cancel()
+            await asyncio.wait({polling}, timeout=END_POLLING_RETRY_S)
 
     async def close(self) -> None:
         try:

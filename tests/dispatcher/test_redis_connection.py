@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,6 @@ from tests.workers.conftest import (
     TENANT,
     load_tenant,
     outbound_call,
-    stop_worker,
     wait_for_status,
 )
 from workers.settings import create_worker
@@ -228,13 +228,19 @@ def sentinel_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
 @contextlib.asynccontextmanager
 async def running_worker(settings: Settings) -> AsyncIterator[None]:
-    """A worker connected as `dispatcher worker` connects (connect_arq), polling every 10 ms."""
+    """A worker connected and stopped as `dispatcher worker` does it (connect_arq, run_until),
+    polling every 10 ms."""
     worker = create_worker(connect_arq(settings), handle_signals=False, poll_delay=0.01)
-    polling = asyncio.create_task(worker.async_run())
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run_until(stop, grace_s=5))
     try:
         yield
     finally:
-        await stop_worker(worker, polling)
+        stop.set()
+        with warnings.catch_warnings():
+            # ARQ closes its pool with redis-py's deprecated close(); not this project's code.
+            warnings.filterwarnings("ignore", "Call to deprecated close", DeprecationWarning)
+            await running
 
 
 @contextlib.asynccontextmanager
