@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from dispatcher.http import agents, calls, carrier, health, manager, openapi, sms
-from dispatcher.http.appkeys import DIRECTORY, REDIS, SCRIPTS, SETTINGS
+from dispatcher.http import agents, calls, carrier, health, manager, metrics, openapi, sms
+from dispatcher.http.appkeys import DIRECTORY, LIVE_GAUGES, METRICS, REDIS, SCRIPTS, SETTINGS
 from dispatcher.http.errors import error_middleware
+from dispatcher.metrics import Metrics
 from dispatcher.redis_connection import connect
 from dispatcher.redis_connection import redis_client as redis_client  # imported from here too
 from dispatcher.settings import Settings
@@ -25,10 +26,25 @@ async def redis_context(app: web.Application) -> AsyncIterator[None]:
     await redis.aclose()
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, process_metrics: Metrics | None = None) -> web.Application:
+    """The API. `process_metrics` is shared with a worker in the same process (`dispatcher up`)."""
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
+    app[METRICS] = process_metrics or Metrics()
+    app[LIVE_GAUGES] = True
     app.cleanup_ctx.append(redis_context)
-    for module in (health, openapi, calls, sms, agents, manager, carrier):
+    for module in (health, metrics, openapi, calls, sms, agents, manager, carrier):
+        app.add_routes(module.routes)
+    return app
+
+
+def create_worker_app(settings: Settings, process_metrics: Metrics) -> web.Application:
+    """What a worker serves on its metrics port: its own metrics, liveness and readiness."""
+    app = web.Application(middlewares=[error_middleware])
+    app[SETTINGS] = settings
+    app[METRICS] = process_metrics
+    app[LIVE_GAUGES] = False
+    app.cleanup_ctx.append(redis_context)
+    for module in (health, metrics):
         app.add_routes(module.routes)
     return app

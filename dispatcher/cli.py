@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 import gc
 import os
+import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Coroutine
+import tempfile
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +21,12 @@ import uvloop
 from aiohttp import web
 from pydantic import AliasChoices, ValidationError
 
-from dispatcher import logs
-from dispatcher.app import create_app
+from dispatcher import logs, metrics
+from dispatcher.app import create_app, create_worker_app
 from dispatcher.directory import loader
 from dispatcher.directory.schema import DirectoryFile
 from dispatcher.http.manager import summary
+from dispatcher.metrics import Metrics
 from dispatcher.redis_connection import connect, connect_arq
 from dispatcher.redis_embedded import EmbeddedRedis, die_with_parent, discover_url
 from dispatcher.settings import Settings
@@ -159,20 +162,46 @@ def serve(
     """Run the API only, against REDIS_URL (scale out by running several)."""
     settings = _require_redis(_settings(host, port, data_dir))
     document = _read_directory(config_file)
-    _run_long(
-        _serve_until_stopped(
-            settings, document, processes=processes, reuse_port=reuse_port or processes > 1
+    with _shared_metrics(processes):
+        _run_long(
+            _serve_until_stopped(
+                settings, document, processes=processes, reuse_port=reuse_port or processes > 1
+            )
         )
-    )
+
+
+@contextlib.contextmanager
+def _shared_metrics(processes: int) -> Iterator[None]:
+    """Processes sharing a port count in files of one directory (prometheus-client's
+    multiprocess mode), so a scrape landing on any of them sees the sum of all. The directory
+    is made for this run and removed after it; siblings inherit it through the environment."""
+    if processes < 2 or os.environ.get(metrics.MULTIPROCESS_DIR_ENV):
+        yield  # one process; or a sibling, or a directory the operator gave (theirs to clean)
+        return
+    directory = tempfile.mkdtemp(prefix="dispatcher-metrics-")
+    metrics.use_multiprocess(directory)
+    try:
+        yield
+    finally:
+        os.environ.pop(metrics.MULTIPROCESS_DIR_ENV, None)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @main.command()
 @_data_dir
 @click.option("--burst", is_flag=True, help="Exit once the queue is empty.")
-def worker(data_dir: Path | None, burst: bool) -> None:
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve /metrics, /healthz and /readyz on this port [DISPATCHER_METRICS_PORT].",
+)
+def worker(data_dir: Path | None, burst: bool, metrics_port: int | None) -> None:
     """Run an ARQ worker against REDIS_URL (scale out by running several)."""
 
     settings = _require_redis(_settings(None, None, data_dir))
+    if metrics_port is not None:
+        settings = settings.model_copy(update={"metrics_port": metrics_port})
     _run_long(_work_until_stopped(settings, burst))
 
 
@@ -210,7 +239,23 @@ def _stop_on_signals() -> asyncio.Event:
 
 
 async def _work_until_stopped(settings: Settings, burst: bool) -> None:
-    await _run_worker(settings, _stop_on_signals(), burst=burst)
+    stop = _stop_on_signals()
+    process_metrics = Metrics()
+    if settings.metrics_port is None:
+        await _run_worker(settings, stop, process_metrics, burst=burst)
+        return
+    runner = web.AppRunner(
+        create_worker_app(settings, process_metrics), access_log=None, handle_signals=False
+    )
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, settings.metrics_port).start()
+        click.echo(
+            f"worker metrics on http://{settings.host}:{runner.addresses[0][1]}/metrics", err=True
+        )
+        await _run_worker(settings, stop, process_metrics, burst=burst)
+    finally:
+        await runner.cleanup()
 
 
 async def _up(settings: Settings, document: DirectoryFile | None, simulate_agents: bool) -> None:
@@ -265,8 +310,9 @@ async def _serve_until_stopped(
     stop = _stop_on_signals()
     # On stop, aiohttp closes the listening socket at once, answers the requests in flight
     # (for up to the grace period) and closes idle keep-alive connections.
+    process_metrics = Metrics()
     runner = web.AppRunner(
-        create_app(settings),
+        create_app(settings, process_metrics),
         access_log=None,
         handle_signals=False,
         shutdown_timeout=settings.shutdown_grace_s,
@@ -280,9 +326,9 @@ async def _serve_until_stopped(
         await site.start()
         siblings = _start_siblings(settings, runner.addresses[0][1], processes - 1)
         if with_worker:
-            tasks.append(asyncio.create_task(_run_worker(settings, stop)))
+            tasks.append(asyncio.create_task(_run_worker(settings, stop, process_metrics)))
         if simulate_agents:
-            tasks.append(asyncio.create_task(_simulate_agents(settings, stop)))
+            tasks.append(asyncio.create_task(_simulate_agents(settings, stop, process_metrics)))
         click.echo(f"dispatcher listening on http://{settings.host}:{settings.port}", err=True)
         await stop.wait()
     finally:
@@ -322,9 +368,12 @@ def _stop_siblings(siblings: list[subprocess.Popen[bytes]], timeout_s: float = 1
         except subprocess.TimeoutExpired:
             sibling.kill()
             sibling.wait()
+        metrics.process_ended(sibling.pid)
 
 
-async def _run_worker(settings: Settings, stop: asyncio.Event, *, burst: bool = False) -> None:
+async def _run_worker(
+    settings: Settings, stop: asyncio.Event, process_metrics: Metrics, *, burst: bool = False
+) -> None:
     """An ARQ worker until `stop`; then it drains for the grace period (workers/settings.py)."""
     from workers.settings import create_worker
 
@@ -333,17 +382,20 @@ async def _run_worker(settings: Settings, stop: asyncio.Event, *, burst: bool = 
         burst=burst,
         handle_signals=False,
         directory_ttl_s=settings.directory_ttl_s,
+        metrics=process_metrics,
         job_timeout=settings.job_timeout_s,
     )
     await arq_worker.run_until(stop, settings.shutdown_grace_s)
 
 
-async def _simulate_agents(settings: Settings, stop: asyncio.Event) -> None:
+async def _simulate_agents(
+    settings: Settings, stop: asyncio.Event, process_metrics: Metrics
+) -> None:
     from workers import simulated_agents
 
     redis = connect(settings)
     try:
-        await simulated_agents.run(redis, stop)
+        await simulated_agents.run(redis, stop, process_metrics)
     finally:
         await redis.aclose()
 

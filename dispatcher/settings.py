@@ -65,17 +65,22 @@ class Settings(BaseSettings):
     # process), and how many may come at once; a tenant's directory may set its own. 0: no limit.
     rate_limit_per_s: float = Field(default=200, ge=0)
     rate_limit_burst: int = Field(default=400, ge=1)
+    # `dispatcher worker` serves /metrics, /healthz and /readyz on this port when set.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    # /metrics is open, as exporters usually are (it names tenants, holds no secret); with a
+    # token set it asks for `Authorization: Bearer <token>`.
+    metrics_token: SecretStr | None = None
 
     @field_validator("redis_sentinels", mode="before")
     @classmethod
     def _parse_sentinels(cls, value: object) -> object:
         return parse_sentinels(value) if isinstance(value, str) else value
 
-    @field_validator("redis_url", "admin_token", mode="before")
+    @field_validator("redis_url", "admin_token", "metrics_token", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
-        # `VAR=` (compose's ${VAR:-}, an empty secret) means unset: an empty admin token
-        # would otherwise open the operator API to `Authorization: Bearer ` with no token.
+        # `VAR=` (compose's ${VAR:-}, an empty secret) means unset: an empty token would
+        # otherwise open its API to `Authorization: Bearer ` with nothing after it.
         return None if value == "" else value
 
     @model_validator(mode="after")

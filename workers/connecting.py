@@ -31,7 +31,6 @@ async def connect_call(ctx: dict[str, Any], subdomain: str, call_id: int) -> str
     snapshot = await calls.load(call_id) if calls else None
     if calls is None or snapshot is None:
         return "no call"
-    structlog.contextvars.bind_contextvars(tenant=subdomain, call_id=call_id)
     if snapshot.call.status == CallStatus.ASSIGNED:
         if snapshot.meta.pending_action is not None:
             return "waiting for the agent's choice"
@@ -79,9 +78,11 @@ async def _dial(context: WorkerContext, calls: Calls, snapshot: Snapshot) -> str
 
 async def carrier_result(ctx: dict[str, Any], subdomain: str, call_id: int, outcome: str) -> str:
     """What the carrier reports: answer, completed, or a failure (busy, no_answer, ...)."""
-    calls = await calls_of(typed(ctx), subdomain)
+    context = typed(ctx)
+    calls = await calls_of(context, subdomain)
     if calls is None:
         return "no tenant"
+    context["metrics"].carrier_result(calls.tenant.doc.settings.carrier, outcome)
     now = clock.now()
 
     def answer(current: Snapshot) -> Change | None:

@@ -7,6 +7,7 @@ from typing import Any, TypedDict
 from aiohttp import ClientSession
 from arq.connections import ArqRedis
 
+from dispatcher.metrics import Metrics
 from dispatcher.store.chats import Chats
 from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.lifecycle import Calls
@@ -20,6 +21,7 @@ class WorkerContext(TypedDict):
     directory: DirectoryCache
     carriers: dict[str, Carrier]
     http: ClientSession
+    metrics: Metrics
     job_try: int
 
 

@@ -24,7 +24,6 @@ async def route_call(ctx: dict[str, Any], subdomain: str, call_id: int) -> str:
     snapshot = await calls.load(call_id) if calls else None
     if calls is None or snapshot is None or snapshot.call.status != CallStatus.QUEUED:
         return "not queued"
-    structlog.contextvars.bind_contextvars(tenant=subdomain, call_id=call_id)
     # ARQ may start a job up to half a millisecond before its score: judge at the due time at
     # least, or the next step would get this job's own id and never be queued.
     now = max(clock.now(), clock.from_ms(ctx.get("score") or 0))

@@ -20,7 +20,8 @@ async def fire_scheduled_call(ctx: dict[str, Any], subdomain: str, call_id: int)
     """scheduled -> queued, then the first routing step in the same job (one job per fired
     call, not two: firing is what campaigns do by the thousand each second). If a worker dies
     between the two, ARQ runs this job again, which finds the call queued and routes it."""
-    calls = await calls_of(typed(ctx), subdomain)
+    context = typed(ctx)
+    calls = await calls_of(context, subdomain)
     if calls is None:
         return "no tenant"
     now = clock.now()
@@ -44,5 +45,7 @@ async def fire_scheduled_call(ctx: dict[str, Any], subdomain: str, call_id: int)
         return "menu deleted"
     scheduled = clock.parse_iso(after.call.scheduled_at)
     lateness_ms = clock.to_ms(now) - clock.to_ms(scheduled) if scheduled else None
+    if lateness_ms is not None:
+        context["metrics"].scheduled_fired(lateness_ms / 1000)
     log.info("scheduled call fired", tenant=subdomain, call_id=call_id, lateness_ms=lateness_ms)
     return f"fired {lateness_ms} ms late; " + await route_call(ctx, subdomain, call_id)

@@ -20,7 +20,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import WatchError
 
-from dispatcher.store import jobs
+from dispatcher.domain import clock
+from dispatcher.metrics import Metrics
+from dispatcher.store import heartbeats, jobs
 from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.scripts import Scripts
 from workers.carriers.base import Carrier
@@ -61,6 +63,31 @@ def retried_when_redis_is_down(job: Job) -> Job:
     return run
 
 
+def measured(name: str, job: Job) -> Job:
+    """Counts the job's runs by result (ok, retry, error, cancelled: a timeout or a hand-back
+    at shutdown) and the jobs running now."""
+
+    @functools.wraps(job)
+    async def run(ctx: dict[str, Any], *args: Any) -> str:
+        metrics: Metrics = ctx["metrics"]
+        metrics.job_started()
+        result = "error"
+        try:
+            value = await job(ctx, *args)
+            result = "ok"
+            return value
+        except Retry:
+            result = "retry"
+            raise
+        except asyncio.CancelledError:
+            result = "cancelled"
+            raise
+        finally:
+            metrics.job_ended(name, result)
+
+    return run
+
+
 _JOBS: list[tuple[Job, str, int | None]] = [
     (route_call, jobs.ROUTE_CALL, None),
     (fire_scheduled_call, jobs.FIRE_SCHEDULED_CALL, None),
@@ -72,7 +99,7 @@ _JOBS: list[tuple[Job, str, int | None]] = [
     (deliver_webhook, jobs.DELIVER_WEBHOOK, MAX_TRIES + 1),
 ]
 FUNCTIONS = [
-    func(retried_when_redis_is_down(job), name=name, max_tries=max_tries)
+    func(measured(name, retried_when_redis_is_down(job)), name=name, max_tries=max_tries)
     for job, name, max_tries in _JOBS
 ]
 
@@ -95,6 +122,7 @@ async def startup(ctx: dict[str, Any]) -> None:
 
     carriers: dict[str, Carrier] = {"simulated": SimulatedCarrier(report)}
     ctx["carriers"] = carriers
+    ctx.setdefault("metrics", Metrics())  # create_worker passes the process's own
     log.info("worker started", queue=jobs.QUEUE_NAME)
 
 
@@ -111,6 +139,8 @@ class DispatchWorker(Worker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.polls = 0
+        self.worker_id = heartbeats.worker_id()
+        self._next_beat = 0.0
         self._redis_lost_at: float | None = None
         # Jobs whose end could not be recorded because Redis was down, and when: their
         # in-progress keys would hold them back for in_progress_timeout_s.
@@ -144,6 +174,7 @@ class DispatchWorker(Worker):
                 self._redis_lost_at = None
             if self._unrecorded:
                 await self._hand_back_unrecorded()
+            await self._beat()
             await super()._poll_iteration()
         except POLL_FAILED as exc:
             if self._redis_lost_at is None:
@@ -152,6 +183,13 @@ class DispatchWorker(Worker):
             await asyncio.sleep(REDIS_POLL_BACKOFF_S)
         finally:
             self.polls += 1
+
+    async def _beat(self) -> None:
+        """The heartbeat comes from the poll loop itself: a worker whose loop is stuck or dead
+        stops beating, and goes stale within heartbeats.FRESH_MS."""
+        if time.monotonic() >= self._next_beat:
+            await heartbeats.beat(self.pool, self.worker_id, clock.to_ms(clock.now()))
+            self._next_beat = time.monotonic() + heartbeats.BEAT_INTERVAL_S
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         for job_id in job_ids:
@@ -166,10 +204,13 @@ class DispatchWorker(Worker):
                 raise
 
     async def run_job(self, job_id: str, score: int) -> None:
-        try:
-            await super().run_job(job_id, score)
-        except POLL_FAILED:
-            self._unrecorded[job_id] = time.monotonic()
+        # Every line logged while the job runs, ARQ's own included, names the job and its
+        # record; each job runs in its own task, so the binding ends with it.
+        with structlog.contextvars.bound_contextvars(**jobs.log_fields(job_id)):
+            try:
+                await super().run_job(job_id, score)
+            except POLL_FAILED:
+                self._unrecorded[job_id] = time.monotonic()
 
     async def _hand_back_unrecorded(self) -> None:
         """Once Redis is back, the jobs whose end went unrecorded run again at once (they are
@@ -237,6 +278,9 @@ class DispatchWorker(Worker):
             await asyncio.wait({polling}, timeout=END_POLLING_RETRY_S)
 
     async def close(self) -> None:
+        if self._pool is not None:
+            with contextlib.suppress(*REDIS_DOWN):
+                await heartbeats.leave(self._pool, self.worker_id)
         try:
             await super().close()
         except REDIS_DOWN:
@@ -254,6 +298,7 @@ def create_worker(
     burst: bool = False,
     handle_signals: bool = True,
     directory_ttl_s: float = 0.0,
+    metrics: Metrics | None = None,
     **overrides: Any,
 ) -> DispatchWorker:
     """A worker on `redis`: a URL (ARQ connects to it), or a client from
@@ -281,6 +326,6 @@ def create_worker(
         on_shutdown=shutdown,
         burst=burst,
         handle_signals=handle_signals,
-        ctx={"directory_ttl_s": directory_ttl_s},
+        ctx={"directory_ttl_s": directory_ttl_s, "metrics": metrics or Metrics()},
         **options,
     )

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from dispatcher.domain import clock
 from dispatcher.domain.errors import Conflict
+from dispatcher.metrics import Metrics
 from dispatcher.store import keys
 from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.lifecycle import Calls
@@ -20,7 +21,11 @@ log = structlog.get_logger("workers.simulated_agents")
 
 
 async def accept_due_offers(
-    redis: Redis, scripts: Scripts, directory: DirectoryCache, accept_after_s: float
+    redis: Redis,
+    scripts: Scripts,
+    directory: DirectoryCache,
+    accept_after_s: float,
+    metrics: Metrics | None = None,
 ) -> int:
     """One pass over every tenant's agents; returns how many offers were accepted."""
     accepted = 0
@@ -35,15 +40,19 @@ async def accept_due_offers(
                 if now_ms - offer.offered_at_ms < accept_after_s * 1000:
                     continue
                 with contextlib.suppress(Conflict):
-                    await calls.accept(offer.id)
+                    taken = await calls.accept(offer.id)
+                    if metrics is not None:
+                        metrics.offer_accepted(taken.waited_s)
                     accepted += 1
                     log.info("simulated agent accepted", agent_id=agent.id, call_id=offer.call_id)
     return accepted
 
 
-async def run(redis: Redis, stop: asyncio.Event, accept_after_s: float = 2.0) -> None:
+async def run(
+    redis: Redis, stop: asyncio.Event, metrics: Metrics | None = None, accept_after_s: float = 2.0
+) -> None:
     scripts, directory = Scripts.register(redis), DirectoryCache(redis)
     while not stop.is_set():
-        await accept_due_offers(redis, scripts, directory, accept_after_s)
+        await accept_due_offers(redis, scripts, directory, accept_after_s, metrics)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.25)

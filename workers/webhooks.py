@@ -38,9 +38,10 @@ async def deliver_webhook(ctx: dict[str, Any], subdomain: str, record_id: int, e
         async with context["http"].post(url, data=body, headers=headers) as response:
             if response.status < 300:
                 return f"delivered {response.status}"
-            problem = f"answered {response.status}"
+            problem, reason = f"answered {response.status}", f"status_{response.status // 100}xx"
     except (aiohttp.ClientError, TimeoutError) as exc:
-        problem = f"unreachable: {type(exc).__name__}"
+        problem, reason = f"unreachable: {type(exc).__name__}", failure_reason(exc)
+    context["metrics"].webhook_failed(reason)
     tries = context["job_try"]
     log.warning(
         "webhook failed", tenant=subdomain, record_id=record_id, problem=problem, tries=tries
@@ -48,3 +49,12 @@ async def deliver_webhook(ctx: dict[str, Any], subdomain: str, record_id: int, e
     if tries >= MAX_TRIES:
         return f"gave up: {problem}"
     raise Retry(defer=min(2**tries, 300))
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The reason label of a delivery that got no answer (a few values, never free text)."""
+    if isinstance(exc, TimeoutError):  # aiohttp's timeouts are TimeoutErrors too
+        return "timeout"
+    if isinstance(exc, aiohttp.ClientConnectionError):
+        return "connection"
+    return "client_error"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import structlog
 from aiohttp import web
 
 from dispatcher.directory.schema import Agent
@@ -13,7 +14,7 @@ from dispatcher.domain import clock
 from dispatcher.domain.errors import Conflict, InvalidRequest, NotFound
 from dispatcher.domain.fields import integer
 from dispatcher.domain.statuses import AgentStatus
-from dispatcher.http.appkeys import REDIS, SCRIPTS
+from dispatcher.http.appkeys import METRICS, REDIS, SCRIPTS
 from dispatcher.http.auth import tenant_of
 from dispatcher.http.body import json_object
 from dispatcher.http.responses import json_response
@@ -84,8 +85,11 @@ async def get_offers(request: web.Request) -> web.Response:
 @routes.post("/apps/api/v1/offers/{id}/accept")
 async def accept_offer(request: web.Request) -> web.Response:
     tenant = await tenant_of(request)
-    after = await calls_of(request, tenant).accept(_offer_id(request))
-    return json_response(after.call)
+    accepted = await calls_of(request, tenant).accept(_offer_id(request))
+    request.app[METRICS].offer_accepted(accepted.waited_s)
+    call = accepted.snapshot.call
+    structlog.contextvars.bind_contextvars(call_id=call.id, offer_id=accepted.offer.id)
+    return json_response(call)
 
 
 @routes.post("/apps/api/v1/offers/{id}/decline")
@@ -93,6 +97,7 @@ async def decline_offer(request: web.Request) -> web.Response:
     tenant = await tenant_of(request)
     calls = calls_of(request, tenant)
     offer = await calls.decline(_offer_id(request))
+    structlog.contextvars.bind_contextvars(call_id=offer.call_id, offer_id=offer.id)
     # Re-route now: the next agents need not wait for the offer to expire.
     now_ms = clock.to_ms(clock.now())
     await calls.enqueue(

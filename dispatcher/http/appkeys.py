@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from redis.asyncio import Redis
 
+from dispatcher.metrics import Metrics
 from dispatcher.settings import Settings
 from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.scripts import Scripts
@@ -13,3 +14,7 @@ SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", Redis)
 SCRIPTS = web.AppKey("scripts", Scripts)
 DIRECTORY = web.AppKey("directory", DirectoryCache)
+METRICS = web.AppKey("metrics", Metrics)
+# Whether /metrics reads the live gauges from Redis: the API's does, a worker's does not (one
+# scrape target per picture, not one per process).
+LIVE_GAUGES = web.AppKey("live_gauges", bool)

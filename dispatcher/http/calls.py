@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from aiohttp import web
 
 from dispatcher.directory.tenant import Tenant
@@ -44,14 +45,21 @@ async def create_call(request: web.Request) -> web.Response:
     now = clock.now()
     if call_type is CallType.OUTBOUND:
         plan = call_requests.validate_outbound(body, tenant)
-        return answer_response(await records.create_outbound(plan, now, key))
+        return created(await records.create_outbound(plan, now, key), "call_id")
     if call_type is CallType.INBOUND:
         queued = call_requests.validate_inbound(body, tenant, now)
     else:
         parent_id = call_requests.parent_call_id(body)
         parent = await records.parent_call(parent_id) if parent_id is not None else None
         queued = call_requests.validate_scheduled(body, tenant, now, parent)
-    return answer_response(await records.create_queued(queued, now, key))
+    return created(await records.create_queued(queued, now, key), "call_id")
+
+
+def created(answer: idempotency.Answer, field: str) -> web.Response:
+    """A create's answer; the request's log line names what it created."""
+    if answer.record_id is not None:
+        structlog.contextvars.bind_contextvars(**{field: answer.record_id})
+    return answer_response(answer)
 
 
 def once_for(
@@ -114,6 +122,7 @@ def _call_id(request: web.Request) -> int:
     call_id = integer(request.match_info["id"])
     if call_id is None:
         raise NotFound(CALL_NOT_FOUND)
+    structlog.contextvars.bind_contextvars(call_id=call_id)
     return call_id
 
 

@@ -3,6 +3,7 @@ API (Basic, tenant and token); a real carrier's routes verify that carrier's sig
 
 from __future__ import annotations
 
+import structlog
 from aiohttp import web
 
 from dispatcher.domain import phones
@@ -35,6 +36,8 @@ async def inbound_sms(request: web.Request) -> web.Response:
         raise InvalidRequest(f"text is too long (at most {MAX_MESSAGE_CHARS} characters)")
     chats = chats_of(request, tenant)
     chat_id = await chats.active_chat(sender)
+    if chat_id is not None:
+        structlog.contextvars.bind_contextvars(chat_id=chat_id)
     opted_out = is_opt_out(text)
     if opted_out:
         await request.app[REDIS].sadd(TenantKeys(tenant.subdomain).do_not_contact, sender)  # type: ignore[misc]

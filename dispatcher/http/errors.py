@@ -1,4 +1,5 @@
-"""Turning domain errors and aiohttp's own into `{"message": ...}` answers; nothing leaks."""
+"""Turning domain errors and aiohttp's own into `{"message": ...}` answers; nothing leaks.
+The same middleware gives each request its id, its log line and its two metric samples."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from dispatcher.domain.errors import DispatchError
+from dispatcher.http.appkeys import METRICS
+from dispatcher.metrics import UNMATCHED
 
 log = structlog.get_logger("dispatcher.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -54,12 +57,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     with structlog.contextvars.bound_contextvars(request_id=request_id):
         response = await _answer(request, handler)
         response.headers["X-Request-Id"] = request_id
+        elapsed = time.perf_counter() - started
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else UNMATCHED
+        request.app[METRICS].observe_request(route, request.method, response.status, elapsed)
         log.info(
             "request",
             method=request.method,
             path=request.path,
             status=response.status,
-            ms=round((time.perf_counter() - started) * 1000, 2),
+            ms=round(elapsed * 1000, 2),
         )
         return response
 

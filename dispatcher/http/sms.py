@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import structlog
 from aiohttp import web
 
 from dispatcher.directory.tenant import Tenant
@@ -13,7 +14,7 @@ from dispatcher.http import listing
 from dispatcher.http.appkeys import REDIS, SCRIPTS
 from dispatcher.http.auth import tenant_of
 from dispatcher.http.body import json_object
-from dispatcher.http.calls import once_for, records_of
+from dispatcher.http.calls import created, once_for, records_of
 from dispatcher.http.responses import answer_response, json_response
 from dispatcher.store import idempotency
 from dispatcher.store.chats import Chats
@@ -37,7 +38,7 @@ async def create_sms(request: web.Request) -> web.Response:
     if replayed is not None:
         return answer_response(replayed)
     plan = validate_sms(body, tenant)
-    return answer_response(await records.create_chat(plan, clock.now(), key))
+    return created(await records.create_chat(plan, clock.now(), key), "chat_id")
 
 
 @routes.get(CHATS)
@@ -49,7 +50,7 @@ async def list_chats(request: web.Request) -> web.Response:
 @routes.get(CHATS + "/{id}")
 async def get_chat(request: web.Request) -> web.Response:
     tenant = await tenant_of(request)
-    chat_id = integer(request.match_info["id"])
+    chat_id = _chat_id(request)
     doc = (
         await records_of(request, tenant).document("chat", chat_id) if chat_id is not None else None
     )
@@ -62,7 +63,7 @@ async def get_chat(request: web.Request) -> web.Response:
 async def finish_chat(request: web.Request) -> web.Response:
     """Ends the SMS session; the consumer may be sent a new outbound SMS at once."""
     tenant = await tenant_of(request)
-    chat_id = integer(request.match_info["id"])
+    chat_id = _chat_id(request)
     chats = chats_of(request, tenant)
     if chat_id is None or await chats.load(chat_id) is None:
         raise NotFound(CHAT_NOT_FOUND)
@@ -70,3 +71,10 @@ async def finish_chat(request: web.Request) -> web.Response:
     if ended is None:
         raise Conflict("Chat has already ended")
     return json_response(ended)
+
+
+def _chat_id(request: web.Request) -> int | None:
+    chat_id = integer(request.match_info["id"])
+    if chat_id is not None:
+        structlog.contextvars.bind_contextvars(chat_id=chat_id)
+    return chat_id

@@ -84,6 +84,7 @@ class Chats:
                     self.keys.scratch("none"),
                     self.keys.agent(0),
                     jobs.QUEUE_NAME,
+                    self.keys.scheduled,
                 ],
                 args=[rev, doc, ended.status, "", chat_id,
                       clock.to_ms(clock.parse_iso(chat.created_at) or now), "", 0, "0",

@@ -32,6 +32,7 @@ class Answer:
     status: int
     body: bytes
     replayed: bool = False
+    record_id: int | None = None  # the call or chat created (not stored: for the logs)
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,24 @@ class JobSpec:
         return max(self.run_at_ms - now_ms, 0) + EXPIRES_EXTRA_MS
 
 
+_CHAT_JOBS = frozenset({SEND_SMS, END_SMS_SESSION})
+
+
+def log_fields(job_id: str) -> dict[str, str | int]:
+    """What every log line of a job carries, read from its id (see JobSpec.job_id): the job
+    id always; its function, tenant and call or chat id when the id is one of ours."""
+    fields: dict[str, str | int] = {"job_id": job_id}
+    parts = job_id.split(":", 3)
+    if len(parts) < 3 or not parts[2].isdigit():
+        return fields
+    function, subdomain, record = parts[0], parts[1], int(parts[2])
+    suffix = parts[3] if len(parts) == 4 else ""
+    chat = function in _CHAT_JOBS or (function == DELIVER_WEBHOOK and suffix.startswith("chat-"))
+    fields.update(function=function, tenant=subdomain)
+    fields["chat_id" if chat else "call_id"] = record
+    return fields
+
+
 # The ARQ queue the ingress writes to and the workers read; ARQ's default name.
 QUEUE_NAME = "arq:queue"
 

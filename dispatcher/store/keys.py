@@ -8,6 +8,7 @@ from dispatcher.domain.statuses import CallType, ChatType
 
 ROOT = "dsp"
 TENANTS = f"{ROOT}:tenants"  # hash: subdomain -> version of its stored directory
+WORKERS = f"{ROOT}:workers"  # sorted set: worker id -> its last heartbeat (ms)
 
 _CALL_TYPE_SLUGS = {
     CallType.OUTBOUND: "outbound",
@@ -39,6 +40,11 @@ class TenantKeys:
 
     def calls_by_status(self, status: str) -> str:
         return f"{self.prefix}calls:status:{status}"
+
+    @property
+    def scheduled(self) -> str:
+        """Sorted set of the scheduled calls not fired yet, scored by scheduled_at (ms)."""
+        return self.prefix + "calls:scheduled_at"
 
     def calls_by_type(self, call_type: CallType) -> str:
         return f"{self.prefix}calls:type:{_CALL_TYPE_SLUGS[call_type]}"

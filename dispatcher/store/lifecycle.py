@@ -69,6 +69,18 @@ class Offer:
         }
 
 
+@dataclass(frozen=True)
+class Accepted:
+    snapshot: Snapshot
+    offer: Offer
+    accepted_at_ms: int
+
+    @property
+    def waited_s(self) -> float:
+        """How long the offer rang before the agent took it."""
+        return (self.accepted_at_ms - self.offer.offered_at_ms) / 1000
+
+
 class Calls:
     """One tenant's calls after creation; every write is a CAS on the call's revision."""
 
@@ -127,6 +139,7 @@ class Calls:
                 self.keys.waiting(menu_id),
                 self.keys.agent(before.agent_id or 0),
                 jobs.QUEUE_NAME,
+                self.keys.scheduled,
             ],
             args=[
                 before.rev,
@@ -212,7 +225,7 @@ class Calls:
         offers = [await self.offer(int(i)) for i in await self.redis.zrange(key, 0, -1)]
         return [o for o in offers if o is not None and o.state == "open"]
 
-    async def accept(self, offer_id: int, attempts: int = 8) -> Snapshot:
+    async def accept(self, offer_id: int, attempts: int = 8) -> Accepted:
         """The first accept wins; any later one, or one for an expired or withdrawn offer, is
         a Conflict. The connect job is queued in the same step as the assignment."""
         offer = await self.offer(offer_id)
@@ -230,7 +243,7 @@ class Calls:
             if outcome[0] == b"ok":
                 after = Snapshot(call, snapshot.meta, snapshot.rev + 1)
                 await self._after_accept(after, outcome[1:])
-                return after
+                return Accepted(after, offer, clock.to_ms(now))
             if outcome[0] != b"stale":
                 raise Conflict(OFFER_GONE)
         raise CallChanging(f"call {offer.call_id} kept changing")

@@ -66,7 +66,10 @@ class _Claims:
     agent_capacity: int | None = None
     consumer_number: str | None = None
     session_ttl_ms: int = 0
-    waiting_menu: int | None = None  # a queued call waits in its menu from the start
+    # The sorted set a call joins as it is stored, and its score there: a queued call waits in
+    # its menu from the start (scored by creation), a scheduled one sits in the tenant's
+    # scheduled set (scored by scheduled_at) until it fires.
+    joins: tuple[str, int] | None = None
 
 
 class Records:
@@ -85,11 +88,12 @@ class Records:
         ids = await self._allocate("call", participants=2, end_user_number=None)
         now = ids.created
         call, meta = outbound_call(plan, self.tenant, ids, now)
-        job, answer = None, Answer(201, call.model_dump_json().encode())
+        job, answer = None, Answer(201, call.model_dump_json().encode(), record_id=call.id)
         if meta.pending_action is None:
             job = jobs.JobSpec(jobs.DIAL_OUTBOUND, self.tenant.subdomain, call.id, clock.to_ms(now))
         else:
-            answer = Answer(202, orjson.dumps(pending_choice(plan, call.id, meta)))
+            pending = orjson.dumps(pending_choice(plan, call.id, meta))
+            answer = Answer(202, pending, record_id=call.id)
         claims = _Claims(agent_id=plan.agent.id, agent_capacity=plan.agent.capacity.voice)
         return await self._create(
             "call", call, meta.model_dump_json(), now, job, claims, _Answering(answer, key)
@@ -104,11 +108,13 @@ class Records:
         call, meta = queued_call(plan, self.tenant, ids, now)
         if plan.scheduled_at is not None:
             run_at, function = clock.to_ms(plan.scheduled_at), jobs.FIRE_SCHEDULED_CALL
+            joins = (self.keys.scheduled, run_at)
         else:
             run_at, function = clock.to_ms(now), jobs.ROUTE_CALL
+            joins = (self.keys.waiting(plan.menu.id), run_at)
         job = jobs.JobSpec(function, self.tenant.subdomain, call.id, run_at)
-        claims = _Claims(waiting_menu=None if plan.scheduled_at else plan.menu.id)
-        answer = Answer(201, call.model_dump_json().encode())
+        claims = _Claims(joins=joins)
+        answer = Answer(201, call.model_dump_json().encode(), record_id=call.id)
         return await self._create(
             "call", call, meta.model_dump_json(), now, job, claims, _Answering(answer, key)
         )
@@ -124,7 +130,7 @@ class Records:
             consumer_number=plan.end_user_number,
             session_ttl_ms=self.tenant.doc.settings.sms_session_timeout_s * 1000,
         )
-        answer = Answer(200, chat.model_dump_json().encode())
+        answer = Answer(200, chat.model_dump_json().encode(), record_id=chat.id)
         return await self._create(
             "chat", chat, meta.model_dump_json(), now, job, claims, _Answering(answer, key)
         )
@@ -256,7 +262,7 @@ class Records:
                 self.keys.agent(claims.agent_id),
                 self.keys.sms_session(claims.consumer_number or ""),
                 self.keys.do_not_contact,
-                self.keys.waiting(claims.waiting_menu or 0),
+                claims.joins[0] if claims.joins else self.keys.waiting(0),
                 answering.key.redis_key if answering.key else self.keys.idempotency("", ""),
             ],
             args=[
@@ -268,7 +274,7 @@ class Records:
                 "" if claims.agent_capacity is None else claims.agent_capacity,
                 claims.consumer_number or "",
                 claims.session_ttl_ms,
-                "1" if claims.waiting_menu is not None else "0",
+                claims.joins[1] if claims.joins else "",
                 record.lang if isinstance(record, CallObject) else "",
                 *(answering.key.script_args() if answering.key else ["", 0]),
                 answering.answer.status,

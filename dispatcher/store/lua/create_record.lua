@@ -3,11 +3,12 @@
 -- active SMS session (chats). Nothing is written when a claim fails.
 -- KEYS[1] record hash, KEYS[2] index of all, KEYS[3] index by status, KEYS[4] index by type,
 -- KEYS[5] ARQ queue, KEYS[6] agent hash, KEYS[7] SMS session, KEYS[8] do-not-contact set,
--- KEYS[9] the menu's waiting set (joined when ARGV[9] is '1': a queued call),
+-- KEYS[9] the sorted set the call joins (a queued call's waiting set, a scheduled call's
+-- scheduled set),
 -- KEYS[10] the Idempotency-Key's hash (used when ARGV[11] is not '')
 -- ARGV[1] object JSON, ARGV[2] meta JSON, ARGV[3] status, ARGV[4] score (created ms), ARGV[5] id,
 -- ARGV[6] agent voice capacity ('' for no claim), ARGV[7] consumer number ('' for no session),
--- ARGV[8] session ttl ms, ARGV[9] '1' to join the waiting set, ARGV[10] language (calls) or '',
+-- ARGV[8] session ttl ms, ARGV[9] score in KEYS[9] ('' joins none), ARGV[10] language or '',
 -- ARGV[11] request fingerprint ('' without a key), ARGV[12] key ttl ms, ARGV[13] answer status,
 -- ARGV[14] answer body, ARGV[15..] jobs (see enqueue_jobs)
 -- Returns 1 when stored, 0 agent not available, -1 consumer in a session, -2 consumer opted out,
@@ -31,7 +32,7 @@ if ARGV[10] ~= '' then redis.call('HSET', KEYS[1], 'lang', ARGV[10]) end
 redis.call('ZADD', KEYS[2], ARGV[4], member(ARGV[5]))
 redis.call('ZADD', KEYS[3], ARGV[4], member(ARGV[5]))
 redis.call('ZADD', KEYS[4], ARGV[4], member(ARGV[5]))
-if ARGV[9] == '1' then redis.call('ZADD', KEYS[9], ARGV[4], ARGV[5]) end
+if ARGV[9] ~= '' then redis.call('ZADD', KEYS[9], ARGV[9], ARGV[5]) end
 enqueue_jobs(KEYS[5], 15)
 if ARGV[11] ~= '' then
   redis.call('HSET', KEYS[10], 'fp', ARGV[11], 'status', ARGV[13], 'body', ARGV[14])

@@ -1,0 +1,46 @@
+"""GET /metrics: Prometheus text format; open unless DISPATCHER_METRICS_TOKEN is set."""
+
+from __future__ import annotations
+
+import hmac
+
+import structlog
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from dispatcher.domain.errors import Unauthorized
+from dispatcher.http.appkeys import DIRECTORY, LIVE_GAUGES, METRICS, REDIS, SETTINGS
+from dispatcher.http.errors import message_response
+from dispatcher.metrics import CONTENT_TYPE, live_families
+
+routes = web.RouteTableDef()
+log = structlog.get_logger("dispatcher.metrics")
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    refused = _authorize(request)
+    if refused is not None:
+        return refused
+    families = []
+    if request.app[LIVE_GAUGES]:
+        try:
+            families = await live_families(request.app[REDIS], request.app[DIRECTORY])
+        except (RedisError, OSError):
+            # The process's own counters matter most while Redis is away (errors, latency).
+            log.warning("live gauges left out of a scrape: redis unreachable")
+    body = request.app[METRICS].render(families)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+def _authorize(request: web.Request) -> web.Response | None:
+    token = request.app[SETTINGS].metrics_token
+    if token is None:
+        return None
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    expected = token.get_secret_value().encode()
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected):
+        return None
+    return message_response(
+        401, Unauthorized().message, {"WWW-Authenticate": 'Bearer realm="metrics"'}
+    )
