@@ -8,9 +8,11 @@ from typing import Any
 
 import click
 import pytest
+from aiohttp import web
 
-from dispatcher.app import create_app
+from dispatcher.app import create_app, create_worker_app
 from dispatcher.cli import main
+from dispatcher.metrics import Metrics
 from dispatcher.settings import Settings
 from tests.deploy.files import (
     HAPROXY_FILE,
@@ -78,9 +80,11 @@ def test_every_command_the_deploy_files_run_exists_with_its_flags() -> None:
 
 
 def test_probed_paths_are_routes_of_the_app() -> None:
-    app = create_app(Settings(redis_url="redis://unused:6379/0"))
-    routes = {r.canonical for r in app.router.resources()} | PENDING_FROM_OPS_METRICS["routes"]
-    worker_routes = PENDING_FROM_OPS_METRICS["worker routes"]
+    settings = Settings(redis_url="redis://unused:6379/0")
+    routes = _paths(create_app(settings)) | PENDING_FROM_OPS_METRICS["routes"]
+    worker_app = create_worker_app(settings, Metrics())
+    worker_routes = _paths(worker_app) | PENDING_FROM_OPS_METRICS["worker routes"]
+    assert {"/healthz", "/readyz", "/metrics"} <= routes & worker_routes
     probed: list[tuple[str, str, set[str]]] = []
     for name, container in k8s_containers(k8s_raw_documents()):
         for kind in ("readinessProbe", "livenessProbe"):
@@ -100,6 +104,10 @@ def test_probed_paths_are_routes_of_the_app() -> None:
             probed.append(("haproxy", line.split()[-1].split("?")[0], routes))
     assert len(probed) == 7
     assert [(where, path) for where, path, known in probed if path not in known] == []
+
+
+def _paths(app: web.Application) -> set[str]:
+    return {resource.canonical for resource in app.router.resources()}
 
 
 def _grace(environment: dict[str, Any]) -> float:
