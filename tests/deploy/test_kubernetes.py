@@ -9,6 +9,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+import dispatcher.metrics
 from dispatcher.directory import loader
 from tests.deploy.files import (
     ADAPTER_VALUES,
@@ -101,10 +102,17 @@ def test_the_queue_overlay_adds_the_external_metric_to_the_workers_hpa() -> None
     hpas = {d["metadata"]["name"]: d for d in kustomize(overlay) if d["kind"].startswith("Horiz")}
     metrics = hpas["dispatcher-worker"]["spec"]["metrics"]
     assert [m["type"] for m in metrics] == ["Resource", "External"]
-    assert metrics[1]["external"]["metric"]["name"] == "dispatcher_arq_queue_jobs"
+    assert metrics[1]["external"]["metric"]["name"] == "dispatcher_arq_queue_due_jobs"
     adapter = load_yaml(ADAPTER_VALUES)["rules"]["external"]
-    assert [rule["name"]["as"] for rule in adapter] == ["dispatcher_arq_queue_jobs"]
+    assert [rule["name"]["as"] for rule in adapter] == ["dispatcher_arq_queue_due_jobs"]
     assert hpas["dispatcher-ingress"]["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+
+
+def test_the_autoscaling_metric_is_one_dispatcher_exports() -> None:
+    exported = (Path(dispatcher.metrics.__file__)).read_text()
+    (rule,) = load_yaml(ADAPTER_VALUES)["rules"]["external"]
+    assert f'"{rule["name"]["as"]}"' in exported
+    assert rule["seriesQuery"].startswith(rule["name"]["as"] + "{")
 
 
 def _by_kind(kind: str) -> dict[str, dict[str, Any]]:
