@@ -21,7 +21,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from dispatcher.app import create_app
+from dispatcher.app import create_app, create_worker_app
+from dispatcher.metrics import Metrics
 from dispatcher.redis_connection import PRIMARY_CHECK_S, connect, connect_arq, describe
 from dispatcher.redis_embedded import die_with_parent, redis_server_binary
 from dispatcher.settings import Settings, parse_sentinels
@@ -262,6 +263,15 @@ async def test_a_call_created_through_sentinel_is_carried_by_a_worker(
     async with through_sentinel(sentinel_setup) as client:
         call = await outbound_call(client)
         finished = await wait_for_status(client, call["id"], "finished")
+        # The worker's own probe (its --metrics-port app) reaches Redis through Sentinel too,
+        # and sees the running worker's heartbeat.
+        worker_app = create_worker_app(sentinel_setup.settings(), Metrics())
+        async with TestClient(TestServer(worker_app)) as probe:
+            ready = await probe.get("/readyz")
+            assert (ready.status, await ready.json()) == (
+                200,
+                {"status": "ready", "checks": {"redis": "ok", "workers": "ok"}},
+            )
     assert finished["fail_reason"] == "nothing"
     # It went where Sentinel pointed: the primary holds it, and its replica has a copy.
     key = TENANT.call(call["id"])
