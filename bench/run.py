@@ -4,10 +4,12 @@
     python -m bench ingress e2e          # some parts
     python -m bench --quick              # a short run of each part
     python -m bench --smoke e2e          # tiny (the test suite runs it: checks losses only)
+    python -m bench --quick campaign     # CSV import, firing on time and at a pace
 
 Each part starts what it needs (see bench/system.py), drives it from separate processes, and
 adds rows to the table printed at the end. Nothing here asserts on time; a part fails only
-when a call is lost, fired twice or assigned twice.
+when a call is lost, fired twice or assigned twice. On a terminal, a progress bar on stderr
+names the part and phase running (`--progress` / `--no-progress` to choose).
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from tqdm import tqdm
 
+from bench.campaign import campaign as campaign_part
 from bench.loadgen import percentile
 from bench.system import AGENTS, MENUS, TENANT, System, free_port, rss_mb
+from dispatcher import progress
 from dispatcher.domain import clock
 from dispatcher.redis_embedded import redis_server_binary
 from dispatcher.store import jobs
@@ -48,13 +53,19 @@ class Row:
 class Report:
     rows: list[Row] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    bar: tqdm[Any] | None = None  # the run's progress bar (stderr, on a terminal only)
+
+    def phase(self, text: str) -> None:
+        """Names on the progress bar what the part does now."""
+        if self.bar is not None:
+            self.bar.set_postfix_str(text)
 
     def add(
         self, figure: str, value: str, floor: str = "", target: str = "", ok: bool | None = None
     ) -> None:
         verdict = "" if ok is None else ("met" if ok else "not met")
         self.rows.append(Row(figure, value, floor, target, verdict))
-        print(f"  {figure}: {value}" + (f"  (floor {floor})" if floor else ""), flush=True)
+        say(f"  {figure}: {value}" + (f"  (floor {floor})" if floor else ""))
 
     def markdown(self) -> str:
         lines = ["| figure | measured | floor (same run) | target | |", "|---|---|---|---|---|"]
@@ -75,14 +86,21 @@ class Scale:
     scheduled_total: int
     worker_jobs: int
     e2e_rate: int = 1000  # calls per second offered end to end
+    size: str = "full"
 
     @classmethod
     def of(cls, size: str) -> Scale:
         if size == "smoke":  # the test suite's check that the bench still runs and loses nothing
-            return cls(seconds=1, scheduled_total=2_000, worker_jobs=5_000, e2e_rate=100)
+            return cls(seconds=1, scheduled_total=2_000, worker_jobs=5_000, e2e_rate=100, size=size)
         if size == "quick":
-            return cls(seconds=3, scheduled_total=5_000, worker_jobs=20_000)
+            return cls(seconds=3, scheduled_total=5_000, worker_jobs=20_000, size=size)
         return cls(seconds=10, scheduled_total=100_000, worker_jobs=1_000_000)
+
+
+def say(line: str) -> None:
+    """A line of the report on stdout, drawn above the progress bar when there is one."""
+    tqdm.write(line, file=sys.stdout)
+    sys.stdout.flush()
 
 
 def url(port: int) -> str:
@@ -112,6 +130,7 @@ async def used_memory(redis: Redis) -> int:
 async def ingress(system: System, report: Report, scale: Scale) -> None:
     """POST /calls and POST /sms against the bare-handler floor; and Redis bytes per call."""
     await system.reset()
+    report.phase("floor: bare aiohttp and one pipelined write")
     floor_port, port = free_port(), free_port()
     floor = system.floor(floor_port)
     duration = str(scale.seconds)
@@ -122,6 +141,7 @@ async def ingress(system: System, report: Report, scale: Scale) -> None:
     check_statuses(report, "floor", floor_result, "201")
     for processes in (1, 2):
         await system.reset()
+        report.phase(f"POST /calls, {processes} process(es)")
         server = system.serve(port, processes)
         redis = system.redis()
         before = await used_memory(redis)
@@ -141,6 +161,7 @@ async def ingress(system: System, report: Report, scale: Scale) -> None:
             ratio >= 0.8,
         )
         report.add(f"  ratio to floor ({processes} process(es))", f"{ratio:.2f}")
+        report.phase(f"POST /calls at half the rate, {processes} process(es)")
         half = await system.loadgen_async(
             "--url", url(port), "--kind", "calls", "--menus", str(MENUS), "--duration", duration,
             "--rate", str(round(calls["rps"] / 2)), "--first-index", "5000000",
@@ -154,6 +175,7 @@ async def ingress(system: System, report: Report, scale: Scale) -> None:
             half["p99_ms"] <= 25,
         )
         await system.reset()
+        report.phase(f"POST /sms, {processes} process(es)")
         sms = await system.loadgen_async(
             "--url", url(port), "--kind", "sms", "--duration", duration
         )
@@ -178,6 +200,7 @@ async def _run_e2e(
     system: System, report: Report, workers: int, rate: int, seconds: float
 ) -> dict[str, Any]:
     await system.reset()
+    report.phase(f"end to end, {workers} worker(s), {rate:,} calls/s offered")
     port = free_port()
     server = system.serve(port)
     procs = system.workers(workers)
@@ -290,6 +313,7 @@ async def _slots_held(redis: Redis, keys: TenantKeys) -> int:
 
 async def e2e(system: System, report: Report, scale: Scale) -> None:
     """POST → offer → accept (500 agents) → assigned, one worker, against bare ARQ no-ops."""
+    report.phase("floor: bare ARQ no-op jobs")
     floor = system.arq_floor(
         "--settings", "ours", "--jobs", str(10_000 if scale.seconds > 5 else 2_000)
     )
@@ -338,6 +362,7 @@ async def scale_out(system: System, report: Report, scale: Scale) -> None:
 async def scheduled(system: System, report: Report, scale: Scale) -> None:
     """100,000 scheduled calls; 1,000 due each second for a while, then 2,000 in one second."""
     await system.reset(agents_status="offline")
+    report.phase("floor: ARQ defaults, deferred jobs")
     port = free_port()
     server = system.serve(port)
     redis = system.redis()
@@ -350,6 +375,7 @@ async def scheduled(system: System, report: Report, scale: Scale) -> None:
     before = await used_memory(redis)
     far = clock.to_ms(clock.now()) + 7 * 86_400_000  # a week ahead: waiting, not firing
     started = time.monotonic()
+    report.phase(f"filling the queue: {bulk:,} calls due next week")
     bulk_result = await system.loadgen_async(
         "--url", url(port), "--kind", "scheduled", "--menus", str(MENUS), "--count", str(bulk),
         "--duration", "3600", "--first-due-ms", str(far), "--due-per-second", "100",
@@ -359,6 +385,7 @@ async def scheduled(system: System, report: Report, scale: Scale) -> None:
     rate = bulk / max(0.001, time.monotonic() - started) if bulk else 2000
     # The measured calls: created now, due from a few seconds after they are all in.
     first_due = clock.to_ms(clock.now()) + int(1000 * (3 + 2 * measured / rate))
+    report.phase(f"creating the {measured:,} measured calls")
     steady = await system.loadgen_async(
         "--url", url(port), "--kind", "scheduled", "--menus", str(MENUS), "--count",
         str(steady_s * 1000), "--duration", "3600", "--first-due-ms", str(first_due),
@@ -375,6 +402,7 @@ async def scheduled(system: System, report: Report, scale: Scale) -> None:
     total = await redis.zcard(TenantKeys(TENANT).calls)
     per_scheduled = (await used_memory(redis) - before) / max(1, total)
     workers = system.workers(SCHEDULED_WORKERS)
+    report.phase(f"firing: {SCHEDULED_WORKERS} workers")
     wait_until = burst_due + 2000 + 10_000
     keys = TenantKeys(TENANT)
     while clock.to_ms(clock.now()) < wait_until:
@@ -459,6 +487,7 @@ async def memory(system: System, report: Report, scale: Scale) -> None:
     redis = system.redis()
     scripts = Scripts.register(redis)
     worker = system.workers(1)[0]
+    report.phase(f"{scale.worker_jobs:,} jobs through one worker")
     done = 0
     samples: list[tuple[int, float]] = []
     chunk = 20_000
@@ -476,7 +505,7 @@ async def memory(system: System, report: Report, scale: Scale) -> None:
             await asyncio.sleep(0.05)
         samples.append((done, rss_mb(worker.pid)))
         if done % 100_000 == 0:
-            print(f"    {done:,} jobs, worker RSS {samples[-1][1]:.1f} MB", flush=True)
+            say(f"    {done:,} jobs, worker RSS {samples[-1][1]:.1f} MB")
     while await redis.zcard(jobs.QUEUE_NAME) > 0:
         await asyncio.sleep(0.05)
     elapsed = time.monotonic() - started
@@ -494,12 +523,18 @@ async def memory(system: System, report: Report, scale: Scale) -> None:
     )
 
 
+async def campaign(system: System, report: Report, scale: Scale) -> None:
+    """CSV rows imported through `dispatcher campaign import`, then fired on time and paced."""
+    await campaign_part(system, report, scale.size)
+
+
 PARTS: dict[str, Callable[[System, Report, Scale], Coroutine[Any, Any, None]]] = {
     "ingress": ingress,
     "e2e": e2e,
     "scheduled": scheduled,
     "scale": scale_out,
     "memory": memory,
+    "campaign": campaign,
 }
 
 
@@ -528,17 +563,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("parts", nargs="*", help=f"some of: {', '.join(PARTS)} (default: all)")
     parser.add_argument("--quick", action="store_true", help="short runs of every part")
     parser.add_argument("--smoke", action="store_true", help="tiny runs: checks losses only")
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a progress bar on stderr (default: only when stderr is a terminal)",
+    )
     args = parser.parse_args(argv)
     unknown = [part for part in args.parts if part not in PARTS]
     if unknown:
         parser.error(f"unknown part(s): {', '.join(unknown)}")
     scale = Scale.of("smoke" if args.smoke else "quick" if args.quick else "full")
-    report = Report()
+    parts = args.parts or list(PARTS)
     print(f"machine: {machine()}", flush=True)
-    with System.started() as system:
-        for name in args.parts or list(PARTS):
-            print(f"{name}:", flush=True)
+    with (
+        progress.bar("bench", len(parts), unit="part", show=args.progress) as bar,
+        System.started() as system,
+    ):
+        report = Report(bar=bar)
+        for name in parts:
+            say(f"{name}:")
+            bar.set_description_str(f"bench {name}")
             asyncio.run(PARTS[name](system, report, scale))
+            bar.update()
     print()
     print(report.markdown())
     if report.problems:

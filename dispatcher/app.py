@@ -6,8 +6,33 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from dispatcher.http import agents, calls, carrier, health, manager, metrics, openapi, sms
-from dispatcher.http.appkeys import DIRECTORY, LIVE_GAUGES, METRICS, REDIS, SCRIPTS, SETTINGS
+from dispatcher.http import (
+    agents,
+    batches,
+    calls,
+    campaigns,
+    carrier,
+    dashboard,
+    docs,
+    health,
+    manager,
+    metrics,
+    openapi,
+    operators,
+    pages,
+    sms,
+    sse,
+    twilio,
+)
+from dispatcher.http.appkeys import (
+    DIRECTORY,
+    EVENT_STREAMS,
+    LIVE_GAUGES,
+    METRICS,
+    REDIS,
+    SCRIPTS,
+    SETTINGS,
+)
 from dispatcher.http.errors import error_middleware
 from dispatcher.metrics import Metrics
 from dispatcher.redis_connection import connect
@@ -32,8 +57,26 @@ def create_app(settings: Settings, process_metrics: Metrics | None = None) -> we
     app[SETTINGS] = settings
     app[METRICS] = process_metrics or Metrics()
     app[LIVE_GAUGES] = True
+    app[EVENT_STREAMS] = sse.EventStreams()
     app.cleanup_ctx.append(redis_context)
-    for module in (health, metrics, openapi, calls, sms, agents, manager, carrier):
+    app.on_shutdown.append(sse.close_event_streams)
+    for module in (
+        health,
+        metrics,
+        openapi,
+        docs,
+        batches,
+        calls,
+        campaigns,
+        sms,
+        agents,
+        manager,
+        carrier,
+        twilio,
+    ):
+        app.add_routes(module.routes)
+    # The browser pages (not in openapi.yaml: their session-cookie routes are the pages' own).
+    for module in (pages, operators, dashboard):
         app.add_routes(module.routes)
     return app
 

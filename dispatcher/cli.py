@@ -1,4 +1,5 @@
-"""The `dispatcher` command: up (all in one), serve (API), worker, load-config."""
+"""The `dispatcher` command: up (all in one), serve (API), worker, load-config; and the API's
+clients: calls list|show, agents simulate."""
 
 from __future__ import annotations
 
@@ -21,8 +22,13 @@ import uvloop
 from aiohttp import web
 from pydantic import AliasChoices, ValidationError
 
-from dispatcher import logs, metrics
+from dispatcher import logs, metrics, progress
 from dispatcher.app import create_app, create_worker_app
+from dispatcher.campaign_import import campaign
+from dispatcher.client import simulated_agents
+from dispatcher.client.agents import agents
+from dispatcher.client.api import ApiError, Client, Unreachable
+from dispatcher.client.calls import calls
 from dispatcher.directory import loader
 from dispatcher.directory.schema import DirectoryFile
 from dispatcher.http.manager import summary
@@ -80,17 +86,25 @@ def _settings(host: str | None, port: int | None, data_dir: Path | None) -> Sett
 
 def _variable(field: str) -> str:
     """The environment variable a settings field is read from."""
+    if field == "twilio_accounts":
+        return "TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN"  # read by a source of their own
     alias = Settings.model_fields[field].validation_alias
     if isinstance(alias, AliasChoices):
         return str(alias.choices[0])
     return f"DISPATCHER_{field.upper()}"
 
 
-def _read_directory(path: Path | None) -> DirectoryFile | None:
+def _read_directory(path: Path | None, show: bool | None = False) -> DirectoryFile | None:
+    """The checked directory file; with `show`, a progress bar per phase (parse, validate)."""
     if path is None:
         return None
     try:
-        return loader.read_file(path)
+        text = loader.read_text(path)
+        with progress.bar("parse", len(text), unit="char", unit_scale=True, show=show) as bar:
+            raw = loader.load(text, yaml_allowed=loader.is_yaml(path), on_read=bar.update)
+        tenants = loader.tenant_count(raw)
+        with progress.bar("validate", tenants, unit="tenant", show=show) as bar:
+            return loader.validate(raw, on_tenant=bar.update)
     except loader.DirectoryError as exc:
         for error in exc.errors:
             click.echo(f"error: {error}", err=True)
@@ -111,10 +125,20 @@ def _require_redis(settings: Settings) -> Settings:
 
 @click.group()
 def main() -> None:
-    """Self-hosted dispatch API for calls and SMS (CCAI Platform compatible)."""
+    """Self-hosted dispatch API for calls and SMS (CCAI Platform compatible).
+
+    \b
+    On one machine:  dispatcher up --config deploy/demo.yaml
+    On many:         dispatcher serve and dispatcher worker, all with one REDIS_URL
+    A running service documents its API at /docs (and /openapi.json).
+    """
 
 
-@main.command()
+main.add_command(calls)
+main.add_command(agents)
+
+
+@main.command(short_help="Run everything in one process: Redis, API and a worker.")
 @_host
 @_port
 @_config
@@ -122,7 +146,8 @@ def main() -> None:
 @click.option(
     "--simulate-agents",
     is_flag=True,
-    help="Demo: available agents accept every offer about 2 s after it arrives.",
+    help="Demo: every agent of the --config tenants goes available and accepts each offer "
+    "about 2 s after it arrives, through the API (as `dispatcher agents simulate` does).",
 )
 def up(
     host: str | None,
@@ -132,12 +157,17 @@ def up(
     simulate_agents: bool,
 ) -> None:
     """Run everything in one process: embedded Redis (unless REDIS_URL is set), API and worker."""
+    if simulate_agents and config_file is None:
+        raise click.UsageError(
+            "--simulate-agents needs --config: the simulated agents sign in with the API "
+            "tokens of the tenants it loads"
+        )
     settings = _settings(host, port, data_dir)
     document = _read_directory(config_file)
     _run_long(_up(settings, document, simulate_agents))
 
 
-@main.command()
+@main.command(short_help="Run the API only (scale out by running several).")
 @_host
 @_port
 @_config
@@ -187,7 +217,7 @@ def _shared_metrics(processes: int) -> Iterator[None]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-@main.command()
+@main.command(short_help="Run an ARQ worker (scale out by running several).")
 @_data_dir
 @click.option("--burst", is_flag=True, help="Exit once the queue is empty.")
 @click.option(
@@ -205,15 +235,21 @@ def worker(data_dir: Path | None, burst: bool, metrics_port: int | None) -> None
     _run_long(_work_until_stopped(settings, burst))
 
 
-@main.command("load-config")
+@main.command("load-config", short_help="Validate a directory file and store its tenants.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_data_dir
-def load_config(file: Path, data_dir: Path | None) -> None:
-    """Validate FILE and replace the directories of its tenants atomically."""
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bars on stderr for parsing, validating and storing (default: only when "
+    "stderr is a terminal).",
+)
+def load_config(file: Path, data_dir: Path | None, progress: bool | None) -> None:
+    """Validate FILE (YAML or JSON) and replace the directories of its tenants atomically."""
     settings = _require_redis(_settings(None, None, data_dir))
-    document = _read_directory(file)
+    document = _read_directory(file, show=progress)
     assert document is not None
-    asyncio.run(_store_directory(settings, document))
+    asyncio.run(_store_directory(settings, document, show=progress))
     for tenant in summary(document)["tenants"]:  # type: ignore[attr-defined]
         click.echo(
             "loaded {subdomain}: {agents} agents, {menus} menus, "
@@ -221,10 +257,20 @@ def load_config(file: Path, data_dir: Path | None) -> None:
         )
 
 
-async def _store_directory(settings: Settings, document: DirectoryFile) -> None:
+async def _store_directory(
+    settings: Settings, document: DirectoryFile, show: bool | None = False
+) -> None:
     redis = connect(settings)
     try:
-        await directory.save(redis, Scripts.register(redis), document)
+        tenants = len(document.tenants)
+        with progress.bar("store", tenants, unit="tenant", show=show) as bar:
+
+            def prepared() -> None:
+                bar.update()
+                if bar.n == tenants:  # all queued: the one transaction is sent now
+                    bar.set_postfix_str("writing")
+
+            await directory.save(redis, Scripts.register(redis), document, on_tenant=prepared)
     finally:
         await redis.aclose()
 
@@ -327,8 +373,12 @@ async def _serve_until_stopped(
         siblings = _start_siblings(settings, runner.addresses[0][1], processes - 1)
         if with_worker:
             tasks.append(asyncio.create_task(_run_worker(settings, stop, process_metrics)))
-        if simulate_agents:
-            tasks.append(asyncio.create_task(_simulate_agents(settings, stop, process_metrics)))
+        if simulate_agents and document is not None:
+            url = _local_url(settings.host, runner.addresses[0][1])
+            tasks += [
+                asyncio.create_task(_simulate_agents(url, t.subdomain, t.api_tokens[0], stop))
+                for t in document.tenants
+            ]
         click.echo(f"dispatcher listening on http://{settings.host}:{settings.port}", err=True)
         await stop.wait()
     finally:
@@ -382,23 +432,38 @@ async def _run_worker(
         burst=burst,
         handle_signals=False,
         directory_ttl_s=settings.directory_ttl_s,
+        settings=settings,
         metrics=process_metrics,
         job_timeout=settings.job_timeout_s,
     )
     await arq_worker.run_until(stop, settings.shutdown_grace_s)
 
 
-async def _simulate_agents(
-    settings: Settings, stop: asyncio.Event, process_metrics: Metrics
-) -> None:
-    from workers import simulated_agents
+def _local_url(host: str, port: int) -> str:
+    """This process's own API, as a client on this machine reaches it."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
-    redis = connect(settings)
+
+async def _simulate_agents(url: str, tenant: str, token: str, stop: asyncio.Event) -> None:
+    """`make run`'s agents: all of the tenant's, through this process's own API. They never
+    finish a call themselves: the simulated carrier's end user hangs up. A failure is logged
+    and never stops the service."""
+    timing = simulated_agents.Timing(accept_after_s=2.0, talk_time_s=None, jitter_s=0.5)
     try:
-        await simulated_agents.run(redis, stop, process_metrics)
-    finally:
-        await redis.aclose()
+        async with Client(url, tenant, token) as api:
+            chosen = await simulated_agents.pick_agents(api, None)
+            await simulated_agents.simulate(api, chosen, timing, _log_agent, stop, restore=False)
+    except (ApiError, Unreachable):
+        log.exception("simulated agents stopped", tenant=tenant)
 
+
+def _log_agent(event: str, fields: dict[str, Any]) -> None:
+    log.info(f"simulated agent: {event}", **fields)
+
+
+main.add_command(campaign)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,7 +12,17 @@ import structlog
 
 from dispatcher.domain.phones import mask
 
-_SECRET_KEYS = {"token", "api_token", "password", "authorization", "secret", "webhook_secret"}
+_SECRET_KEYS = {
+    "token",
+    "api_token",
+    "auth_token",
+    "password",
+    "authorization",
+    "secret",
+    "webhook_secret",
+    "signature",
+    "x-twilio-signature",
+}
 
 
 def _scrub(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

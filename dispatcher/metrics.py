@@ -43,7 +43,9 @@ SCRAPE_CONCURRENCY = 8  # tenants read at once by a scrape
 UNMATCHED = "unmatched"  # the route of a request no route matched (404, 405)
 OTHER = "other"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-CARRIER_OUTCOMES = frozenset({"answer", "completed", "busy", "no_answer", "wrong_number", "failed"})
+CARRIER_OUTCOMES = frozenset(
+    {"ringing", "answer", "completed", "busy", "no_answer", "wrong_number", "failed", "canceled"}
+)
 
 # Seconds. Requests: from a cache hit to a slow Redis; accepts: people, up to an offer's
 # timeout and beyond; lateness: a 20 ms poll, up to a backlog.

@@ -13,9 +13,11 @@ from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnec
 
 from dispatcher.settings import Settings
 
+# A command with no answer in this long fails (503) rather than hold its request.
+SOCKET_TIMEOUT_S = 10.0
 # No PING before each command (health_check_interval): the pool already reconnects a
 # connection that went stale, and no command is retried (a create must never run twice).
-CLIENT_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 5, "socket_timeout": 10}
+CLIENT_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 5, "socket_timeout": SOCKET_TIMEOUT_S}
 # A sentinel that does not answer is passed over for the next one: don't wait long on it.
 SENTINEL_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 2, "socket_timeout": 2}
 

@@ -2,21 +2,74 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 SENTINEL_PORT = 26379
 
 # host and port of one Redis Sentinel
 SentinelAddress = tuple[str, int]
 
+# Twilio credentials: TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN, and any number of named pairs
+# TWILIO_ACCOUNT_SID_<NAME> / TWILIO_AUTH_TOKEN_<NAME> for tenants with `twilio.account: name`.
+TWILIO_SID_ENV = "TWILIO_ACCOUNT_SID"
+TWILIO_TOKEN_ENV = "TWILIO_AUTH_TOKEN"
+
+
+class TwilioAccount(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    sid: str = Field(pattern=r"^AC[0-9A-Za-z]{32}$")
+    auth_token: SecretStr = Field(min_length=1)
+
+
+def twilio_credentials(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """The Twilio credential pairs of an environment by name ("" for the unnamed pair); empty
+    variables count as unset."""
+    found: dict[str, dict[str, str]] = {}
+    for variable, value in environ.items():
+        for prefix, field in ((TWILIO_SID_ENV, "sid"), (TWILIO_TOKEN_ENV, "auth_token")):
+            if value and (variable == prefix or variable.startswith(prefix + "_")):
+                found.setdefault(variable[len(prefix) + 1 :], {})[field] = value
+    return found
+
+
+class _TwilioCredentialsSource(PydanticBaseSettingsSource):
+    """Reads the variable-named credential pairs, which no fixed field name can."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found = twilio_credentials(os.environ)
+        return {"twilio_accounts": found} if found else {}
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DISPATCHER_", extra="ignore")
+    # Errors never echo what was given: the values here include tokens.
+    model_config = SettingsConfigDict(
+        env_prefix="DISPATCHER_", extra="ignore", hide_input_in_errors=True
+    )
 
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("REDIS_URL", "DISPATCHER_REDIS_URL")
@@ -70,6 +123,57 @@ class Settings(BaseSettings):
     # /metrics is open, as exporters usually are (it names tenants, holds no secret); with a
     # token set it asks for `Authorization: Bearer <token>`.
     metrics_token: SecretStr | None = None
+    # The base URL Twilio reaches this service at (https://dispatch.example.com, or with the
+    # path prefix a proxy strips): callback URLs are built on it, and Twilio signs the URL it
+    # called, which behind a proxy is not the one this process sees.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$")
+    # Twilio's REST API: the default, a regional edge (https://api.dublin.ie1.twilio.com), or a
+    # local fake in tests; and how long one request to it may take.
+    twilio_api_url: str = Field(
+        default="https://api.twilio.com", pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$"
+    )
+    twilio_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    # From the environment (see twilio_credentials), never from the directory.
+    twilio_accounts: dict[str, TwilioAccount] = Field(default_factory=dict)
+
+    @field_validator("public_url", "twilio_api_url")
+    @classmethod
+    def _no_trailing_slash(cls, url: str | None) -> str | None:
+        return url.rstrip("/") if url is not None else None
+
+    @field_validator("twilio_accounts", mode="before")
+    @classmethod
+    def _pairs_are_complete(cls, accounts: Any) -> Any:
+        if isinstance(accounts, dict):
+            for name, pair in accounts.items():
+                if isinstance(pair, dict) and len(pair) == 1:
+                    suffix = f"_{name}" if name else ""
+                    given, missing = (
+                        (TWILIO_SID_ENV, TWILIO_TOKEN_ENV)
+                        if "sid" in pair
+                        else (TWILIO_TOKEN_ENV, TWILIO_SID_ENV)
+                    )
+                    raise ValueError(f"{given}{suffix} is set but {missing}{suffix} is not")
+        return accounts
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        credentials = _TwilioCredentialsSource(settings_cls)
+        return init_settings, env_settings, credentials, dotenv_settings, file_secret_settings
+
+    def twilio_account(self, name: str | None) -> TwilioAccount | None:
+        """The credentials a tenant's `twilio.account` names (None: the unnamed pair)."""
+        return self.twilio_accounts.get((name or "").upper())
+
+    # How long an operator's dashboard session lasts after the login (an HttpOnly cookie).
+    dashboard_session_s: int = Field(default=8 * 3600, ge=60)
 
     @field_validator("redis_sentinels", mode="before")
     @classmethod

@@ -21,6 +21,7 @@ def test_the_bench_smoke_run_loses_no_call_and_fires_none_twice() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.stderr == ""  # off a terminal: no progress bar
     lost = re.search(
         r"calls lost / assigned twice / agent slots left held: (.*) of (\d+)", done.stdout
     )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import structlog
+from arq import Retry
 
 from dispatcher.domain import clock, lifecycle
-from dispatcher.domain.statuses import CallStatus, FailReason
+from dispatcher.domain.statuses import TERMINAL_CALL_STATUSES, CallStatus, FailReason
 from dispatcher.store import jobs
 from dispatcher.store.lifecycle import Calls, Change, Snapshot, end_call
 from workers.carriers.base import CarrierError, Dial
@@ -20,7 +22,15 @@ CARRIER_FAILURES = {
     "no_answer": FailReason.EU_NO_ANSWER,
     "wrong_number": FailReason.EU_WRONG_NUMBER,
     "failed": FailReason.VOIP_CONN_GENERAL,
+    "canceled": FailReason.AG_CANCELED,  # the product cancelled it (a hang-up while ringing)
 }
+# Results that say the carrier's call is still alive.
+LIVE_OUTCOMES = frozenset({"ringing", "answer"})
+# How often a dial (a hang-up) is tried when the carrier is busy or out of reach, and the
+# first pause between tries (doubled each time, or the carrier's Retry-After if longer).
+DIAL_TRIES = 3
+HANGUP_TRIES = 5
+RETRY_BASE_S = 0.25
 
 
 async def connect_call(ctx: dict[str, Any], subdomain: str, call_id: int) -> str:
@@ -56,33 +66,126 @@ def _to_connecting(current: Snapshot) -> Change | None:
 
 
 async def _dial(context: WorkerContext, calls: Calls, snapshot: Snapshot) -> str:
-    carrier = context["carriers"].get(calls.tenant.doc.settings.carrier)
+    name = calls.tenant.doc.settings.carrier
+    carrier = context["carriers"].get(name)
     number = snapshot.meta.end_user_number
     try:
-        if carrier is None or number is None:
-            raise CarrierError("no carrier or no number to dial")
+        if carrier is None:
+            log.error("the tenant's carrier is not set up in this worker", carrier=name)
+            raise CarrierError(f"the {name} carrier is not set up (its credentials are not set)")
+        if number is None:
+            raise CarrierError("no number to dial")
         carrier_id = await carrier.dial(
-            Dial(calls.tenant, snapshot.call.id, number, snapshot.call.outbound_number)
+            Dial(
+                calls.tenant,
+                snapshot.call.id,
+                number,
+                snapshot.call.outbound_number,
+                snapshot.agent_id,
+            )
         )
     except CarrierError as exc:
-        await end_call(calls, snapshot.call.id, FailReason(exc.fail_reason), details=str(exc))
-        return "carrier refused"
+        return await _not_dialled(context, calls, snapshot.call.id, exc)
+    return await _record_dialled(calls, snapshot.call.id, carrier_id)
 
-    def record(current: Snapshot) -> Change | None:
-        meta = current.meta.model_copy(update={"carrier_call_id": carrier_id})
-        return Change(current.call, meta=meta, announce=False)
 
-    await calls.apply(snapshot.call.id, record)
+async def _not_dialled(
+    context: WorkerContext, calls: Calls, call_id: int, exc: CarrierError
+) -> str:
+    """A carrier that was busy or out of reach is tried again, DIAL_TRIES times in all; any
+    other refusal fails the call with the carrier's reason."""
+    if exc.retry_after_s is not None and context["job_try"] < DIAL_TRIES:
+        defer_s = _defer_s(exc, context["job_try"])
+        log.warning("carrier unavailable, dialling again", error=str(exc), defer_s=defer_s)
+        raise Retry(defer=defer_s)
+    log.warning("carrier refused the call", error=str(exc), fail_reason=exc.fail_reason)
+    await end_call(calls, call_id, FailReason(exc.fail_reason), details=str(exc))
+    return "carrier refused"
+
+
+async def _record_dialled(calls: Calls, call_id: int, carrier_id: str) -> str:
+    """Records the carrier's call; the first carrier call recorded is the call's (a status
+    callback may record it before the dial's answer arrives). Any other carrier call for it,
+    or one placed for a call that ended meanwhile, is hung up."""
+    after = await calls.apply(call_id, _adopt(carrier_id))
+    if after is None:
+        current = await calls.load(call_id)
+        if current is None or current.meta.carrier_call_id != carrier_id:
+            await calls.enqueue([_hangup(calls, call_id, carrier_id)])
+            log.warning("call dialled twice, hanging up the second carrier call")
+            return "dialled twice, hung up"
+        after = current
+    if after.call.status in TERMINAL_CALL_STATUSES:
+        await calls.enqueue([_hangup(calls, call_id, carrier_id)])
+        return "ended while dialling, hung up"
     return "dialled"
 
 
-async def carrier_result(ctx: dict[str, Any], subdomain: str, call_id: int, outcome: str) -> str:
-    """What the carrier reports: answer, completed, or a failure (busy, no_answer, ...)."""
+def _adopt(carrier_id: str) -> Callable[[Snapshot], Change | None]:
+    def record(current: Snapshot) -> Change | None:
+        if current.meta.carrier_call_id is not None:
+            return None
+        meta = current.meta.model_copy(update={"carrier_call_id": carrier_id})
+        return Change(current.call, meta=meta, announce=False)
+
+    return record
+
+
+def _hangup(calls: Calls, call_id: int, carrier_id: str) -> jobs.JobSpec:
+    return jobs.hangup(calls.tenant.subdomain, call_id, carrier_id, clock.to_ms(clock.now()))
+
+
+def _defer_s(exc: CarrierError, job_try: int) -> float:
+    backoff_s: float = RETRY_BASE_S * 2.0 ** (job_try - 1)
+    return max(exc.retry_after_s or 0.0, backoff_s)
+
+
+async def carrier_result(
+    ctx: dict[str, Any],
+    subdomain: str,
+    call_id: int,
+    outcome: str,
+    carrier_call_id: str | None = None,
+) -> str:
+    """What the carrier reports: ringing, answer, completed, or a failure (busy, no_answer,
+    ...). A result that names its carrier call (`carrier_call_id`, from a status callback)
+    counts only for the call's own carrier call."""
     context = typed(ctx)
     calls = await calls_of(context, subdomain)
     if calls is None:
         return "no tenant"
     context["metrics"].carrier_result(calls.tenant.doc.settings.carrier, outcome)
+    if carrier_call_id is not None:
+        settled = await _settle_carrier_call(calls, call_id, outcome, carrier_call_id)
+        if settled is not None:
+            return settled
+    return await _apply_result(calls, call_id, outcome)
+
+
+async def _settle_carrier_call(
+    calls: Calls, call_id: int, outcome: str, carrier_id: str
+) -> str | None:
+    """None when the result applies to the call. A carrier call still alive that is not the
+    call's own (a dial repeated after its answer was lost), or whose call has ended here, is
+    hung up."""
+    snapshot = await calls.apply(call_id, _adopt(carrier_id)) or await calls.load(call_id)
+    if snapshot is None:
+        return "no call"
+    live = outcome in LIVE_OUTCOMES
+    if snapshot.meta.carrier_call_id != carrier_id:
+        if live:
+            await calls.enqueue([_hangup(calls, call_id, carrier_id)])
+            return "another carrier call, hung up"
+        return "ignored"
+    if live and snapshot.call.status in TERMINAL_CALL_STATUSES:
+        await calls.enqueue([_hangup(calls, call_id, carrier_id)])
+        return "call ended, hung up"
+    return None
+
+
+async def _apply_result(calls: Calls, call_id: int, outcome: str) -> str:
+    if outcome == "ringing":
+        return "ringing"
     now = clock.now()
 
     def answer(current: Snapshot) -> Change | None:
@@ -100,3 +203,24 @@ async def carrier_result(ctx: dict[str, Any], subdomain: str, call_id: int, outc
         return "finished" if ended else "ignored"
     reason = CARRIER_FAILURES.get(outcome, FailReason.UNKNOWN)
     return "failed" if await end_call(calls, call_id, reason) else "ignored"
+
+
+async def hangup_call(ctx: dict[str, Any], subdomain: str, call_id: int, carrier_id: str) -> str:
+    """Ends a carrier call the product no longer wants (the call ended here first)."""
+    context = typed(ctx)
+    tenant = await context["directory"].tenant(subdomain)
+    if tenant is None:
+        return "no tenant"
+    structlog.contextvars.bind_contextvars(tenant=subdomain, call_id=call_id)
+    carrier = context["carriers"].get(tenant.doc.settings.carrier)
+    if carrier is None:
+        log.error("no carrier to hang up with", carrier=tenant.doc.settings.carrier)
+        return "no carrier"
+    try:
+        await carrier.hangup(tenant, call_id, carrier_id)
+    except CarrierError as exc:
+        if exc.retry_after_s is not None and context["job_try"] < HANGUP_TRIES:
+            raise Retry(defer=_defer_s(exc, context["job_try"])) from exc
+        log.error("carrier did not hang up", error=str(exc), carrier_call_id=carrier_id)
+        return "not hung up"
+    return "hung up"

@@ -8,6 +8,7 @@ from aiohttp import ClientSession
 from arq.connections import ArqRedis
 
 from dispatcher.metrics import Metrics
+from dispatcher.settings import Settings
 from dispatcher.store.chats import Chats
 from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.lifecycle import Calls
@@ -21,6 +22,7 @@ class WorkerContext(TypedDict):
     directory: DirectoryCache
     carriers: dict[str, Carrier]
     http: ClientSession
+    settings: Settings
     metrics: Metrics
     job_try: int
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -9,7 +10,9 @@ import structlog
 from dispatcher.domain import clock, lifecycle
 from dispatcher.domain.records import first_groups
 from dispatcher.domain.statuses import CallStatus, FailReason
-from dispatcher.store.lifecycle import Change, Snapshot
+from dispatcher.store import jobs
+from dispatcher.store.lifecycle import Calls, CampaignHeld, Change, Snapshot
+from workers.campaigns import campaigns_of, fail_unfired
 from workers.context import calls_of, typed
 from workers.routing import route_call
 
@@ -35,17 +38,54 @@ async def fire_scheduled_call(ctx: dict[str, Any], subdomain: str, call_id: int)
         fired = lifecycle.fired(current.call, first_groups(menu, now), now)
         return Change(fired, waiting="add")
 
-    after = await calls.apply(call_id, decide)
-    if after is None:
-        current = await calls.load(call_id)
-        if current is None or current.call.status != CallStatus.QUEUED:
-            return "not scheduled"
-        return "fired before; " + await route_call(ctx, subdomain, call_id)
-    if after.call.status != CallStatus.QUEUED:
+    try:
+        after = await calls.apply(call_id, decide)
+    except CampaignHeld as held:
+        return await _held(calls, call_id, held)
+    if after is not None and after.call.status == CallStatus.QUEUED:
+        lateness_ms = _lateness_ms(after, now)
+        if lateness_ms is not None:
+            context["metrics"].scheduled_fired(lateness_ms / 1000)
+        log.info("scheduled call fired", tenant=subdomain, call_id=call_id, lateness_ms=lateness_ms)
+        return f"fired {lateness_ms} ms late; " + await route_call(ctx, subdomain, call_id)
+    return await _not_fired_here(ctx, calls, call_id, after)
+
+
+async def _not_fired_here(
+    ctx: dict[str, Any], calls: Calls, call_id: int, after: Snapshot | None
+) -> str:
+    """The call did not fire in this job: its menu was deleted (`after`), or it had fired
+    already, or ended."""
+    subdomain = calls.tenant.subdomain
+    current = after or await calls.load(call_id)
+    if current is not None and current.meta.campaign_id is not None:
+        # Not fired by this job (ended, or fired by another): its campaign is done with it.
+        await campaigns_of(calls).forget(current.meta.campaign_id, [call_id])
+    if after is not None:
         return "menu deleted"
-    scheduled = clock.parse_iso(after.call.scheduled_at)
-    lateness_ms = clock.to_ms(now) - clock.to_ms(scheduled) if scheduled else None
-    if lateness_ms is not None:
-        context["metrics"].scheduled_fired(lateness_ms / 1000)
-    log.info("scheduled call fired", tenant=subdomain, call_id=call_id, lateness_ms=lateness_ms)
-    return f"fired {lateness_ms} ms late; " + await route_call(ctx, subdomain, call_id)
+    if current is None or current.call.status != CallStatus.QUEUED:
+        return "not scheduled"
+    return "fired before; " + await route_call(ctx, subdomain, call_id)
+
+
+def _lateness_ms(fired: Snapshot, now: datetime) -> int | None:
+    scheduled = clock.parse_iso(fired.call.scheduled_at)
+    return clock.to_ms(now) - clock.to_ms(scheduled) if scheduled else None
+
+
+async def _held(calls: Calls, call_id: int, held: CampaignHeld) -> str:
+    """Its campaign is paused (the call went back to wait for the resume), cancelled (the call
+    ends failed here, if the cancel's sweep has not failed it already), or the call came too
+    early for the campaign's pace (workers that fell behind ran several at once): it tries
+    again when its turn comes."""
+    if held.reason == "paused":
+        return "campaign paused: held"
+    if held.reason == "cancelled":
+        await fail_unfired(calls, call_id)
+        return "campaign cancelled"
+    due = clock.to_ms(clock.now()) + held.wait_ms
+    subdomain = calls.tenant.subdomain
+    await calls.enqueue(
+        [jobs.JobSpec(jobs.FIRE_SCHEDULED_CALL, subdomain, call_id, due, (), f"p{due}")]
+    )
+    return f"paced {held.wait_ms} ms"

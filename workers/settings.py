@@ -22,12 +22,15 @@ from redis.exceptions import WatchError
 
 from dispatcher.domain import clock
 from dispatcher.metrics import Metrics
+from dispatcher.settings import Settings
 from dispatcher.store import heartbeats, jobs
 from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.scripts import Scripts
-from workers.carriers.base import Carrier
+from workers.campaigns import pump_campaign, sweep_campaign
+from workers.carriers.base import Carrier, Report
 from workers.carriers.simulated import SimulatedCarrier
-from workers.connecting import carrier_result, connect_call
+from workers.carriers.twilio import TwilioCarrier
+from workers.connecting import carrier_result, connect_call, hangup_call
 from workers.routing import route_call
 from workers.scheduling import fire_scheduled_call
 from workers.sms import end_sms_session, send_sms
@@ -94,9 +97,12 @@ _JOBS: list[tuple[Job, str, int | None]] = [
     (connect_call, jobs.DIAL_OUTBOUND, None),
     (connect_call, jobs.CONNECT_CALL, None),
     (carrier_result, jobs.CARRIER_RESULT, None),
+    (hangup_call, jobs.HANGUP_CALL, None),
     (send_sms, jobs.SEND_SMS, None),
     (end_sms_session, jobs.END_SMS_SESSION, None),
     (deliver_webhook, jobs.DELIVER_WEBHOOK, MAX_TRIES + 1),
+    (pump_campaign, jobs.PUMP_CAMPAIGN, None),
+    (sweep_campaign, jobs.SWEEP_CAMPAIGN, None),
 ]
 FUNCTIONS = [
     func(measured(name, retried_when_redis_is_down(job)), name=name, max_tries=max_tries)
@@ -115,15 +121,30 @@ async def startup(ctx: dict[str, Any]) -> None:
     scripts = Scripts.register(redis)
     ctx["scripts"] = scripts
     ctx["directory"] = DirectoryCache(redis, ctx.get("directory_ttl_s", 0.0))
+    # The one HTTP session of the process: webhooks and carriers' REST calls.
     ctx["http"] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+    settings: Settings = ctx.get("settings") or Settings()
+    ctx["settings"] = settings
 
     async def report(specs: list[jobs.JobSpec]) -> None:
         await jobs.enqueue(scripts, specs)
 
-    carriers: dict[str, Carrier] = {"simulated": SimulatedCarrier(report)}
-    ctx["carriers"] = carriers
+    ctx["carriers"] = carriers(settings, ctx["http"], report)
     ctx.setdefault("metrics", Metrics())  # create_worker passes the process's own
-    log.info("worker started", queue=jobs.QUEUE_NAME)
+    log.info("worker started", queue=jobs.QUEUE_NAME, carriers=sorted(ctx["carriers"]))
+
+
+def carriers(
+    settings: Settings, session: aiohttp.ClientSession, report: Report
+) -> dict[str, Carrier]:
+    """The adapters this worker can use; Twilio only when some Twilio credentials are set (a
+    tenant on it fails its calls with a clear reason otherwise)."""
+    found: dict[str, Carrier] = {"simulated": SimulatedCarrier(report)}
+    if settings.twilio_accounts:
+        found["twilio"] = TwilioCarrier(session, settings)
+        if settings.public_url is None:
+            log.error("Twilio credentials are set but DISPATCHER_PUBLIC_URL is not")
+    return found
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -298,11 +319,13 @@ def create_worker(
     burst: bool = False,
     handle_signals: bool = True,
     directory_ttl_s: float = 0.0,
+    settings: Settings | None = None,
     metrics: Metrics | None = None,
     **overrides: Any,
 ) -> DispatchWorker:
     """A worker on `redis`: a URL (ARQ connects to it), or a client from
-    dispatcher.redis_connection (REDIS_URL or Sentinel, the same way the ingress connects)."""
+    dispatcher.redis_connection (REDIS_URL or Sentinel, the same way the ingress connects);
+    `settings` (else read from the environment at startup) gives the carriers' configuration."""
     options: dict[str, Any] = {
         "poll_delay": POLL_DELAY_S,
         "queue_read_limit": QUEUE_READ_LIMIT,
@@ -326,6 +349,10 @@ def create_worker(
         on_shutdown=shutdown,
         burst=burst,
         handle_signals=handle_signals,
-        ctx={"directory_ttl_s": directory_ttl_s, "metrics": metrics or Metrics()},
+        ctx={
+            "directory_ttl_s": directory_ttl_s,
+            "settings": settings,
+            "metrics": metrics or Metrics(),
+        },
         **options,
     )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,9 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from dispatcher.directory.schema import DirectoryFile, TenantFile
+from dispatcher.directory.schema import ON_TENANT, DirectoryFile, TenantFile
+
+Progress = Callable[[int], object]  # told how much more is done
 
 
 class DirectoryError(ValueError):
@@ -25,11 +28,19 @@ class DirectoryError(ValueError):
 
 
 def read_file(path: Path) -> DirectoryFile:
+    return parse_text(read_text(path), yaml_allowed=is_yaml(path))
+
+
+def read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise DirectoryError([f"{path}: cannot be read ({exc})"]) from exc
-    return parse_text(text, yaml_allowed=path.suffix.lower() in {".yaml", ".yml"})
+
+
+def is_yaml(path: Path) -> bool:
+    """A .yaml or .yml file is read as YAML, anything else as JSON."""
+    return path.suffix.lower() in {".yaml", ".yml"}
 
 
 # How many values a document may hold once YAML aliases are expanded: a few kilobytes of
@@ -39,18 +50,49 @@ MAX_VALUES = 5_000_000
 
 
 def parse_text(text: str, *, yaml_allowed: bool = True) -> DirectoryFile:
+    return validate(load(text, yaml_allowed=yaml_allowed))
+
+
+def load(text: str, *, yaml_allowed: bool = True, on_read: Progress | None = None) -> Any:
+    """The document's values, unchecked; `on_read` is told how many characters were parsed
+    as the parser goes (it reads YAML in small chunks)."""
     try:
-        raw = yaml.safe_load(text) if yaml_allowed else json.loads(text)
+        if not yaml_allowed:
+            raw = json.loads(text)
+        elif on_read is None:
+            raw = yaml.safe_load(text)
+        else:
+            raw = yaml.safe_load(_ReadCounted(text, on_read))
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         raise DirectoryError(
             [f"document: is not valid {'YAML' if yaml_allowed else 'JSON'}"]
         ) from exc
     except RecursionError as exc:  # both parsers recurse once per level of nesting
         raise DirectoryError(["document: is nested too deeply"]) from exc
-    return validate(raw)
+    if on_read is not None and not yaml_allowed:
+        on_read(len(text))
+    return raw
 
 
-def validate(raw: Any) -> DirectoryFile:
+class _ReadCounted(io.StringIO):
+    def __init__(self, text: str, on_read: Progress) -> None:
+        super().__init__(text)
+        self._on_read = on_read
+
+    def read(self, size: int | None = -1) -> str:
+        chunk = super().read(size)
+        self._on_read(len(chunk))
+        return chunk
+
+
+def tenant_count(raw: Any) -> int | None:
+    """How many tenants a document holds, when it is shaped like one."""
+    tenants = raw.get("tenants") if isinstance(raw, dict) else None
+    return len(tenants) if isinstance(tenants, list) else None
+
+
+def validate(raw: Any, *, on_tenant: Callable[[], object] | None = None) -> DirectoryFile:
+    """The checked document; `on_tenant` is called as each tenant passes the schema."""
     try:
         _count_values(raw, {})
     except _Unreadable as exc:
@@ -58,7 +100,7 @@ def validate(raw: Any) -> DirectoryFile:
     except RecursionError as exc:
         raise DirectoryError(["document: is nested too deeply"]) from exc
     try:
-        document = DirectoryFile.model_validate(raw)
+        document = DirectoryFile.model_validate(raw, context={ON_TENANT: on_tenant})
     except ValidationError as exc:
         raise DirectoryError([_describe(error) for error in exc.errors()]) from exc
     problems = list(_cross_references(document))

@@ -6,7 +6,15 @@ import re
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
 
 from dispatcher.domain import languages, phones
 from dispatcher.domain.statuses import AgentStatus
@@ -14,6 +22,7 @@ from dispatcher.domain.statuses import AgentStatus
 SUBDOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 WINDOW = re.compile(r"([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+ON_TENANT = "on_tenant"  # validation context key: called as each tenant of a file validates
 
 
 def _phone(raw: object) -> str:
@@ -83,6 +92,27 @@ class SimulatorSettings(_Model):
         return "answer"
 
 
+# The carrier adapters (workers/carriers/<name>.py) a tenant may be set to.
+CarrierName = Literal["simulated", "twilio"]
+
+DEFAULT_ANSWER_MESSAGE = (
+    "Hello. This is an automated call from our support team. We will be in touch. Goodbye."
+)
+
+
+class TwilioSettings(_Model):
+    """How a tenant on `carrier: twilio` uses Twilio. Its credentials are never in the
+    directory: the environment holds them (TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or with
+    `account: acme` TWILIO_ACCOUNT_SID_ACME and TWILIO_AUTH_TOKEN_ACME)."""
+
+    account: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_]{1,40}$")
+    # How long the end user's phone rings before the call fails with eu_no_answer.
+    ring_timeout_s: int = Field(default=30, ge=5, le=600)
+    # What an end user who answers hears when the call's agent has no phone number to be
+    # connected to (an agent_number written as an international number, +...); then it ends.
+    answer_message: str = Field(default=DEFAULT_ANSWER_MESSAGE, min_length=1, max_length=1000)
+
+
 class TenantSettings(_Model):
     sms_enabled: bool = True
     outbound_sms_enabled: bool = True
@@ -91,12 +121,13 @@ class TenantSettings(_Model):
     default_outbound_number: Phone | None = None
     webhook_url: str | None = None
     webhook_secret: str | None = None
-    carrier: str = "simulated"
+    carrier: CarrierName = "simulated"
     calls_per_second: float = Field(default=10, gt=0)
     # This tenant's API rate limit; unset: the process's DISPATCHER_RATE_LIMIT_* (0: no limit)
     rate_limit_per_s: float | None = Field(default=None, ge=0)
     rate_limit_burst: int | None = Field(default=None, ge=1)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
+    twilio: TwilioSettings = Field(default_factory=TwilioSettings)
 
 
 class OutboundNumber(_Model):
@@ -173,6 +204,14 @@ class TenantDoc(_Model):
 
 class TenantFile(TenantDoc):
     api_tokens: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _counted(self, info: ValidationInfo) -> TenantFile:
+        """Tells the validation context's ON_TENANT callback, if any (a progress bar)."""
+        on_tenant = (info.context or {}).get(ON_TENANT)
+        if on_tenant is not None:
+            on_tenant()
+        return self
 
 
 class DirectoryFile(_Model):

@@ -77,6 +77,27 @@ def parent_call_id(body: dict[str, Any]) -> int | None:
     return integer(body.get("call_id"))
 
 
+def wanted_parent(body: dict[str, Any]) -> int | None:
+    """The earlier call a scheduled call's body names (`call_id`): `validate` needs it looked up
+    first (one read, or one pipelined read for a whole batch)."""
+    raw = body.get("call_type")
+    scheduled = isinstance(raw, str) and CALL_TYPE_ALIASES.get(raw) is CallType.SCHEDULED
+    return parent_call_id(body) if scheduled else None
+
+
+def validate(
+    body: dict[str, Any], tenant: Tenant, now: datetime, parent: ParentCall | None
+) -> OutboundPlan | QueuedPlan:
+    """A POST /calls body of any call type, checked in the spec's order (`parent`: the call
+    named by `wanted_parent`, None when there is none)."""
+    call_type = call_type_of(body)
+    if call_type is CallType.OUTBOUND:
+        return validate_outbound(body, tenant)
+    if call_type is CallType.INBOUND:
+        return validate_inbound(body, tenant, now)
+    return validate_scheduled(body, tenant, now, parent)
+
+
 def validate_outbound(body: dict[str, Any], tenant: Tenant) -> OutboundPlan:
     email = body.get("agent_email")
     if blank(email):
@@ -124,7 +145,7 @@ def validate_scheduled(
         if parent.menu_id is None:
             raise InvalidRequest("menu_id is required")
         raw_menu = parent.menu_id
-    menu = _menu(raw_menu, tenant, {"mobile_menu", "web_menu"}, "mobile and web")
+    menu = scheduled_menu(raw_menu, tenant)
     lang = _menu_language(body, menu)
     scheduled_at = clock.parse_iso(body.get("scheduled_at"))
     if menu.state == "after_hours" or (
@@ -167,6 +188,11 @@ def _queued_plan(
         outbound_number=_callback_number(tenant, body.get("outbound_number")),
         recording_permission=_recording_permission(body, menu),
     )
+
+
+def scheduled_menu(raw: object, tenant: Tenant) -> Menu:
+    """A menu that takes scheduled calls (mobile or web), or the spec's error for `raw`."""
+    return _menu(raw, tenant, {"mobile_menu", "web_menu"}, "mobile and web")
 
 
 def _menu(raw: object, tenant: Tenant, types: set[str], kinds: str) -> Menu:

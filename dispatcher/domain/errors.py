@@ -27,6 +27,12 @@ class Unauthorized(DispatchError):
         super().__init__(message)
 
 
+class Forbidden(DispatchError):
+    """Credentials of another kind than the API's (a carrier's signature) that do not hold."""
+
+    status = 403
+
+
 class NotFound(DispatchError):
     status = 404
 

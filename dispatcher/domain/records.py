@@ -48,6 +48,7 @@ class CallMeta(BaseModel):
     menu_id: int | None = None
     pending_action: str | None = None
     carrier_call_id: str | None = None
+    campaign_id: int | None = None  # fired by its campaign's pump, at the campaign's pace
 
 
 class ChatMeta(BaseModel):

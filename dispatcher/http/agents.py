@@ -1,7 +1,9 @@
-"""Agent side: live status, open offers, accept/decline, and an SSE stream per agent."""
+"""Agent side: the agents and their live status, open offers, accept/decline, and an SSE stream
+per agent."""
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import orjson
@@ -14,6 +16,7 @@ from dispatcher.domain import clock
 from dispatcher.domain.errors import Conflict, InvalidRequest, NotFound
 from dispatcher.domain.fields import integer
 from dispatcher.domain.statuses import AgentStatus
+from dispatcher.http import listing, sse
 from dispatcher.http.appkeys import METRICS, REDIS, SCRIPTS
 from dispatcher.http.auth import tenant_of
 from dispatcher.http.body import json_object
@@ -25,6 +28,9 @@ from dispatcher.store.lifecycle import OFFER_GONE, Calls
 routes = web.RouteTableDef()
 BASE = "/apps/api/v1/agents/{id}"
 AGENT_NOT_FOUND = "Agent not found"
+KEEP_ALIVE_S = 15.0
+# Sent on an agent's stream when a newer stream of the same agent opens; this one then ends.
+SUPERSEDED = "superseded"
 
 
 def calls_of(request: web.Request, tenant: Tenant) -> Calls:
@@ -43,6 +49,24 @@ def agent_view(agent: Agent, live: dict[bytes, bytes]) -> dict[str, Any]:
         "capacity": agent.capacity.model_dump(),
         "active_calls": int(live.get(b"voice", b"0")),
     }
+
+
+@routes.get("/apps/api/v1/agents")
+async def list_agents(request: web.Request) -> web.Response:
+    """The tenant's agents by id, a page at a time, each with their live status."""
+    tenant = await tenant_of(request)
+    page, per = listing.paging(request.query)
+    agents = sorted(tenant.agents_by_id.values(), key=lambda agent: agent.id)
+    shown = agents[(page - 1) * per : page * per]
+    keys = TenantKeys(tenant.subdomain)
+    async with request.app[REDIS].pipeline(transaction=False) as pipe:
+        for agent in shown:
+            pipe.hgetall(keys.agent(agent.id))
+        lives = await pipe.execute()
+    return json_response(
+        [agent_view(agent, live) for agent, live in zip(shown, lives, strict=True)],
+        headers=listing.page_headers(request, page, per, len(agents)),
+    )
 
 
 @routes.get(BASE)
@@ -65,10 +89,12 @@ async def put_status(request: web.Request) -> web.Response:
         raise InvalidRequest("status must be one of available, unavailable, offline")
     redis = request.app[REDIS]
     key = TenantKeys(tenant.subdomain).agent(agent.id)
+    event = {"type": "agent.updated", "agent_id": agent.id, "status": raw}
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hset(key, "status", str(raw))
         pipe.hgetall(key)
-        _, live = await pipe.execute()
+        pipe.publish(TenantKeys(tenant.subdomain).events, orjson.dumps(event))
+        _, live, _ = await pipe.execute()
     if raw == AgentStatus.AVAILABLE:
         await calls_of(request, tenant).wake_waiting_calls([agent.id])
     return json_response(agent_view(agent, live))
@@ -108,28 +134,34 @@ async def decline_offer(request: web.Request) -> web.Response:
 
 @routes.get(BASE + "/events")
 async def agent_events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: offer, offer_withdrawn, assigned; a comment every 15 s keeps
-    proxies from closing an idle stream."""
+    """Server-sent events: offer, offer_withdrawn, assigned, call_updated; a comment every
+    15 s keeps proxies from closing an idle stream. One desk per agent: a newer stream of the
+    same agent (another console, or a person taking over from `agents simulate`) ends this one
+    with a `superseded` event."""
     tenant = await tenant_of(request)
     agent = _agent(request, tenant.agents_by_id)
     channel = TenantKeys(tenant.subdomain).agent_events(agent.id)
-    response = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-    )
-    await response.prepare(request)
-    async with request.app[REDIS].pubsub() as pubsub:
-        await pubsub.subscribe(channel)
-        await response.write(b": connected\n\n")
-        while True:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=15)
+    desk = secrets.token_hex(8)
+    async with sse.subscribe(request, [channel]) as stream:
+        await request.app[REDIS].publish(channel, _event(SUPERSEDED, {"desk": desk}))
+        while stream.open:
+            message = await stream.receive(KEEP_ALIVE_S)
             if message is None:
-                await response.write(b": keep-alive\n\n")
+                if stream.open:
+                    await stream.comment("keep-alive")
                 continue
-            event = orjson.loads(message["data"])
-            payload = orjson.dumps(event["data"])
-            await response.write(
-                b"event: " + event["event"].encode() + b"\ndata: " + payload + b"\n\n"
-            )
+            event = orjson.loads(message)
+            if event["event"] == SUPERSEDED:
+                if event["data"]["desk"] != desk:
+                    await stream.send(SUPERSEDED, b"{}")
+                    break
+                continue
+            await stream.send(event["event"], orjson.dumps(event["data"]))
+    return stream.response
+
+
+def _event(kind: str, data: dict[str, Any]) -> bytes:
+    return orjson.dumps({"event": kind, "data": data})
 
 
 def _offer_id(request: web.Request) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 from redis.asyncio import Redis
 
@@ -9,6 +11,9 @@ from dispatcher.metrics import Metrics
 from dispatcher.settings import Settings
 from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.scripts import Scripts
+
+if TYPE_CHECKING:  # sse.py reads these keys itself
+    from dispatcher.http.sse import EventStreams
 
 SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", Redis)
@@ -18,3 +23,4 @@ METRICS = web.AppKey("metrics", Metrics)
 # Whether /metrics reads the live gauges from Redis: the API's does, a worker's does not (one
 # scrape target per picture, not one per process).
 LIVE_GAUGES = web.AppKey("live_gauges", bool)
+EVENT_STREAMS: web.AppKey[EventStreams] = web.AppKey("event_streams")

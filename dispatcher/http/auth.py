@@ -32,20 +32,26 @@ async def tenant_of(request: web.Request) -> Tenant:
     if not tenant.accepts_token(token):
         raise Unauthorized()
     structlog.contextvars.bind_contextvars(tenant=tenant.subdomain)
-    await _within_rate_limit(request, tenant)
+    await within_rate_limit(request, tenant)
     return tenant
 
 
-async def _within_rate_limit(request: web.Request, tenant: Tenant) -> None:
+async def within_rate_limit(request: web.Request, tenant: Tenant) -> None:
     """One token of the tenant's bucket per request, or 429 with the seconds to wait."""
+    await charge(request, tenant, 1)
+
+
+async def charge(request: web.Request, tenant: Tenant, tokens: int) -> None:
+    """`tokens` of the tenant's bucket (at most its burst), or 429 with the seconds to wait
+    until they are there: a batch pays for its items on top of its request's one token."""
     settings, own = request.app[SETTINGS], tenant.doc.settings
     rate = own.rate_limit_per_s if own.rate_limit_per_s is not None else settings.rate_limit_per_s
-    if rate == 0:
+    if rate == 0 or tokens <= 0:
         return
     burst = own.rate_limit_burst or settings.rate_limit_burst
     wait_ms = await request.app[SCRIPTS].take_token(
         keys=[TenantKeys(tenant.subdomain).api_bucket],
-        args=[rate, burst, clock.to_ms(clock.now())],
+        args=[rate, burst, clock.to_ms(clock.now()), tokens],
     )
     if wait_ms:
         raise TooManyRequests(

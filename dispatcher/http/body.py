@@ -12,6 +12,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 from dispatcher.domain.errors import InvalidRequest, PayloadTooLarge, RequestTimeout
 from dispatcher.http.appkeys import SETTINGS
 
+NOT_AN_OBJECT = "Request body must be a JSON object"
+
 
 async def json_object(request: web.Request) -> dict[str, Any]:
     """The body as a JSON object; an empty body counts as `{}`."""
@@ -23,7 +25,7 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest("Request body is not valid JSON") from exc
     if not isinstance(value, dict):
-        raise InvalidRequest("Request body must be a JSON object")
+        raise InvalidRequest(NOT_AN_OBJECT)
     return value
 
 

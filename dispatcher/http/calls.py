@@ -12,7 +12,6 @@ from dispatcher.domain import call_requests, clock
 from dispatcher.domain.errors import Conflict, InvalidRequest, NotFound
 from dispatcher.domain.fields import integer
 from dispatcher.domain.objects import CustomerFlags
-from dispatcher.domain.statuses import CallType
 from dispatcher.http import listing
 from dispatcher.http.appkeys import REDIS, SCRIPTS, SETTINGS
 from dispatcher.http.auth import tenant_of
@@ -41,18 +40,10 @@ async def create_call(request: web.Request) -> web.Response:
     replayed = await idempotency.recall(request.app[REDIS], key)
     if replayed is not None:
         return answer_response(replayed)
-    call_type = call_requests.call_type_of(body)
-    now = clock.now()
-    if call_type is CallType.OUTBOUND:
-        plan = call_requests.validate_outbound(body, tenant)
-        return created(await records.create_outbound(plan, now, key), "call_id")
-    if call_type is CallType.INBOUND:
-        queued = call_requests.validate_inbound(body, tenant, now)
-    else:
-        parent_id = call_requests.parent_call_id(body)
-        parent = await records.parent_call(parent_id) if parent_id is not None else None
-        queued = call_requests.validate_scheduled(body, tenant, now, parent)
-    return created(await records.create_queued(queued, now, key), "call_id")
+    parent_id = call_requests.wanted_parent(body)
+    parent = await records.parent_call(parent_id) if parent_id is not None else None
+    plan = call_requests.validate(body, tenant, clock.now(), parent)
+    return created(await records.create_call(plan, key), "call_id")
 
 
 def created(answer: idempotency.Answer, field: str) -> web.Response:
@@ -81,7 +72,8 @@ async def list_calls(request: web.Request) -> web.Response:
     return await listing.respond(request, records_of(request, tenant), "call")
 
 
-@routes.get(BASE + "/{id}")
+# Not `batch`: that path is POST /calls/batch's alone, and a GET of it a 405 saying so.
+@routes.get(BASE + "/{id:(?!batch$)[^/]+}")
 async def get_call(request: web.Request) -> web.Response:
     tenant = await tenant_of(request)
     doc = await records_of(request, tenant).document("call", _call_id(request))
@@ -134,7 +126,7 @@ async def finish_call(request: web.Request) -> web.Response:
     calls = Calls(request.app[REDIS], request.app[SCRIPTS], tenant)
     if await calls.load(call_id) is None:
         raise NotFound(CALL_NOT_FOUND)
-    after = await end_call(calls, call_id, None, by="disconnected_by_agent")
+    after = await end_call(calls, call_id, None, by="disconnected_by_agent", hang_up=True)
     if after is None:
         raise Conflict("Call has already ended")
     return json_response(after.call)

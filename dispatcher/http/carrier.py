@@ -1,11 +1,13 @@
 """Carrier callbacks. The simulated carrier's inbound SMS arrive here, authenticated like the
-API (Basic, tenant and token); a real carrier's routes verify that carrier's signature."""
+API (Basic, tenant and token); a real carrier's routes (dispatcher/http/twilio.py) verify that
+carrier's signature and hand their messages to the same `receive_sms`."""
 
 from __future__ import annotations
 
 import structlog
 from aiohttp import web
 
+from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import phones
 from dispatcher.domain.chat_requests import MAX_MESSAGE_CHARS
 from dispatcher.domain.errors import InvalidRequest
@@ -22,29 +24,42 @@ routes = web.RouteTableDef()
 
 @routes.post("/carrier/simulated/sms")
 async def inbound_sms(request: web.Request) -> web.Response:
-    """A consumer's message `{"from", "to", "text"}`. It keeps their session alive; an opt-out
-    word ends it and puts the number on the tenant's do-not-contact list."""
+    """A consumer's message `{"from", "to", "text"}`."""
     tenant = await tenant_of(request)
     body = await json_object(request)
-    sender = phones.normalize(body.get("from"))
-    text = body.get("text")
-    if sender is None:
-        raise InvalidRequest("from is invalid")
+    chat_id, opted_out = await receive_sms(request, tenant, body.get("from"), body.get("text"))
+    return json_response({"chat_id": chat_id, "opted_out": opted_out})
+
+
+async def receive_sms(
+    request: web.Request,
+    tenant: Tenant,
+    sender: object,
+    text: object,
+    *,
+    names: tuple[str, str] = ("from", "text"),
+) -> tuple[int | None, bool]:
+    """A consumer's message, whichever carrier brought it (`names`: its fields for sender and
+    text, for the messages). It keeps their session alive; an opt-out word ends it and puts the
+    number on the tenant's do-not-contact list. Returns the active chat and the opt-out."""
+    number = phones.normalize(sender)
+    if number is None:
+        raise InvalidRequest(f"{names[0]} is invalid")
     if not isinstance(text, str):
-        raise InvalidRequest("text is required")
+        raise InvalidRequest(f"{names[1]} is required")
     if len(text) > MAX_MESSAGE_CHARS:  # each message is kept with the chat
-        raise InvalidRequest(f"text is too long (at most {MAX_MESSAGE_CHARS} characters)")
+        raise InvalidRequest(f"{names[1]} is too long (at most {MAX_MESSAGE_CHARS} characters)")
     chats = chats_of(request, tenant)
-    chat_id = await chats.active_chat(sender)
+    chat_id = await chats.active_chat(number)
     if chat_id is not None:
         structlog.contextvars.bind_contextvars(chat_id=chat_id)
     opted_out = is_opt_out(text)
     if opted_out:
-        await request.app[REDIS].sadd(TenantKeys(tenant.subdomain).do_not_contact, sender)  # type: ignore[misc]
+        await request.app[REDIS].sadd(TenantKeys(tenant.subdomain).do_not_contact, number)  # type: ignore[misc]
     if chat_id is not None:
         await chats.add_message(chat_id, "inbound", text)
         if opted_out:
             await chats.finish(chat_id)
         else:
-            await chats.touch(chat_id, sender)
-    return json_response({"chat_id": chat_id, "opted_out": opted_out})
+            await chats.touch(chat_id, number)
+    return chat_id, opted_out

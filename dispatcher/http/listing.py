@@ -57,8 +57,7 @@ def parse_query(
     type_param: str,
     type_key: Callable[[str], str | None],
 ) -> ListQuery:
-    page = _positive(query, "page", 1)
-    per = min(_positive(query, "per", DEFAULT_PER), MAX_PER)
+    page, per = paging(query)
     status = query.get("status")
     if status is not None and status not in statuses:
         raise InvalidRequest("status is not valid")
@@ -84,28 +83,28 @@ def parse_query(
     )
 
 
+def paging(query: Mapping[str, str]) -> tuple[int, int]:
+    """`page` (from 1) and `per` (default 100, at most 1000) of any list."""
+    return _positive(query, "page", 1), min(_positive(query, "per", DEFAULT_PER), MAX_PER)
+
+
 def headers(request: web.Request, query: ListQuery, page: Page) -> dict[str, str]:
-    last = max(1, -(-page.total // query.per))
+    return page_headers(request, query.page, query.per, page.total)
+
+
+def page_headers(request: web.Request, page: int, per: int, total: int) -> dict[str, str]:
+    """Total, Per-Page and Link (first, last, and next and prev where they exist)."""
+    last = max(1, -(-total // per))
     links = {"first": 1, "last": last}
-    if query.page < last:
-        links["next"] = query.page + 1
-    if 1 < query.page <= last:
-        links["prev"] = query.page - 1
+    if page < last:
+        links["next"] = page + 1
+    if 1 < page <= last:
+        links["prev"] = page - 1
     link = ", ".join(
-        f'<{request.url.update_query(page=str(number), per=str(query.per))}>; rel="{rel}"'
+        f'<{request.url.update_query(page=str(number), per=str(per))}>; rel="{rel}"'
         for rel, number in links.items()
     )
-    return {"Total": str(page.total), "Per-Page": str(query.per), "Link": link}
-
-
-def _positive(query: Mapping[str, str], name: str, default: int) -> int:
-    raw = query.get(name)
-    if raw is None:
-        return default
-    value = integer(raw)
-    if value is None or not 1 <= value <= 1_000_000_000:
-        raise InvalidRequest(f"{name} must be a positive integer")
-    return value
+    return {"Total": str(total), "Per-Page": str(per), "Link": link}
 
 
 def _moment(query: Mapping[str, str], name: str) -> int | None:
@@ -116,3 +115,14 @@ def _moment(query: Mapping[str, str], name: str) -> int | None:
     if moment is None:
         raise InvalidRequest(f"{name} is not well formed")
     return clock.to_ms(moment)
+
+
+def _positive(query: Mapping[str, str], name: str, default: int) -> int:
+    """A page or page size from the query (the same rule and message on every list)."""
+    raw = query.get(name)
+    if raw is None:
+        return default
+    value = integer(raw)
+    if value is None or not 1 <= value <= 1_000_000_000:
+        raise InvalidRequest(f"{name} must be a positive integer")
+    return value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -14,10 +15,17 @@ from dispatcher.store import keys
 from dispatcher.store.scripts import Scripts
 
 
-async def save(redis: Redis, scripts: Scripts, document: DirectoryFile) -> None:
+async def save(
+    redis: Redis,
+    scripts: Scripts,
+    document: DirectoryFile,
+    *,
+    on_tenant: Callable[[], object] | None = None,
+) -> None:
     """Replace the directories of the document's tenants in one transaction; their calls,
     chats, sessions and agents' live state are kept. Agents new to Redis start in the status
-    the file gives them; agents already known keep their live status."""
+    the file gives them; agents already known keep their live status. `on_tenant` is called as
+    each tenant is ready to write; the transaction runs once all are."""
     async with redis.pipeline(transaction=True) as pipe:
         for tenant in document.tenants:
             tenant_keys = keys.TenantKeys(tenant.subdomain)
@@ -34,6 +42,8 @@ async def save(redis: Redis, scripts: Scripts, document: DirectoryFile) -> None:
             await scripts.raise_counter(
                 keys=[tenant_keys.sequence("end_user")], args=[highest_contact], client=pipe
             )
+            if on_tenant is not None:
+                on_tenant()
         await pipe.execute()
 
 

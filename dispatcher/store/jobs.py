@@ -19,8 +19,17 @@ DIAL_OUTBOUND = "dial_outbound"
 SEND_SMS = "send_sms"
 CONNECT_CALL = "connect_call"
 CARRIER_RESULT = "carrier_result"
+HANGUP_CALL = "hangup_call"
 END_SMS_SESSION = "end_sms_session"
 DELIVER_WEBHOOK = "deliver_webhook"
+PUMP_CAMPAIGN = "pump_campaign"
+SWEEP_CAMPAIGN = "sweep_campaign"
+
+
+def hangup(subdomain: str, call_id: int, carrier_call_id: str, now_ms: int) -> JobSpec:
+    """Ending one carrier call of a call: queued once per carrier call."""
+    return JobSpec(HANGUP_CALL, subdomain, call_id, now_ms, (carrier_call_id,), carrier_call_id)
+
 
 # ARQ's own default: a job not started within a day of its run time is dropped.
 EXPIRES_EXTRA_MS = 86_400_000
@@ -99,6 +108,16 @@ def webhook_jobs(
     return [
         JobSpec(DELIVER_WEBHOOK, tenant.subdomain, record_id, now_ms, (event,), f"{kind}-{rev}")
     ]
+
+
+def payload_around_id(function: str, subdomain: str, now_ms: int) -> tuple[bytes, bytes]:
+    """The payload of the job `function(subdomain, <id>)`, cut where the id goes: a script that
+    picks the ids itself (release_campaign.lua) writes head + id + tail."""
+    sentinel = b"987654321987654"  # 15 digits: not the 13 of a time in ms, after the id
+    head, tail = (
+        JobSpec(function, subdomain, int(sentinel), now_ms).payload(now_ms).rsplit(sentinel, 1)
+    )
+    return head, tail
 
 
 def script_args(specs: list[JobSpec], now_ms: int) -> list[str | bytes | int]:

@@ -33,6 +33,10 @@ class TenantKeys:
     def call(self, call_id: int) -> str:
         return f"{self.prefix}call:{call_id}"
 
+    def call_history(self, call_id: int) -> str:
+        """List of the call's history entries (JSON), the last 50 kept (store/lua/lib.lua)."""
+        return f"{self.prefix}call:{call_id}:history"
+
     @property
     def calls(self) -> str:
         """Sorted set of every call id, scored by creation time in ms."""
@@ -83,6 +87,15 @@ class TenantKeys:
     def do_not_contact(self) -> str:
         return self.prefix + "sms:do_not_contact"
 
+    @property
+    def sms_delivery_failures(self) -> str:
+        """Hash: a carrier's delivery status (failed, undelivered) -> messages that ended so."""
+        return self.prefix + "sms:delivery_failures"
+
+    def carrier_receipt(self, message_id: str, status: str) -> str:
+        """Set once per (message, status) a carrier reports, so a repeated report counts once."""
+        return f"{self.prefix}sms:receipt:{message_id}:{status}"
+
     def agent_offers(self, agent_id: int) -> str:
         """Sorted set of an agent's open offer ids, scored by expiry (ms)."""
         return f"{self.prefix}agent:{agent_id}:offers"
@@ -97,6 +110,29 @@ class TenantKeys:
     def waiting(self, menu_id: int) -> str:
         """Sorted set of the queued calls of a menu, scored by queued time (ms)."""
         return f"{self.prefix}menu:{menu_id}:waiting"
+
+    def campaign(self, campaign_id: int) -> str:
+        """Hash of a campaign: name, menu, pacing, state, counts (`n:<status>`), firing figures."""
+        return f"{self.prefix}campaign:{campaign_id}"
+
+    def campaign_due(self, campaign_id: int) -> str:
+        """Sorted set of a campaign's calls not yet handed to a fire job, by scheduled ms."""
+        return f"{self.prefix}campaign:{campaign_id}:due"
+
+    def campaign_released(self, campaign_id: int) -> str:
+        """Sorted set of a campaign's calls handed to a fire job and not yet fired, by the ms
+        they were handed over."""
+        return f"{self.prefix}campaign:{campaign_id}:released"
+
+    @property
+    def campaigns(self) -> str:
+        """Sorted set of every campaign id, scored by creation time in ms."""
+        return self.prefix + "campaigns"
+
+    @property
+    def campaign_names(self) -> str:
+        """Hash: campaign name -> id (names are unique per tenant)."""
+        return self.prefix + "campaigns:names"
 
     def idempotency(self, scope: str, key_digest: str) -> str:
         """Hash of a create's first answer under a client's Idempotency-Key: fp, status, body."""
@@ -119,6 +155,11 @@ class TenantKeys:
     def agent_events(self, agent_id: int) -> str:
         """Pub/sub channel of one agent's offers and assignments."""
         return f"{self.prefix}agent:{agent_id}:events"
+
+    def operator_session(self, digest: str) -> str:
+        """An operator's dashboard session (value: the directory version it was opened
+        under), named by the SHA-256 of its cookie secret and expiring with the session."""
+        return f"{self.prefix}operator_session:{digest}"
 
     def chat_messages(self, chat_id: int) -> str:
         return f"{self.prefix}chat:{chat_id}:messages"

@@ -11,12 +11,12 @@ import orjson
 from redis.asyncio import Redis
 
 from dispatcher.directory.tenant import Tenant
-from dispatcher.domain import clock, lifecycle
+from dispatcher.domain import clock, history, lifecycle
 from dispatcher.domain.errors import Conflict
 from dispatcher.domain.objects import CallObject
 from dispatcher.domain.records import CallMeta
 from dispatcher.domain.statuses import CallStatus, FailReason
-from dispatcher.store import jobs, keys
+from dispatcher.store import campaigns, jobs, keys
 from dispatcher.store.scripts import Scripts
 
 OFFER_GONE = "Offer is no longer available"
@@ -24,6 +24,16 @@ OFFER_GONE = "Offer is no longer available"
 
 class CallChanging(RuntimeError):
     """The call kept changing under us; the job is retried by ARQ."""
+
+
+class CampaignHeld(Exception):
+    """A call of a campaign was not fired (fire_campaign_call.lua): its campaign is paused or
+    cancelled, or the call came `wait_ms` too early for the campaign's pace."""
+
+    def __init__(self, reason: Literal["paused", "cancelled", "early"], wait_ms: int = 0) -> None:
+        super().__init__(f"campaign call held: {reason}")
+        self.reason = reason
+        self.wait_ms = wait_ms
 
 
 @dataclass(frozen=True)
@@ -131,37 +141,76 @@ class Calls:
         specs = [*change.jobs, *webhooks]
         created = clock.parse_iso(call.created_at)
         menu_id = (change.meta or before.meta).menu_id or 0
-        rev = await self.scripts.transition(
-            keys=[
-                self.keys.call(call.id),
-                self.keys.calls_by_status(before.call.status),
-                self.keys.calls_by_status(call.status),
-                self.keys.waiting(menu_id),
-                self.keys.agent(before.agent_id or 0),
-                jobs.QUEUE_NAME,
-                self.keys.scheduled,
-            ],
-            args=[
-                before.rev,
-                doc,
-                call.status,
-                change.meta.model_dump_json() if change.meta else "",
-                call.id,
-                clock.to_ms(created) if created else now_ms,
-                change.waiting,
-                now_ms,
-                "1" if change.release_agent else "0",
-                *jobs.script_args(specs, now_ms),
-            ],
+        entry = history.change(before.call, call, now_ms) if change.announce else None
+        keys = [
+            self.keys.call(call.id),
+            self.keys.calls_by_status(before.call.status),
+            self.keys.calls_by_status(call.status),
+            self.keys.waiting(menu_id),
+            self.keys.agent(before.agent_id or 0),
+            jobs.QUEUE_NAME,
+            self.keys.scheduled,
+            self.keys.call_history(call.id),
+        ]
+        args = [
+            before.rev,
+            doc,
+            call.status,
+            change.meta.model_dump_json() if change.meta else "",
+            call.id,
+            clock.to_ms(created) if created else now_ms,
+            change.waiting,
+            now_ms,
+            "1" if change.release_agent else "0",
+            *jobs.script_args(specs, now_ms),
+            orjson.dumps(entry) if entry else "",  # the history entry's fixed place
+        ]
+        campaign_id = before.meta.campaign_id
+        fires = before.call.status == CallStatus.SCHEDULED and call.status == CallStatus.QUEUED
+        if campaign_id is not None and fires:
+            return await self._fire_in_campaign(call, campaign_id, keys, args)
+        return int(await self.scripts.transition(keys=keys, args=args))
+
+    async def _fire_in_campaign(
+        self, fired: CallObject, campaign_id: int, keys: list[str], args: list[Any]
+    ) -> int:
+        """A call of a campaign fires only while its campaign runs: checked in the same atomic
+        step as the compare-and-set (fire_campaign_call.lua)."""
+        moments = [clock.parse_iso(fired.scheduled_at), clock.parse_iso(fired.queued_at)]
+        gate = [
+            self.keys.campaign(campaign_id),
+            self.keys.campaign_due(campaign_id),
+            self.keys.campaign_released(campaign_id),
+        ]
+        outcome = await self.scripts.fire_campaign_call(
+            keys=[*keys, *gate],
+            args=[*args, *(clock.to_ms(at) if at else 0 for at in moments), campaigns.BURST_S],
         )
-        return int(rev)
+        verdict = outcome[0].decode()
+        if verdict == "ok":
+            return int(outcome[1])
+        if verdict == "stale":
+            return 0
+        raise CampaignHeld(verdict, int(outcome[1]) if verdict == "early" else 0)
+
+    async def history_of(self, call: CallObject) -> list[dict[str, Any]]:
+        """The call's history, oldest first: its creation, then the last stored entries."""
+        stored = await self.redis.lrange(self.keys.call_history(call.id), 0, -1)  # type: ignore[misc]
+        return [history.created(call), *(orjson.loads(raw) for raw in stored)]
 
     async def announce(self, snapshot: Snapshot) -> None:
-        event = {"type": "call.updated", "call": snapshot.call.model_dump(mode="json")}
-        await self.redis.publish(self.keys.events, orjson.dumps(event))
+        """The tenant's channel gets every change; the call's agent gets it too (their
+        console follows the call they hold), after `assigned` when it is the assignment."""
+        call = snapshot.call.model_dump(mode="json")
         agent_id = snapshot.agent_id
-        if agent_id is not None and snapshot.call.status == CallStatus.ASSIGNED:
-            await self.publish_to_agent(agent_id, "assigned", {"call_id": snapshot.call.id})
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.publish(self.keys.events, orjson.dumps({"type": "call.updated", "call": call}))
+            if agent_id is not None:
+                channel = self.keys.agent_events(agent_id)
+                if snapshot.call.status == CallStatus.ASSIGNED:
+                    pipe.publish(channel, _event("assigned", {"call_id": snapshot.call.id}))
+                pipe.publish(channel, _event("call_updated", call))
+            await pipe.execute()
 
     async def publish_to_agent(self, agent_id: int, kind: str, data: dict[str, Any]) -> None:
         await self.redis.publish(self.keys.agent_events(agent_id), _event(kind, data))
@@ -183,6 +232,7 @@ class Calls:
                 self.keys.call(call_id),
                 self.keys.call_offers(call_id),
                 self.keys.sequence("offer"),
+                self.keys.call_history(call_id),
             ],
             args=[self.keys.prefix, call_id, now_ms, expires_ms, *flat],
         )
@@ -199,6 +249,9 @@ class Calls:
                     pipe.publish(
                         self.keys.agent_events(offer.agent_id), _event("offer", offer.view())
                     )
+                made = {"type": "offers.made", "call_id": call_id}
+                made["agent_ids"] = [offer.agent_id for offer in offers]
+                pipe.publish(self.keys.events, orjson.dumps(made))
                 await pipe.execute()
         if rang_out:
             await self.wake_waiting_calls([int(agent_id) for agent_id in rang_out])
@@ -268,6 +321,7 @@ class Calls:
                 self.keys.calls_by_status(CallStatus.ASSIGNED),
                 self.keys.waiting(snapshot.meta.menu_id or 0),
                 jobs.QUEUE_NAME,
+                self.keys.call_history(call.id),
             ],
             args=[
                 self.keys.prefix,
@@ -298,8 +352,12 @@ class Calls:
         if offer is None:
             raise Conflict(OFFER_GONE)
         declined = await self.scripts.decline_offer(
-            keys=[self.keys.offer(offer_id), self.keys.agent_offers(offer.agent_id)],
-            args=[offer_id],
+            keys=[
+                self.keys.offer(offer_id),
+                self.keys.agent_offers(offer.agent_id),
+                self.keys.call_history(offer.call_id),
+            ],
+            args=[offer_id, clock.to_ms(clock.now())],
         )
         if not declined:
             raise Conflict(OFFER_GONE)
@@ -354,15 +412,25 @@ async def end_call(
     *,
     by: str = "disconnected_by_unknown",
     details: str | None = None,
+    hang_up: bool = False,
 ) -> Snapshot | None:
     """Ends a call that has not ended: finished if connected, else failed with `reason`
-    (ag_canceled when none is given). Frees the agent's slot and wakes the calls waiting."""
+    (ag_canceled when none is given). Frees the agent's slot and wakes the calls waiting.
+    With `hang_up` (the end did not come from the carrier), a call the carrier has placed is
+    hung up there by a job queued with the change."""
     now = clock.now()
+
+    def hangups(current: Snapshot) -> list[jobs.JobSpec]:
+        carrier_id = current.meta.carrier_call_id
+        if not hang_up or carrier_id is None:
+            return []
+        return [jobs.hangup(calls.tenant.subdomain, current.call.id, carrier_id, clock.to_ms(now))]
 
     def decide(current: Snapshot) -> Change | None:
         status = CallStatus(current.call.status)
         if status == CallStatus.CONNECTED:
-            return Change(lifecycle.finished(current.call, now, by), release_agent=True)
+            finished = lifecycle.finished(current.call, now, by)
+            return Change(finished, release_agent=True, jobs=hangups(current))
         if status not in {
             CallStatus.SCHEDULED,
             CallStatus.QUEUED,
@@ -374,7 +442,10 @@ async def end_call(
         failed = lifecycle.failed(current.call, now, reason or FailReason.AG_CANCELED, details)
         held = status in {CallStatus.ASSIGNED, CallStatus.CONNECTING, CallStatus.SWITCHING}
         return Change(
-            failed, release_agent=held, waiting="rem" if status == CallStatus.QUEUED else ""
+            failed,
+            release_agent=held,
+            waiting="rem" if status == CallStatus.QUEUED else "",
+            jobs=hangups(current),
         )
 
     after = await calls.apply(call_id, decide)

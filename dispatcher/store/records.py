@@ -7,16 +7,19 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import ResponseError
 
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import clock
 from dispatcher.domain.call_requests import OutboundPlan, ParentCall, QueuedPlan
+from dispatcher.domain.campaigns import cancelled
 from dispatcher.domain.chat_requests import ACTIVE_SESSION, OPTED_OUT, SmsPlan
-from dispatcher.domain.errors import InvalidRequest
+from dispatcher.domain.errors import DispatchError, InvalidRequest, ServiceUnavailable
 from dispatcher.domain.objects import CallObject, ChatObject, CustomerFlags
 from dispatcher.domain.records import (
     CallMeta,
@@ -27,10 +30,12 @@ from dispatcher.domain.records import (
     sms_chat,
 )
 from dispatcher.store import idempotency, jobs, keys
+from dispatcher.store.campaigns import CampaignLink
 from dispatcher.store.idempotency import Answer, Once
 from dispatcher.store.scripts import Scripts
 
 Kind = Literal["call", "chat"]
+CallPlan = OutboundPlan | QueuedPlan
 AGENT_NOT_AVAILABLE = "Agent is not available to take this call"
 _CLAIM_ERRORS = {0: AGENT_NOT_AVAILABLE, -1: ACTIVE_SESSION, -2: OPTED_OUT}
 
@@ -53,11 +58,20 @@ class ListQuery:
 
 
 @dataclass(frozen=True)
-class _Answering:
-    """The answer a create gives, stored under the client's key when there is one."""
+class _Creation:
+    """A record ready to be stored by create_record.lua, and the answer its create gives
+    (stored under the client's key when there is one)."""
 
+    kind: Kind
+    record: CallObject | ChatObject
+    meta_json: str
+    now: datetime
+    job: jobs.JobSpec | None
+    claims: _Claims
     answer: Answer
     key: Once | None
+    campaign: CampaignLink | None = None
+    due_ms: int = 0  # when a call of a campaign is due
 
 
 @dataclass(frozen=True)
@@ -81,11 +95,42 @@ class Records:
         self.tenant = tenant
         self.keys = keys.TenantKeys(tenant.subdomain)
 
-    async def create_outbound(
-        self, plan: OutboundPlan, now: datetime, key: Once | None = None
-    ) -> Answer:
-        """201 with the call, or 202 when the agent must still choose a number."""
-        ids = await self._allocate("call", participants=2, end_user_number=None)
+    async def create_call(self, plan: CallPlan, key: Once | None = None) -> Answer:
+        """201 with the call; 202 for an outbound call that waits for the agent's choice."""
+        ids = _ids(await self._allocate(_allocation(plan)))
+        creation = self._call_creation(plan, ids, key, None)
+        return _outcome(creation, await self._create(creation))
+
+    async def create_calls(
+        self, planned: Sequence[tuple[CallPlan, Once | None]], campaign: CampaignLink | None
+    ) -> list[Answer | DispatchError]:
+        """Many calls (a batch), in the order given, in two pipelined round trips: their ids,
+        then their records, each written by the same script and interpreted the same way as
+        `create_call`'s. One that fails its claims fails alone."""
+        if not planned:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for plan, _ in planned:
+                await self._allocate(_allocation(plan), pipe)
+            allocated = await pipe.execute()
+        creations = [
+            self._call_creation(plan, _ids(raw), key, campaign)
+            for (plan, key), raw in zip(planned, allocated, strict=True)
+        ]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for creation in creations:
+                await self._create(creation, pipe)
+            outcomes = await pipe.execute(raise_on_error=False)
+        return [_settled(c, raw) for c, raw in zip(creations, outcomes, strict=True)]
+
+    def _call_creation(
+        self, plan: CallPlan, ids: Ids, key: Once | None, campaign: CampaignLink | None
+    ) -> _Creation:
+        if isinstance(plan, OutboundPlan):
+            return self._outbound(plan, ids, key)
+        return self._queued(plan, ids, key, campaign)
+
+    def _outbound(self, plan: OutboundPlan, ids: Ids, key: Once | None) -> _Creation:
         now = ids.created
         call, meta = outbound_call(plan, self.tenant, ids, now)
         job, answer = None, Answer(201, call.model_dump_json().encode(), record_id=call.id)
@@ -95,34 +140,33 @@ class Records:
             pending = orjson.dumps(pending_choice(plan, call.id, meta))
             answer = Answer(202, pending, record_id=call.id)
         claims = _Claims(agent_id=plan.agent.id, agent_capacity=plan.agent.capacity.voice)
-        return await self._create(
-            "call", call, meta.model_dump_json(), now, job, claims, _Answering(answer, key)
-        )
+        return _Creation("call", call, meta.model_dump_json(), now, job, claims, answer, key)
 
-    async def create_queued(
-        self, plan: QueuedPlan, now: datetime, key: Once | None = None
-    ) -> Answer:
-        anonymous = None if plan.contact else plan.end_user_number
-        ids = await self._allocate("call", participants=1, end_user_number=anonymous)
+    def _queued(
+        self, plan: QueuedPlan, ids: Ids, key: Once | None, campaign: CampaignLink | None
+    ) -> _Creation:
         now = ids.created
         call, meta = queued_call(plan, self.tenant, ids, now)
+        run_at, function = clock.to_ms(now), jobs.ROUTE_CALL
         if plan.scheduled_at is not None:
             run_at, function = clock.to_ms(plan.scheduled_at), jobs.FIRE_SCHEDULED_CALL
             joins = (self.keys.scheduled, run_at)
         else:
-            run_at, function = clock.to_ms(now), jobs.ROUTE_CALL
             joins = (self.keys.waiting(plan.menu.id), run_at)
-        job = jobs.JobSpec(function, self.tenant.subdomain, call.id, run_at)
+        job: jobs.JobSpec | None = jobs.JobSpec(function, self.tenant.subdomain, call.id, run_at)
+        if campaign is not None:
+            # Its campaign's pump fires it, at the campaign's pace: no job of its own.
+            job, meta.campaign_id = None, campaign.campaign_id
         claims = _Claims(joins=joins)
         answer = Answer(201, call.model_dump_json().encode(), record_id=call.id)
-        return await self._create(
-            "call", call, meta.model_dump_json(), now, job, claims, _Answering(answer, key)
+        return _Creation(
+            "call", call, meta.model_dump_json(), now, job, claims, answer, key, campaign, run_at
         )
 
     async def create_chat(self, plan: SmsPlan, now: datetime, key: Once | None = None) -> Answer:
         anonymous = None if plan.contact else plan.end_user_number
         participants = 2 if plan.agent else 1
-        ids = await self._allocate("chat", participants=participants, end_user_number=anonymous)
+        ids = _ids(await self._allocate(("chat", participants, anonymous)))
         now = ids.created
         chat, meta = sms_chat(plan, ids, now)
         job = jobs.JobSpec(jobs.SEND_SMS, self.tenant.subdomain, chat.id, clock.to_ms(now))
@@ -131,9 +175,8 @@ class Records:
             session_ttl_ms=self.tenant.doc.settings.sms_session_timeout_s * 1000,
         )
         answer = Answer(200, chat.model_dump_json().encode(), record_id=chat.id)
-        return await self._create(
-            "chat", chat, meta.model_dump_json(), now, job, claims, _Answering(answer, key)
-        )
+        creation = _Creation("chat", chat, meta.model_dump_json(), now, job, claims, answer, key)
+        return _outcome(creation, await self._create(creation))
 
     async def document(self, kind: Kind, record_id: int) -> bytes | None:
         raw: bytes | None = await self._redis.hget(  # type: ignore[misc]
@@ -146,6 +189,19 @@ class Records:
         if raw_meta is None:
             return None
         return ParentCall(id=call_id, menu_id=CallMeta.model_validate_json(raw_meta).menu_id)
+
+    async def parent_calls(self, call_ids: set[int]) -> dict[int, ParentCall]:
+        """`parent_call` of many ids in one pipelined round trip; ids of no call left out."""
+        ordered = sorted(call_ids)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for call_id in ordered:
+                pipe.hget(self.keys.call(call_id), "meta")
+            metas = await pipe.execute()
+        return {
+            call_id: ParentCall(id=call_id, menu_id=CallMeta.model_validate_json(meta).menu_id)
+            for call_id, meta in zip(ordered, metas, strict=True)
+            if meta is not None
+        }
 
     async def flags(self, call_id: int) -> CustomerFlags | None:
         fields = list(CustomerFlags.model_fields)
@@ -212,8 +268,11 @@ class Records:
     def _record_key(self, kind: Kind, record_id: int) -> str:
         return self.keys.call(record_id) if kind == "call" else self.keys.chat(record_id)
 
-    async def _allocate(self, kind: Kind, participants: int, end_user_number: str | None) -> Ids:
-        record_id, first_participant, end_user, created_ms = await self._scripts.allocate_ids(
+    async def _allocate(self, allocation: _Allocation, pipe: Pipeline | None = None) -> Any:
+        """Runs allocate_ids.lua for the ids of one new record and returns its raw reply (read
+        by `_ids`); or queues it on `pipe`, whose execute() returns the replies."""
+        kind, participants, end_user_number = allocation
+        return await self._scripts.allocate_ids(
             keys=[
                 self.keys.sequence(kind),
                 self.keys.sequence("participant"),
@@ -221,26 +280,20 @@ class Records:
                 self.keys.end_users,
             ],
             args=[participants, end_user_number or ""],
-        )
-        return Ids(
-            record=record_id,
-            first_participant=first_participant,
-            end_user=end_user or None,
-            created=clock.from_ms(created_ms),
+            client=pipe,
         )
 
-    async def _create(
-        self,
-        kind: Kind,
-        record: CallObject | ChatObject,
-        meta_json: str,
-        now: datetime,
-        job: jobs.JobSpec | None,
-        claims: _Claims,
-        answering: _Answering,
-    ) -> Answer:
-        now_ms = clock.to_ms(now)
-        if kind == "call":
+    async def _create(self, creation: _Creation, pipe: Pipeline | None = None) -> Any:
+        """Runs create_record.lua for one creation and returns its raw reply; or queues it on
+        `pipe`, whose execute() returns the replies."""
+        record, claims, key, campaign = (
+            creation.record,
+            creation.claims,
+            creation.key,
+            creation.campaign,
+        )
+        now_ms = clock.to_ms(creation.now)
+        if creation.kind == "call":
             assert isinstance(record, CallObject)
             indexes = [
                 self.keys.calls,
@@ -254,20 +307,22 @@ class Records:
                 self.keys.chats_by_status(record.status),
                 self.keys.chats_by_type(record.chat_type),  # type: ignore[arg-type]
             ]
-        outcome = await self._scripts.create_record(
+        return await self._scripts.create_record(
             keys=[
-                self._record_key(kind, record.id),
+                self._record_key(creation.kind, record.id),
                 *indexes,
                 jobs.QUEUE_NAME,
                 self.keys.agent(claims.agent_id),
                 self.keys.sms_session(claims.consumer_number or ""),
                 self.keys.do_not_contact,
                 claims.joins[0] if claims.joins else self.keys.waiting(0),
-                answering.key.redis_key if answering.key else self.keys.idempotency("", ""),
+                key.redis_key if key else self.keys.idempotency("", ""),
+                campaign.key if campaign else self.keys.campaign(0),
+                campaign.due_key if campaign else self.keys.campaign_due(0),
             ],
             args=[
                 record.model_dump_json(),
-                meta_json,
+                creation.meta_json,
                 record.status,
                 now_ms,
                 record.id,
@@ -276,15 +331,54 @@ class Records:
                 claims.session_ttl_ms,
                 claims.joins[1] if claims.joins else "",
                 record.lang if isinstance(record, CallObject) else "",
-                *(answering.key.script_args() if answering.key else ["", 0]),
-                answering.answer.status,
-                answering.answer.body if answering.key else b"",
-                *jobs.script_args([job] if job else [], now_ms),
+                *(key.script_args() if key else ["", 0]),
+                creation.answer.status,
+                creation.answer.body if key else b"",
+                *(campaign.script_args(creation.due_ms) if campaign else ["", 0, "", b""]),
+                *jobs.script_args([creation.job] if creation.job else [], now_ms),
             ],
+            client=pipe,
         )
-        if isinstance(outcome, list):  # a concurrent duplicate stored first
-            assert answering.key is not None
-            return idempotency.replay(answering.key, outcome)
-        if outcome != 1:
-            raise InvalidRequest(_CLAIM_ERRORS[int(outcome)])
-        return answering.answer
+
+
+_Allocation = tuple[Kind, int, str | None]  # kind, participants to number, anonymous number
+
+
+def _allocation(plan: CallPlan) -> _Allocation:
+    if isinstance(plan, OutboundPlan):
+        return "call", 2, None
+    return "call", 1, None if plan.contact else plan.end_user_number
+
+
+def _ids(raw: list[int]) -> Ids:
+    record_id, first_participant, end_user, created_ms = raw
+    return Ids(
+        record=record_id,
+        first_participant=first_participant,
+        end_user=end_user or None,
+        created=clock.from_ms(created_ms),
+    )
+
+
+def _outcome(creation: _Creation, outcome: Any) -> Answer:
+    """What the client is answered, from create_record.lua's reply (raises the refusals)."""
+    if isinstance(outcome, list):  # a concurrent duplicate stored first
+        assert creation.key is not None
+        return idempotency.replay(creation.key, outcome)
+    if outcome == -3:
+        raise cancelled()
+    if outcome != 1:
+        raise InvalidRequest(_CLAIM_ERRORS[int(outcome)])
+    return creation.answer
+
+
+def _settled(creation: _Creation, outcome: Any) -> Answer | DispatchError:
+    """`_outcome` of one creation of a batch, its refusal returned rather than raised; an error
+    of Redis itself for this one script (not the connection: that fails the whole batch) is
+    answered as a 503 for this item alone."""
+    if isinstance(outcome, ResponseError):
+        return ServiceUnavailable("Service unavailable")
+    try:
+        return _outcome(creation, outcome)
+    except DispatchError as refused:
+        return refused

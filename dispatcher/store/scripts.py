@@ -27,6 +27,10 @@ class Scripts:
     enqueue: AsyncScript
     end_session: AsyncScript
     pick_waiting: AsyncScript
+    create_campaign: AsyncScript
+    campaign_control: AsyncScript
+    release_campaign: AsyncScript
+    fire_campaign_call: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:

@@ -256,6 +256,10 @@ class Load:
         pending: set[asyncio.Task[None]] = set()
         interval, due, sent = 1 / self.rate, time.monotonic(), 0
         while not self._stopped.is_set() and len(self.created) < self.total:
+            if len(self.created) + len(pending) >= self.total:
+                # Enough in flight to reach the total: only send more if some of them fail.
+                await asyncio.wait(set(pending), return_when=asyncio.FIRST_COMPLETED)
+                continue
             await self._slots.acquire()
             task = asyncio.create_task(self._post(sent))
             pending.add(task)

@@ -1,8 +1,10 @@
-"""The `dispatcher` command as a user runs it: up, healthz, load-config, clean shutdown."""
+"""The `dispatcher` command as a user runs it: up, healthz, load-config, clean shutdown, the
+simulated agents of `up`, and --help of every command."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,10 +14,18 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import click
+import orjson
 import pytest
+import redis
+from click.testing import CliRunner
 
-from tests.conftest import DEMO_FILE
+from dispatcher.cli import main
+from dispatcher.store.keys import TENANTS
+from tests.conftest import DEMO_FILE, basic
+from tests.terminal import drain, frames, pseudo_terminal
 
 BIN = Path(sys.executable).parent / "dispatcher"
 
@@ -30,6 +40,24 @@ def _environment() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env["DISPATCHER_LOG_FORMAT"] = "json"
     return env
+
+
+INBOUND_CALL = {
+    "call_type": "Voice Inbound (API)",
+    "menu_id": 9,
+    "end_user_number": "+1 205-123-4567",
+}
+
+
+def _api(port: int, path: str, body: Any = None) -> Any:
+    """A request of the demo tenant: POST with a body, else GET; the answer's JSON."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=None if body is None else orjson.dumps(body),
+        headers={**basic(), "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        return orjson.loads(answer.read())
 
 
 def _wait_healthy(port: int, process: subprocess.Popen[bytes], timeout_s: float = 20) -> None:
@@ -124,6 +152,7 @@ def test_load_config_against_a_running_up(
     )
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout == "loaded demo: 4 agents, 3 menus, 2 numbers, 3 contacts\n"
+    assert loaded.stderr == ""  # off a terminal: no progress bars
     broken = tmp_path / "broken.yaml"
     broken.write_text("tenants:\n  - subdomain: Bad Name\n    api_tokens: []\n")
     refused = subprocess.run(
@@ -176,3 +205,150 @@ def test_serve_with_workers_shares_the_port_and_stops_them_all(
             process.kill()
         process.wait()
         log.close()
+
+
+def test_up_simulate_agents_answers_calls_through_the_api(tmp_path: Path) -> None:
+    """`make run`'s agents: the demo tenant's agents accept offers about 2 s after they ring."""
+    port = _free_port()
+    log = (tmp_path / "up.log").open("wb")
+    process = subprocess.Popen(
+        [str(BIN), "up", "--host", "127.0.0.1", "--port", str(port),
+         "--config", str(DEMO_FILE), "--data-dir", str(tmp_path), "--simulate-agents"],
+        env=_environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )  # fmt: skip
+    try:
+        _wait_healthy(port, process)
+        created = _api(port, "/apps/api/v1/calls", INBOUND_CALL)
+        deadline = time.monotonic() + 15
+        call = created
+        while call["assigned_at"] is None:
+            assert time.monotonic() < deadline, f"no simulated agent took the call: {call}"
+            time.sleep(0.1)
+            call = _api(port, f"/apps/api/v1/calls/{created['id']}")
+        assert call["agent_info"]["id"] in (1, 2)  # menu 9's first group
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        log.close()
+    lines = (tmp_path / "up.log").read_bytes().splitlines()
+    events = [orjson.loads(line)["event"] for line in lines if line.startswith(b"{")]
+    assert events.count("simulated agent: available") == 4
+    assert "simulated agent: accepted" in events
+
+
+def test_up_simulate_agents_needs_the_tenants_it_signs_in_as(tmp_path: Path) -> None:
+    refused = CliRunner().invoke(main, ["up", "--data-dir", str(tmp_path), "--simulate-agents"])
+    assert refused.exit_code == 2
+    assert refused.stderr.splitlines()[-1] == (
+        "Error: --simulate-agents needs --config: the simulated agents sign in with the API "
+        "tokens of the tenants it loads"
+    )
+
+
+def _commands(
+    command: click.Command, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+    yield path, command
+    if isinstance(command, click.Group):
+        for name, child in command.commands.items():
+            yield from _commands(child, (*path, name))
+
+
+def test_every_command_and_option_says_what_it_is_for() -> None:
+    walked = list(_commands(main))
+    assert {" ".join(path) for path, _ in walked} >= {
+        "", "up", "serve", "worker", "load-config", "calls", "calls list", "calls show",
+        "agents", "agents simulate", "campaign", "campaign import",
+    }  # fmt: skip
+    for path, command in walked:
+        shown = CliRunner().invoke(main, [*path, "--help"], prog_name="dispatcher")
+        assert shown.exit_code == 0, (path, shown.output)
+        assert shown.stdout.startswith(f"Usage: dispatcher {' '.join(path)}".rstrip())
+        cut = [line for line in shown.stdout.splitlines()[1:] if line.endswith("...")]
+        assert cut == [], "descriptions cut short in the list of commands"
+        assert (command.help or "").strip(), f"`dispatcher {' '.join(path)}` has no description"
+        for parameter in command.params:
+            if isinstance(parameter, click.Option) and not parameter.hidden:
+                assert (parameter.help or "").strip(), f"{path}: {parameter.opts} has no help"
+                assert parameter.opts[-1] in shown.stdout
+
+
+def _large_directory(path: Path, tenants: int, agents: int) -> None:
+    def tenant(i: int) -> dict[str, Any]:
+        return {
+            "subdomain": f"t{i:04d}",
+            "api_tokens": [f"token-{i}"],
+            "outbound_numbers": [{"number": "+1 628-555-0199"}],
+            "agents": [
+                {"id": a, "email": f"a{a}@t{i}.example", "first_name": "A", "last_name": str(a)}
+                for a in range(1, agents + 1)
+            ],
+            "menus": [{"id": 1, "name": "Main", "type": "ivr_menu", "groups": [[1, 2]]}],
+            "contacts": [{"ticket_id": str(c), "id": c} for c in (1, 2)],
+        }
+
+    path.write_bytes(orjson.dumps({"tenants": [tenant(i) for i in range(tenants)]}))
+
+
+def _load_on_a_terminal(
+    arguments: list[str], redis_url: str, tmp_path: Path
+) -> tuple[int, str, list[str]]:
+    """load-config with stderr on a terminal: exit code, stdout, and what it drew there."""
+    out = tmp_path / "out.txt"
+    with pseudo_terminal() as (terminal, reading), out.open("wb") as stdout:
+        process = subprocess.Popen(
+            [str(BIN), "load-config", *arguments],
+            env={**_environment(), "REDIS_URL": redis_url},
+            stdout=stdout,
+            stderr=terminal,
+        )
+        drawn = ""
+        while process.poll() is None:  # read as it comes, so the terminal never fills up
+            drawn += drain(reading, 0.05)
+        drawn += drain(reading)
+    return process.returncode, out.read_text(), frames(drawn)
+
+
+def test_load_config_of_a_large_directory_shows_its_phases_on_a_terminal(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """2,000 tenants: a bar per phase, each at 100 %, with its rate."""
+    big = tmp_path / "tenants.json"
+    _large_directory(big, tenants=2000, agents=2)
+    store = redis.Redis.from_url(redis_url)
+    store.flushdb()
+    try:
+        code, out, drawn = _load_on_a_terminal([str(big)], redis_url, tmp_path)
+        assert code == 0
+        assert store.hlen(TENANTS) == 2000
+    finally:
+        store.flushdb()
+        store.close()
+    lines = out.splitlines()
+    assert (len(lines), lines[0], lines[-1]) == (
+        2000,
+        "loaded t0000: 2 agents, 1 menus, 1 numbers, 2 contacts",
+        "loaded t1999: 2 agents, 1 menus, 1 numbers, 2 contacts",
+    )
+    size = r"[\d.]+[kM]?"
+    took = r"\[\d\d:\d\d<00:00, [^\]]+"
+    expected = [
+        rf"parse: 100%\|█+\| {size}/{size} {took}char/s\]",
+        rf"validate: 100%\|█+\| 2000/2000 {took}tenant/s\]",
+        rf"store: 100%\|█+\| 2000/2000 {took}tenant/s, writing\]",
+    ]
+    assert len(drawn) == 3, drawn
+    for line, pattern in zip(drawn, expected, strict=True):
+        assert re.fullmatch(pattern, line), (line, pattern)
+
+
+def test_load_config_draws_nothing_on_a_terminal_when_asked_not_to(
+    redis_url: str, tmp_path: Path
+) -> None:
+    code, out, drawn = _load_on_a_terminal([str(DEMO_FILE), "--no-progress"], redis_url, tmp_path)
+    assert (code, out, drawn) == (0, "loaded demo: 4 agents, 3 menus, 2 numbers, 3 contacts\n", [])

@@ -48,6 +48,10 @@ async def worker(redis_url: str, redis: Redis) -> AsyncIterator[Worker]:
 
 async def stop_worker(arq_worker: Worker, polling: asyncio.Task[Any]) -> None:
     """Stops a worker started with `async_run()` in a task, and closes it."""
+    # No new job first, and one poll to see it: cancelled while starting a job, ARQ's WATCH
+    # pipeline can be left holding its connection (a ResourceWarning when collected).
+    arq_worker.allow_pick_jobs = False
+    await asyncio.sleep(arq_worker.poll_delay_s * 2)
     polling.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await polling

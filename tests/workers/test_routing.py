@@ -309,6 +309,33 @@ async def test_the_agents_event_stream_carries_the_offer_and_the_assignment(
 
         await post_json(client, f"{API}/offers/{data['id']}/accept")
         assert await stream.next_event() == ("assigned", {"call_id": call_id})
+        # Then every change of the call the agent holds, to its end.
+        seen: list[str] = []
+        while not seen or seen[-1] != "finished":
+            kind, call = await stream.next_event()
+            assert (kind, call["id"], call["agent_info"]["id"]) == ("call_updated", call_id, 1)
+            seen.append(call["status"])
+        assert seen == ["assigned", "connecting", "connected", "finished"]
+
+
+async def test_offers_made_are_announced_on_the_tenants_channel(
+    client: TestClient[Any, Any], redis: Redis, worker: Worker
+) -> None:
+    await load_tenant(redis, menus={51: {"offer_timeout_s": 5, "max_wait_s": 10}})
+    async with redis.pubsub() as pubsub:
+        await pubsub.subscribe(TENANT.events)
+        call_id = (await inbound_call(client, 51))["id"]  # multicast: agents 1, 2 and 4
+        message = None
+        for _ in range(3):  # the first read may be the subscription's confirmation
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=2)
+            if message is not None:
+                break
+        assert message is not None
+        assert orjson.loads(message["data"]) == {
+            "type": "offers.made",
+            "call_id": call_id,
+            "agent_ids": [1, 2, 4],
+        }
 
 
 async def test_the_losers_event_stream_sees_the_offer_withdrawn(

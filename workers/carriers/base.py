@@ -20,6 +20,7 @@ class Dial:
     call_id: int
     to: str
     from_: str | None
+    agent_id: int | None = None  # the agent the end user is to be connected to
 
 
 @dataclass(frozen=True)
@@ -32,11 +33,20 @@ class Sms:
 
 
 class CarrierError(Exception):
-    """The carrier refused or could not be reached; `fail_reason` says how to record it."""
+    """The carrier refused or could not be reached; `fail_reason` says how to record it. The
+    message becomes the call's fail_details: it must hold no secret and no phone number.
+    `retry_after_s` is set when trying again may work (the carrier was busy or unreachable)."""
 
-    def __init__(self, message: str, fail_reason: str = "voip_conn_general") -> None:
+    def __init__(
+        self,
+        message: str,
+        fail_reason: str = "voip_conn_general",
+        *,
+        retry_after_s: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.fail_reason = fail_reason
+        self.retry_after_s = retry_after_s
 
 
 class Carrier(ABC):

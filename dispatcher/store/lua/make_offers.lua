@@ -1,7 +1,8 @@
 -- Offers a queued call to agents who are available, have a voice slot free of calls and of
 -- other open offers (an agent rings for one call per free slot, as a phone would), and were
 -- never offered this call before (declined or expired offers are not repeated).
--- KEYS[1] call hash, KEYS[2] the call's offers (hash agent id -> offer id), KEYS[3] offer counter
+-- KEYS[1] call hash, KEYS[2] the call's offers (hash agent id -> offer id), KEYS[3] offer counter,
+-- KEYS[4] the call's history
 -- ARGV[1] tenant key prefix, ARGV[2] call id, ARGV[3] now ms, ARGV[4] expires ms,
 -- then per agent: agent id, voice capacity, group name
 -- Offers of the call that rang out unanswered are marked expired first: their agents are free
@@ -17,6 +18,7 @@ for i = 1, #offered, 2 do
   if offer[1] == 'open' and tonumber(offer[2]) <= tonumber(ARGV[3]) then
     redis.call('HSET', offer_key, 'state', 'expired')
     table.insert(rang_out, offered[i])
+    record_history(KEYS[4], offer_entry(ARGV[3], 'expired', offered[i], offered[i + 1]))
   end
 end
 for i = 5, #ARGV, 3 do
@@ -33,6 +35,7 @@ for i = 5, #ARGV, 3 do
     redis.call('ZADD', prefix .. 'agent:' .. agent_id .. ':offers', ARGV[4], offer_id)
     table.insert(made, agent_id)
     table.insert(made, offer_id)
+    record_history(KEYS[4], offer_entry(ARGV[3], 'offered', agent_id, offer_id))
   end
 end
 return {made, rang_out}

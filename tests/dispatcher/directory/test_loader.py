@@ -90,6 +90,7 @@ def test_omitted_optional_keys_take_the_documented_defaults() -> None:
     assert settings.default_outbound_number is None
     assert (settings.webhook_url, settings.webhook_secret) == (None, None)
     assert settings.carrier == "simulated"
+    assert (settings.twilio.account, settings.twilio.ring_timeout_s) == (None, 30)
     assert acme.outbound_numbers == []
     [agent] = acme.agents
     assert agent.can_make_calls is True
@@ -212,6 +213,16 @@ REFUSED: list[Any] = [
         _set(("agents", 0, "status"), "busy"),
         "tenants[0].agents[0].status: must be one of available, unavailable, offline",
         id="agent-status",
+    ),
+    pytest.param(
+        _set(("settings", "carrier"), "vonage"),
+        "tenants[0].settings.carrier: must be one of simulated, twilio",
+        id="carrier-unknown",
+    ),
+    pytest.param(
+        _set(("settings", "twilio"), {"account": "acme-eu"}),
+        "tenants[0].settings.twilio.account: string should match pattern '^[A-Za-z0-9_]{1,40}$'",
+        id="twilio-account-pattern",
     ),
     pytest.param(
         _set(("subdomain",), "Demo_1"),
@@ -575,3 +586,31 @@ async def test_refused_yaml_through_the_operator_api(
         "errors": ["document: is not valid YAML"],
     }
     assert await (await client.get(CONFIG, headers=ADMIN)).json() == stored
+
+
+@pytest.mark.parametrize("yaml_allowed", [True, False])
+def test_loading_tells_how_much_was_read(yaml_allowed: bool) -> None:
+    """The progress of `load-config`'s parse bar: every character, in YAML's small chunks."""
+    text = DEMO_FILE.read_text() if yaml_allowed else json.dumps(demo_document())
+    told: list[int] = []
+    raw = loader.load(text, yaml_allowed=yaml_allowed, on_read=told.append)
+    assert raw == demo_document()
+    assert sum(told) == len(text)
+    assert len(told) > 1 if yaml_allowed else told == [len(text)]
+
+
+def test_validating_tells_each_tenant_and_refuses_as_ever() -> None:
+    document = demo_document()
+    document["tenants"].append({**copy.deepcopy(tenant(document)), "subdomain": "other"})
+    told: list[None] = []
+    loader.validate(document, on_tenant=lambda: told.append(None))
+    assert len(told) == 2
+    assert loader.tenant_count(document) == 2
+    tenant(document)["menus"][0]["type"] = "phone_menu"
+    with pytest.raises(DirectoryError) as caught:
+        loader.validate(document, on_tenant=lambda: told.append(None))
+    assert caught.value.errors == [
+        "tenants[0].menus[0].type: must be one of ivr_menu, mobile_menu, web_menu"
+    ]
+    assert loader.tenant_count({"tenants": "x"}) is None
+    assert loader.tenant_count([]) is None

@@ -17,29 +17,24 @@ every operation instead.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import os
-import threading
 import traceback
 from collections import Counter
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import hypothesis
 import pytest
 import schemathesis
-from aiohttp import web
 from schemathesis import Case, Response
 from schemathesis.core.failures import FailureGroup
 from schemathesis.generation.stateful.state_machine import APIStateMachine
 
-from dispatcher.app import create_app, redis_client
 from dispatcher.http import openapi
 from dispatcher.settings import Settings
-from tests.conftest import ADMIN_TOKEN, demo_document, load_directory
-from tests.workers.conftest import stop_worker
-from workers.settings import DispatchWorker, create_worker
+from tests.conftest import ADMIN_TOKEN
+from tests.live import LiveService, live_service
 
 EXAMPLES = int(os.environ.get("DISPATCHER_FUZZ_EXAMPLES", "30"))
 AGENT_EMAILS = [
@@ -104,80 +99,6 @@ schema = schemathesis.openapi.from_dict(copy.deepcopy(openapi.document()), confi
 )
 
 
-class LiveService(threading.Thread):
-    """The app on a real port, and optionally an ARQ worker, on their own event loop in this
-    thread; the test thread reaches that loop through `run_in_loop`."""
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(name="live-service", daemon=True)
-        self.settings = settings
-        self.redis_url = settings.redis_url or ""
-        self.url = ""
-        self.ready = threading.Event()
-        self.failed: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
-        self._worker: tuple[DispatchWorker, asyncio.Task[None]] | None = None
-
-    def run(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as exc:  # reported to the test thread, which waits on `ready`
-            self.failed = exc
-            self.ready.set()
-
-    async def _serve(self) -> None:
-        await self._reset()
-        runner = web.AppRunner(create_app(self.settings))
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        host, port = runner.addresses[0][:2]
-        self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
-        self.url = f"http://{host}:{port}"
-        self.ready.set()
-        try:
-            await self._stopping.wait()
-        finally:
-            await self._stop_worker()
-            await runner.cleanup()
-
-    async def _reset(self) -> None:
-        """An empty database with the demo directory: no calls, chats or live agent state."""
-        redis = redis_client(self.redis_url)
-        await redis.flushdb()
-        await load_directory(redis, demo_document())
-        await redis.aclose()
-
-    async def _start_worker(self) -> None:
-        worker = create_worker(self.redis_url, handle_signals=False, poll_delay=0.01)
-        self._worker = worker, asyncio.create_task(worker.async_run())
-
-    async def _stop_worker(self) -> None:
-        if self._worker is None:
-            return
-        worker, working = self._worker
-        self._worker = None
-        await stop_worker(worker, working)
-
-    def run_in_loop(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        assert self._loop is not None
-        asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=30)
-
-    def reset(self) -> None:
-        self.run_in_loop(self._reset())
-
-    def start_worker(self) -> None:
-        self.run_in_loop(self._start_worker())
-
-    def stop_worker(self) -> None:
-        self.run_in_loop(self._stop_worker())
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stopping is not None:
-            self._loop.call_soon_threadsafe(self._stopping.set)
-        self.join(timeout=30)
-
-
 # (run, operation, status) -> requests; printed at the end of the module (`pytest -s`).
 TALLY: Counter[tuple[str, str, int]] = Counter()
 
@@ -204,13 +125,8 @@ def report() -> str:
 def service(redis_url: str) -> Iterator[LiveService]:
     # No rate limit: the fuzzer is one tenant sending as fast as it can.
     settings = Settings(redis_url=redis_url, admin_token=ADMIN_TOKEN, rate_limit_per_s=0)  # type: ignore[arg-type]
-    live = LiveService(settings)
-    live.start()
-    live.ready.wait(timeout=30)
-    if live.failed is not None:
-        raise live.failed
-    yield live
-    live.stop()
+    with live_service(settings) as live:
+        yield live
     print("\n" + report())
 
 

@@ -13,10 +13,11 @@ import orjson
 import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.web import RouteDef
 from redis.asyncio import Redis
 
 from dispatcher.app import create_app
-from dispatcher.http import openapi
+from dispatcher.http import dashboard, openapi, operators, pages
 from dispatcher.settings import Settings
 from tests.conftest import ADMIN_TOKEN, basic, demo_document, load_directory
 
@@ -78,6 +79,9 @@ async def conforming(response: ClientResponse, template: str) -> Any:
             if header["schema"].get("type") == "integer":
                 value = int(value)
             assert jsonschema_rs.is_valid(header["schema"], value), f"{name}: {value!r}"
+    if "content" not in answer:
+        assert await response.read() == b"", f"{method.upper()} {template} {status}: a body"
+        return None
     media_type = next(iter(answer["content"]))
     assert response.content_type == media_type
     if media_type != "application/json":
@@ -91,20 +95,50 @@ async def conforming(response: ClientResponse, template: str) -> Any:
     return body
 
 
+# The files of the /docs page (Swagger UI's script, styles and icons) are no operation of the
+# API: the document describes the page, not the file tree behind it, which changes with the
+# Swagger UI package (test_docs.py checks every file the page uses).
+NOT_OPERATIONS = {("GET", "/docs/static/{version}/{name}")}
+# The browser pages' routes are not API operations: HTML and static files, and the JSON and
+# event stream they read with an operator's session cookie (no Basic or Bearer scheme to
+# document or fuzz). They are tested in test_pages.py and test_dashboard.py.
+PAGE_ROUTES = {
+    (route.method, route.path)
+    for module in (pages, operators, dashboard)
+    for route in module.routes
+    if isinstance(route, RouteDef)
+}
+
+
+def test_the_page_routes_stay_out_of_the_api_paths() -> None:
+    assert {path for _, path in PAGE_ROUTES} == {
+        "/dashboard",
+        "/dashboard/login",
+        "/dashboard/logout",
+        "/dashboard/session",
+        "/dashboard/api/snapshot",
+        "/dashboard/api/calls/{id}",
+        "/dashboard/events",
+        "/agent",
+        "/static/{name}",
+    }
+
+
 def test_the_router_serves_exactly_the_documented_operations(settings: Settings) -> None:
     # HEAD is aiohttp's automatic twin of every GET.
     served = {
         (route.method, route.resource.canonical)
         for route in create_app(settings).router.routes()
         if route.method != "HEAD" and route.resource is not None
-    }
+    } - PAGE_ROUTES
     documented = {
         (method.upper(), path)
         for path, item in DOCUMENT["paths"].items()
         for method in item
         if method in {"get", "put", "post", "patch", "delete"}
     }
-    assert served == documented
+    assert NOT_OPERATIONS <= served
+    assert served - NOT_OPERATIONS == documented
 
 
 def test_the_document_is_openapi_3_1_with_unique_operation_ids() -> None:
@@ -247,6 +281,12 @@ async def test_sms_and_chats_answers_conform(client: TestClient[Any, Any], demo:
 
 async def test_agent_side_answers_conform(client: TestClient[Any, Any], demo: Any) -> None:
     agent = f"{API}/agents/2"
+    listed = await client.get(f"{API}/agents", params={"per": "3"}, headers=basic())
+    assert len(await conforming(listed, "/apps/api/v1/agents")) == 3
+    bad_per = await client.get(f"{API}/agents", params={"per": "x"}, headers=basic())
+    assert await conforming(bad_per, "/apps/api/v1/agents") == {
+        "message": "per must be a positive integer"
+    }
     await conforming(await client.get(agent, headers=basic()), "/apps/api/v1/agents/{id}")
     unknown = await client.get(f"{API}/agents/99", headers=basic())
     assert await conforming(unknown, "/apps/api/v1/agents/{id}") == {"message": "Agent not found"}

@@ -1,0 +1,332 @@
+"""`dispatcher campaign import FILE.csv --campaign NAME`: a CSV of callbacks into a campaign,
+through the HTTP API in batches of 1,000 (a few in flight), with a progress bar, a summary and
+the failed rows written beside the file. Running it again creates nothing twice: each row's
+client_token is derived from the campaign and the row (see `client_token`)."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import json
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import click
+from tqdm import tqdm
+
+COLUMNS = ("end_user_number", "scheduled_at", "menu_id", "lang", "ticket_id")
+REQUIRED = ("end_user_number", "scheduled_at")
+ERROR_COLUMNS = ("row", *COLUMNS, "status", "message")
+EXIT_ROWS_FAILED = 1
+EXIT_INTERRUPTED = 3
+RETRIED = {429, 503}  # over the rate limit, or the storage briefly away: wait and send again
+MAX_WAITS = 120  # per batch, at Retry-After each (about two minutes of 1 s waits)
+REQUEST_TIMEOUT_S = 120
+
+
+class Interrupted(Exception):
+    """The API could not be reached, or refused the import as a whole."""
+
+
+@dataclass(frozen=True)
+class Row:
+    number: int  # as a spreadsheet numbers it: the header is row 1
+    values: dict[str, str]
+    token: str
+
+    def item(self) -> dict[str, str]:
+        """The row as a call joining the campaign (a scheduled call on its menu by default)."""
+        item = {name: self.values[name] for name in REQUIRED}
+        item.update({name: self.values[name] for name in COLUMNS if self.values[name]})
+        item["client_token"] = self.token
+        return item
+
+
+@dataclass
+class Tally:
+    created: int = 0
+    existed: int = 0
+    failed: list[tuple[Row, int, str]] = field(default_factory=list)
+
+    def count(self, rows: list[Row], answer: dict[str, Any]) -> None:
+        for row, result in zip(rows, answer["results"], strict=True):
+            if result["status"] >= 300:
+                self.failed.append((row, result["status"], result["body"].get("message", "")))
+            elif result["replayed"]:
+                self.existed += 1
+            else:
+                self.created += 1
+
+
+def client_token(campaign_id: int, values: dict[str, str], occurrence: int) -> str:
+    """The same row of the same file into the same campaign gives the same token, wherever it
+    stands in the file (rows added, removed or reordered between runs create no duplicate);
+    rows identical in every column are told apart by their occurrence (1st, 2nd ...). A row
+    changed between runs is a new call."""
+    canonical = json.dumps([campaign_id, [values[name] for name in COLUMNS], occurrence])
+    return "csv-" + hashlib.sha256(canonical.encode()).hexdigest()[:40]
+
+
+def read_rows(path: Path, campaign_id: int) -> Iterator[Row]:
+    seen: Counter[str] = Counter()
+    with path.open(newline="", encoding="utf-8-sig") as source:
+        for number, values in enumerate(csv.DictReader(source), start=2):
+            cleaned = {name: (values.get(name) or "").strip() for name in COLUMNS}
+            key = json.dumps([cleaned[name] for name in COLUMNS])
+            seen[key] += 1
+            yield Row(number, cleaned, client_token(campaign_id, cleaned, seen[key]))
+
+
+def check_header(path: Path) -> tuple[int, str]:
+    """(data rows, the first row's menu_id), or a usage error naming what is missing."""
+    with path.open(newline="", encoding="utf-8-sig") as source:
+        reader = csv.DictReader(source)
+        missing = [name for name in REQUIRED if name not in (reader.fieldnames or [])]
+        if missing:
+            raise click.UsageError(f"{path}: no column {', '.join(missing)} in the header")
+        first = next(reader, None)
+        menu = ((first or {}).get("menu_id") or "").strip()
+        return (0 if first is None else 1) + sum(1 for _ in reader), menu
+
+
+class Api:
+    """The few API calls the import makes, with the retries it owes to 429 and 503."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+        self.session = session
+        self.base = url.rstrip("/") + "/apps/api/v1"
+
+    async def request(
+        self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        status, payload = 0, None
+        for _ in range(MAX_WAITS):
+            try:
+                async with self.session.request(
+                    method, self.base + path, json=body, params=query
+                ) as answer:
+                    status, retry_after = answer.status, answer.headers.get("Retry-After", "1")
+                    payload = await answer.json(content_type=None)
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                raise Interrupted(f"cannot reach {self.base}: {exc or type(exc).__name__}") from exc
+            if status not in RETRIED:
+                return status, payload
+            await asyncio.sleep(float(retry_after) if retry_after.isdigit() else 1.0)
+        raise Interrupted(f"the API kept answering {status}: {_message(payload)}")
+
+    async def campaign(self, name: str, create: dict[str, Any]) -> dict[str, Any]:
+        """The campaign of this name, created if there is none."""
+        for _ in range(2):
+            status, found = await self.request("GET", "/campaigns", query={"name": name})
+            _expect(status, found, 200)
+            if found:
+                return dict(found[0])
+            status, created = await self.request("POST", "/campaigns", create)
+            if status != 409:  # 409: created by someone else meanwhile; read it
+                _expect(status, created, 201)
+                return dict(created)
+        raise Interrupted(f"campaign {name!r} could not be created or read")
+
+    async def join(self, campaign_id: int, rows: list[Row]) -> dict[str, Any]:
+        body = {"calls": [row.item() for row in rows]}
+        status, answer = await self.request("POST", f"/campaigns/{campaign_id}/calls/batch", body)
+        _expect(status, answer, 200)
+        return dict(answer)
+
+
+def _expect(status: int, payload: Any, wanted: int) -> None:
+    if status != wanted:
+        raise Interrupted(f"the API answered {status}: {_message(payload)}")
+
+
+def _message(payload: Any) -> str:
+    return str(payload.get("message")) if isinstance(payload, dict) else str(payload)[:200]
+
+
+@click.group()
+def campaign() -> None:
+    """Campaigns of scheduled callbacks."""
+
+
+@campaign.command("import", short_help="Import a CSV of callbacks into a campaign.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--campaign",
+    "name",
+    required=True,
+    help="Campaign name: created when new, else reused (its menu and pace stay).",
+)
+@click.option("--menu", "menu_id", type=int, help="Menu of a new campaign [first row's menu_id].")
+@click.option("--calls-per-second", type=float, help="Pace of a new campaign [API's: 10].")
+@click.option("--max-waiting", type=int, help="Queue cap of a new campaign [API's: none].")
+@click.option(
+    "--url",
+    envvar="DISPATCHER_URL",
+    default="http://127.0.0.1:8080",
+    show_default=True,
+    help="The API [DISPATCHER_URL].",
+)
+@click.option(
+    "--tenant",
+    envvar="DISPATCHER_TENANT",
+    required=True,
+    help="Tenant subdomain [DISPATCHER_TENANT].",
+)
+@click.option(
+    "--token",
+    envvar="DISPATCHER_API_TOKEN",
+    required=True,
+    help="API token; prefer the variable [DISPATCHER_API_TOKEN].",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 1000),
+    default=1000,
+    show_default=True,
+    help="Calls per POST /calls/batch.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 16),
+    default=4,
+    show_default=True,
+    help="Batches in flight at once.",
+)
+def import_csv(
+    file: Path,
+    name: str,
+    menu_id: int | None,
+    calls_per_second: float | None,
+    max_waiting: int | None,
+    url: str,
+    tenant: str,
+    token: str,
+    batch_size: int,
+    concurrency: int,
+) -> None:
+    """Import FILE.csv (end_user_number,scheduled_at,menu_id,lang,ticket_id) into a campaign.
+
+    Failed rows go to FILE.errors.csv with the API's message. Running it again creates nothing
+    twice, so an interrupted import is resumed by running the same command."""
+    rows, first_menu = check_header(file)
+    menu = menu_id if menu_id is not None else first_menu
+    if menu in (None, ""):
+        raise click.UsageError("no menu for a new campaign: give --menu, or a first row's menu_id")
+    pacing = {"calls_per_second": calls_per_second, "max_waiting": max_waiting}
+    create = {
+        "name": name,
+        "menu_id": menu,
+        "pacing": {k: v for k, v in pacing.items() if v is not None},
+    }
+    plan = Plan(file, rows, create, url, aiohttp.BasicAuth(tenant, token), batch_size, concurrency)
+    sys.exit(asyncio.run(run(plan)))
+
+
+@dataclass(frozen=True)
+class Plan:
+    file: Path
+    rows: int
+    create: dict[str, Any]  # the campaign to create when none has the name
+    url: str
+    auth: aiohttp.BasicAuth
+    batch_size: int
+    concurrency: int
+
+    @property
+    def errors_file(self) -> Path:
+        return self.file.with_name(self.file.stem + ".errors.csv")
+
+
+async def run(plan: Plan) -> int:
+    """The exit status: 0 every row is in, 1 some rows failed, 3 interrupted (run it again)."""
+    tally = Tally()
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
+    connector = aiohttp.TCPConnector(limit=plan.concurrency)
+    async with aiohttp.ClientSession(auth=plan.auth, timeout=timeout, connector=connector) as http:
+        api = Api(http, plan.url)
+        try:
+            joined = await api.campaign(plan.create["name"], plan.create)
+            click.echo(_described(joined), err=True)
+            await _send(api, plan, int(joined["id"]), tally)
+        except Interrupted as exc:
+            _report(plan, tally)
+            click.echo(f"error: {exc}", err=True)
+            click.echo(
+                "Run the same command again to resume: rows already in are not created twice.",
+                err=True,
+            )
+            return EXIT_INTERRUPTED
+    _report(plan, tally)
+    return EXIT_ROWS_FAILED if tally.failed else 0
+
+
+async def _send(api: Api, plan: Plan, campaign_id: int, tally: Tally) -> None:
+    """Batches in order, at most `concurrency` in flight; stops at the first interruption."""
+    pending: set[asyncio.Task[None]] = set()
+    with tqdm(total=plan.rows, unit="row", file=sys.stderr, dynamic_ncols=True) as bar:
+
+        async def one(rows: list[Row]) -> None:
+            tally.count(rows, await api.join(campaign_id, rows))
+            bar.update(len(rows))
+
+        try:
+            for rows in _chunks(read_rows(plan.file, campaign_id), plan.batch_size):
+                if len(pending) >= plan.concurrency:
+                    done, pending = await asyncio.wait(pending, return_when="FIRST_COMPLETED")
+                    for task in done:
+                        task.result()
+                pending.add(asyncio.create_task(one(rows)))
+            for finished in asyncio.as_completed(pending):
+                await finished
+        finally:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
+    chunk: list[Row] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _described(joined: dict[str, Any]) -> str:
+    pacing = joined["pacing"]
+    cap = pacing["max_waiting"]
+    return (
+        f"campaign {joined['id']} {joined['name']!r}: menu {joined['menu_id']}, "
+        f"{pacing['calls_per_second']:g} calls/s"
+        + (f", at most {cap} waiting" if cap else "")
+        + f", {joined['state']}, {joined['total']:,} calls so far"
+    )
+
+
+def _report(plan: Plan, tally: Tally) -> None:
+    """The summary, and the failed rows in FILE.errors.csv (an older one is removed when no
+    row failed, so that it always speaks of the last run)."""
+    failed = sorted(tally.failed, key=lambda f: f[0].number)
+    summary = (
+        f"created {tally.created:,}, already existed {tally.existed:,}, failed {len(failed):,}"
+        f" (of {plan.rows:,} rows)"
+    )
+    if failed:
+        with plan.errors_file.open("w", newline="", encoding="utf-8") as sink:
+            writer = csv.writer(sink)
+            writer.writerow(ERROR_COLUMNS)
+            for row, status, message in failed:
+                writer.writerow([row.number, *(row.values[c] for c in COLUMNS), status, message])
+        summary += f"; failed rows in {plan.errors_file}"
+    else:
+        plan.errors_file.unlink(missing_ok=True)
+    click.echo(summary)

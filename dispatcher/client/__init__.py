@@ -1,0 +1,1 @@
+"""Clients of the public HTTP API: the operators' commands (`calls`, `agents simulate`)."""

@@ -1,0 +1,248 @@
+"""Simulated agents that act only through the public API, as agent desktops would: each goes
+available, watches its event stream for offers, accepts one after a human-like delay, and
+finishes the call some talk time after it connects. Used by `dispatcher agents simulate N`
+against any deployment, and by `dispatcher up --simulate-agents` (`make run`)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from dispatcher.client.api import ApiError, Client, Unreachable
+
+# What a simulated agent reports: an event name and its fields (agent_id always).
+Report = Callable[[str, dict[str, Any]], None]
+
+MESSAGES = {
+    "available": "agent {agent_id} ({email}): available",
+    "offer": "agent {agent_id}: offer {offer_id} of call {call_id} ({group}), "
+    "accepting in {delay_s:.1f} s",
+    "accepted": "agent {agent_id}: accepted call {call_id}",
+    "missed": "agent {agent_id}: offer {offer_id} of call {call_id}: {message}",
+    "withdrawn": "agent {agent_id}: offer {offer_id} of call {call_id} withdrawn",
+    "connected": "agent {agent_id}: call {call_id} connected, finishing in {delay_s:.1f} s",
+    "finished": "agent {agent_id}: finished call {call_id}",
+    "ended": "agent {agent_id}: call {call_id} ended: {outcome}",
+    "not_connected": "agent {agent_id}: call {call_id} still {status} after {waited_s:.0f} s, "
+    "left as it is",
+    "restored": "agent {agent_id}: back to {status}",
+    "error": "agent {agent_id}: {message}",
+    "taken_over": "agent {agent_id}: signed in elsewhere (a newer event stream), left to it",
+}
+TERMINAL = {"finished", "failed"}
+
+
+def describe(event: str, fields: dict[str, Any]) -> str:
+    return MESSAGES[event].format(**fields)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long a simulated person takes. `talk_time_s` None: the agent never finishes a call
+    (the end user hangs up, as the simulated carrier's does after its own talk time)."""
+
+    accept_after_s: float = 2.0
+    talk_time_s: float | None = 30.0
+    jitter_s: float = 0.0  # each wait is this much longer or shorter at most, at random
+    poll_s: float = 0.5  # how often a held call is read until it connects
+    connect_limit_s: float = 120.0  # a held call not connected by then is left alone
+
+    def wait_s(self, base_s: float, rng: random.Random) -> float:
+        return max(0.0, base_s + rng.uniform(-self.jitter_s, self.jitter_s))
+
+
+async def pick_agents(api: Client, count: int | None) -> list[dict[str, Any]]:
+    """The tenant's first `count` agents by id (all of them with None), from GET /agents."""
+    agents: list[dict[str, Any]] = []
+    page = 1
+    while count is None or len(agents) < count:
+        listed = await api.agents(page=page)
+        agents += listed.items
+        if not listed.items or len(agents) >= listed.total:
+            break
+        page += 1
+    return agents if count is None else agents[:count]
+
+
+async def simulate(
+    api: Client,
+    agents: list[dict[str, Any]],
+    timing: Timing,
+    report: Report,
+    stop: asyncio.Event,
+    *,
+    restore: bool = True,
+) -> None:
+    """Runs the agents until `stop`; then, with `restore`, puts each agent it made available
+    back in the status it had. Failing to make an agent available ends it at once (ApiError,
+    Unreachable); later failures are reported and the agent's stream is reopened."""
+    rng = random.Random()
+    available: list[dict[str, Any]] = []
+    try:
+        for agent in agents:
+            await api.set_status(agent["id"], "available")
+            available.append(agent)
+            report("available", {"agent_id": agent["id"], "email": agent["email"]})
+        await _run_until(stop, [SimulatedAgent(api, a["id"], timing, report, rng) for a in agents])
+    finally:
+        if restore:
+            for agent in available:
+                await api.set_status(agent["id"], agent["status"])
+                report("restored", {"agent_id": agent["id"], "status": agent["status"]})
+
+
+async def _run_until(stop: asyncio.Event, people: list[SimulatedAgent]) -> None:
+    running = [asyncio.create_task(person.run()) for person in people]
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        # An agent's loop ends when someone takes the agent over (the others go on), or by a
+        # bug: that is raised rather than waited out.
+        waiting = {stopping, *running}
+        while stopping in waiting:
+            done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if any(not task.cancelled() and task.exception() for task in done):
+                break
+    finally:
+        for task in (stopping, *running):
+            task.cancel()
+        await asyncio.gather(stopping, *running, return_exceptions=True)
+        await asyncio.gather(*(person.stop() for person in people))
+    for task in running:
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None:
+            raise failure
+
+
+class SimulatedAgent:
+    """One person at an agent desktop."""
+
+    def __init__(
+        self, api: Client, agent_id: int, timing: Timing, report: Report, rng: random.Random
+    ) -> None:
+        self.api = api
+        self.agent_id = agent_id
+        self.timing = timing
+        self._report = report
+        self._rng = rng
+        self._offers: dict[int, asyncio.Task[None]] = {}  # offer id -> its answer
+        self._calls: dict[int, asyncio.Task[None]] = {}  # call id -> its conversation
+
+    async def run(self) -> None:
+        """Listens until cancelled, or until a person signs in as this agent (a newer event
+        stream supersedes ours); a dropped stream is reopened a second later."""
+        while True:
+            try:
+                if await self._listen():
+                    self.report("taken_over")
+                    return
+            except (ApiError, Unreachable) as exc:
+                self.report("error", message=str(exc))
+            await asyncio.sleep(1)
+
+    async def stop(self) -> None:
+        tasks = [*self._offers.values(), *self._calls.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def report(self, event: str, **fields: Any) -> None:
+        self._report(event, {"agent_id": self.agent_id, **fields})
+
+    async def _listen(self) -> bool:
+        """True when the stream ended because another desk took the agent over."""
+        opened = False
+        async for event, data in self.api.events(self.agent_id):
+            if not opened:
+                # The stream opens once subscribed: offers made before that are read instead.
+                opened = True
+                for offer in await self.api.offers(self.agent_id):
+                    self._offered(offer)
+            if event == "offer":
+                self._offered(data)
+            elif event == "offer_withdrawn":
+                self._withdrawn(data)
+            elif event == "assigned":
+                self._holding(data["call_id"])
+            elif event == "superseded":
+                return True
+        return False
+
+    def _offered(self, offer: dict[str, Any]) -> None:
+        if offer["id"] not in self._offers:
+            self._offers[offer["id"]] = self._spawn(self._answer(offer))
+
+    def _withdrawn(self, offer: dict[str, Any]) -> None:
+        answering = self._offers.get(offer["id"])
+        if answering is not None and not answering.done():
+            answering.cancel()
+            self.report("withdrawn", offer_id=offer["id"], call_id=offer["call_id"])
+
+    def _holding(self, call_id: int) -> None:
+        if self.timing.talk_time_s is not None and call_id not in self._calls:
+            self._calls[call_id] = self._spawn(self._converse(call_id, self.timing.talk_time_s))
+
+    async def _answer(self, offer: dict[str, Any]) -> None:
+        delay_s = self.timing.wait_s(self.timing.accept_after_s, self._rng)
+        ids = {"offer_id": offer["id"], "call_id": offer["call_id"]}
+        self.report("offer", **ids, group=offer["group"], delay_s=delay_s)
+        await asyncio.sleep(delay_s)
+        try:
+            call = await self.api.accept(offer["id"])
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            self.report("missed", **ids, message=exc.message)
+            return
+        self.report("accepted", call_id=call["id"])
+        self._holding(call["id"])
+
+    async def _converse(self, call_id: int, talk_time_s: float) -> None:
+        call = await self._until_connected(call_id)
+        if call["status"] in TERMINAL:
+            self.report("ended", call_id=call_id, outcome=_outcome(call))
+            return
+        if call["status"] != "connected":
+            waited_s = self.timing.connect_limit_s
+            self.report("not_connected", call_id=call_id, status=call["status"], waited_s=waited_s)
+            return
+        delay_s = self.timing.wait_s(talk_time_s, self._rng)
+        self.report("connected", call_id=call_id, delay_s=delay_s)
+        await asyncio.sleep(delay_s)
+        try:
+            await self.api.finish_call(call_id)
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            call = await self.api.call(call_id)  # the end user hung up first
+            self.report("ended", call_id=call_id, outcome=_outcome(call))
+            return
+        self.report("finished", call_id=call_id)
+
+    async def _until_connected(self, call_id: int) -> dict[str, Any]:
+        """The call once connected or ended, or as it is after the connect limit."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timing.connect_limit_s
+        while True:
+            call = await self.api.call(call_id)
+            if call["status"] == "connected" or call["status"] in TERMINAL:
+                return call
+            if loop.time() >= deadline:
+                return call
+            await asyncio.sleep(self.timing.poll_s)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        return asyncio.create_task(self._reporting_failures(work))
+
+    async def _reporting_failures(self, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except (ApiError, Unreachable) as exc:
+            self.report("error", message=str(exc))
+
+
+def _outcome(call: dict[str, Any]) -> str:
+    reason = call.get("fail_reason")
+    return str(call["status"]) + (f" ({reason})" if reason not in (None, "nothing") else "")

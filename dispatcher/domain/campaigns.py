@@ -1,0 +1,199 @@
+"""Campaigns: scheduled callbacks in bulk, fired at their pace. Validation of a new campaign,
+of the calls that join one, and the campaign object clients read."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel
+
+from dispatcher.directory.schema import Menu
+from dispatcher.directory.tenant import Tenant
+from dispatcher.domain import clock
+from dispatcher.domain.call_requests import OutboundPlan, QueuedPlan, scheduled_menu
+from dispatcher.domain.errors import Conflict, InvalidRequest
+from dispatcher.domain.fields import blank, integer
+from dispatcher.domain.statuses import CallType
+
+MAX_NAME_CHARS = 200
+DEFAULT_CALLS_PER_SECOND = 10.0
+MAX_CALLS_PER_SECOND = 10_000
+MAX_WAITING_CAP = 1_000_000
+NAME_TAKEN = "A campaign with this name already exists"
+CAMPAIGN_CANCELLED = "Campaign is cancelled"
+CAMPAIGN_NOT_FOUND = "Campaign not found"
+ONLY_SCHEDULED = "Only scheduled calls can join a campaign"
+# fail_reason of the calls a cancel ends before they fired (ended by the API's user, as
+# POST /calls/:id/finish ends an unconnected call), and the words that say why.
+CANCELLED_DETAILS = "Campaign cancelled before the call fired"
+
+
+class CampaignState(StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class CampaignPlan:
+    name: str
+    menu: Menu
+    calls_per_second: float
+    max_waiting: int | None
+
+
+def validate_campaign(body: dict[str, Any], tenant: Tenant) -> CampaignPlan:
+    """POST /campaigns: name, then menu (as a scheduled call's), then pacing."""
+    name = _name(body.get("name"))
+    menu = scheduled_menu(body.get("menu_id"), tenant)
+    pacing = body.get("pacing")
+    if pacing is None:
+        pacing = {}
+    if not isinstance(pacing, dict):
+        raise InvalidRequest("pacing must be an object")
+    return CampaignPlan(
+        name=name,
+        menu=menu,
+        calls_per_second=_calls_per_second(pacing.get("calls_per_second")),
+        max_waiting=_max_waiting(pacing.get("max_waiting")),
+    )
+
+
+def _name(raw: object) -> str:
+    if blank(raw):
+        raise InvalidRequest("name is required")
+    name = raw.strip() if isinstance(raw, str) else ""
+    if not name or len(name) > MAX_NAME_CHARS or not name.isprintable():
+        raise InvalidRequest(f"name must be 1 to {MAX_NAME_CHARS} printable characters")
+    return name
+
+
+def _calls_per_second(raw: object) -> float:
+    if raw is None:
+        return DEFAULT_CALLS_PER_SECOND
+    if (
+        isinstance(raw, bool)
+        or not isinstance(raw, int | float)
+        or not math.isfinite(raw)
+        or not 0 < raw <= MAX_CALLS_PER_SECOND
+    ):
+        raise InvalidRequest(
+            f"pacing.calls_per_second must be a number above 0 and at most {MAX_CALLS_PER_SECOND}"
+        )
+    return float(raw)
+
+
+def _max_waiting(raw: object) -> int | None:
+    if raw is None:
+        return None
+    value = integer(raw) if not isinstance(raw, str) else None
+    if value is None or not 1 <= value <= MAX_WAITING_CAP:
+        raise InvalidRequest(
+            f"pacing.max_waiting must be an integer from 1 to {MAX_WAITING_CAP}, or null"
+        )
+    return value
+
+
+def with_campaign_defaults(body: dict[str, Any], menu_id: int) -> dict[str, Any]:
+    """A call joining a campaign is a scheduled call on the campaign's menu unless it says
+    otherwise; it is then validated exactly as POST /calls would validate it."""
+    filled = dict(body)
+    if "call_type" not in filled:
+        filled["call_type"] = CallType.SCHEDULED.value
+    if blank(filled.get("menu_id")) and blank(filled.get("call_id")):
+        filled["menu_id"] = menu_id
+    return filled
+
+
+def check_joins(plan: OutboundPlan | QueuedPlan, menu_id: int) -> QueuedPlan:
+    """After the checks of POST /calls: only a scheduled call on the campaign's own menu (the
+    queue its pacing protects) may join it."""
+    if not isinstance(plan, QueuedPlan) or plan.scheduled_at is None:
+        raise InvalidRequest(ONLY_SCHEDULED)
+    if plan.menu.id != menu_id:
+        raise InvalidRequest(f"menu_id must be the campaign's menu ({menu_id})")
+    return plan
+
+
+class Pacing(BaseModel):
+    calls_per_second: float
+    max_waiting: int | None
+
+
+class Progress(BaseModel):
+    fired: int  # queued at their time (or later: paused, paced)
+    not_fired: int  # still scheduled
+    overdue: int  # still scheduled although their time has come: held by pause or pace
+    ended_unfired: int  # ended before they fired: cancelled, or finished through the API
+    fired_percent: float
+
+
+class Lateness(BaseModel):
+    """How late the fired calls were queued, against their scheduled_at."""
+
+    mean_ms: float | None
+    max_ms: int | None
+
+
+class CampaignObject(BaseModel):
+    id: int
+    name: str
+    menu_id: int
+    state: CampaignState
+    pacing: Pacing
+    created_at: str
+    paused_at: str | None
+    cancelled_at: str | None
+    total: int
+    counts: dict[str, int]  # calls by status, statuses with none left out
+    progress: Progress
+    lateness: Lateness
+
+
+def campaign_object(fields: dict[str, str], overdue: int) -> CampaignObject:
+    """The campaign as stored (its hash, decoded) and how many of its calls are overdue."""
+    total, fired = int(fields.get("total", 0)), int(fields.get("fired", 0))
+    counts = {
+        name.removeprefix("n:"): int(value)
+        for name, value in sorted(fields.items())
+        if name.startswith("n:") and int(value) > 0
+    }
+    not_fired = counts.get("scheduled", 0)
+    max_waiting = fields.get("max_waiting", "")
+    return CampaignObject(
+        id=int(fields["id"]),
+        name=fields["name"],
+        menu_id=int(fields["menu_id"]),
+        state=CampaignState(fields["state"]),
+        pacing=Pacing(
+            calls_per_second=float(fields["rate"]),
+            max_waiting=int(max_waiting) if max_waiting else None,
+        ),
+        created_at=_stamp(fields.get("created_at")) or "",
+        paused_at=_stamp(fields.get("paused_at")),
+        cancelled_at=_stamp(fields.get("cancelled_at")),
+        total=total,
+        counts=counts,
+        progress=Progress(
+            fired=fired,
+            not_fired=not_fired,
+            overdue=overdue,
+            ended_unfired=max(0, total - fired - not_fired),
+            fired_percent=round(100 * fired / total, 1) if total else 0.0,
+        ),
+        lateness=Lateness(
+            mean_ms=round(int(fields.get("late_sum", 0)) / fired, 1) if fired else None,
+            max_ms=int(fields.get("late_max", 0)) if fired else None,
+        ),
+    )
+
+
+def _stamp(raw_ms: str | None) -> str | None:
+    return clock.iso(clock.from_ms(int(raw_ms))) if raw_ms else None
+
+
+def cancelled() -> Conflict:
+    return Conflict(CAMPAIGN_CANCELLED)

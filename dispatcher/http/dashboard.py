@@ -1,0 +1,118 @@
+"""The dashboard's data, for an operator's session: the tenant's live picture, a call with its
+history, and a stream that pushes the picture every second and soon after each call event."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import structlog
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from dispatcher.directory.tenant import Tenant
+from dispatcher.domain import clock
+from dispatcher.domain.errors import NotFound
+from dispatcher.domain.fields import integer
+from dispatcher.http import sse
+from dispatcher.http.appkeys import DIRECTORY, REDIS, SCRIPTS
+from dispatcher.http.operators import COOKIE_PATH, operator_of, still_open
+from dispatcher.http.responses import json_response
+from dispatcher.store.board import read_board
+from dispatcher.store.keys import TenantKeys
+from dispatcher.store.lifecycle import Calls
+from dispatcher.store.stats import tenant_stats
+
+routes = web.RouteTableDef()
+log = structlog.get_logger("dispatcher.http.dashboard")
+CALL_NOT_FOUND = "Call not found"
+TICK_S = 1.0  # a picture at least this often
+SOONEST_S = 0.25  # and, after call events, no more often than this
+MAX_CHANGED = 200  # call ids named as changed in one picture
+
+
+async def picture(request: web.Request, tenant: Tenant) -> dict[str, Any]:
+    redis = request.app[REDIS]
+    at_ms = clock.to_ms(clock.now())
+    stats, board = await asyncio.gather(
+        tenant_stats(redis, tenant, at_ms), read_board(redis, tenant, at_ms)
+    )
+    return {**stats.as_dict(), **board.as_dict()}
+
+
+@routes.get(COOKIE_PATH + "/api/snapshot")
+async def snapshot(request: web.Request) -> web.Response:
+    tenant = await operator_of(request)
+    return json_response(await picture(request, tenant))
+
+
+@routes.get(COOKIE_PATH + "/api/calls/{id}")
+async def call_detail(request: web.Request) -> web.Response:
+    tenant = await operator_of(request)
+    call_id = integer(request.match_info["id"])
+    calls = Calls(request.app[REDIS], request.app[SCRIPTS], tenant)
+    found = await calls.load(call_id) if call_id is not None else None
+    if found is None:
+        raise NotFound(CALL_NOT_FOUND)
+    history = await calls.history_of(found.call)
+    return json_response({"call": found.call.model_dump(mode="json"), "history": history})
+
+
+@routes.get(COOKIE_PATH + "/events")
+async def events(request: web.Request) -> web.StreamResponse:
+    """`snapshot` events: the picture plus `changed`, the ids of the calls announced since the
+    last one (null: too many to name); `signed_out` when the session ends (logout, expiry, a
+    new directory)."""
+    tenant = await operator_of(request)
+    async with sse.subscribe(request, [TenantKeys(tenant.subdomain).events]) as stream:
+        try:
+            await _push_pictures(request, stream, tenant)
+        except (RedisError, ConnectionError):  # the stream ends; the browser reconnects
+            log.warning("dashboard stream ended: Redis is unavailable", exc_info=True)
+    return stream.response
+
+
+async def _push_pictures(request: web.Request, stream: sse.EventStream, tenant: Tenant) -> None:
+    loop = asyncio.get_running_loop()
+    changed = Changed()
+    last = -TICK_S
+    while stream.open:
+        due = last + (SOONEST_S if changed else TICK_S)
+        message = await stream.receive(max(0.0, due - loop.time()))
+        if message is not None:
+            changed.note(message)
+        if not stream.open or loop.time() < due:
+            continue
+        if not await still_open(request, tenant):
+            await stream.send("signed_out", b"{}")
+            return
+        tenant = await request.app[DIRECTORY].tenant(tenant.subdomain) or tenant
+        shown = {**await picture(request, tenant), "changed": changed.ids()}
+        await stream.send("snapshot", orjson.dumps(shown))
+        changed = Changed()
+        last = loop.time()
+
+
+class Changed:
+    """What was announced since the last picture: the calls by id, and whether anything was
+    (agents' statuses and offers are announced too)."""
+
+    def __init__(self) -> None:
+        self._ids: set[int] = set()
+        self._overflow = False
+        self._any = False
+
+    def __bool__(self) -> bool:
+        return self._any
+
+    def note(self, message: bytes) -> None:
+        self._any = True
+        event = orjson.loads(message)
+        call = event.get("call") if isinstance(event, dict) else None
+        if isinstance(call, dict) and isinstance(call.get("id"), int):
+            self._ids.add(call["id"])
+            self._overflow |= len(self._ids) > MAX_CHANGED
+
+    def ids(self) -> list[int] | None:
+        return None if self._overflow else sorted(self._ids)

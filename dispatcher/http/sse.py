@@ -1,0 +1,157 @@
+"""Server-sent event streams fed by Redis pub/sub: they end when the client goes away, when
+Redis does, and at once when the app shuts down, so none holds the graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+from aiohttp import web
+from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
+
+from dispatcher.http.appkeys import EVENT_STREAMS, REDIS
+
+log = structlog.get_logger("dispatcher.http.sse")
+
+HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",  # nginx: pass events on as they come
+}
+RETRY_MS = 2000  # how long a browser's EventSource waits before it reconnects
+BACKLOG = 1000  # messages a stream may hold unsent; a client this far behind is dropped
+_CHECK_S = 1.0  # how often a waiting stream looks whether its client is still there
+
+Inbox = asyncio.Queue[bytes | None]  # None: the stream is to end
+
+
+class EventStreams:
+    """The open streams of an app. On shutdown each is told to end, so its handler returns
+    and the connection closes, instead of being waited for until the grace period is over."""
+
+    def __init__(self) -> None:
+        self._inboxes: set[Inbox] = set()
+        self.closing = False
+
+    def open(self) -> Inbox:
+        inbox: Inbox = asyncio.Queue()
+        if self.closing:
+            inbox.put_nowait(None)
+        self._inboxes.add(inbox)
+        return inbox
+
+    def discard(self, inbox: Inbox) -> None:
+        self._inboxes.discard(inbox)
+
+    def close_all(self) -> None:
+        self.closing = True
+        for inbox in self._inboxes:
+            inbox.put_nowait(None)
+
+    def __len__(self) -> int:
+        return len(self._inboxes)
+
+
+async def close_event_streams(app: web.Application) -> None:
+    """on_shutdown: runs before aiohttp waits for the handlers in flight."""
+    app[EVENT_STREAMS].close_all()
+
+
+class EventStream:
+    """One open text/event-stream answer."""
+
+    def __init__(self, request: web.Request, response: web.StreamResponse, inbox: Inbox) -> None:
+        self._request = request
+        self.response = response
+        self._inbox = inbox
+        self.open = True
+
+    async def receive(self, timeout: float) -> bytes | None:
+        """The next pub/sub message, or None when `timeout` passes without one or when the
+        stream has ended (then `open` is False)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.open:
+            if self._client_gone():
+                self.open = False
+                break
+            try:
+                item = self._inbox.get_nowait()
+            except asyncio.QueueEmpty:
+                left = deadline - loop.time()
+                if left <= 0:
+                    return None
+                with contextlib.suppress(TimeoutError):
+                    item = await asyncio.wait_for(self._inbox.get(), min(_CHECK_S, left))
+                    return self._item(item)
+                continue
+            return self._item(item)
+        return None
+
+    def _item(self, item: bytes | None) -> bytes | None:
+        if item is None:
+            self.open = False
+        return item
+
+    def _client_gone(self) -> bool:
+        transport = self._request.transport
+        return transport is None or transport.is_closing()
+
+    async def send(self, event: str, data: bytes) -> None:
+        await self._write(b"event: " + event.encode() + b"\ndata: " + data + b"\n\n")
+
+    async def retry(self, ms: int) -> None:
+        await self._write(f"retry: {ms}\n\n".encode())
+
+    async def comment(self, text: str) -> None:
+        await self._write(b": " + text.encode() + b"\n\n")
+
+    async def _write(self, chunk: bytes) -> None:
+        try:
+            await self.response.write(chunk)
+        except ConnectionError:  # the client went away (aiohttp's ClientConnectionResetError)
+            self.open = False
+
+
+@contextlib.asynccontextmanager
+async def subscribe(request: web.Request, channels: list[str]) -> AsyncIterator[EventStream]:
+    """Subscribes to `channels`, then answers 200 text/event-stream. A Redis failure before
+    that is the usual 503; after it, the stream ends and the browser reconnects."""
+    streams = request.app[EVENT_STREAMS]
+    async with request.app[REDIS].pubsub() as pubsub:
+        await pubsub.subscribe(*channels)
+        response = web.StreamResponse(headers=HEADERS)
+        await response.prepare(request)
+        inbox = streams.open()
+        relay = asyncio.create_task(_relay(pubsub, inbox))
+        try:
+            stream = EventStream(request, response, inbox)
+            await stream.comment("connected")
+            await stream.retry(RETRY_MS)
+            yield stream
+        finally:
+            relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
+            streams.discard(inbox)
+
+
+async def _relay(pubsub: PubSub, inbox: Inbox) -> None:
+    """Pub/sub messages into the stream's inbox until Redis fails or the client lags."""
+    try:
+        while True:
+            # A bounded wait: a quiet channel returns None. An unbounded one blocks on the
+            # socket's own timeout (SOCKET_TIMEOUT_S) and ended every quiet stream after 10 s.
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            if message is None:
+                continue
+            if inbox.qsize() >= BACKLOG:
+                log.warning("event stream dropped: the client lags", backlog=BACKLOG)
+                break
+            inbox.put_nowait(message["data"])
+    except (RedisError, ConnectionError, OSError):
+        log.warning("event stream ended: Redis is unavailable", exc_info=True)
+    inbox.put_nowait(None)

@@ -1,0 +1,264 @@
+// The operations dashboard: sign in (a session cookie), then a live picture pushed by the
+// server over Server-Sent Events (/dashboard/events), and a call's detail with its history.
+
+import { badge, clockTime, duration, h, replace, request, setLive, svg } from "/static/common.js";
+
+const $ = (id) => document.getElementById(id);
+const ACTIVE = ["assigned", "connecting", "connected", "switching"];
+const SHOWN_STATUSES = ["queued", "scheduled", "assigned", "connecting", "connected", "finished", "failed"];
+const TYPES = { "Voice Inbound (API)": "Inbound", "Voice Outbound (API)": "Outbound", "Voice Scheduled (API)": "Scheduled" };
+
+let stream = null;
+let agentNames = new Map();
+let openCall = null;
+
+async function start() {
+  try {
+    const session = await request("/dashboard/session");
+    showBoard(session.tenant);
+  } catch (error) {
+    showLogin(error.status === 401 ? "" : error.message);
+  }
+}
+
+function showLogin(message) {
+  if (stream) stream.close();
+  stream = null;
+  $("board").hidden = true;
+  $("session").hidden = true;
+  $("login").hidden = false;
+  $("login-error").textContent = message || "";
+  $("subdomain").focus();
+}
+
+function showBoard(tenant) {
+  $("login").hidden = true;
+  $("board").hidden = false;
+  $("session").hidden = false;
+  $("tenant").textContent = tenant;
+  connect();
+}
+
+function connect() {
+  if (stream) stream.close();
+  setLive($("live"), false, "Connecting…");
+  stream = new EventSource("/dashboard/events");
+  stream.addEventListener("open", () => setLive($("live"), true, "Live"));
+  stream.addEventListener("snapshot", (event) => render(JSON.parse(event.data)));
+  stream.addEventListener("signed_out", () => showLogin("Your session has ended. Sign in again."));
+  stream.addEventListener("error", async () => {
+    setLive($("live"), false, "Reconnecting…");
+    if (stream && stream.readyState === EventSource.CLOSED) {
+      // The server refused the stream (e.g. 401): find out why before trying again.
+      try {
+        await request("/dashboard/session");
+        setTimeout(connect, 2000);
+      } catch (error) {
+        if (error.status === 401) showLogin("Your session has ended. Sign in again.");
+        else setTimeout(connect, 2000);
+      }
+    }
+  });
+}
+
+$("login").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  $("login-error").textContent = "";
+  try {
+    const session = await request("/dashboard/login", {
+      method: "POST",
+      body: { subdomain: $("subdomain").value.trim(), token: $("token").value },
+    });
+    $("token").value = "";
+    showBoard(session.tenant);
+  } catch (error) {
+    $("login-error").textContent = error.message;
+  }
+});
+
+$("signout").addEventListener("click", async () => {
+  await request("/dashboard/logout", { method: "POST" }).catch(() => null);
+  showLogin("");
+});
+
+$("lookup").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const id = Number.parseInt($("lookup-id").value, 10);
+  if (Number.isFinite(id) && id > 0) openDetail(id);
+});
+
+function render(picture) {
+  agentNames = new Map(picture.agents.map((agent) => [agent.id, agent.name]));
+  renderTiles(picture);
+  renderChart(picture.calls_per_minute);
+  renderStatuses(picture.calls);
+  renderQueues(picture.queues);
+  renderAgents(picture.agents);
+  renderCalls(picture.latest_calls);
+  if (openCall !== null && (picture.changed === null || picture.changed.includes(openCall))) {
+    openDetail(openCall, { quiet: true });
+  }
+}
+
+function renderTiles(picture) {
+  const waiting = picture.queues.reduce((sum, queue) => sum + queue.waiting, 0);
+  const longest = Math.max(0, ...picture.queues.map((queue) => queue.longest_wait_s));
+  const available = picture.agents.filter((agent) => agent.status === "available").length;
+  $("kpi-waiting").textContent = waiting;
+  $("kpi-waiting-hint").textContent = `longest ${duration(longest)}`;
+  $("kpi-active").textContent = ACTIVE.reduce((sum, s) => sum + (picture.calls[s] || 0), 0);
+  $("kpi-offers").textContent = picture.offers_in_flight;
+  $("kpi-agents").textContent = available;
+  $("kpi-agents-hint").textContent = `of ${picture.agents.length} agents`;
+  $("kpi-sms").textContent = picture.sms_sessions;
+  $("kpi-scheduled").textContent = picture.scheduled_next_hour;
+}
+
+function renderChart(perMinute) {
+  const width = 600, height = 160, top = 12, bottom = 22, left = 28;
+  const most = Math.max(1, ...perMinute);
+  const step = (width - left) / perMinute.length;
+  const scale = (height - top - bottom) / most;
+  const nodes = [
+    svg("line", { class: "axis", x1: left, x2: width, y1: height - bottom, y2: height - bottom }),
+    svg("text", { x: 0, y: top + 4 }, String(most)),
+    svg("text", { x: 0, y: height - bottom }, "0"),
+    svg("text", { x: left, y: height - 6 }, `-${perMinute.length} min`),
+    svg("text", { x: width - 30, y: height - 6 }, "now"),
+  ];
+  perMinute.forEach((count, i) => {
+    const barHeight = count * scale;
+    const bar = svg("rect", {
+      class: i === perMinute.length - 1 ? "bar now" : "bar",
+      x: left + i * step + 2, y: height - bottom - barHeight,
+      width: Math.max(1, step - 4), height: barHeight, rx: 2,
+    });
+    bar.append(svg("title", {}, `${count} call${count === 1 ? "" : "s"}, ${perMinute.length - 1 - i} min ago`));
+    nodes.push(bar);
+  });
+  replace($("chart"), nodes);
+  const total = perMinute.reduce((a, b) => a + b, 0);
+  $("chart-caption").textContent = `${total} in the last ${perMinute.length} minutes`;
+}
+
+function renderStatuses(calls) {
+  const total = Object.values(calls).reduce((a, b) => a + b, 0);
+  $("calls-total").textContent = `${total} in all`;
+  const others = Object.entries(calls).filter(([s, n]) => n > 0 && !SHOWN_STATUSES.includes(s));
+  replace(
+    $("statuses"),
+    [...SHOWN_STATUSES.map((s) => [s, calls[s] || 0]), ...others].map(([status, count]) =>
+      h("div", { "data-status": status }, badge(status), h("strong", { class: "num" }, count)),
+    ),
+  );
+}
+
+function renderQueues(queues) {
+  replace(
+    $("queues"),
+    queues.length
+      ? queues.map((queue) =>
+          h("tr", {},
+            h("td", {}, queue.name, " ", h("span", { class: "muted" }, `#${queue.menu_id}`)),
+            h("td", { class: "num" }, queue.waiting),
+            h("td", { class: "num" }, queue.waiting ? duration(queue.longest_wait_s) : "–"),
+          ),
+        )
+      : h("tr", {}, h("td", { class: "empty", colspan: 3 }, "No menus")),
+  );
+}
+
+function renderAgents(agents) {
+  replace(
+    $("agents"),
+    agents.map((agent) =>
+      h("tr", { "data-agent": agent.id },
+        h("td", {}, agent.name),
+        h("td", {}, badge(agent.status)),
+        h("td", { class: "num" }, `${agent.active_calls}/${agent.voice_capacity}`),
+        h("td", { class: "num" }, agent.ringing || "–"),
+      ),
+    ),
+  );
+}
+
+function renderCalls(calls) {
+  replace(
+    $("calls"),
+    calls.length
+      ? calls.map((call) =>
+          h("tr", {
+              class: `clickable${call.id === openCall ? " selected" : ""}`,
+              "data-call": call.id,
+              onclick: () => openDetail(call.id),
+            },
+            h("td", { class: "mono" }, `#${call.id}`),
+            h("td", {}, TYPES[call.call_type] || call.call_type),
+            h("td", {}, badge(call.status),
+              call.status === "failed" ? h("span", { class: "muted" }, ` ${call.fail_reason}`) : null),
+            h("td", {}, call.menu || "–"),
+            h("td", {}, call.agent || "–"),
+            h("td", {}, clockTime(call.created_at)),
+            h("td", { class: "num" }, duration(call.wait_duration)),
+            h("td", { class: "num" }, call.call_duration ? duration(call.call_duration) : "–"),
+          ),
+        )
+      : h("tr", {}, h("td", { class: "empty", colspan: 8 }, "No calls yet")),
+  );
+}
+
+async function openDetail(id, { quiet = false } = {}) {
+  openCall = id;
+  for (const row of document.querySelectorAll("#calls tr[data-call]")) {
+    row.classList.toggle("selected", Number(row.dataset.call) === id);
+  }
+  try {
+    const detail = await request(`/dashboard/api/calls/${id}`);
+    if (openCall === id) renderDetail(detail);
+  } catch (error) {
+    if (error.status === 401) return showLogin("Your session has ended. Sign in again.");
+    if (!quiet) replace($("detail-body"), h("p", { class: "error" }, `Call #${id}: ${error.message}`));
+  }
+}
+
+function renderDetail({ call, history }) {
+  const agent = call.agent_info ? call.agent_info.name : "–";
+  const menu = call.selected_menu ? call.selected_menu.name : "–";
+  replace(
+    $("detail-body"),
+    h("dl", { id: "detail-fields", "data-call": call.id, "data-status": call.status },
+      h("dt", {}, "Call"), h("dd", { class: "mono" }, `#${call.id}`),
+      h("dt", {}, "Status"), h("dd", {}, badge(call.status)),
+      h("dt", {}, "Type"), h("dd", {}, call.call_type),
+      h("dt", {}, "Menu"), h("dd", {}, menu),
+      h("dt", {}, "Agent"), h("dd", { id: "detail-agent" }, agent),
+      h("dt", {}, "Wait / talk"), h("dd", {}, `${duration(call.wait_duration)} / ${duration(call.call_duration)}`),
+    ),
+    h("h2", {}, "History"),
+    h("ol", { class: "timeline", id: "history" },
+      history.map((entry) => h("li", { "data-event": entry.event }, h("time", {}, clockTime(entry.at)), h("span", {}, describe(entry)))),
+    ),
+    h("details", { class: "raw" }, h("summary", {}, "Call object (JSON)"),
+      h("pre", { class: "mono" }, JSON.stringify(call, null, 2))),
+  );
+}
+
+function describe(entry) {
+  const agent = agentNames.get(entry.agent_id) || `agent ${entry.agent_id}`;
+  switch (entry.event) {
+    case "created": return `Created (${entry.call_type})`;
+    case "offered": return `Offered to ${agent}`;
+    case "declined": return `Declined by ${agent}`;
+    case "expired": return `Offer to ${agent} rang out`;
+    case "withdrawn": return `Offer to ${agent} withdrawn`;
+    case "accepted": return `Accepted by ${agent}: assigned`;
+    case "cascade": return `Cascaded to ${entry.groups.join(", ")}`;
+    case "status": {
+      const why = entry.reason ? ` (${entry.reason})` : entry.by ? ` (${entry.by.replaceAll("_", " ")})` : "";
+      return `${entry.from} → ${entry.to}${why}`;
+    }
+    default: return entry.event;
+  }
+}
+
+start();

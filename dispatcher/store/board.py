@@ -1,0 +1,90 @@
+"""What the dashboard shows beside the tenant's stats (store/stats.py): each agent's state, the
+latest calls, and the calls created in each of the last minutes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from dispatcher.directory.tenant import Tenant
+from dispatcher.domain.statuses import AgentStatus
+from dispatcher.store import keys
+
+MINUTE_MS = 60_000
+
+
+@dataclass(frozen=True)
+class Board:
+    agents: list[dict[str, Any]]  # every agent of the directory, in its order
+    latest_calls: list[dict[str, Any]]  # newest first, each a summary of the call object
+    calls_per_minute: list[int]  # oldest first; the last is the minute under way
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "agents": self.agents,
+            "latest_calls": self.latest_calls,
+            "calls_per_minute": self.calls_per_minute,
+        }
+
+
+async def read_board(
+    redis: Redis, tenant: Tenant, at_ms: int, latest: int = 20, minutes: int = 30
+) -> Board:
+    """Two round trips: the counts and the latest ids, then those calls' documents."""
+    tenant_keys = keys.TenantKeys(tenant.subdomain)
+    this_minute = at_ms - at_ms % MINUTE_MS
+    starts = [this_minute - i * MINUTE_MS for i in range(minutes - 1, -1, -1)]
+    async with redis.pipeline(transaction=False) as pipe:
+        for agent in tenant.doc.agents:
+            pipe.hmget(tenant_keys.agent(agent.id), ["status", "voice"])
+            pipe.zcount(tenant_keys.agent_offers(agent.id), f"({at_ms}", "+inf")
+        for start in starts:
+            pipe.zcount(tenant_keys.calls, start, f"({start + MINUTE_MS}")
+        pipe.zrange(tenant_keys.calls, 0, latest - 1, desc=True)
+        replies: Iterator[Any] = iter(await pipe.execute())
+    agents = []
+    for agent in tenant.doc.agents:
+        status, voice = next(replies)
+        agents.append(
+            {
+                "id": agent.id,
+                "name": agent.name,
+                "status": status.decode() if status else AgentStatus.OFFLINE.value,
+                "active_calls": int(voice or 0),
+                "ringing": int(next(replies)),
+                "voice_capacity": agent.capacity.voice,
+            }
+        )
+    per_minute = [int(next(replies)) for _ in starts]
+    ids = [int(raw) for raw in next(replies)]
+    return Board(agents, await _summaries(redis, tenant_keys, ids), per_minute)
+
+
+async def _summaries(redis: Redis, tenant_keys: keys.TenantKeys, ids: list[int]) -> list[Any]:
+    if not ids:
+        return []
+    async with redis.pipeline(transaction=False) as pipe:
+        for call_id in ids:
+            pipe.hget(tenant_keys.call(call_id), "doc")
+        docs = await pipe.execute()
+    return [summary(orjson.loads(doc)) for doc in docs if doc is not None]
+
+
+def summary(call: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a call the dashboard's table shows."""
+    menu, agent = call.get("selected_menu") or {}, call.get("agent_info") or {}
+    return {
+        "id": call["id"],
+        "call_type": call["call_type"],
+        "status": call["status"],
+        "created_at": call["created_at"],
+        "menu": menu.get("name"),
+        "agent": agent.get("name"),
+        "wait_duration": call.get("wait_duration", 0),
+        "call_duration": call.get("call_duration", 0),
+        "fail_reason": call.get("fail_reason", "nothing"),
+    }

@@ -1,0 +1,87 @@
+"""Campaign jobs: the pump that hands a campaign's due calls to fire jobs at its pace, and the
+sweep that fails, in chunks, the calls a cancelled campaign never fired."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+
+from dispatcher.domain import clock, lifecycle
+from dispatcher.domain.campaigns import CANCELLED_DETAILS, CampaignState
+from dispatcher.domain.statuses import CallStatus, FailReason
+from dispatcher.store import jobs
+from dispatcher.store.campaigns import Campaigns
+from dispatcher.store.lifecycle import Calls, Change, Snapshot
+from workers.context import calls_of, typed
+
+log = structlog.get_logger("workers.campaigns")
+
+SWEEP_CHUNK = 500  # calls failed by one sweep job; the next chunk is the next job
+SWEEP_CONCURRENCY = 50
+
+
+def campaigns_of(calls: Calls) -> Campaigns:
+    return Campaigns(calls.redis, calls.scripts, calls.tenant.subdomain)
+
+
+async def pump_campaign(ctx: dict[str, Any], subdomain: str, campaign_id: int, menu_id: int) -> str:
+    """Hands the due calls to fire jobs as far as the pace allows, and queues the next pump
+    itself (release_campaign.lua): one pump per campaign, whichever worker runs it."""
+    context = typed(ctx)
+    campaigns = Campaigns(context["redis"], context["scripts"], subdomain)
+    released, state = await campaigns.release(campaign_id, menu_id)
+    return f"released {released} ({state})"
+
+
+async def sweep_campaign(
+    ctx: dict[str, Any], subdomain: str, campaign_id: int, chunk: int = 0
+) -> str:
+    """After a cancel: fails one chunk of the calls not yet fired, then queues the next chunk.
+    Idempotent (a failed call is failed once; a fired one is left alone), so a job run again
+    after a crash changes nothing twice."""
+    calls = await calls_of(typed(ctx), subdomain)
+    if calls is None:
+        return "no tenant"
+    campaigns = campaigns_of(calls)
+    if await campaigns.state_of(campaign_id) != CampaignState.CANCELLED:
+        return "not cancelled"
+    ids = await campaigns.unfired(campaign_id, SWEEP_CHUNK)
+    failed = 0
+    for start in range(0, len(ids), SWEEP_CONCURRENCY):
+        batch = ids[start : start + SWEEP_CONCURRENCY]
+        failed += sum(await asyncio.gather(*(fail_unfired(calls, i) for i in batch)))
+    await campaigns.forget(campaign_id, ids)
+    if ids:
+        now_ms = clock.to_ms(clock.now())
+        following = chunk + 1
+        await calls.enqueue(
+            [
+                jobs.JobSpec(
+                    jobs.SWEEP_CAMPAIGN,
+                    subdomain,
+                    campaign_id,
+                    now_ms,
+                    (following,),
+                    f"{following}",
+                )
+            ]
+        )
+    log.info(
+        "campaign swept", tenant=subdomain, campaign_id=campaign_id, chunk=chunk, failed=failed
+    )
+    return f"failed {failed} of {len(ids)}"
+
+
+async def fail_unfired(calls: Calls, call_id: int) -> bool:
+    """A call of a cancelled campaign that has not fired ends failed, and says why."""
+    now = clock.now()
+
+    def decide(current: Snapshot) -> Change | None:
+        if current.call.status != CallStatus.SCHEDULED:
+            return None
+        reason = FailReason.AG_CANCELED
+        return Change(lifecycle.failed(current.call, now, reason, CANCELLED_DETAILS))
+
+    return await calls.apply(call_id, decide) is not None
