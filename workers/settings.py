@@ -293,10 +293,14 @@ class DispatchWorker(Worker):
         """Cancels ARQ's poll loop, again each second until it ends: a cancellation can be
         lost in the Redis client when a socket timeout of its own fires at the same moment
         (seen with Sentinel-managed connections on Python 3.11), and the loop then polls on."""
+        tries = 0
         while not polling.done():
+            if tries:
+                log.warning("worker poll loop still running, cancelling it again", tries=tries)
             if self.main_task is not None:
                 self.main_task.cancel()
             await asyncio.wait({polling}, timeout=END_POLLING_RETRY_S)
+            tries += 1
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -101,3 +101,23 @@ def test_it_listens_on_all_addresses_and_has_no_healthcheck_by_design() -> None:
     assert "DISPATCHER_HOST=0.0.0.0" in env
     assert _of(runtime, "EXPOSE") == ["8080 9100"]
     assert _of(runtime, "HEALTHCHECK") == ["NONE"]
+
+
+def test_every_data_file_the_code_reads_goes_into_the_wheel() -> None:
+    """The image holds only what the wheel holds: a file under dispatcher/ or workers/ that is
+    not Python must be declared package data, or the container fails where `make run` works."""
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    declared = {
+        path
+        for package, globs in setuptools["package-data"].items()
+        for glob in globs
+        for path in (ROOT / package.replace(".", "/")).glob(glob)
+    }
+    data = {
+        path
+        for top in ("dispatcher", "workers")
+        for path in (ROOT / top).rglob("*")
+        if path.is_file() and path.suffix not in {".py", ".pyc"} and "__pycache__" not in path.parts
+    }
+    assert sorted(p.relative_to(ROOT) for p in data - declared) == []
+    assert data  # the Lua scripts at least
