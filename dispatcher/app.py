@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from redis.asyncio import Redis
 
 from dispatcher.http import (
     agents,
@@ -36,26 +35,15 @@ from dispatcher.http.appkeys import (
 )
 from dispatcher.http.errors import error_middleware
 from dispatcher.metrics import Metrics
+from dispatcher.redis_connection import connect
+from dispatcher.redis_connection import redis_client as redis_client  # imported from here too
 from dispatcher.settings import Settings
 from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.scripts import Scripts
 
-# A command with no answer in this long fails (503) rather than hold its request.
-SOCKET_TIMEOUT_S = 10.0
-
-
-def redis_client(url: str) -> Redis:
-    # No PING before each command (health_check_interval): the pool already reconnects a
-    # connection that went stale, and no command is retried (a create must never run twice).
-    client: Redis = Redis.from_url(url, socket_connect_timeout=5, socket_timeout=SOCKET_TIMEOUT_S)
-    return client
-
 
 async def redis_context(app: web.Application) -> AsyncIterator[None]:
-    url = app[SETTINGS].redis_url
-    if url is None:
-        raise RuntimeError("REDIS_URL is not set")
-    redis = redis_client(url)
+    redis = connect(app[SETTINGS])
     app[REDIS] = redis
     app[SCRIPTS] = Scripts.register(redis)
     app[DIRECTORY] = DirectoryCache(redis, app[SETTINGS].directory_ttl_s)

@@ -20,9 +20,10 @@ import click
 import structlog
 import uvloop
 from aiohttp import web
+from pydantic import AliasChoices, ValidationError
 
 from dispatcher import logs, metrics, progress
-from dispatcher.app import create_app, create_worker_app, redis_client
+from dispatcher.app import create_app, create_worker_app
 from dispatcher.campaign_import import campaign
 from dispatcher.client import simulated_agents
 from dispatcher.client.agents import agents
@@ -32,6 +33,7 @@ from dispatcher.directory import loader
 from dispatcher.directory.schema import DirectoryFile
 from dispatcher.http.manager import summary
 from dispatcher.metrics import Metrics
+from dispatcher.redis_connection import connect, connect_arq
 from dispatcher.redis_embedded import EmbeddedRedis, die_with_parent, discover_url
 from dispatcher.settings import Settings
 from dispatcher.store import directory
@@ -71,9 +73,25 @@ def _settings(host: str | None, port: int | None, data_dir: Path | None) -> Sett
         for key, value in {"host": host, "port": port, "data_dir": data_dir}.items()
         if value is not None
     }
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = _variable(str(error["loc"][0])) if error["loc"] else "settings"
+            click.echo(f"error: {where}: {error['msg']}", err=True)
+        raise SystemExit(2) from exc
     logs.configure(settings.log_level, settings.log_format)
     return settings
+
+
+def _variable(field: str) -> str:
+    """The environment variable a settings field is read from."""
+    if field == "twilio_accounts":
+        return "TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN"  # read by a source of their own
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"DISPATCHER_{field.upper()}"
 
 
 def _read_directory(path: Path | None, show: bool | None = False) -> DirectoryFile | None:
@@ -93,11 +111,14 @@ def _read_directory(path: Path | None, show: bool | None = False) -> DirectoryFi
         raise SystemExit(2) from exc
 
 
-def _require_redis_url(settings: Settings) -> Settings:
-    url = settings.redis_url or discover_url(settings.data_dir)
+def _require_redis(settings: Settings) -> Settings:
+    if settings.redis_configured:
+        return settings
+    url = discover_url(settings.data_dir)
     if url is None:
         raise click.UsageError(
-            "no Redis: set REDIS_URL, or point --data-dir at a running `dispatcher up`"
+            "no Redis: set REDIS_URL (or DISPATCHER_REDIS_SENTINELS), "
+            "or point --data-dir at a running `dispatcher up`"
         )
     return settings.model_copy(update={"redis_url": url})
 
@@ -169,7 +190,7 @@ def serve(
     reuse_port: bool,
 ) -> None:
     """Run the API only, against REDIS_URL (scale out by running several)."""
-    settings = _require_redis_url(_settings(host, port, data_dir))
+    settings = _require_redis(_settings(host, port, data_dir))
     document = _read_directory(config_file)
     with _shared_metrics(processes):
         _run_long(
@@ -208,7 +229,7 @@ def _shared_metrics(processes: int) -> Iterator[None]:
 def worker(data_dir: Path | None, burst: bool, metrics_port: int | None) -> None:
     """Run an ARQ worker against REDIS_URL (scale out by running several)."""
 
-    settings = _require_redis_url(_settings(None, None, data_dir))
+    settings = _require_redis(_settings(None, None, data_dir))
     if metrics_port is not None:
         settings = settings.model_copy(update={"metrics_port": metrics_port})
     _run_long(_work_until_stopped(settings, burst))
@@ -225,10 +246,10 @@ def worker(data_dir: Path | None, burst: bool, metrics_port: int | None) -> None
 )
 def load_config(file: Path, data_dir: Path | None, progress: bool | None) -> None:
     """Validate FILE (YAML or JSON) and replace the directories of its tenants atomically."""
-    settings = _require_redis_url(_settings(None, None, data_dir))
+    settings = _require_redis(_settings(None, None, data_dir))
     document = _read_directory(file, show=progress)
-    assert document is not None and settings.redis_url is not None
-    asyncio.run(_store_directory(settings.redis_url, document, show=progress))
+    assert document is not None
+    asyncio.run(_store_directory(settings, document, show=progress))
     for tenant in summary(document)["tenants"]:  # type: ignore[attr-defined]
         click.echo(
             "loaded {subdomain}: {agents} agents, {menus} menus, "
@@ -237,9 +258,9 @@ def load_config(file: Path, data_dir: Path | None, progress: bool | None) -> Non
 
 
 async def _store_directory(
-    redis_url: str, document: DirectoryFile, show: bool | None = False
+    settings: Settings, document: DirectoryFile, show: bool | None = False
 ) -> None:
-    redis = redis_client(redis_url)
+    redis = connect(settings)
     try:
         tenants = len(document.tenants)
         with progress.bar("store", tenants, unit="tenant", show=show) as bar:
@@ -292,7 +313,7 @@ async def _up(settings: Settings, document: DirectoryFile | None, simulate_agent
 
 @contextlib.asynccontextmanager
 async def _redis_for(settings: Settings) -> AsyncIterator[Settings]:
-    if settings.redis_url is not None:
+    if settings.redis_configured:
         yield settings
         return
     embedded = EmbeddedRedis(settings.data_dir, appendfsync=settings.redis_appendfsync)
@@ -330,9 +351,8 @@ async def _serve_until_stopped(
     processes: int = 1,
     reuse_port: bool = False,
 ) -> None:
-    assert settings.redis_url is not None
     if document is not None:
-        await _store_directory(settings.redis_url, document)
+        await _store_directory(settings, document)
     stop = _stop_on_signals()
     # On stop, aiohttp closes the listening socket at once, answers the requests in flight
     # (for up to the grace period) and closes idle keep-alive connections.
@@ -380,7 +400,9 @@ def _start_siblings(settings: Settings, port: int, count: int) -> list[subproces
     """More ingress processes on the same port; the kernel spreads connections among them."""
     command = [sys.executable, "-m", "dispatcher.cli", "serve", "--reuse-port"]
     command += ["--host", settings.host, "--port", str(port)]
-    env = {**os.environ, "REDIS_URL": settings.redis_url or ""}
+    env = dict(os.environ)  # Sentinel settings, if any, come with the environment
+    if settings.redis_url is not None:
+        env["REDIS_URL"] = settings.redis_url
     return [
         subprocess.Popen(command, env=env, preexec_fn=die_with_parent)  # noqa: PLW1509
         for _ in range(count)
@@ -405,9 +427,8 @@ async def _run_worker(
     """An ARQ worker until `stop`; then it drains for the grace period (workers/settings.py)."""
     from workers.settings import create_worker
 
-    assert settings.redis_url is not None
     arq_worker = create_worker(
-        settings.redis_url,
+        connect_arq(settings),
         burst=burst,
         handle_signals=False,
         directory_ttl_s=settings.directory_ttl_s,

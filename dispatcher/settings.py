@@ -5,15 +5,30 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+SENTINEL_PORT = 26379
+
+# host and port of one Redis Sentinel
+SentinelAddress = tuple[str, int]
 
 # Twilio credentials: TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN, and any number of named pairs
 # TWILIO_ACCOUNT_SID_<NAME> / TWILIO_AUTH_TOKEN_<NAME> for tenants with `twilio.account: name`.
@@ -59,6 +74,18 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("REDIS_URL", "DISPATCHER_REDIS_URL")
     )
+    # Redis Sentinel, instead of REDIS_URL: "host:port,host:port" (port 26379 when left out).
+    # Every new connection asks a sentinel where the primary of redis_sentinel_master is, so
+    # after a failover the processes follow the new primary by themselves.
+    redis_sentinels: Annotated[tuple[SentinelAddress, ...] | None, NoDecode] = None
+    redis_sentinel_master: str = Field(default="mymaster", min_length=1)
+    # The database with Sentinel (with REDIS_URL it is the URL's path, redis://host:6379/N).
+    redis_db: int = Field(default=0, ge=0)
+    # Password of the Redis primary and replicas, unless REDIS_URL has one: it can then come
+    # from a secret of its own rather than be spliced into a URL (and URL-encoded).
+    redis_password: SecretStr | None = None
+    # The sentinels' own password (their `requirepass`); unset: the sentinels ask for none.
+    redis_sentinel_password: SecretStr | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     data_dir: Path = Path(".data")
@@ -147,3 +174,50 @@ class Settings(BaseSettings):
 
     # How long an operator's dashboard session lasts after the login (an HttpOnly cookie).
     dashboard_session_s: int = Field(default=8 * 3600, ge=60)
+
+    @field_validator("redis_sentinels", mode="before")
+    @classmethod
+    def _parse_sentinels(cls, value: object) -> object:
+        return parse_sentinels(value) if isinstance(value, str) else value
+
+    @field_validator("redis_url", "admin_token", "metrics_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `VAR=` (compose's ${VAR:-}, an empty secret) means unset: an empty token would
+        # otherwise open its API to `Authorization: Bearer ` with nothing after it.
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _one_way_to_redis(self) -> Self:
+        if self.redis_url is not None and self.redis_sentinels is not None:
+            raise ValueError("set REDIS_URL or DISPATCHER_REDIS_SENTINELS, not both")
+        if self.redis_url is not None and "redis_db" in self.model_fields_set:
+            raise ValueError(
+                "DISPATCHER_REDIS_DB is for Sentinel; with REDIS_URL the database is the "
+                "URL's path (redis://host:6379/N)"
+            )
+        return self
+
+    @property
+    def redis_configured(self) -> bool:
+        """Whether a Redis is given (a URL or sentinels), rather than one to start or find."""
+        return self.redis_url is not None or self.redis_sentinels is not None
+
+
+def parse_sentinels(text: str) -> tuple[SentinelAddress, ...]:
+    """'host:port,host:port' (IPv6 in brackets, port 26379 when left out) as (host, port)s."""
+    addresses = tuple(_sentinel_address(item.strip()) for item in text.split(",") if item.strip())
+    if not addresses:
+        raise ValueError("no sentinel address: expected host:port[,host:port...]")
+    return addresses
+
+
+def _sentinel_address(item: str) -> SentinelAddress:
+    parts = urlsplit(f"//{item}")
+    try:
+        port = SENTINEL_PORT if parts.port is None else parts.port
+    except ValueError:  # not a number, or out of range
+        port = 0
+    if not parts.hostname or not port or parts.path or parts.query or parts.username:
+        raise ValueError(f"bad sentinel address {item!r}: expected host:port or [ipv6]:port")
+    return parts.hostname, port

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import structlog
 from arq import Retry, Worker
-from arq.connections import RedisSettings
+from arq.connections import ArqRedis, RedisSettings
 from arq.constants import in_progress_key_prefix
 from arq.worker import func
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -38,6 +38,8 @@ from workers.webhooks import MAX_TRIES, deliver_webhook
 
 log = structlog.get_logger("workers.worker")
 
+# How often a stopping worker repeats the cancellation of its poll loop (_end_polling).
+END_POLLING_RETRY_S = 1
 # Redis unreachable, or back but still loading its AOF (BusyLoadingError is a ConnectionError).
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
 # What ARQ's own Redis calls raise then: a connection lost under WATCH is a WatchError.
@@ -165,6 +167,25 @@ class DispatchWorker(Worker):
         # in-progress keys would hold them back for in_progress_timeout_s.
         self._unrecorded: dict[str, float] = {}
 
+    async def main(self) -> None:
+        await self._wait_for_redis()
+        await super().main()
+
+    async def _wait_for_redis(self) -> None:
+        """A worker given its client waits for Redis at start, as it does for an outage later
+        (ARQ retries only the connections it makes itself, five times)."""
+        if self._pool is None:
+            return
+        while True:
+            try:
+                await self._pool.ping()
+                return
+            except REDIS_DOWN as exc:
+                if self._redis_lost_at is None:
+                    self._redis_lost_at = time.monotonic()
+                    log.warning("redis unreachable, worker waiting for it", error=str(exc))
+                await asyncio.sleep(REDIS_RETRY_S)
+
     async def _poll_iteration(self) -> None:
         try:
             if self._redis_lost_at is not None:
@@ -230,7 +251,8 @@ class DispatchWorker(Worker):
         try:
             await asyncio.wait({polling, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if not polling.done():
-                await self._drain(grace_s)  # ends by cancelling ARQ's poll loop
+                await self._drain(grace_s)
+                await self._end_polling(polling)
             with contextlib.suppress(asyncio.CancelledError):
                 await polling
         finally:
@@ -266,8 +288,19 @@ class DispatchWorker(Worker):
             await asyncio.wait([self.tasks[job_id] for job_id in late], timeout=5)
         finished = len(running) - len(late)
         log.info("worker stopped", finished=finished, handed_back=len(late))
-        if self.main_task is not None:
-            self.main_task.cancel()
+
+    async def _end_polling(self, polling: asyncio.Future[None]) -> None:
+        """Cancels ARQ's poll loop, again each second until it ends: a cancellation can be
+        lost in the Redis client when a socket timeout of its own fires at the same moment
+        (seen with Sentinel-managed connections on Python 3.11), and the loop then polls on."""
+        tries = 0
+        while not polling.done():
+            if tries:
+                log.warning("worker poll loop still running, cancelling it again", tries=tries)
+            if self.main_task is not None:
+                self.main_task.cancel()
+            await asyncio.wait({polling}, timeout=END_POLLING_RETRY_S)
+            tries += 1
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -285,7 +318,7 @@ class DispatchWorker(Worker):
 
 
 def create_worker(
-    redis_url: str,
+    redis: str | ArqRedis,
     *,
     burst: bool = False,
     handle_signals: bool = True,
@@ -294,8 +327,9 @@ def create_worker(
     metrics: Metrics | None = None,
     **overrides: Any,
 ) -> DispatchWorker:
-    """A worker on `redis_url`; `settings` (else read from the environment at startup) gives
-    the carriers' configuration."""
+    """A worker on `redis`: a URL (ARQ connects to it), or a client from
+    dispatcher.redis_connection (REDIS_URL or Sentinel, the same way the ingress connects);
+    `settings` (else read from the environment at startup) gives the carriers' configuration."""
     options: dict[str, Any] = {
         "poll_delay": POLL_DELAY_S,
         "queue_read_limit": QUEUE_READ_LIMIT,
@@ -303,9 +337,15 @@ def create_worker(
         "keep_result": 60,
         **overrides,
     }
+    if isinstance(redis, str):
+        options["redis_settings"] = RedisSettings.from_dsn(redis)
+    else:
+        # What ARQ's create_pool sets on the pools it makes.
+        redis.job_serializer, redis.job_deserializer = jobs.serialize, jobs.deserialize
+        redis.default_queue_name = jobs.QUEUE_NAME
+        options["redis_pool"] = redis
     return DispatchWorker(
         functions=FUNCTIONS,
-        redis_settings=RedisSettings.from_dsn(redis_url),
         queue_name=jobs.QUEUE_NAME,
         job_serializer=jobs.serialize,
         job_deserializer=jobs.deserialize,

@@ -1,4 +1,5 @@
-"""Settings read from the environment: the Twilio credential pairs and the public URL."""
+"""Settings read from the environment: the Twilio credential pairs and the public URL, and an
+empty variable taken as an unset one."""
 
 from __future__ import annotations
 
@@ -62,3 +63,13 @@ def test_a_malformed_account_sid_or_public_url_is_refused(monkeypatch: pytest.Mo
     assert "secret-2" not in str(refused.value)
     with pytest.raises(ValidationError):
         Settings(public_url="dispatch.example.com", twilio_accounts={})
+
+
+def test_an_empty_admin_token_is_no_admin_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISPATCHER_ADMIN_TOKEN", "")
+    assert Settings().admin_token is None  # the operator API answers 404, not to "Bearer "
+
+
+def test_an_empty_redis_url_is_no_redis_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "")
+    assert Settings().redis_url is None

@@ -1,0 +1,112 @@
+"""How every process reaches Redis: REDIS_URL, or the primary that Redis Sentinel names."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, TypeVar
+
+import structlog
+from arq.connections import ArqRedis
+from pydantic import SecretStr
+from redis.asyncio import Redis
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
+
+from dispatcher.settings import Settings
+
+# A command with no answer in this long fails (503) rather than hold its request.
+SOCKET_TIMEOUT_S = 10.0
+# No PING before each command (health_check_interval): the pool already reconnects a
+# connection that went stale, and no command is retried (a create must never run twice).
+CLIENT_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 5, "socket_timeout": SOCKET_TIMEOUT_S}
+# A sentinel that does not answer is passed over for the next one: don't wait long on it.
+SENTINEL_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 2, "socket_timeout": 2}
+
+# How often a process re-asks Sentinel where the primary is (README: Scaling out).
+PRIMARY_CHECK_S = 1.0
+
+R = TypeVar("R", bound=Redis)
+log = structlog.get_logger("dispatcher.redis")
+
+
+def redis_client(url: str, password: str | None = None) -> Redis:
+    """A client of the Redis at `url`; `password` applies when the URL has none."""
+    client: Redis = Redis.from_url(url, password=password, **CLIENT_OPTIONS)
+    return client
+
+
+def connect(settings: Settings) -> Redis:
+    """The client of the ingress and the commands: REDIS_URL's Redis, or Sentinel's primary."""
+    return _connect(settings, Redis)
+
+
+def connect_arq(settings: Settings) -> ArqRedis:
+    """The same connection for an ARQ worker (ARQ's own Sentinel support cannot authenticate
+    to the sentinels, and ARQ's URL parsing cannot take the password from elsewhere)."""
+    return _connect(settings, ArqRedis)
+
+
+def describe(settings: Settings) -> str:
+    """Where Redis is, for logs and errors: no password."""
+    if settings.redis_sentinels is not None:
+        hosts = ",".join(f"{host}:{port}" for host, port in settings.redis_sentinels)
+        return f"sentinel {hosts} master {settings.redis_sentinel_master}"
+    url = settings.redis_url or ""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}" if rest else url
+
+
+def _connect(settings: Settings, redis_class: type[R]) -> R:
+    password = _reveal(settings.redis_password)
+    if settings.redis_sentinels is None:
+        if settings.redis_url is None:
+            raise RuntimeError("no Redis: set REDIS_URL or DISPATCHER_REDIS_SENTINELS")
+        client: R = redis_class.from_url(settings.redis_url, password=password, **CLIENT_OPTIONS)
+        return client
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        list(settings.redis_sentinels),
+        sentinel_kwargs={**SENTINEL_OPTIONS, "password": _reveal(settings.redis_sentinel_password)},
+        db=settings.redis_db,
+        password=password,
+        **CLIENT_OPTIONS,
+    )
+    primary: R = sentinel.master_for(
+        settings.redis_sentinel_master,
+        redis_class=redis_class,
+        connection_pool_class=_SentinelPrimaryPool,
+    )
+    return primary
+
+
+class _SentinelPrimaryPool(SentinelConnectionPool):
+    """The primary's connections, following a failover within PRIMARY_CHECK_S.
+
+    redis-py asks Sentinel only when it opens a connection, so pooled connections would keep
+    writing to an old primary that is still up (a manual failover, a partition) until Sentinel
+    demotes it, 10-20 s later, and those writes are lost when it resyncs. Here the first
+    connection taken each PRIMARY_CHECK_S asks again; when the primary moved, the pool drops
+    its connections to the old one. The client closing also closes its connections to the
+    sentinels (redis-py leaves them open)."""
+
+    _checked_at = 0.0
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        now = time.monotonic()
+        if self.master_address is not None and now - self._checked_at >= PRIMARY_CHECK_S:
+            self._checked_at = now
+            try:
+                # When it moved, this drops the idle connections to the old primary.
+                await self.get_master_address()  # type: ignore[no-untyped-call]
+            except MasterNotFoundError as exc:
+                # The sentinels are out of reach; the primary may not be: keep using it.
+                log.warning("sentinels unreachable, staying on the last primary", error=str(exc))
+        return await super().get_connection(*args, **kwargs)
+
+    async def disconnect(self, inuse_connections: bool = True) -> None:
+        await super().disconnect(inuse_connections)
+        if inuse_connections:  # closing, not just leaving an old primary
+            for sentinel in self.sentinel_manager.sentinels:
+                await sentinel.aclose()
+
+
+def _reveal(secret: SecretStr | None) -> str | None:
+    return None if secret is None else secret.get_secret_value()
