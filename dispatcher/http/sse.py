@@ -144,7 +144,8 @@ async def _relay(pubsub: PubSub, inbox: Inbox) -> None:
     try:
         while True:
             # A bounded wait: a quiet channel returns None. An unbounded one blocks on the
-            # socket's own timeout (SOCKET_TIMEOUT_S) and ended every quiet stream after 10 s.
+            # socket's own timeout (redis_connection.SOCKET_TIMEOUT_S) and ended every quiet
+            # stream after 10 s.
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             if message is None:
                 continue

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
-from dispatcher import app as app_module
+from dispatcher import redis_connection
 from dispatcher.app import create_app
 from dispatcher.http import agents
 from dispatcher.http.appkeys import EVENT_STREAMS
@@ -129,7 +129,7 @@ async def test_a_quiet_stream_outlives_the_redis_socket_timeout(
 ) -> None:
     """A channel with nothing to say is not a Redis failure: the stream stays open past the
     client's socket timeout (10 s in production, 0.2 s here) and still relays what comes."""
-    monkeypatch.setattr(app_module, "SOCKET_TIMEOUT_S", 0.2)
+    monkeypatch.setitem(redis_connection.CLIENT_OPTIONS, "socket_timeout", 0.2)
     async with TestClient(TestServer(create_app(settings))) as client:
         stream = await client.get(EVENTS, headers=basic())
         assert await _read_block(stream.content) == b": connected\n\n"
