@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 
 import aiohttp
 import orjson
-import yaml
 
 from tests.conftest import demo_document
-from tests.dispatcher.test_cli import BIN, _free_port, _wait_healthy
 from tests.scrape import value
+from tests.up import dispatcher_up
 
 CALLS = "/apps/api/v1/calls"
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"demo:demo-token").decode()}
@@ -56,26 +52,9 @@ async def _scrape(base: str) -> str:
 async def test_every_line_of_a_request_and_of_its_jobs_names_them(tmp_path: Path) -> None:
     document = demo_document()
     document["tenants"][0]["settings"]["simulator"] = {"answer_after_s": 0.05, "talk_time_s": 0.1}
-    config = tmp_path / "directory.yaml"
-    config.write_text(yaml.safe_dump(document))
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    env.update(DISPATCHER_LOG_FORMAT="json", DISPATCHER_LOG_LEVEL="debug")
-    log_file = tmp_path / "up.log"
-    with log_file.open("wb") as log:
-        process = subprocess.Popen(
-            [str(BIN), "up", "--host", "127.0.0.1", "--port", str(port), "--config", str(config),
-             "--data-dir", str(tmp_path / "data")],
-            env=env, stdout=log, stderr=log,
-        )  # fmt: skip
-        try:
-            await asyncio.to_thread(_wait_healthy, port, process)
-            base = f"http://127.0.0.1:{port}"
-            call_id = await _run_one_call(base)
-            text = await _scrape(base)  # `up`: the worker's metrics are on the API port
-        finally:
-            process.send_signal(signal.SIGTERM)
-            assert await asyncio.to_thread(process.wait, 30) == 0
+    async with dispatcher_up(tmp_path, document) as (base, log_file):
+        call_id = await _run_one_call(base)
+        text = await _scrape(base)  # `up`: the worker's metrics are on the API port
 
     jobs = "dispatcher_worker_jobs_total"
     assert value(text, jobs, function="dial_outbound", result="ok") == 1

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -19,12 +16,12 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-import yaml
 from aiohttp import web
 
 from dispatcher.domain import clock
 from tests.conftest import demo_document
-from tests.dispatcher.test_cli import _free_port, _wait_healthy
+from tests.dispatcher.test_cli import _free_port
+from tests.up import dispatcher_up
 
 BIN = Path(sys.executable).parent / "dispatcher"
 API = "/apps/api/v1"
@@ -166,33 +163,15 @@ async def _until_ended(http: aiohttp.ClientSession, base: str, call_ids: list[in
 async def test_a_full_run_logs_no_secret_and_no_full_phone_number(
     tmp_path: Path, webhook_url: str
 ) -> None:
-    config = tmp_path / "directory.yaml"
-    config.write_text(yaml.safe_dump(_document(webhook_url)))
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    env.update(
-        DISPATCHER_LOG_FORMAT="json",
-        DISPATCHER_LOG_LEVEL="debug",
-        DISPATCHER_ADMIN_TOKEN=ADMIN_TOKEN,
-    )
-    log_file = tmp_path / "up.log"
-    with log_file.open("wb") as log:
-        process = subprocess.Popen(
-            [str(BIN), "up", "--host", "127.0.0.1", "--port", str(port), "--config", str(config),
-             "--data-dir", str(tmp_path / "data")],
-            env=env, stdout=log, stderr=log,
-        )  # fmt: skip
-        try:
-            await asyncio.to_thread(_wait_healthy, port, process)
-            base = f"http://127.0.0.1:{port}"
-            async with aiohttp.ClientSession() as http:
-                call_ids = await _exercise(http, base)
-                cookie = await _operator(http, base)
-                await _until_ended(http, base, call_ids)
-                await asyncio.sleep(1.5)  # the last webhook deliveries and their retries
-        finally:
-            process.send_signal(signal.SIGTERM)
-            assert await asyncio.to_thread(process.wait, 30) == 0
+    admin = {"DISPATCHER_ADMIN_TOKEN": ADMIN_TOKEN}
+    async with (
+        dispatcher_up(tmp_path, _document(webhook_url), **admin) as (base, log_file),
+        aiohttp.ClientSession() as http,
+    ):
+        call_ids = await _exercise(http, base)
+        cookie = await _operator(http, base)
+        await _until_ended(http, base, call_ids)
+        await asyncio.sleep(1.5)  # the last webhook deliveries and their retries
 
     lines = log_file.read_text().splitlines()
     events = [orjson.loads(line) for line in lines if line.startswith("{")]

@@ -1,0 +1,42 @@
+"""`dispatcher up` as an operator runs it, in a subprocess, for tests that read its whole log."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.dispatcher.test_cli import BIN, _free_port, _wait_healthy
+
+
+@contextlib.asynccontextmanager
+async def dispatcher_up(
+    tmp_path: Path, document: dict[str, Any], **env: str
+) -> AsyncIterator[tuple[str, Path]]:
+    """Runs `dispatcher up` with `document` as its directory and JSON logs at debug level (plus
+    `env`); yields its base URL and its log file. It is stopped with SIGTERM and must exit 0."""
+    config = tmp_path / "directory.yaml"
+    config.write_text(yaml.safe_dump(document))
+    port = _free_port()
+    environment = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    environment.update(DISPATCHER_LOG_FORMAT="json", DISPATCHER_LOG_LEVEL="debug", **env)
+    log_file = tmp_path / "up.log"
+    with log_file.open("wb") as log:
+        process = subprocess.Popen(
+            [str(BIN), "up", "--host", "127.0.0.1", "--port", str(port), "--config", str(config),
+             "--data-dir", str(tmp_path / "data")],
+            env=environment, stdout=log, stderr=log,
+        )  # fmt: skip
+        try:
+            await asyncio.to_thread(_wait_healthy, port, process)
+            yield f"http://127.0.0.1:{port}", log_file
+        finally:
+            process.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(process.wait, 30) == 0
