@@ -20,6 +20,7 @@ import aiohttp
 import click
 
 from dispatcher import progress
+from dispatcher.client.options import api_options
 
 COLUMNS = ("end_user_number", "scheduled_at", "menu_id", "lang", "ticket_id")
 REQUIRED = ("end_user_number", "scheduled_at")
@@ -166,25 +167,7 @@ def campaign() -> None:
 @click.option("--menu", "menu_id", type=int, help="Menu of a new campaign [first row's menu_id].")
 @click.option("--calls-per-second", type=float, help="Pace of a new campaign [API's: 10].")
 @click.option("--max-waiting", type=int, help="Queue cap of a new campaign [API's: none].")
-@click.option(
-    "--url",
-    envvar="DISPATCHER_URL",
-    default="http://127.0.0.1:8080",
-    show_default=True,
-    help="The API [DISPATCHER_URL].",
-)
-@click.option(
-    "--tenant",
-    envvar="DISPATCHER_TENANT",
-    required=True,
-    help="Tenant subdomain [DISPATCHER_TENANT].",
-)
-@click.option(
-    "--token",
-    envvar="DISPATCHER_API_TOKEN",
-    required=True,
-    help="API token; prefer the variable [DISPATCHER_API_TOKEN].",
-)
+@api_options
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 1000),
