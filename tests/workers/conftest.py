@@ -213,6 +213,16 @@ async def outbound_call(
     return call
 
 
+async def next_event(pubsub: PubSub) -> Any:
+    """The next message published on `pubsub`'s channels, decoded; the first read after a
+    subscription may be its confirmation, which is skipped."""
+    for _ in range(3):
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=2)
+        if message is not None:
+            return orjson.loads(message["data"])
+    raise AssertionError("no event published")
+
+
 class CallEvents:
     """Records the tenant's announced call events (the pub/sub channel every stored transition
     is announced on), with the monotonic time each arrived: orders of states, not guesses."""

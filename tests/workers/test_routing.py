@@ -27,6 +27,7 @@ from tests.workers.conftest import (
     get_json,
     inbound_call,
     load_tenant,
+    next_event,
     offers_of,
     outbound_call,
     post_json,
@@ -325,13 +326,7 @@ async def test_offers_made_are_announced_on_the_tenants_channel(
     async with redis.pubsub() as pubsub:
         await pubsub.subscribe(TENANT.events)
         call_id = (await inbound_call(client, 51))["id"]  # multicast: agents 1, 2 and 4
-        message = None
-        for _ in range(3):  # the first read may be the subscription's confirmation
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=2)
-            if message is not None:
-                break
-        assert message is not None
-        assert orjson.loads(message["data"]) == {
+        assert await next_event(pubsub) == {
             "type": "offers.made",
             "call_id": call_id,
             "agent_ids": [1, 2, 4],

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from dispatcher.store.keys import TenantKeys
 from tests.conftest import basic
+from tests.workers.conftest import next_event
 
 
 @pytest.mark.parametrize(
@@ -109,13 +109,7 @@ async def test_a_status_change_is_announced_on_the_tenants_channel(
             "/apps/api/v1/agents/3/status", json={"status": "unavailable"}, headers=basic()
         )
         assert response.status == 200
-        message = None
-        for _ in range(3):  # the first read may be the subscription's confirmation
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=2)
-            if message is not None:
-                break
-        assert message is not None
-        assert orjson.loads(message["data"]) == {
+        assert await next_event(pubsub) == {
             "type": "agent.updated",
             "agent_id": 3,
             "status": "unavailable",
