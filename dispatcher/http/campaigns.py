@@ -90,12 +90,7 @@ async def create_campaign_batch(request: web.Request) -> web.Response:
     """A batch of calls joining the campaign: scheduled calls on its menu (the defaults of
     `call_type` and `menu_id`), each checked and answered as POST /calls would."""
     tenant = await tenant_of(request)
-    campaigns = campaigns_of(request, tenant)
-    campaign_id = _campaign_id(request)
-    basics = await campaigns.basics(campaign_id)
-    if basics is None:
-        raise NotFound(CAMPAIGN_NOT_FOUND)
-    menu_id, state = basics
+    campaigns, campaign_id, (menu_id, state) = await _existing(request, tenant)
     if state == CampaignState.CANCELLED:
         raise cancelled()
     return await answer_batch(
@@ -105,12 +100,8 @@ async def create_campaign_batch(request: web.Request) -> web.Response:
 
 async def _control(request: web.Request, action: Action) -> web.Response:
     tenant = await tenant_of(request)
-    campaigns = campaigns_of(request, tenant)
-    campaign_id = _campaign_id(request)
-    basics = await campaigns.basics(campaign_id)
-    if basics is None:
-        raise NotFound(CAMPAIGN_NOT_FOUND)
-    outcome = await campaigns.control(campaign_id, basics[0], action)
+    campaigns, campaign_id, (menu_id, _) = await _existing(request, tenant)
+    outcome = await campaigns.control(campaign_id, menu_id, action)
     if outcome == "cancelled":
         raise cancelled()
     return json_response(await _read(campaigns, campaign_id))
@@ -121,6 +112,17 @@ async def _read(campaigns: Campaigns, campaign_id: int) -> CampaignObject:
     if found is None:
         raise NotFound(CAMPAIGN_NOT_FOUND)
     return found
+
+
+async def _existing(request: web.Request, tenant: Tenant) -> tuple[Campaigns, int, tuple[int, str]]:
+    """The tenant's campaigns, the id in the path, and that campaign's menu and state; 404 when
+    there is no such campaign."""
+    campaigns = campaigns_of(request, tenant)
+    campaign_id = _campaign_id(request)
+    basics = await campaigns.basics(campaign_id)
+    if basics is None:
+        raise NotFound(CAMPAIGN_NOT_FOUND)
+    return campaigns, campaign_id, basics
 
 
 def _campaign_id(request: web.Request) -> int:
