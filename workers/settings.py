@@ -44,6 +44,19 @@ END_POLLING_RETRY_S = 1
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
 # What ARQ's own Redis calls raise then: a connection lost under WATCH is a WatchError.
 POLL_FAILED = (*REDIS_DOWN, WatchError)
+# uvloop raises a RuntimeError, not a ConnectionError, when redis-py writes to a connection that
+# closed under it (Redis restarting mid-write), and redis-py lets it through: it killed a worker
+# in a Redis restart test ("unable to perform operation on <TCPTransport closed=True ...>; the
+# handler is closed").
+CLOSED_TRANSPORT = "the handler is closed"
+
+
+def lost_redis(exc: BaseException, errors: tuple[type[Exception], ...] = REDIS_DOWN) -> bool:
+    """Whether `exc` says Redis went away: one of `errors`, or uvloop's closed transport."""
+    closed = isinstance(exc, RuntimeError) and CLOSED_TRANSPORT in str(exc)
+    return closed or isinstance(exc, errors)
+
+
 # How soon a job that lost Redis midway runs again, and how long a poll that failed waits.
 REDIS_RETRY_S = 1
 REDIS_POLL_BACKOFF_S = 0.1
@@ -60,7 +73,9 @@ def retried_when_redis_is_down(job: Job) -> Job:
     async def run(ctx: dict[str, Any], *args: Any) -> str:
         try:
             return await job(ctx, *args)
-        except REDIS_DOWN as exc:
+        except Exception as exc:
+            if not lost_redis(exc):
+                raise
             raise Retry(defer=REDIS_RETRY_S) from exc
 
     return run
@@ -197,7 +212,9 @@ class DispatchWorker(Worker):
                 await self._hand_back_unrecorded()
             await self._beat()
             await super()._poll_iteration()
-        except POLL_FAILED as exc:
+        except Exception as exc:
+            if not lost_redis(exc, POLL_FAILED):
+                raise
             if self._redis_lost_at is None:
                 self._redis_lost_at = time.monotonic()
                 log.warning("redis unreachable, worker waiting for it", error=str(exc))
@@ -218,7 +235,9 @@ class DispatchWorker(Worker):
                 return  # stopping: the rest of this batch stays queued for other workers
             try:
                 await super().start_jobs([job_id])
-            except POLL_FAILED:
+            except Exception as exc:
+                if not lost_redis(exc, POLL_FAILED):
+                    raise
                 # ARQ took a slot for this job before Redis failed, and would keep it forever
                 # (a WatchError that ARQ lets out comes from the connection, not a conflict).
                 self._release_sem_dec_counter_on_complete()
@@ -230,7 +249,9 @@ class DispatchWorker(Worker):
         with structlog.contextvars.bound_contextvars(**jobs.log_fields(job_id)):
             try:
                 await super().run_job(job_id, score)
-            except POLL_FAILED:
+            except Exception as exc:
+                if not lost_redis(exc, POLL_FAILED):
+                    raise
                 self._unrecorded[job_id] = time.monotonic()
 
     async def _hand_back_unrecorded(self) -> None:
