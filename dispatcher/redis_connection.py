@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any, TypeVar
 
@@ -13,11 +14,22 @@ from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnec
 
 from dispatcher.settings import Settings
 
-# A command with no answer in this long fails (503) rather than hold its request.
-SOCKET_TIMEOUT_S = 10.0
-# No PING before each command (health_check_interval): the pool already reconnects a
-# connection that went stale, and no command is retried (a create must never run twice).
-CLIENT_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 5, "socket_timeout": SOCKET_TIMEOUT_S}
+# No socket timeout on commands: with one, redis-py wraps every write in asyncio.wait_for (a
+# task per command) and every read in a timer, a quarter of a worker's CPU per fired call. What
+# the timeout was for is kept where it is cheap: a peer that died or a cut network is noticed by
+# TCP keepalive (KEEPALIVE, within ~11 s); a Redis that is up but does not answer holds an API
+# request at most DISPATCHER_REQUEST_TIMEOUT_S (one timer per request, dispatcher/http/errors.py);
+# a job, at most its job timeout. No PING before each command (health_check_interval) either:
+# the pool already reconnects a connection that went stale, and no command is retried (a create
+# must never run twice).
+CLIENT_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 5}
+# Probes after 5 s of silence, every 2 s, 3 unanswered: a dead peer fails its reads at ~11 s.
+KEEPALIVE: dict[int, int] = {
+    option: value
+    for name, value in (("TCP_KEEPIDLE", 5), ("TCP_KEEPINTVL", 2), ("TCP_KEEPCNT", 3))
+    if (option := getattr(socket, name, None)) is not None
+}
+TCP_OPTIONS: dict[str, Any] = {"socket_keepalive": True, "socket_keepalive_options": KEEPALIVE}
 # A sentinel that does not answer is passed over for the next one: don't wait long on it.
 SENTINEL_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 2, "socket_timeout": 2}
 
@@ -30,7 +42,7 @@ log = structlog.get_logger("dispatcher.redis")
 
 def redis_client(url: str, password: str | None = None) -> Redis:
     """A client of the Redis at `url`; `password` applies when the URL has none."""
-    client: Redis = Redis.from_url(url, password=password, **CLIENT_OPTIONS)
+    client: Redis = Redis.from_url(url, password=password, **_options(url))
     return client
 
 
@@ -60,7 +72,8 @@ def _connect(settings: Settings, redis_class: type[R]) -> R:
     if settings.redis_sentinels is None:
         if settings.redis_url is None:
             raise RuntimeError("no Redis: set REDIS_URL or DISPATCHER_REDIS_SENTINELS")
-        client: R = redis_class.from_url(settings.redis_url, password=password, **CLIENT_OPTIONS)
+        url = settings.redis_url
+        client: R = redis_class.from_url(url, password=password, **_options(url))
         return client
     sentinel = Sentinel(  # type: ignore[no-untyped-call]
         list(settings.redis_sentinels),
@@ -68,6 +81,7 @@ def _connect(settings: Settings, redis_class: type[R]) -> R:
         db=settings.redis_db,
         password=password,
         **CLIENT_OPTIONS,
+        **TCP_OPTIONS,
     )
     primary: R = sentinel.master_for(
         settings.redis_sentinel_master,
@@ -106,6 +120,12 @@ class _SentinelPrimaryPool(SentinelConnectionPool):
         if inuse_connections:  # closing, not just leaving an old primary
             for sentinel in self.sentinel_manager.sentinels:
                 await sentinel.aclose()
+
+
+def _options(url: str) -> dict[str, Any]:
+    """The client options for `url`: keepalive applies to TCP only (redis-py's unix socket
+    connection refuses the keepalive arguments)."""
+    return CLIENT_OPTIONS if url.startswith("unix:") else {**CLIENT_OPTIONS, **TCP_OPTIONS}
 
 
 def _reveal(secret: SecretStr | None) -> str | None:

@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     # keepalive_timeout_s of opening or of its previous answer (aiohttp's keepalive_timeout,
     # which also closes idle keep-alive connections; 75 s is nginx's default).
     body_timeout_s: float = Field(default=10.0, gt=0)
+    # An API request is answered within this, its body's arrival included: one that waits on a
+    # Redis that is up but does not answer (stopped, swamped) gets a 503 then. An event stream
+    # is bounded only until it opens. (Redis clients have no per-command timeout: see
+    # redis_connection.CLIENT_OPTIONS.)
+    request_timeout_s: float = Field(default=30.0, gt=0)
     keepalive_timeout_s: float = Field(default=75.0, gt=0)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -195,6 +200,14 @@ class Settings(BaseSettings):
             raise ValueError(
                 "DISPATCHER_REDIS_DB is for Sentinel; with REDIS_URL the database is the "
                 "URL's path (redis://host:6379/N)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _body_within_request(self) -> Self:
+        if self.request_timeout_s <= self.body_timeout_s:
+            raise ValueError(
+                "DISPATCHER_REQUEST_TIMEOUT_S must be longer than DISPATCHER_BODY_TIMEOUT_S"
             )
         return self
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -24,3 +25,5 @@ METRICS = web.AppKey("metrics", Metrics)
 # scrape target per picture, not one per process).
 LIVE_GAUGES = web.AppKey("live_gauges", bool)
 EVENT_STREAMS: web.AppKey[EventStreams] = web.AppKey("event_streams")
+# The request's deadline (settings.request_timeout_s), which an event stream lifts once open.
+DEADLINE = web.RequestKey("deadline", asyncio.Timeout)

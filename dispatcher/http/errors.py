@@ -3,6 +3,7 @@ The same middleware gives each request its id, its log line and its two metric s
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -14,7 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from dispatcher.domain.errors import DispatchError
-from dispatcher.http.appkeys import METRICS
+from dispatcher.http.appkeys import DEADLINE, METRICS, SETTINGS
 from dispatcher.metrics import UNMATCHED
 
 log = structlog.get_logger("dispatcher.http")
@@ -71,9 +72,17 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return response
 
 
+def lift_deadline(request: web.Request) -> None:
+    """For an answer that lasts as long as its client (an event stream), once it has begun."""
+    request[DEADLINE].reschedule(None)
+
+
 async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+    deadline = asyncio.timeout(request.app[SETTINGS].request_timeout_s)
     try:
-        return await handler(request)
+        async with deadline:
+            request[DEADLINE] = deadline
+            return await handler(request)
     except DispatchError as exc:
         answer = message_response(exc.status, exc.message, exc.headers)
         if exc.closes_connection:
@@ -88,6 +97,12 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         return message_response(exc.status, message, allow)
     except (RedisConnectionError, RedisTimeoutError, ConnectionError):
         log.warning("storage unavailable", exc_info=True)
+        return message_response(503, "Service unavailable", {"Retry-After": "1"})
+    except TimeoutError:
+        if not deadline.expired():
+            log.exception("unhandled error")
+            return message_response(500, "Internal server error")
+        log.warning("request deadline passed: storage unresponsive", path=request.path)
         return message_response(503, "Service unavailable", {"Retry-After": "1"})
     except Exception:
         log.exception("unhandled error")

@@ -13,6 +13,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from dispatcher.http.appkeys import EVENT_STREAMS, REDIS
+from dispatcher.http.errors import lift_deadline
 
 log = structlog.get_logger("dispatcher.http.sse")
 
@@ -125,6 +126,7 @@ async def subscribe(request: web.Request, channels: list[str]) -> AsyncIterator[
         await pubsub.subscribe(*channels)
         response = web.StreamResponse(headers=HEADERS)
         await response.prepare(request)
+        lift_deadline(request)
         inbox = streams.open()
         relay = asyncio.create_task(_relay(pubsub, inbox))
         try:
@@ -144,7 +146,7 @@ async def _relay(pubsub: PubSub, inbox: Inbox) -> None:
     try:
         while True:
             # A bounded wait: a quiet channel returns None. An unbounded one blocks on the
-            # socket's own timeout (redis_connection.SOCKET_TIMEOUT_S) and ended every quiet
+            # socket's own timeout (it had one then) and ended every quiet
             # stream after 10 s.
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             if message is None:
