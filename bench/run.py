@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 from tqdm import tqdm
 
 from bench.campaign import campaign as campaign_part
+from bench.cpu import PerCall, Window, calibration_ms
 from bench.loadgen import percentile
 from bench.system import AGENTS, MENUS, TENANT, System, free_port, rss_mb
 from dispatcher import progress
@@ -53,6 +54,9 @@ class Row:
 class Report:
     rows: list[Row] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # The figures that drift least from run to run (ratios to a floor, CPU per call in
+    # calibration units), printed again together at the end: compare these across commits.
+    drift: list[str] = field(default_factory=list)
     bar: tqdm[Any] | None = None  # the run's progress bar (stderr, on a terminal only)
 
     def phase(self, text: str) -> None:
@@ -66,6 +70,11 @@ class Report:
         verdict = "" if ok is None else ("met" if ok else "not met")
         self.rows.append(Row(figure, value, floor, target, verdict))
         say(f"  {figure}: {value}" + (f"  (floor {floor})" if floor else ""))
+
+    def steady(self, figure: str, value: str) -> None:
+        """A row that is also one of the drift figures."""
+        self.add(figure, value)
+        self.drift.append(f"{figure.strip()}: {value}")
 
     def markdown(self) -> str:
         lines = ["| figure | measured | floor (same run) | target | |", "|---|---|---|---|---|"]
@@ -134,9 +143,15 @@ async def ingress(system: System, report: Report, scale: Scale) -> None:
     floor_port, port = free_port(), free_port()
     floor = system.floor(floor_port)
     duration = str(scale.seconds)
+    redis = system.redis()
+    window = Window([floor.pid])
+    await window.start(redis)
     floor_result = await system.loadgen_async(
         "--url", url(floor_port), "--duration", duration, "--warmup", "1"
     )
+    await window.stop(redis)
+    floor_cost = PerCall.of(window, await redis.zcard(b"floor:calls"), calibration_ms())
+    await redis.aclose()
     system.stop(floor)
     check_statuses(report, "floor", floor_result, "201")
     for processes in (1, 2):
@@ -145,13 +160,23 @@ async def ingress(system: System, report: Report, scale: Scale) -> None:
         server = system.serve(port, processes)
         redis = system.redis()
         before = await used_memory(redis)
+        window = Window([server.pid])
+        await window.start(redis)
         calls = await system.loadgen_async(
             "--url", url(port), "--kind", "calls", "--menus", str(MENUS), "--duration", duration,
             "--warmup", "1",
         )  # fmt: skip
+        await window.stop(redis)
         check_statuses(report, "POST /calls", calls, "201")
         if processes == 1:
-            per_call = (await used_memory(redis) - before) / max(1, calls["statuses"].get("201", 0))
+            created = await redis.zcard(TenantKeys(TENANT).calls)
+            per_call = (await used_memory(redis) - before) / max(1, created)
+            cost = PerCall.of(window, created, calibration_ms())
+            report.steady("  POST /calls, 1 process, per request", cost.text())
+            report.steady("  floor, per request", floor_cost.text())
+            report.steady(
+                "  POST /calls CPU per request ÷ floor's", f"{cost.cpu_ms / floor_cost.cpu_ms:.2f}"
+            )
         ratio = calls["rps"] / floor_result["rps"]
         report.add(
             f"ingress POST /calls (inbound), concurrency 64, {processes} process(es)",
@@ -160,7 +185,7 @@ async def ingress(system: System, report: Report, scale: Scale) -> None:
             "≥ 0.8 × floor",
             ratio >= 0.8,
         )
-        report.add(f"  ratio to floor ({processes} process(es))", f"{ratio:.2f}")
+        report.steady(f"  POST /calls ÷ floor ({processes} process(es))", f"{ratio:.2f}")
         report.phase(f"POST /calls at half the rate, {processes} process(es)")
         half = await system.loadgen_async(
             "--url", url(port), "--kind", "calls", "--menus", str(MENUS), "--duration", duration,
@@ -188,6 +213,7 @@ async def ingress(system: System, report: Report, scale: Scale) -> None:
             "≥ 0.7 × floor",
             sms_ratio >= 0.7,
         )
+        report.drift.append(f"POST /sms ÷ floor ({processes} process(es)): {sms_ratio:.2f}")
         await redis.aclose()
         system.stop(server)
     report.add(
@@ -205,14 +231,16 @@ async def _run_e2e(
     server = system.serve(port)
     procs = system.workers(workers)
     agents = system.spawn_agents(url(port))
+    redis = system.redis()
+    window = Window([server.pid, *(process.pid for process in procs)])
+    await window.start(redis)
     result = await system.loadgen_async(
         "--url", url(port), "--kind", "calls", "--menus", str(MENUS), "--duration", str(seconds),
         "--rate", str(rate), "--concurrency", "128",
     )  # fmt: skip
     check_statuses(report, "e2e POST /calls", result, "201")
-    redis = system.redis()
     try:
-        outcome = await _e2e_outcome(redis, result["statuses"].get("201", 0))
+        outcome = await _e2e_outcome(redis, result["statuses"].get("201", 0), window)
     finally:
         await redis.aclose()
         for process in procs:
@@ -225,12 +253,16 @@ async def _run_e2e(
     return outcome
 
 
-async def _e2e_outcome(redis: Redis, acknowledged: int, wait_s: float = 600) -> dict[str, Any]:
-    """Waits for every call to be assigned (then finished), then reads them all back."""
+async def _e2e_outcome(
+    redis: Redis, acknowledged: int, window: Window, wait_s: float = 600
+) -> dict[str, Any]:
+    """Waits for every call to be assigned (then finished), then reads them all back; the
+    window of CPU and commands closes before the reading."""
     keys = TenantKeys(TENANT)
     await _wait(lambda: _zcard(redis, keys.calls_by_status("queued")), 0, wait_s, stalls_s=15)
     finished = await _zcard(redis, keys.calls_by_status("finished"))
     await _wait(lambda: _zcard(redis, keys.calls_by_status("finished")), finished, 10, grows=True)
+    await window.stop(redis)
     ids = [int(m) for m in await redis.zrange(keys.calls, 0, -1)]
     async with redis.pipeline(transaction=False) as pipe:
         for call_id in ids:
@@ -270,6 +302,7 @@ async def _e2e_outcome(redis: Redis, acknowledged: int, wait_s: float = 600) -> 
         "lost": lost + abs(len(ids) - acknowledged),
         "double": double,
         "slots_held": await _slots_held(redis, keys),
+        "cost": PerCall.of(window, len(assigned_ms), calibration_ms()),
     }
 
 
@@ -334,6 +367,11 @@ async def e2e(system: System, report: Report, scale: Scale) -> None:
         "p99 ≤ 50 ms",
         outcome["p99_offer_ms"] <= 50,
     )
+    report.steady(
+        "  calls assigned/s ÷ bare ARQ no-op jobs/s",
+        f"{outcome['assigned_per_s'] / floor['jobs_per_s']:.3f}",
+    )
+    report.steady("  per call assigned (ingress and worker)", outcome["cost"].text())
     report.add(
         "  calls lost / assigned twice / agent slots left held",
         f"{outcome['lost']} / {outcome['double']} / {outcome['slots_held']}"
@@ -403,12 +441,16 @@ async def scheduled(system: System, report: Report, scale: Scale) -> None:
     per_scheduled = (await used_memory(redis) - before) / max(1, total)
     workers = system.workers(SCHEDULED_WORKERS)
     report.phase(f"firing: {SCHEDULED_WORKERS} workers")
-    wait_until = burst_due + 2000 + 10_000
     keys = TenantKeys(TENANT)
-    while clock.to_ms(clock.now()) < wait_until:
+    window = Window([worker.pid for worker in workers])
+    await asyncio.sleep(max(0, first_due - clock.to_ms(clock.now())) / 1000)
+    await window.start(redis)
+    while clock.to_ms(clock.now()) < burst_due + 2000:
         await asyncio.sleep(0.5)
-        if clock.to_ms(clock.now()) > burst_due + 2000 and await _fired(redis, keys) >= measured:
-            break
+    # "Never fired" must mean never, not late on a busy machine: wait while firing goes on.
+    await _wait(lambda: _unfired(redis, keys, measured), 0, 600, stalls_s=15)
+    await window.stop(redis)
+    cost = PerCall.of(window, measured - await _unfired(redis, keys, measured), calibration_ms())
     late_steady, late_burst, fired_twice, never = await _lateness(redis, keys, burst_due)
     for worker in workers:
         system.stop(worker)
@@ -428,6 +470,7 @@ async def scheduled(system: System, report: Report, scale: Scale) -> None:
         _lateness_text(late_burst),
     )
     report.add("  fired twice / never fired", f"{fired_twice} / {never} of {measured:,}")
+    report.steady("  per fired call (workers)", cost.text())
     report.add(
         "  POST /calls (scheduled) while filling the queue", fmt_rate(bulk_result) if bulk else "-"
     )
@@ -446,8 +489,9 @@ def _lateness_text(late: list[float]) -> str:
     )
 
 
-async def _fired(redis: Redis, keys: TenantKeys) -> int:
-    return await _zcard(redis, keys.calls) - await _zcard(redis, keys.calls_by_status("scheduled"))
+async def _unfired(redis: Redis, keys: TenantKeys, measured: int) -> int:
+    fired = await _zcard(redis, keys.calls) - await _zcard(redis, keys.calls_by_status("scheduled"))
+    return measured - fired
 
 
 async def _lateness(
@@ -588,6 +632,10 @@ def main(argv: list[str] | None = None) -> int:
             bar.update()
     print()
     print(report.markdown())
+    if report.drift:
+        print("\nDrift figures (ratios to floors; CPU per call in calibration units):")
+        for line in report.drift:
+            print(f"- {line}")
     if report.problems:
         print("\nPROBLEMS (calls lost, fired twice or assigned twice, or failed requests):")
         for problem in report.problems:

@@ -1,0 +1,80 @@
+"""CPU per call, the figure that drifts least: the CPU the processes under test spent in a
+window, divided by the calls they handled, and divided again by a calibration loop timed in the
+same run. Single-core speed here swings by up to 60 % from one run to the next; lateness and
+throughput swing with it, the normalised CPU per call much less."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from bench.system import cpu_seconds
+
+# The calibration's work: pure-Python dict, string and integer operations, as an ARQ job's or
+# a handler's own code does them. One unit is 20,000 rounds.
+_ROUNDS = 20_000
+
+
+def _calibration_round() -> None:
+    record: dict[str, int] = {}
+    for i in range(_ROUNDS):
+        key = f"call:{i % 97}"
+        record[key] = record.get(key, 0) + i * 3 + len(key)
+
+
+def calibration_ms(repeats: int = 7) -> float:
+    """CPU milliseconds of one calibration unit on this process's core now (the fastest of
+    `repeats`: a run interrupted by another process only counts as slower)."""
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.process_time()
+        _calibration_round()
+        best = min(best, time.process_time() - started)
+    return best * 1000
+
+
+async def redis_commands(redis: Redis) -> int:
+    """Commands Redis has run since its start (INFO commandstats, every command summed)."""
+    stats = await redis.info("commandstats")
+    return sum(int(entry["calls"]) for entry in stats.values())
+
+
+@dataclass
+class Window:
+    """CPU of some processes and commands of Redis, from `start` to `stop`."""
+
+    pids: Sequence[int]
+    cpu_s: float = 0.0
+    commands: int = 0
+
+    async def start(self, redis: Redis) -> None:
+        self.cpu_s = -sum(cpu_seconds(pid) for pid in self.pids)
+        self.commands = -await redis_commands(redis)
+
+    async def stop(self, redis: Redis) -> None:
+        self.cpu_s += sum(cpu_seconds(pid) for pid in self.pids)
+        self.commands += await redis_commands(redis)
+
+
+@dataclass(frozen=True)
+class PerCall:
+    """What one call cost the processes measured."""
+
+    cpu_ms: float
+    calibrated: float  # cpu_ms in calibration units
+    commands: float
+
+    @classmethod
+    def of(cls, window: Window, calls: int, unit_ms: float) -> PerCall:
+        calls = max(1, calls)
+        cpu_ms = window.cpu_s * 1000 / calls
+        return cls(cpu_ms, cpu_ms / unit_ms, window.commands / calls)
+
+    def text(self) -> str:
+        return (
+            f"{self.cpu_ms:.2f} ms CPU ({self.calibrated:.2f} calibration units),"
+            f" {self.commands:.1f} Redis commands"
+        )
