@@ -64,6 +64,7 @@ class _Creation:
 
     kind: Kind
     record: CallObject | ChatObject
+    doc: bytes  # the record's JSON, serialised once: stored, and the answer's body
     meta_json: str
     now: datetime
     job: jobs.JobSpec | None
@@ -133,14 +134,15 @@ class Records:
     def _outbound(self, plan: OutboundPlan, ids: Ids, key: Once | None) -> _Creation:
         now = ids.created
         call, meta = outbound_call(plan, self.tenant, ids, now)
-        job, answer = None, Answer(201, call.model_dump_json().encode(), record_id=call.id)
+        doc = call.model_dump_json().encode()
+        job, answer = None, Answer(201, doc, record_id=call.id)
         if meta.pending_action is None:
             job = jobs.JobSpec(jobs.DIAL_OUTBOUND, self.tenant.subdomain, call.id, clock.to_ms(now))
         else:
             pending = orjson.dumps(pending_choice(plan, call.id, meta))
             answer = Answer(202, pending, record_id=call.id)
         claims = _Claims(agent_id=plan.agent.id, agent_capacity=plan.agent.capacity.voice)
-        return _Creation("call", call, meta.model_dump_json(), now, job, claims, answer, key)
+        return _Creation("call", call, doc, meta.model_dump_json(), now, job, claims, answer, key)
 
     def _queued(
         self, plan: QueuedPlan, ids: Ids, key: Once | None, campaign: CampaignLink | None
@@ -158,9 +160,11 @@ class Records:
             # Its campaign's pump fires it, at the campaign's pace: no job of its own.
             job, meta.campaign_id = None, campaign.campaign_id
         claims = _Claims(joins=joins)
-        answer = Answer(201, call.model_dump_json().encode(), record_id=call.id)
+        doc = call.model_dump_json().encode()
+        answer = Answer(201, doc, record_id=call.id)
+        meta_json = meta.model_dump_json()
         return _Creation(
-            "call", call, meta.model_dump_json(), now, job, claims, answer, key, campaign, run_at
+            "call", call, doc, meta_json, now, job, claims, answer, key, campaign, run_at
         )
 
     async def create_chat(self, plan: SmsPlan, now: datetime, key: Once | None = None) -> Answer:
@@ -174,8 +178,10 @@ class Records:
             consumer_number=plan.end_user_number,
             session_ttl_ms=self.tenant.doc.settings.sms_session_timeout_s * 1000,
         )
-        answer = Answer(200, chat.model_dump_json().encode(), record_id=chat.id)
-        creation = _Creation("chat", chat, meta.model_dump_json(), now, job, claims, answer, key)
+        doc = chat.model_dump_json().encode()
+        answer = Answer(200, doc, record_id=chat.id)
+        meta_json = meta.model_dump_json()
+        creation = _Creation("chat", chat, doc, meta_json, now, job, claims, answer, key)
         return _outcome(creation, await self._create(creation))
 
     async def document(self, kind: Kind, record_id: int) -> bytes | None:
@@ -321,7 +327,7 @@ class Records:
                 campaign.due_key if campaign else self.keys.campaign_due(0),
             ],
             args=[
-                record.model_dump_json(),
+                creation.doc,
                 creation.meta_json,
                 record.status,
                 now_ms,
