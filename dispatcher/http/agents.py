@@ -17,13 +17,14 @@ from dispatcher.domain.errors import Conflict, InvalidRequest, NotFound
 from dispatcher.domain.fields import integer
 from dispatcher.domain.statuses import AgentStatus
 from dispatcher.http import listing, sse
-from dispatcher.http.appkeys import METRICS, REDIS, SCRIPTS
+from dispatcher.http.appkeys import METRICS, REDIS, SCRIPTS, SETTINGS
 from dispatcher.http.auth import tenant_of
 from dispatcher.http.body import json_object
 from dispatcher.http.responses import json_response
 from dispatcher.store import jobs
 from dispatcher.store.keys import TenantKeys
 from dispatcher.store.lifecycle import OFFER_GONE, Calls
+from dispatcher.store.stream_leases import StreamCap
 
 routes = web.RouteTableDef()
 BASE = "/apps/api/v1/agents/{id}"
@@ -31,6 +32,7 @@ AGENT_NOT_FOUND = "Agent not found"
 KEEP_ALIVE_S = 15.0
 # Sent on an agent's stream when a newer stream of the same agent opens; this one then ends.
 SUPERSEDED = "superseded"
+AGENT_STREAMS = "Too many event streams open for this agent (at most {})"
 
 
 def calls_of(request: web.Request, tenant: Tenant) -> Calls:
@@ -140,9 +142,11 @@ async def agent_events(request: web.Request) -> web.StreamResponse:
     with a `superseded` event."""
     tenant = await tenant_of(request)
     agent = _agent(request, tenant.agents_by_id)
-    channel = TenantKeys(tenant.subdomain).agent_events(agent.id)
+    keys = TenantKeys(tenant.subdomain)
+    channel = keys.agent_events(agent.id)
     desk = secrets.token_hex(8)
-    async with sse.subscribe(request, [channel]) as stream:
+    caps = [_agent_cap(request, keys, agent.id), sse.tenant_cap(request, keys)]
+    async with sse.subscribe(request, [channel], caps) as stream:
         await request.app[REDIS].publish(channel, _event(SUPERSEDED, {"desk": desk}))
         while stream.open:
             message = await stream.receive(KEEP_ALIVE_S)
@@ -162,6 +166,11 @@ async def agent_events(request: web.Request) -> web.StreamResponse:
 
 def _event(kind: str, data: dict[str, Any]) -> bytes:
     return orjson.dumps({"event": kind, "data": data})
+
+
+def _agent_cap(request: web.Request, keys: TenantKeys, agent_id: int) -> StreamCap:
+    limit = request.app[SETTINGS].streams_per_agent
+    return StreamCap(keys.agent_streams(agent_id), limit, AGENT_STREAMS.format(limit))
 
 
 def _offer_id(request: web.Request) -> int:

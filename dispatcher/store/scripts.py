@@ -31,6 +31,7 @@ class Scripts:
     campaign_control: AsyncScript
     release_campaign: AsyncScript
     fire_campaign_call: AsyncScript
+    claim_stream: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:
