@@ -156,6 +156,10 @@ class TenantKeys:
         """Pub/sub channel of one agent's offers and assignments."""
         return f"{self.prefix}agent:{agent_id}:events"
 
+    def agent_desk(self, agent_id: int) -> str:
+        """The id of the agent's desk: its newest event stream, the one that gets its events."""
+        return f"{self.prefix}agent:{agent_id}:desk"
+
     @property
     def streams(self) -> str:
         """Sorted set of the tenant's open event streams, scored by lease expiry (ms)."""

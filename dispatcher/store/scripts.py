@@ -32,6 +32,7 @@ class Scripts:
     release_campaign: AsyncScript
     fire_campaign_call: AsyncScript
     claim_stream: AsyncScript
+    release_desk: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:
