@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import structlog
@@ -45,7 +45,7 @@ class Subscriber:
         # (a channel left and joined again has two).
         self._unanswered: dict[bytes, deque[asyncio.Future[bool]]] = {}
 
-    async def join(self, channels: Iterable[str], inbox: Inbox) -> None:
+    async def join(self, channels: Sequence[str], inbox: Inbox) -> None:
         """Returns once Redis has `inbox`'s channels subscribed: whatever is published from
         then on reaches it. A Redis failure raises (the request's 503)."""
         pubsub = await self._connected()
@@ -58,7 +58,7 @@ class Subscriber:
         if not all(answered):
             raise RedisConnectionError("the pub/sub connection was lost")
 
-    async def leave(self, channels: Iterable[str], inbox: Inbox) -> None:
+    async def leave(self, channels: Sequence[str], inbox: Inbox) -> None:
         for channel in (name.encode() for name in channels):
             inboxes = self._inboxes.get(channel)
             if inboxes is None:
@@ -116,6 +116,8 @@ class Subscriber:
             unanswered = self._unanswered.get(channel)
             if unanswered:
                 _settle(unanswered.popleft(), True)
+                if not unanswered:
+                    del self._unanswered[channel]
         elif message["type"] == "message":
             for inbox in list(self._inboxes.get(channel, ())):
                 self._put(channel, inbox, message["data"])
