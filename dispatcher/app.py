@@ -22,6 +22,7 @@ from dispatcher.http import (
     pages,
     sms,
     sse,
+    subscriber,
     twilio,
 )
 from dispatcher.http.appkeys import (
@@ -59,6 +60,7 @@ def create_app(settings: Settings, process_metrics: Metrics | None = None) -> we
     app[LIVE_GAUGES] = True
     app[EVENT_STREAMS] = sse.EventStreams()
     app.cleanup_ctx.append(redis_context)
+    app.cleanup_ctx.append(subscriber.subscriber_context)
     app.on_shutdown.append(sse.close_event_streams)
     for module in (
         health,

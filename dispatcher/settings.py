@@ -179,6 +179,11 @@ class Settings(BaseSettings):
 
     # How long an operator's dashboard session lasts after the login (an HttpOnly cookie).
     dashboard_session_s: int = Field(default=8 * 3600, ge=60)
+    # Event streams open at once (/dashboard/events, /agents/{id}/events), counted in Redis
+    # across every process: per dashboard session, per agent, and per tenant (both kinds).
+    streams_per_session: int = Field(default=10, ge=1)
+    streams_per_agent: int = Field(default=5, ge=1)
+    streams_per_tenant: int = Field(default=1000, ge=1)
 
     @field_validator("redis_sentinels", mode="before")
     @classmethod

@@ -3,12 +3,13 @@ per agent."""
 
 from __future__ import annotations
 
-import secrets
+import contextlib
 from typing import Any
 
 import orjson
 import structlog
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from dispatcher.directory.schema import Agent
 from dispatcher.directory.tenant import Tenant
@@ -17,20 +18,22 @@ from dispatcher.domain.errors import Conflict, InvalidRequest, NotFound
 from dispatcher.domain.fields import integer
 from dispatcher.domain.statuses import AgentStatus
 from dispatcher.http import listing, sse
-from dispatcher.http.appkeys import METRICS, REDIS, SCRIPTS
+from dispatcher.http.appkeys import METRICS, REDIS, SCRIPTS, SETTINGS
 from dispatcher.http.auth import tenant_of
 from dispatcher.http.body import json_object
 from dispatcher.http.responses import json_response
 from dispatcher.store import jobs
+from dispatcher.store.desks import SUPERSEDED, Desk, is_announcement
 from dispatcher.store.keys import TenantKeys
 from dispatcher.store.lifecycle import OFFER_GONE, Calls
+from dispatcher.store.stream_leases import StreamCap
 
 routes = web.RouteTableDef()
+log = structlog.get_logger("dispatcher.http.agents")
 BASE = "/apps/api/v1/agents/{id}"
 AGENT_NOT_FOUND = "Agent not found"
 KEEP_ALIVE_S = 15.0
-# Sent on an agent's stream when a newer stream of the same agent opens; this one then ends.
-SUPERSEDED = "superseded"
+AGENT_STREAMS = "Too many event streams open for this agent (at most {})"
 
 
 def calls_of(request: web.Request, tenant: Tenant) -> Calls:
@@ -140,28 +143,39 @@ async def agent_events(request: web.Request) -> web.StreamResponse:
     with a `superseded` event."""
     tenant = await tenant_of(request)
     agent = _agent(request, tenant.agents_by_id)
-    channel = TenantKeys(tenant.subdomain).agent_events(agent.id)
-    desk = secrets.token_hex(8)
-    async with sse.subscribe(request, [channel]) as stream:
-        await request.app[REDIS].publish(channel, _event(SUPERSEDED, {"desk": desk}))
-        while stream.open:
-            message = await stream.receive(KEEP_ALIVE_S)
-            if message is None:
-                if stream.open:
-                    await stream.comment("keep-alive")
-                continue
-            event = orjson.loads(message)
-            if event["event"] == SUPERSEDED:
-                if event["data"]["desk"] != desk:
-                    await stream.send(SUPERSEDED, b"{}")
-                    break
-                continue
-            await stream.send(event["event"], orjson.dumps(event["data"]))
+    keys = TenantKeys(tenant.subdomain)
+    desk = Desk(request.app[REDIS], request.app[SCRIPTS], keys, agent.id)
+    caps = [_agent_cap(request, keys, agent.id), sse.tenant_cap(request, keys)]
+    async with sse.subscribe(request, [keys.agent_events(agent.id)], caps) as stream:
+        try:
+            await desk.take()
+            await _relay(stream, desk)
+        except (RedisError, ConnectionError):  # the stream ends; the console reconnects
+            log.warning("agent stream ended: Redis is unavailable", exc_info=True)
+        finally:
+            with contextlib.suppress(RedisError, ConnectionError):
+                await desk.release()
     return stream.response
 
 
-def _event(kind: str, data: dict[str, Any]) -> bytes:
-    return orjson.dumps({"event": kind, "data": data})
+async def _relay(stream: sse.EventStream, desk: Desk) -> None:
+    while stream.open:
+        message = await stream.receive(KEEP_ALIVE_S)
+        if message is None:
+            if stream.open:
+                await stream.comment("keep-alive")
+            continue
+        event = orjson.loads(message)
+        if await desk.lost_to(event):
+            await stream.send(SUPERSEDED, b"{}")
+            return
+        if not is_announcement(event):
+            await stream.send(event["event"], orjson.dumps(event["data"]))
+
+
+def _agent_cap(request: web.Request, keys: TenantKeys, agent_id: int) -> StreamCap:
+    limit = request.app[SETTINGS].streams_per_agent
+    return StreamCap(keys.agent_streams(agent_id), limit, AGENT_STREAMS.format(limit))
 
 
 def _offer_id(request: web.Request) -> int:

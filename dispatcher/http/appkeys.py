@@ -13,8 +13,9 @@ from dispatcher.settings import Settings
 from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.scripts import Scripts
 
-if TYPE_CHECKING:  # sse.py reads these keys itself
+if TYPE_CHECKING:  # sse.py and subscriber.py read these keys themselves
     from dispatcher.http.sse import EventStreams
+    from dispatcher.http.subscriber import Subscriber
 
 SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", Redis)
@@ -25,5 +26,6 @@ METRICS = web.AppKey("metrics", Metrics)
 # scrape target per picture, not one per process).
 LIVE_GAUGES = web.AppKey("live_gauges", bool)
 EVENT_STREAMS: web.AppKey[EventStreams] = web.AppKey("event_streams")
+SUBSCRIBER: web.AppKey[Subscriber] = web.AppKey("subscriber")
 # The request's deadline (settings.request_timeout_s), which an event stream lifts once open.
 DEADLINE = web.RequestKey("deadline", asyncio.Timeout)

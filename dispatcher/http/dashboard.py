@@ -4,6 +4,7 @@ history, and a stream that pushes the picture every second and soon after each c
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from typing import Any
 
 import orjson
@@ -16,13 +17,14 @@ from dispatcher.domain import clock
 from dispatcher.domain.errors import NotFound
 from dispatcher.domain.fields import integer
 from dispatcher.http import sse
-from dispatcher.http.appkeys import DIRECTORY, REDIS, SCRIPTS
-from dispatcher.http.operators import COOKIE_PATH, operator_of, still_open
+from dispatcher.http.appkeys import DIRECTORY, REDIS, SCRIPTS, SETTINGS
+from dispatcher.http.operators import COOKIE, COOKIE_PATH, operator_of, still_open
 from dispatcher.http.responses import json_response
 from dispatcher.store.board import read_board
 from dispatcher.store.keys import TenantKeys
 from dispatcher.store.lifecycle import Calls
 from dispatcher.store.stats import tenant_stats
+from dispatcher.store.stream_leases import StreamCap
 
 routes = web.RouteTableDef()
 log = structlog.get_logger("dispatcher.http.dashboard")
@@ -30,6 +32,7 @@ CALL_NOT_FOUND = "Call not found"
 TICK_S = 1.0  # a picture at least this often
 SOONEST_S = 0.25  # and, after call events, no more often than this
 MAX_CHANGED = 200  # call ids named as changed in one picture
+SESSION_STREAMS = "Too many event streams open for this dashboard session (at most {})"
 
 
 async def picture(request: web.Request, tenant: Tenant) -> dict[str, Any]:
@@ -65,12 +68,21 @@ async def events(request: web.Request) -> web.StreamResponse:
     last one (null: too many to name); `signed_out` when the session ends (logout, expiry, a
     new directory)."""
     tenant = await operator_of(request)
-    async with sse.subscribe(request, [TenantKeys(tenant.subdomain).events]) as stream:
+    keys = TenantKeys(tenant.subdomain)
+    caps = [_session_cap(request, keys), sse.tenant_cap(request, keys)]
+    async with sse.subscribe(request, [keys.events], caps) as stream:
         try:
             await _push_pictures(request, stream, tenant)
         except (RedisError, ConnectionError):  # the stream ends; the browser reconnects
             log.warning("dashboard stream ended: Redis is unavailable", exc_info=True)
     return stream.response
+
+
+def _session_cap(request: web.Request, keys: TenantKeys) -> StreamCap:
+    # Named by a digest of the cookie, as the session itself is (store/operator_sessions.py).
+    session = hashlib.sha256(request.cookies.get(COOKIE, "").encode()).hexdigest()
+    limit = request.app[SETTINGS].streams_per_session
+    return StreamCap(keys.session_streams(session), limit, SESSION_STREAMS.format(limit))
 
 
 async def _push_pictures(request: web.Request, stream: sse.EventStream, tenant: Tenant) -> None:

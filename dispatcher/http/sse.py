@@ -1,21 +1,21 @@
-"""Server-sent event streams fed by Redis pub/sub: they end when the client goes away, when
-Redis does, and at once when the app shuts down, so none holds the graceful stop."""
+"""Server-sent event streams fed by Redis pub/sub (http/subscriber.py), each under caps
+(store/stream_leases.py): they end when the client goes away, when Redis does, and at once when
+the app shuts down, so none holds the graceful stop."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
-import structlog
 from aiohttp import web
-from redis.asyncio.client import PubSub
-from redis.exceptions import RedisError
 
-from dispatcher.http.appkeys import EVENT_STREAMS, REDIS
+from dispatcher.http.appkeys import EVENT_STREAMS, REDIS, SCRIPTS, SETTINGS, SUBSCRIBER
 from dispatcher.http.errors import lift_deadline
-
-log = structlog.get_logger("dispatcher.http.sse")
+from dispatcher.http.subscriber import Inbox
+from dispatcher.store import stream_leases
+from dispatcher.store.keys import TenantKeys
+from dispatcher.store.stream_leases import StreamCap
 
 HEADERS = {
     "Content-Type": "text/event-stream",
@@ -23,10 +23,8 @@ HEADERS = {
     "X-Accel-Buffering": "no",  # nginx: pass events on as they come
 }
 RETRY_MS = 2000  # how long a browser's EventSource waits before it reconnects
-BACKLOG = 1000  # messages a stream may hold unsent; a client this far behind is dropped
 _CHECK_S = 1.0  # how often a waiting stream looks whether its client is still there
-
-Inbox = asyncio.Queue[bytes | None]  # None: the stream is to end
+TENANT_STREAMS = "Too many event streams open for this tenant (at most {})"
 
 
 class EventStreams:
@@ -54,6 +52,12 @@ class EventStreams:
 
     def __len__(self) -> int:
         return len(self._inboxes)
+
+
+def tenant_cap(request: web.Request, keys: TenantKeys) -> StreamCap:
+    """The cap every stream of a tenant counts against, dashboards' and agents' alike."""
+    limit = request.app[SETTINGS].streams_per_tenant
+    return StreamCap(keys.streams, limit, TENANT_STREAMS.format(limit))
 
 
 async def close_event_streams(app: web.Application) -> None:
@@ -118,43 +122,24 @@ class EventStream:
 
 
 @contextlib.asynccontextmanager
-async def subscribe(request: web.Request, channels: list[str]) -> AsyncIterator[EventStream]:
-    """Subscribes to `channels`, then answers 200 text/event-stream. A Redis failure before
-    that is the usual 503; after it, the stream ends and the browser reconnects."""
-    streams = request.app[EVENT_STREAMS]
-    async with request.app[REDIS].pubsub() as pubsub:
-        await pubsub.subscribe(*channels)
-        response = web.StreamResponse(headers=HEADERS)
-        await response.prepare(request)
-        lift_deadline(request)
-        inbox = streams.open()
-        relay = asyncio.create_task(_relay(pubsub, inbox))
+async def subscribe(
+    request: web.Request, channels: list[str], caps: Sequence[StreamCap]
+) -> AsyncIterator[EventStream]:
+    """Takes a lease under each of `caps` (else 429) and subscribes to `channels` through the
+    process's one pub/sub connection, then answers 200 text/event-stream. A Redis failure
+    before that is the usual 503; after it, the stream ends and the browser reconnects."""
+    app = request.app
+    async with stream_leases.leased(app[REDIS], app[SCRIPTS], caps):
+        inbox = app[EVENT_STREAMS].open()
         try:
+            await app[SUBSCRIBER].join(channels, inbox)
+            response = web.StreamResponse(headers=HEADERS)
+            await response.prepare(request)
+            lift_deadline(request)
             stream = EventStream(request, response, inbox)
             await stream.comment("connected")
             await stream.retry(RETRY_MS)
             yield stream
         finally:
-            relay.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay
-            streams.discard(inbox)
-
-
-async def _relay(pubsub: PubSub, inbox: Inbox) -> None:
-    """Pub/sub messages into the stream's inbox until Redis fails or the client lags."""
-    try:
-        while True:
-            # A bounded wait: a quiet channel returns None. An unbounded one blocks on the
-            # socket's own timeout (it had one then) and ended every quiet
-            # stream after 10 s.
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-            if message is None:
-                continue
-            if inbox.qsize() >= BACKLOG:
-                log.warning("event stream dropped: the client lags", backlog=BACKLOG)
-                break
-            inbox.put_nowait(message["data"])
-    except (RedisError, ConnectionError, OSError):
-        log.warning("event stream ended: Redis is unavailable", exc_info=True)
-    inbox.put_nowait(None)
+            await app[SUBSCRIBER].leave(channels, inbox)
+            app[EVENT_STREAMS].discard(inbox)

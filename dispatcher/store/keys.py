@@ -156,6 +156,23 @@ class TenantKeys:
         """Pub/sub channel of one agent's offers and assignments."""
         return f"{self.prefix}agent:{agent_id}:events"
 
+    def agent_desk(self, agent_id: int) -> str:
+        """The id of the agent's desk: its newest event stream, the one that gets its events."""
+        return f"{self.prefix}agent:{agent_id}:desk"
+
+    @property
+    def streams(self) -> str:
+        """Sorted set of the tenant's open event streams, scored by lease expiry (ms)."""
+        return self.prefix + "streams"
+
+    def agent_streams(self, agent_id: int) -> str:
+        """Sorted set of the agent's open event streams, scored by lease expiry (ms)."""
+        return f"{self.prefix}agent:{agent_id}:streams"
+
+    def session_streams(self, digest: str) -> str:
+        """Sorted set of a dashboard session's open event streams, scored by lease expiry (ms)."""
+        return f"{self.prefix}operator_session:{digest}:streams"
+
     def operator_session(self, digest: str) -> str:
         """An operator's dashboard session (value: the directory version it was opened
         under), named by the SHA-256 of its cookie secret and expiring with the session."""

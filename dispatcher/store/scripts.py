@@ -31,6 +31,8 @@ class Scripts:
     campaign_control: AsyncScript
     release_campaign: AsyncScript
     fire_campaign_call: AsyncScript
+    claim_stream: AsyncScript
+    release_desk: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:

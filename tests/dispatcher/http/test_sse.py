@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 
 from dispatcher import redis_connection
 from dispatcher.app import create_app
@@ -26,6 +27,7 @@ from tests.workers.conftest import eventually
 
 EVENTS = "/apps/api/v1/agents/2/events"
 CHANNEL = TenantKeys("demo").agent_events(2)
+DESK = TenantKeys("demo").agent_desk(2)
 
 
 async def _subscribers(redis: Redis) -> int:
@@ -142,3 +144,52 @@ async def test_a_quiet_stream_outlives_the_redis_socket_timeout(
             == b"event: offer\ndata: " + orjson.dumps(offer) + b"\n\n"
         )
         stream.close()
+
+
+async def _announcements(pubsub: PubSub, count: int) -> None:
+    """Waits until `count` desks were announced on the agent's channel."""
+    async with asyncio.timeout(10):
+        while count:
+            # None: nothing within the second, or the subscription's own confirmation
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+            if message is not None:
+                count -= orjson.loads(message["data"])["event"] == "superseded"
+
+
+@pytest.mark.parametrize("together", [2, 5])
+async def test_of_streams_opened_together_exactly_one_keeps_the_desk(
+    settings: Settings, demo: Any, redis: Redis, together: int
+) -> None:
+    """Each stream announced itself and ended on any other's announcement: two consoles opened
+    at once often both ended, leaving the agent with no desk. The last desk taken wins."""
+    # Room for a trial's streams beside the last trial's, which end within a second.
+    roomy = settings.model_copy(update={"streams_per_agent": 2 * together})
+    async with TestClient(TestServer(create_app(roomy))) as client, redis.pubsub() as pubsub:
+        await pubsub.subscribe(CHANNEL)
+        for trial in range(10):
+            streams = await asyncio.gather(
+                *(client.get(EVENTS, headers=basic()) for _ in range(together))
+            )
+            for stream in streams:
+                assert await _read_block(stream.content) == b": connected\n\n"
+                assert await _read_block(stream.content) == b"retry: 2000\n\n"
+            await _announcements(pubsub, together)  # so the offer comes after every one
+            offer = {"id": trial, "call_id": 3, "group": "Group 1"}
+            await redis.publish(CHANNEL, orjson.dumps({"event": "offer", "data": offer}))
+            firsts = [await _read_block(stream.content) for stream in streams]
+            offered = b"event: offer\ndata: " + orjson.dumps(offer) + b"\n\n"
+            assert sorted(firsts) == sorted(
+                [offered] + [b"event: superseded\ndata: {}\n\n"] * (together - 1)
+            ), f"trial {trial}"
+            for stream, first in zip(streams, firsts, strict=True):
+                if first != offered:
+                    assert await asyncio.wait_for(stream.content.read(), 5) == b""  # it ended
+            assert await redis.exists(DESK) == 1  # the losers left the winner's desk alone
+            for stream in streams:
+                stream.close()
+
+        async def freed() -> bool | None:
+            ended = not client.app[EVENT_STREAMS]
+            return True if ended and not await redis.exists(DESK) else None
+
+        await eventually(freed, "the last desk to be freed", timeout=5)
