@@ -16,6 +16,7 @@ from arq import Worker
 from redis.asyncio import Redis
 
 from dispatcher.domain import clock
+from dispatcher.metrics import Metrics
 from dispatcher.settings import Settings
 from dispatcher.store import jobs
 from dispatcher.store.directory import DirectoryCache
@@ -23,6 +24,7 @@ from dispatcher.store.scripts import Scripts
 from tests.conftest import load_directory
 from tests.workers.conftest import tenant_document, wait_for_status
 from tests.workers.test_scheduling import LOCK_STAR, STILL, schedule
+from workers.webhooks import WebhookLane
 
 # The figure: a webhook that takes 12 s, and 1,000 events of that tenant queued.
 SLOW_S = 12
@@ -128,3 +130,24 @@ async def test_a_hanging_webhook_delays_no_other_tenant_s_scheduled_calls(
     # The slow tenant held only its own bound of the lane, the rest of its events waiting.
     assert (hanging.most_at_once, hanging.received) == (per_tenant, per_tenant)
     assert await redis.zcard(jobs.WEBHOOK_QUEUE_NAME) == EVENTS
+
+
+def test_a_tenant_over_its_bound_waits_and_a_failing_destination_opens_its_circuit() -> None:
+    settings = Settings(
+        webhook_tenant_concurrency=2, webhook_breaker_failures=3, webhook_breaker_cooldown_s=60
+    )
+    lane = WebhookLane(settings, Metrics())
+    with lane.running("a"), lane.running("a"):
+        waiting = lane.wait("a", "hooks.example.com:443")
+        assert waiting is not None and waiting[0] == "tenant_busy"
+        assert lane.wait("b", "hooks.example.com:443") is None  # another tenant goes
+    assert lane.wait("a", "hooks.example.com:443") is None
+    for _ in range(2):
+        lane.record("hooks.example.com:443", delivered=False)
+    assert lane.wait("a", "hooks.example.com:443") is None  # two failures: still closed
+    lane.record("hooks.example.com:443", delivered=False)
+    waiting = lane.wait("b", "hooks.example.com:443")
+    assert waiting is not None and waiting[0] == "circuit_open" and waiting[1] > 50
+    assert lane.wait("b", "other.example.com:443") is None  # per destination
+    lane.record("hooks.example.com:443", delivered=True)
+    assert lane.wait("b", "hooks.example.com:443") is None
