@@ -94,7 +94,9 @@ def _variable(field: str) -> str:
     return f"DISPATCHER_{field.upper()}"
 
 
-def _read_directory(path: Path | None, show: bool | None = False) -> DirectoryFile | None:
+def _read_directory(
+    path: Path | None, settings: Settings, show: bool | None = False
+) -> DirectoryFile | None:
     """The checked directory file; with `show`, a progress bar per phase (parse, validate)."""
     if path is None:
         return None
@@ -104,7 +106,8 @@ def _read_directory(path: Path | None, show: bool | None = False) -> DirectoryFi
             raw = loader.load(text, yaml_allowed=loader.is_yaml(path), on_read=bar.update)
         tenants = loader.tenant_count(raw)
         with progress.bar("validate", tenants, unit="tenant", show=show) as bar:
-            return loader.validate(raw, on_tenant=bar.update)
+            networks = settings.webhook_allowed_networks
+            return loader.validate(raw, on_tenant=bar.update, webhook_networks=networks)
     except loader.DirectoryError as exc:
         for error in exc.errors:
             click.echo(f"error: {error}", err=True)
@@ -163,7 +166,7 @@ def up(
             "tokens of the tenants it loads"
         )
     settings = _settings(host, port, data_dir)
-    document = _read_directory(config_file)
+    document = _read_directory(config_file, settings)
     _run_long(_up(settings, document, simulate_agents))
 
 
@@ -191,7 +194,7 @@ def serve(
 ) -> None:
     """Run the API only, against REDIS_URL (scale out by running several)."""
     settings = _require_redis(_settings(host, port, data_dir))
-    document = _read_directory(config_file)
+    document = _read_directory(config_file, settings)
     with _shared_metrics(processes):
         _run_long(
             _serve_until_stopped(
@@ -247,7 +250,7 @@ def worker(data_dir: Path | None, burst: bool, metrics_port: int | None) -> None
 def load_config(file: Path, data_dir: Path | None, progress: bool | None) -> None:
     """Validate FILE (YAML or JSON) and replace the directories of its tenants atomically."""
     settings = _require_redis(_settings(None, None, data_dir))
-    document = _read_directory(file, show=progress)
+    document = _read_directory(file, settings, show=progress)
     assert document is not None
     asyncio.run(_store_directory(settings, document, show=progress))
     for tenant in summary(document)["tenants"]:  # type: ignore[attr-defined]

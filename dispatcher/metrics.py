@@ -115,6 +115,19 @@ class Metrics:
             ["reason"],
             registry=own,
         )
+        self.webhook_deferrals = Counter(
+            "dispatcher_webhook_deferrals",
+            "Webhook deliveries put off without a try: their tenant had its most in flight "
+            "(tenant_busy) or their destination's circuit was open (circuit_open).",
+            ["reason"],
+            registry=own,
+        )
+        self.webhook_open_circuits = Gauge(
+            "dispatcher_webhook_open_circuits",
+            "Webhook destinations (host:port) whose deliveries wait out a cool-down.",
+            registry=own,
+            multiprocess_mode="livesum",
+        )
         self.jobs = Counter(
             "dispatcher_worker_jobs",
             "Jobs run by this worker, by function and result (ok, retry, error, cancelled).",
@@ -170,6 +183,9 @@ class Metrics:
 
     def webhook_failed(self, reason: str) -> None:
         self.webhook_failures.labels(reason).inc()
+
+    def webhook_deferred(self, reason: str) -> None:
+        self.webhook_deferrals.labels(reason).inc()
 
     def job_started(self) -> None:
         self.jobs_in_progress.inc()

@@ -13,6 +13,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     SecretStr,
     field_validator,
     model_validator,
@@ -140,6 +141,21 @@ class Settings(BaseSettings):
     twilio_timeout_s: float = Field(default=10.0, gt=0, le=60)
     # From the environment (see twilio_credentials), never from the directory.
     twilio_accounts: dict[str, TwilioAccount] = Field(default_factory=dict)
+    # Webhook deliveries run in a lane of their own (workers/webhooks.py): this many at once
+    # per worker, each cut off after webhook_timeout_s, at most webhook_tenant_concurrency of
+    # one tenant (the rest wait their turn) and webhook_connections_per_host to one host:port.
+    # After webhook_breaker_failures failures in a row a destination's deliveries wait
+    # webhook_breaker_cooldown_s before one is tried again.
+    webhook_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    webhook_max_jobs: int = Field(default=100, ge=1)
+    webhook_tenant_concurrency: int = Field(default=4, ge=1)
+    webhook_connections_per_host: int = Field(default=10, ge=1)
+    webhook_breaker_failures: int = Field(default=5, ge=1)
+    webhook_breaker_cooldown_s: float = Field(default=30.0, gt=0)
+    # Webhooks go to public addresses only (destinations.allowed); these networks are allowed
+    # too, as CIDRs separated by commas ("10.20.0.0/16,fd00:1::/64"): a receiver on the
+    # service's own network, or the tests' local receivers.
+    webhook_allowed_networks: Annotated[tuple[IPvAnyNetwork, ...], NoDecode] = ()
 
     @field_validator("public_url", "twilio_api_url")
     @classmethod
@@ -184,6 +200,15 @@ class Settings(BaseSettings):
     streams_per_session: int = Field(default=10, ge=1)
     streams_per_agent: int = Field(default=5, ge=1)
     streams_per_tenant: int = Field(default=1000, ge=1)
+
+    @field_validator("webhook_allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        return (
+            tuple(n.strip() for n in value.split(",") if n.strip())
+            if isinstance(value, str)
+            else value
+        )
 
     @field_validator("redis_sentinels", mode="before")
     @classmethod

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from aiohttp import ClientSession
 from arq.connections import ArqRedis
@@ -15,6 +15,9 @@ from dispatcher.store.lifecycle import Calls
 from dispatcher.store.scripts import Scripts
 from workers.carriers.base import Carrier
 
+if TYPE_CHECKING:
+    from workers.webhooks import WebhookLane
+
 
 class WorkerContext(TypedDict):
     redis: ArqRedis
@@ -25,6 +28,10 @@ class WorkerContext(TypedDict):
     settings: Settings
     metrics: Metrics
     job_try: int
+    job_id: str
+    # The webhook lane's own (workers/settings.py: webhook_startup).
+    webhook_http: ClientSession
+    webhook_lane: WebhookLane
 
 
 def typed(ctx: dict[str, Any]) -> WorkerContext:

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import structlog
 from arq import Retry, Worker
-from arq.connections import ArqRedis, RedisSettings
+from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.constants import in_progress_key_prefix
 from arq.worker import func
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -34,7 +34,13 @@ from workers.connecting import carrier_result, connect_call, hangup_call
 from workers.routing import route_call
 from workers.scheduling import fire_scheduled_call
 from workers.sms import end_sms_session, send_sms
-from workers.webhooks import MAX_TRIES, deliver_webhook
+from workers.webhooks import (
+    MAX_TRIES,
+    WebhookLane,
+    deliver_webhook,
+    hand_to_lane,
+    webhook_session,
+)
 
 log = structlog.get_logger("workers.worker")
 
@@ -115,7 +121,7 @@ _JOBS: list[tuple[Job, str, int | None]] = [
     (hangup_call, jobs.HANGUP_CALL, None),
     (send_sms, jobs.SEND_SMS, None),
     (end_sms_session, jobs.END_SMS_SESSION, None),
-    (deliver_webhook, jobs.DELIVER_WEBHOOK, MAX_TRIES + 1),
+    (hand_to_lane, jobs.DELIVER_WEBHOOK, None),
     (pump_campaign, jobs.PUMP_CAMPAIGN, None),
     (sweep_campaign, jobs.SWEEP_CAMPAIGN, None),
 ]
@@ -123,12 +129,22 @@ FUNCTIONS = [
     func(measured(name, retried_when_redis_is_down(job)), name=name, max_tries=max_tries)
     for job, name, max_tries in _JOBS
 ]
+# The webhook lane's one function (ARQ's own limit above MAX_TRIES: the job gives up itself).
+WEBHOOK_FUNCTIONS = [
+    func(
+        measured(jobs.DELIVER_WEBHOOK, retried_when_redis_is_down(deliver_webhook)),
+        name=jobs.DELIVER_WEBHOOK,
+        max_tries=MAX_TRIES + 1,
+    )
+]
 
 # Scheduled calls must fire well under ARQ's default 0.5 s poll: poll every 20 ms (one cheap
 # ZRANGEBYSCORE on an idle queue), and read many due jobs per poll.
 POLL_DELAY_S = 0.02
 QUEUE_READ_LIMIT = 1000
 MAX_JOBS = 500
+# Deliveries are not timed to the millisecond: the webhook lane polls less often.
+WEBHOOK_POLL_DELAY_S = 0.05
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -136,7 +152,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     scripts = Scripts.register(redis)
     ctx["scripts"] = scripts
     ctx["directory"] = DirectoryCache(redis, ctx.get("directory_ttl_s", 0.0))
-    # The one HTTP session of the process: webhooks and carriers' REST calls.
+    # The carriers' REST calls (webhooks have a session of their own: webhook_startup).
     ctx["http"] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
     settings: Settings = ctx.get("settings") or Settings()
     ctx["settings"] = settings
@@ -168,11 +184,29 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await session.close()
 
 
+async def webhook_startup(ctx: dict[str, Any]) -> None:
+    """The webhook lane's ctx: its own HTTP session and its per-tenant and per-destination
+    state, beside the directory and the process's metrics."""
+    settings: Settings = ctx["settings"]
+    ctx["directory"] = DirectoryCache(ctx["redis"], ctx.get("directory_ttl_s", 0.0))
+    ctx["webhook_http"] = webhook_session(settings)
+    ctx["webhook_lane"] = WebhookLane(settings, ctx["metrics"])
+    log.info("webhook lane started", queue=jobs.WEBHOOK_QUEUE_NAME)
+
+
+async def webhook_shutdown(ctx: dict[str, Any]) -> None:
+    session = ctx.get("webhook_http")
+    if session is not None:
+        await session.close()
+
+
 class DispatchWorker(Worker):
     """ARQ's worker, kept running through a Redis outage (ARQ's own poll loop would end on the
     first connection error), with a graceful stop (`run_until`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Workers of other queues run inside this one, on its Redis client (create_worker).
+        self.lanes: list[DispatchWorker] = []
         super().__init__(*args, **kwargs)
         self.polls = 0
         self.worker_id = heartbeats.worker_id()
@@ -182,9 +216,48 @@ class DispatchWorker(Worker):
         # in-progress keys would hold them back for in_progress_timeout_s.
         self._unrecorded: dict[str, float] = {}
 
+    @property
+    def allow_pick_jobs(self) -> bool:
+        return self._allow_pick_jobs
+
+    @allow_pick_jobs.setter
+    def allow_pick_jobs(self, allowed: bool) -> None:
+        """Stopping to take jobs stops the lanes too."""
+        self._allow_pick_jobs = allowed
+        for lane in self.lanes:
+            lane.allow_pick_jobs = allowed
+
     async def main(self) -> None:
+        if self.lanes and self._pool is None:  # the lanes need the client before the poll
+            self._pool = await create_pool(
+                self.redis_settings,
+                job_deserializer=self.job_deserializer,
+                job_serializer=self.job_serializer,
+                default_queue_name=self.queue_name,
+                expires_extra_ms=self.expires_extra_ms,
+            )
         await self._wait_for_redis()
-        await super().main()
+        for lane in self.lanes:
+            lane._pool = self._pool
+        if self.burst:  # the lanes' jobs come from this queue's: they run after it
+            await super().main()
+            for lane in self.lanes:
+                await lane.main()
+            return
+        await self._main_with_lanes()
+
+    async def _main_with_lanes(self) -> None:
+        """This worker's poll loop and its lanes', side by side; one failing ends them all."""
+        loops = [asyncio.ensure_future(super().main())]
+        loops += [asyncio.ensure_future(lane.main()) for lane in self.lanes]
+        try:
+            done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
+            for loop in done:
+                loop.result()
+        finally:
+            for loop in loops:
+                loop.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
 
     async def _wait_for_redis(self) -> None:
         """A worker given its client waits for Redis at start, as it does for an outage later
@@ -272,7 +345,9 @@ class DispatchWorker(Worker):
         try:
             await asyncio.wait({polling, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if not polling.done():
-                await self._drain(grace_s)
+                await asyncio.gather(
+                    self._drain(grace_s), *(lane._drain(grace_s) for lane in self.lanes)
+                )
                 await self._end_polling(polling)
             with contextlib.suppress(asyncio.CancelledError):
                 await polling
@@ -324,6 +399,8 @@ class DispatchWorker(Worker):
             tries += 1
 
     async def close(self) -> None:
+        for lane in self.lanes:
+            await lane.close()
         if self._pool is not None:
             with contextlib.suppress(*REDIS_DOWN):
                 await heartbeats.leave(self._pool, self.worker_id)
@@ -336,6 +413,50 @@ class DispatchWorker(Worker):
             if self._pool is not None:
                 await self._pool.aclose()
                 self._pool = None
+
+
+class LaneWorker(DispatchWorker):
+    """A worker of another queue run inside a DispatchWorker, on its Redis client (closed by
+    it): its own job slots, functions and ctx. It takes the same care of Redis outages and
+    stops with it; the process's heartbeat is the main worker's."""
+
+    async def _beat(self) -> None:
+        return
+
+    async def close(self) -> None:
+        for job_task in self.job_tasks.values():
+            job_task.cancel()  # ARQ records each as "cancelled, will be run again"
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        self.tasks = {}
+        if self._pool is not None:
+            with contextlib.suppress(*REDIS_DOWN):
+                await self._pool.delete(self.health_check_key)
+        if self.on_shutdown:
+            await self.on_shutdown(self.ctx)
+        self._pool = None
+
+
+def webhook_lane(
+    settings: Settings, metrics: Metrics, directory_ttl_s: float, burst: bool
+) -> LaneWorker:
+    """The worker of the webhook queue: deliveries have their own job slots and HTTP session,
+    so a slow receiver cannot hold routing, firing or dialing up."""
+    return LaneWorker(
+        functions=WEBHOOK_FUNCTIONS,
+        queue_name=jobs.WEBHOOK_QUEUE_NAME,
+        job_serializer=jobs.serialize,
+        job_deserializer=jobs.deserialize,
+        on_startup=webhook_startup,
+        on_shutdown=webhook_shutdown,
+        burst=burst,
+        handle_signals=False,
+        poll_delay=WEBHOOK_POLL_DELAY_S,
+        queue_read_limit=QUEUE_READ_LIMIT,
+        max_jobs=settings.webhook_max_jobs,
+        job_timeout=int(settings.webhook_timeout_s) + 10,
+        keep_result=60,
+        ctx={"directory_ttl_s": directory_ttl_s, "settings": settings, "metrics": metrics},
+    )
 
 
 def create_worker(
@@ -365,7 +486,8 @@ def create_worker(
         redis.job_serializer, redis.job_deserializer = jobs.serialize, jobs.deserialize
         redis.default_queue_name = jobs.QUEUE_NAME
         options["redis_pool"] = redis
-    return DispatchWorker(
+    metrics = metrics or Metrics()
+    worker = DispatchWorker(
         functions=FUNCTIONS,
         queue_name=jobs.QUEUE_NAME,
         job_serializer=jobs.serialize,
@@ -374,10 +496,9 @@ def create_worker(
         on_shutdown=shutdown,
         burst=burst,
         handle_signals=handle_signals,
-        ctx={
-            "directory_ttl_s": directory_ttl_s,
-            "settings": settings,
-            "metrics": metrics or Metrics(),
-        },
+        ctx={"directory_ttl_s": directory_ttl_s, "settings": settings, "metrics": metrics},
         **options,
     )
+    lane_settings = settings or Settings()
+    worker.lanes.append(webhook_lane(lane_settings, metrics, directory_ttl_s, burst))
+    return worker

@@ -14,7 +14,8 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from dispatcher.directory.schema import ON_TENANT, DirectoryFile, TenantFile
+from dispatcher.directory.schema import ON_TENANT, WEBHOOK_NETWORKS, DirectoryFile, TenantFile
+from dispatcher.domain.destinations import Network
 
 Progress = Callable[[int], object]  # told how much more is done
 
@@ -27,8 +28,10 @@ class DirectoryError(ValueError):
         self.errors = list(errors)
 
 
-def read_file(path: Path) -> DirectoryFile:
-    return parse_text(read_text(path), yaml_allowed=is_yaml(path))
+def read_file(path: Path, *, webhook_networks: Sequence[Network] = ()) -> DirectoryFile:
+    return parse_text(
+        read_text(path), yaml_allowed=is_yaml(path), webhook_networks=webhook_networks
+    )
 
 
 def read_text(path: Path) -> str:
@@ -49,8 +52,10 @@ def is_yaml(path: Path) -> bool:
 MAX_VALUES = 5_000_000
 
 
-def parse_text(text: str, *, yaml_allowed: bool = True) -> DirectoryFile:
-    return validate(load(text, yaml_allowed=yaml_allowed))
+def parse_text(
+    text: str, *, yaml_allowed: bool = True, webhook_networks: Sequence[Network] = ()
+) -> DirectoryFile:
+    return validate(load(text, yaml_allowed=yaml_allowed), webhook_networks=webhook_networks)
 
 
 def load(text: str, *, yaml_allowed: bool = True, on_read: Progress | None = None) -> Any:
@@ -91,8 +96,15 @@ def tenant_count(raw: Any) -> int | None:
     return len(tenants) if isinstance(tenants, list) else None
 
 
-def validate(raw: Any, *, on_tenant: Callable[[], object] | None = None) -> DirectoryFile:
-    """The checked document; `on_tenant` is called as each tenant passes the schema."""
+def validate(
+    raw: Any,
+    *,
+    on_tenant: Callable[[], object] | None = None,
+    webhook_networks: Sequence[Network] = (),
+) -> DirectoryFile:
+    """The checked document; `on_tenant` is called as each tenant passes the schema. A
+    webhook_url naming an address must name a public one, or one in `webhook_networks`
+    (DISPATCHER_WEBHOOK_ALLOWED_NETWORKS)."""
     try:
         _count_values(raw, {})
     except _Unreadable as exc:
@@ -100,7 +112,8 @@ def validate(raw: Any, *, on_tenant: Callable[[], object] | None = None) -> Dire
     except RecursionError as exc:
         raise DirectoryError(["document: is nested too deeply"]) from exc
     try:
-        document = DirectoryFile.model_validate(raw, context={ON_TENANT: on_tenant})
+        context = {ON_TENANT: on_tenant, WEBHOOK_NETWORKS: tuple(webhook_networks)}
+        document = DirectoryFile.model_validate(raw, context=context)
     except ValidationError as exc:
         raise DirectoryError([_describe(error) for error in exc.errors()]) from exc
     problems = list(_cross_references(document))

@@ -16,13 +16,16 @@ from pydantic import (
     model_validator,
 )
 
-from dispatcher.domain import languages, phones
+from dispatcher.domain import destinations, languages, phones
 from dispatcher.domain.statuses import AgentStatus
 
 SUBDOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 WINDOW = re.compile(r"([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ON_TENANT = "on_tenant"  # validation context key: called as each tenant of a file validates
+# Validation context key: the networks a webhook_url may name besides public addresses. Only a
+# directory being loaded has it: a stored one, read back, passed the check when it was loaded.
+WEBHOOK_NETWORKS = "webhook_networks"
 
 
 def _phone(raw: object) -> str:
@@ -57,11 +60,21 @@ def _text_id(raw: object) -> object:
     return str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else raw
 
 
+def _webhook_url(url: str, info: ValidationInfo) -> str:
+    context = info.context or {}
+    if WEBHOOK_NETWORKS in context:
+        problem = destinations.url_problem(url, context[WEBHOOK_NETWORKS])
+        if problem is not None:
+            raise ValueError(problem)
+    return url
+
+
 Phone = Annotated[str, AfterValidator(_phone)]
 Language = Annotated[str, AfterValidator(_language)]
 TimeZone = Annotated[str, AfterValidator(_timezone)]
 Window = Annotated[str, AfterValidator(_window)]
 TextId = Annotated[str, BeforeValidator(_text_id)]
+WebhookUrl = Annotated[str, AfterValidator(_webhook_url)]
 MenuType = Literal["ivr_menu", "mobile_menu", "web_menu"]
 
 
@@ -119,7 +132,7 @@ class TenantSettings(_Model):
     sms_allowed_regions: list[str] = Field(default_factory=lambda: ["US"])
     sms_session_timeout_s: int = Field(default=3600, gt=0)
     default_outbound_number: Phone | None = None
-    webhook_url: str | None = None
+    webhook_url: WebhookUrl | None = None
     webhook_secret: str | None = None
     carrier: CarrierName = "simulated"
     calls_per_second: float = Field(default=10, gt=0)

@@ -42,7 +42,9 @@ async def put_config(request: web.Request) -> web.Response:
         return refused
     raw = await raw_body(request)
     try:
-        document = loader.parse_text(raw.decode("utf-8"), yaml_allowed=True)
+        networks = request.app[SETTINGS].webhook_allowed_networks
+        text = raw.decode("utf-8")
+        document = loader.parse_text(text, yaml_allowed=True, webhook_networks=networks)
     except UnicodeDecodeError as exc:
         raise InvalidRequest("document: is not UTF-8 text") from exc
     except loader.DirectoryError as exc:

@@ -95,6 +95,9 @@ def log_fields(job_id: str) -> dict[str, str | int]:
 
 # The ARQ queue the ingress writes to and the workers read; ARQ's default name.
 QUEUE_NAME = "arq:queue"
+# Webhook deliveries' own queue, drained by the workers' webhook lane (workers/settings.py).
+# The Lua library's enqueue_jobs sends deliver_webhook jobs there by their id (lib.lua).
+WEBHOOK_QUEUE_NAME = "arq:queue:webhooks"
 
 
 def webhook_jobs(

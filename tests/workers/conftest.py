@@ -20,7 +20,13 @@ from redis.asyncio.client import PubSub
 
 from dispatcher.store.keys import TenantKeys
 from tests.conftest import basic, demo_document, load_directory
-from workers.settings import create_worker, shutdown, startup
+from workers.settings import (
+    create_worker,
+    shutdown,
+    startup,
+    webhook_shutdown,
+    webhook_startup,
+)
 
 API = "/apps/api/v1"
 CALLS = f"{API}/calls"
@@ -70,6 +76,16 @@ async def job_context(redis: Redis) -> AsyncIterator[dict[str, Any]]:
     await startup(ctx)
     yield ctx
     await shutdown(ctx)
+
+
+@pytest.fixture
+async def webhook_context(job_context: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    """job_context with what the webhook lane's startup adds (its HTTP session and state),
+    for a delivery of the demo tenant's call 1."""
+    job_context["job_id"] = "deliver_webhook:demo:1:call-1"
+    await webhook_startup(job_context)
+    yield job_context
+    await webhook_shutdown(job_context)
 
 
 def tenant_document(

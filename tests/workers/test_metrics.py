@@ -33,11 +33,12 @@ from tests.workers.conftest import (
     wait_for_status,
 )
 from tests.workers.test_scheduling import STILL, schedule
-from workers.settings import FUNCTIONS, create_worker, measured
+from workers.settings import FUNCTIONS, WEBHOOK_FUNCTIONS, create_worker, measured
 from workers.webhooks import failure_reason
 
 JOBS = "dispatcher_worker_jobs_total"
 BY_NAME = {function.name: function.coroutine for function in FUNCTIONS}
+DELIVER_WEBHOOK = WEBHOOK_FUNCTIONS[0].coroutine
 
 
 def _jobs(metrics: Metrics) -> dict[tuple[str, str], float]:
@@ -111,10 +112,10 @@ def _closed_url() -> str:
 async def test_webhook_failures_are_counted_by_reason_and_job_results_by_kind(
     client: TestClient[Any, Any],
     redis: Redis,
-    job_context: dict[str, Any],
+    webhook_context: dict[str, Any],
     refusing_hook: str,
 ) -> None:
-    deliver = BY_NAME["deliver_webhook"]
+    job_context, deliver = webhook_context, DELIVER_WEBHOOK
     for url in (refusing_hook, _closed_url()):
         await load_tenant(redis, settings={"webhook_url": url})
         job_context["directory"].forget()

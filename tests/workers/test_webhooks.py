@@ -12,9 +12,12 @@ import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from arq import Worker
+from arq import Retry, Worker
 from redis.asyncio import Redis
+from structlog.testing import capture_logs
 
+from dispatcher.settings import Settings
+from tests.scrape import value
 from tests.workers.conftest import (
     API,
     SOLO_MENU,
@@ -26,9 +29,12 @@ from tests.workers.conftest import (
     wait_for_offer,
     wait_for_status,
 )
-from workers.webhooks import signature
+from workers.settings import WEBHOOK_FUNCTIONS
+from workers.webhooks import signature, webhook_session
 
 SECRET = "s3cret"
+DELIVER = WEBHOOK_FUNCTIONS[0].coroutine
+FAILURES = "dispatcher_webhook_failures_total"
 
 
 @dataclass
@@ -155,3 +161,64 @@ async def test_a_finished_sms_session_reaches_the_webhook(
     [delivery] = await receiver.count(1, timeout=5)
     assert_signed(delivery)
     assert delivery.event == {"type": "chat.updated", "chat": ended}
+
+
+@pytest.fixture
+async def redirecting(receiver: Receiver) -> AsyncIterator[str]:
+    """A webhook that answers 307 to `receiver`: a re-POST there would carry the signature."""
+
+    async def handle(request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect(receiver.url)
+
+    app = web.Application()
+    app.router.add_post("/hook", handle)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    yield str(server.make_url("/hook"))
+    await server.close()
+
+
+def _failures(context: dict[str, Any], reason: str) -> float | None:
+    return value(context["metrics"].render().decode(), FAILURES, reason=reason)
+
+
+async def test_a_redirect_is_not_followed_and_counts_as_a_failed_delivery(
+    redis: Redis, webhook_context: dict[str, Any], receiver: Receiver, redirecting: str
+) -> None:
+    await load_tenant(redis, settings={"webhook_url": redirecting, "webhook_secret": SECRET})
+    with pytest.raises(Retry):
+        await DELIVER(webhook_context, "demo", 1, '{"type":"call.updated"}')
+    assert receiver.received == []
+    assert _failures(webhook_context, "status_3xx") == 1
+
+
+async def test_a_name_resolving_to_loopback_is_refused_as_it_connects(
+    redis: Redis, webhook_context: dict[str, Any], receiver: Receiver
+) -> None:
+    # The suite allows 127.0.0.0/8 (tests/conftest.py); a worker with the default refuses it.
+    await webhook_context["webhook_http"].close()
+    strict = Settings(webhook_allowed_networks=())
+    webhook_context["settings"] = strict
+    webhook_context["webhook_http"] = webhook_session(strict)
+    by_name = receiver.url.replace("127.0.0.1", "localhost")  # passes the load: a name
+    await load_tenant(redis, settings={"webhook_url": by_name + "?token=t0ps3cret"})
+    with capture_logs() as logs, pytest.raises(Retry):
+        await DELIVER(webhook_context, "demo", 1, '{"type":"call.updated"}')
+    assert receiver.received == []
+    assert _failures(webhook_context, "refused") == 1
+    port = by_name.split(":")[2].split("/")[0]
+    [failed] = [line for line in logs if line["event"] == "webhook failed"]
+    assert failed["destination"] == f"localhost:{port}"
+    assert "t0ps3cret" not in str(logs)
+
+
+async def test_a_literal_refused_address_is_not_called_at_all(
+    redis: Redis, webhook_context: dict[str, Any], receiver: Receiver
+) -> None:
+    # A directory loaded with 127.0.0.0/8 allowed, delivered by a worker that allows none.
+    await load_tenant(redis, settings={"webhook_url": receiver.url})
+    webhook_context["settings"] = Settings(webhook_allowed_networks=())
+    with pytest.raises(Retry):
+        await DELIVER(webhook_context, "demo", 1, '{"type":"call.updated"}')
+    assert receiver.received == []
+    assert _failures(webhook_context, "refused") == 1

@@ -1,6 +1,10 @@
 -- Shared by the scripts below (prepended when they are registered).
 -- Keys built here all live on one Redis (primary): this product does not run on Redis Cluster.
 
+-- Webhook deliveries go to an ARQ queue of their own (jobs.WEBHOOK_QUEUE_NAME), which the
+-- worker's webhook lane drains: a slow receiver then holds no routing, firing or dialing.
+local WEBHOOK_JOB_PREFIX, WEBHOOK_QUEUE = 'deliver_webhook:', 'arq:queue:webhooks'
+
 -- Queue ARQ jobs read from ARGV starting at `at`: count, then per job: id, payload, score, ttl ms.
 -- A job id already queued or finished is not queued again. The key prefixes are ARQ's own
 -- (arq.constants job_key_prefix, result_key_prefix).
@@ -12,7 +16,9 @@ local function enqueue_jobs(queue, at)
     local job_key, result_key = 'arq:job:' .. id, 'arq:result:' .. id
     if redis.call('EXISTS', job_key, result_key) == 0 then
       redis.call('SET', job_key, ARGV[base + 1], 'PX', ARGV[base + 3])
-      redis.call('ZADD', queue, ARGV[base + 2], id)
+      local into = queue
+      if string.sub(id, 1, #WEBHOOK_JOB_PREFIX) == WEBHOOK_JOB_PREFIX then into = WEBHOOK_QUEUE end
+      redis.call('ZADD', into, ARGV[base + 2], id)
     end
   end
   return at + 1 + count * 4

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from datetime import datetime, timedelta
+from ipaddress import ip_network
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -242,3 +243,32 @@ def test_malformed_hours_and_text_are_refused(document: Any, message: str) -> No
 def test_windows_ending_at_midnight_load() -> None:
     hours = Hours.model_validate({"weekly": {"mon": ["00:00-24:00", "23:59-24:00"]}})
     assert hours.weekly["mon"] == ["00:00-24:00", "23:59-24:00"]
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("gopher://hooks.example.com/", "must be an http:// or https:// URL with a host"),
+        ("http://127.0.0.1:9000/hook", "127.0.0.1 is not a public address"),
+        ("http://[::1]/hook", "::1 is not a public address"),
+        ("http://169.254.169.254/latest/meta-data", "169.254.169.254 is not a public address"),
+        ("http://100.64.0.1/hook", "100.64.0.1 is not a public address"),
+    ],
+)
+def test_a_webhook_url_to_no_public_address_is_refused_at_load(url: str, problem: str) -> None:
+    document = copy.deepcopy(DEMO)
+    document["tenants"][0]["settings"]["webhook_url"] = url
+    with pytest.raises(DirectoryError) as refused:
+        loader.validate(document)
+    assert refused.value.errors == [f"tenants[0].settings.webhook_url: {problem}"]
+
+
+def test_an_allow_listed_network_may_be_named_by_a_webhook_url() -> None:
+    document = copy.deepcopy(DEMO)
+    document["tenants"][0]["settings"]["webhook_url"] = "http://127.0.0.1:9000/hook"
+    networks = [ip_network("127.0.0.0/8")]
+    [tenant] = loader.validate(document, webhook_networks=networks).tenants
+    assert tenant.settings.webhook_url == "http://127.0.0.1:9000/hook"
+    document["tenants"][0]["settings"]["webhook_url"] = "https://hooks.example.com/h"
+    [tenant] = loader.validate(document).tenants
+    assert tenant.settings.webhook_url == "https://hooks.example.com/h"
