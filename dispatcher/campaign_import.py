@@ -1,7 +1,8 @@
 """`dispatcher campaign import FILE.csv --campaign NAME`: a CSV of callbacks into a campaign,
 through the HTTP API in batches of 1,000 (a few in flight), with a progress bar, a summary and
 the failed rows written beside the file. Running it again creates nothing twice: each row's
-client_token is derived from the campaign and the row (see `client_token`)."""
+client_token is derived from the campaign and the row (see `client_token`). A batch over the
+API's body limit (413) is sent again in halves, down to the row too large alone, which fails."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,10 +32,21 @@ EXIT_INTERRUPTED = 3
 RETRIED = {429, 503}  # over the rate limit, or the storage briefly away: wait and send again
 MAX_WAITS = 120  # per batch, at Retry-After each (about two minutes of 1 s waits)
 REQUEST_TIMEOUT_S = 120
+# A longer field fails its row unsent (the csv module's own default limit; no field of a call
+# comes near it). The csv module is let read fields up to READ_LIMIT_CHARS, so that such a row
+# still ends where it should and the rows after it are read; a field longer still (an unclosed
+# quote, most likely) stops the import before anything is sent: the rows after it cannot be
+# told apart.
+MAX_FIELD_CHARS = 131_072
+READ_LIMIT_CHARS = 1_048_576
 
 
 class Interrupted(Exception):
     """The API could not be reached, or refused the import as a whole."""
+
+
+class Unreadable(Interrupted):
+    """The file cannot be read on past a line (a field over READ_LIMIT_CHARS, not UTF-8)."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,7 @@ class Row:
     number: int  # as a spreadsheet numbers it: the header is row 1
     values: dict[str, str]
     token: str
+    problem: str | None = None  # why the row is not sent at all; None: it is
 
     def item(self) -> dict[str, str]:
         """The row as a call joining the campaign (a scheduled call on its menu by default)."""
@@ -54,7 +68,7 @@ class Row:
 class Tally:
     created: int = 0
     existed: int = 0
-    failed: list[tuple[Row, int, str]] = field(default_factory=list)
+    failed: list[tuple[Row, int | None, str]] = field(default_factory=list)  # None: not sent
 
     def count(self, rows: list[Row], answer: dict[str, Any]) -> None:
         for row, result in zip(rows, answer["results"], strict=True):
@@ -77,24 +91,76 @@ def client_token(campaign_id: int, values: dict[str, str], occurrence: int) -> s
 
 def read_rows(path: Path, campaign_id: int) -> Iterator[Row]:
     seen: Counter[str] = Counter()
-    with path.open(newline="", encoding="utf-8-sig") as source:
-        for number, values in enumerate(csv.DictReader(source), start=2):
+    with _reader(path) as reader:
+        for number, values in enumerate(_records(path, reader), start=2):
             cleaned = {name: (values.get(name) or "").strip() for name in COLUMNS}
+            too_long = [name for name in COLUMNS if len(cleaned[name]) > MAX_FIELD_CHARS]
+            if too_long:
+                yield _refused(number, cleaned, too_long[0])
+                continue
             key = json.dumps([cleaned[name] for name in COLUMNS])
             seen[key] += 1
             yield Row(number, cleaned, client_token(campaign_id, cleaned, seen[key]))
 
 
+def _refused(number: int, values: dict[str, str], name: str) -> Row:
+    """A row with a field too long to send; the field is left out of the errors file."""
+    problem = f"{name} is over {MAX_FIELD_CHARS} characters ({len(values[name])})"
+    return Row(number, {**values, name: ""}, "", problem)
+
+
 def check_header(path: Path) -> tuple[int, str]:
-    """(data rows, the first row's menu_id), or a usage error naming what is missing."""
-    with path.open(newline="", encoding="utf-8-sig") as source:
-        reader = csv.DictReader(source)
-        missing = [name for name in REQUIRED if name not in (reader.fieldnames or [])]
-        if missing:
-            raise click.UsageError(f"{path}: no column {', '.join(missing)} in the header")
-        first = next(reader, None)
-        menu = ((first or {}).get("menu_id") or "").strip()
-        return (0 if first is None else 1) + sum(1 for _ in reader), menu
+    """(data rows, the first row's menu_id), or a usage error naming what is missing or the
+    line the file cannot be read past (then nothing is sent)."""
+    try:
+        with _reader(path) as reader:
+            records = _records(path, reader)
+            first = next(records, None)
+            missing = [name for name in REQUIRED if name not in (reader.fieldnames or [])]
+            if missing:
+                raise click.UsageError(f"{path}: no column {', '.join(missing)} in the header")
+            menu = ((first or {}).get("menu_id") or "").strip()
+            return (0 if first is None else 1) + sum(1 for _ in records), menu
+    except Unreadable as exc:
+        raise click.UsageError(f"{exc}; nothing was imported") from exc
+
+
+@contextmanager
+def _reader(path: Path) -> Iterator[csv.DictReader[str]]:
+    """The file's reader, with the csv module's field limit raised to READ_LIMIT_CHARS while it
+    reads (the limit is the module's, for the whole process)."""
+    limit = csv.field_size_limit(READ_LIMIT_CHARS)
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as source:
+            yield csv.DictReader(source)
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _records(path: Path, reader: csv.DictReader[str]) -> Iterator[dict[str, str]]:
+    """The data rows; one the csv module cannot read is an Unreadable naming the line it
+    starts on (a quoted field may span lines)."""
+    start = 1
+    try:
+        if reader.fieldnames is None:  # read first, so that line_num counts the header
+            return
+        start = reader.line_num + 1
+        for record in reader:
+            yield record
+            start = reader.line_num + 1
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise _unreadable(path, start, exc) from exc
+
+
+def _unreadable(path: Path, line: int, exc: Exception) -> Unreadable:
+    if isinstance(exc, UnicodeDecodeError):  # decoded in blocks ahead of the rows: no line
+        return Unreadable(f"{path}: is not UTF-8 text")
+    if "field limit" in str(exc):
+        return Unreadable(
+            f"{path}: the row from line {line} has a field over {READ_LIMIT_CHARS:,} characters"
+            " (an unclosed quote?)"
+        )
+    return Unreadable(f"{path}: the row from line {line}: {exc}")
 
 
 class Api:
@@ -135,11 +201,9 @@ class Api:
                 return dict(created)
         raise Interrupted(f"campaign {name!r} could not be created or read")
 
-    async def join(self, campaign_id: int, rows: list[Row]) -> dict[str, Any]:
+    async def join(self, campaign_id: int, rows: list[Row]) -> tuple[int, Any]:
         body = {"calls": [row.item() for row in rows]}
-        status, answer = await self.request("POST", f"/campaigns/{campaign_id}/calls/batch", body)
-        _expect(status, answer, 200)
-        return dict(answer)
+        return await self.request("POST", f"/campaigns/{campaign_id}/calls/batch", body)
 
 
 def _expect(status: int, payload: Any, wanted: int) -> None:
@@ -265,7 +329,12 @@ async def _send(api: Api, plan: Plan, campaign_id: int, tally: Tally) -> None:
     with progress.bar("import", plan.rows, unit="row", show=plan.show_progress) as bar:
 
         async def one(rows: list[Row]) -> None:
-            tally.count(rows, await api.join(campaign_id, rows))
+            for row in rows:
+                if row.problem is not None:
+                    tally.failed.append((row, None, row.problem))
+            sent = [row for row in rows if row.problem is None]
+            if sent:
+                await _deliver(api, campaign_id, sent, tally)
             bar.update(len(rows))
 
         try:
@@ -281,6 +350,21 @@ async def _send(api: Api, plan: Plan, campaign_id: int, tally: Tally) -> None:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def _deliver(api: Api, campaign_id: int, rows: list[Row], tally: Tally) -> None:
+    """One batch; a batch over the API's body limit (413) is sent again in halves, down to
+    the row too large alone, which fails with the API's message."""
+    status, answer = await api.join(campaign_id, rows)
+    if status == 413 and len(rows) > 1:
+        middle = len(rows) // 2
+        await _deliver(api, campaign_id, rows[:middle], tally)
+        await _deliver(api, campaign_id, rows[middle:], tally)
+    elif status == 413:
+        tally.failed.append((rows[0], status, _message(answer)))
+    else:
+        _expect(status, answer, 200)
+        tally.count(rows, answer)
 
 
 def _chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
@@ -318,7 +402,8 @@ def _report(plan: Plan, tally: Tally) -> None:
             writer = csv.writer(sink)
             writer.writerow(ERROR_COLUMNS)
             for row, status, message in failed:
-                writer.writerow([row.number, *(row.values[c] for c in COLUMNS), status, message])
+                values = (row.values[c] for c in COLUMNS)
+                writer.writerow([row.number, *values, "" if status is None else status, message])
         summary += f"; failed rows in {plan.errors_file}"
     else:
         plan.errors_file.unlink(missing_ok=True)

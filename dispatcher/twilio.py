@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from twilio.twiml.voice_response import VoiceResponse
+
 from dispatcher.directory.tenant import Tenant
 from dispatcher.settings import TWILIO_SID_ENV, TWILIO_TOKEN_ENV, Settings, TwilioAccount
 
@@ -13,6 +15,10 @@ from dispatcher.settings import TWILIO_SID_ENV, TWILIO_TOKEN_ENV, Settings, Twil
 CALL_STATUS_PATH = "/carrier/twilio/{subdomain}/calls/{call_id}/status"
 MESSAGE_STATUS_PATH = "/carrier/twilio/{subdomain}/messages/{chat_id}/status"
 INBOUND_SMS_PATH = "/carrier/twilio/{subdomain}/sms"
+
+# Twilio's OpenAPI caps a call's `Twiml` parameter at 4,000 characters, counted as sent: once
+# the text in it is XML-escaped (an `&` is 5 characters then).
+MAX_TWIML_CHARS = 4000
 
 # Twilio's ids: two letters of the resource (CA a call, SM or MM a message) and 32 hex digits.
 SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
@@ -35,3 +41,10 @@ def call_status_url(base_url: str, subdomain: str, call_id: int) -> str:
 
 def message_status_url(base_url: str, subdomain: str, chat_id: int) -> str:
     return base_url + MESSAGE_STATUS_PATH.format(subdomain=subdomain, chat_id=chat_id)
+
+
+def say_twiml(message: str) -> str:
+    """The TwiML that says `message` to the end user, after which the call ends."""
+    response = VoiceResponse()
+    response.say(message)
+    return str(response.to_xml(xml_declaration=False))

@@ -14,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from dispatcher import twilio
 from dispatcher.directory.schema import ON_TENANT, WEBHOOK_NETWORKS, DirectoryFile, TenantFile
 from dispatcher.domain.destinations import Network
 
@@ -217,6 +218,12 @@ def _tenant_references(at: str, tenant: TenantFile) -> Iterator[str]:
     voice_numbers = {n.number for n in tenant.outbound_numbers if n.voice}
     if default is not None and default not in voice_numbers:
         yield f"{at}.settings.default_outbound_number: is not one of the voice outbound_numbers"
+    said = len(twilio.say_twiml(tenant.settings.twilio.answer_message))
+    if said > twilio.MAX_TWIML_CHARS:
+        yield (
+            f"{at}.settings.twilio.answer_message: is {said} characters as TwiML (XML-escaped), "
+            f"over Twilio's {twilio.MAX_TWIML_CHARS}"
+        )
 
 
 def _duplicates(at: str, values: Sequence[object], key: str) -> Iterator[str]:

@@ -20,6 +20,10 @@ from dispatcher.domain.statuses import CallType
 
 MAX_NAME_CHARS = 200
 DEFAULT_CALLS_PER_SECOND = 10.0
+# One call every 1,000 s (about 17 minutes) at the slowest: the pump's GCRA (release_campaign.lua)
+# works in ms, and Redis takes its expiries (PX) as integers only below 1e17, which a rate near
+# 0 (1e-300/s: an interval of 1e303 ms) overflows, failing the pump.
+MIN_CALLS_PER_SECOND = 0.001
 MAX_CALLS_PER_SECOND = 10_000
 MAX_WAITING_CAP = 1_000_000
 NAME_TAKEN = "A campaign with this name already exists"
@@ -78,10 +82,11 @@ def _calls_per_second(raw: object) -> float:
         isinstance(raw, bool)
         or not isinstance(raw, int | float)
         or not math.isfinite(raw)
-        or not 0 < raw <= MAX_CALLS_PER_SECOND
+        or not MIN_CALLS_PER_SECOND <= raw <= MAX_CALLS_PER_SECOND
     ):
         raise InvalidRequest(
-            f"pacing.calls_per_second must be a number above 0 and at most {MAX_CALLS_PER_SECOND}"
+            f"pacing.calls_per_second must be a number from {MIN_CALLS_PER_SECOND:g}"
+            f" to {MAX_CALLS_PER_SECOND}"
         )
     return float(raw)
 

@@ -7,6 +7,7 @@ import asyncio
 import os
 import socket
 import sys
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
+from dispatcher.app import create_app
 from dispatcher.campaign_import import Api
 from dispatcher.domain import clock
+from dispatcher.settings import Settings
 from dispatcher.store.keys import TenantKeys
 from tests.conftest import ROOT, basic, demo_document, load_directory
 
@@ -87,6 +90,119 @@ async def test_an_import_creates_the_good_rows_reports_the_bad_and_never_twice(
     assert await redis.zcard(DEMO.calls) == 3
     campaign = await (await client.get("/apps/api/v1/campaigns/1", headers=basic())).json()
     assert (campaign["total"], campaign["pacing"]["calls_per_second"]) == (3, 5.0)
+
+
+@pytest.fixture
+async def small_bodies(redis_url: str, redis: Redis) -> AsyncIterator[TestClient[Any, Any]]:
+    """The app with the smallest body limit it takes: 4 calls of 1,000-character ticket_ids
+    are over it, and so is one call alone of a 5,000-character one."""
+    settings = Settings(redis_url=redis_url, max_body_bytes=4096)
+    async with TestClient(TestServer(create_app(settings))) as test_client:
+        yield test_client
+
+
+def callback(last_digits: int, ticket: str) -> str:
+    return f"+1 205-555-{last_digits:04d},{LATER},9,,{ticket}"
+
+
+async def test_a_batch_over_the_body_limit_is_sent_again_in_halves(
+    small_bodies: TestClient[Any, Any], redis: Redis, demo: dict[str, Any], tmp_path: Path
+) -> None:
+    """The 8 rows go as one batch (413), then 4 and 4 (413 and 200), 2 and 2 (200 and 413), 1
+    and 1 (200 and 413): the row too large alone fails with the API's message; the others are
+    answered one by one. The rows stay in the errors file run after run, as the 400s do."""
+    long_ticket, huge_ticket = "T" * 1000, "H" * 5000
+    rows = [
+        callback(110, "T-110"),
+        callback(120, long_ticket),
+        callback(121, long_ticket),
+        callback(130, huge_ticket),
+        callback(122, long_ticket),
+        callback(111, "T-111"),
+        callback(123, long_ticket),
+        callback(112, "T-112"),
+    ]
+    csv_file = tmp_path / "callbacks.csv"
+    csv_file.write_text("\n".join([HEADER, *rows]) + "\n")
+    errors = tmp_path / "callbacks.errors.csv"
+    not_well_formed = f"{LATER},9,,{long_ticket},400,ticket_id is not well formed\r\n"
+    expected_errors = (
+        "row,end_user_number,scheduled_at,menu_id,lang,ticket_id,status,message\r\n"
+        f"3,+1 205-555-0120,{not_well_formed}"
+        f"4,+1 205-555-0121,{not_well_formed}"
+        f"5,+1 205-555-0130,{LATER},9,,{huge_ticket},413,"
+        "Request body is too large (limit 4096 bytes)\r\n"
+        f"6,+1 205-555-0122,{not_well_formed}"
+        f"8,+1 205-555-0123,{not_well_formed}"
+    )
+    for created, existed in [(3, 0), (0, 3)]:
+        code, out, err = await run_import(small_bodies, csv_file)
+        assert code == 1, err
+        assert out == (
+            f"created {created}, already existed {existed}, failed 5 (of 8 rows); "
+            f"failed rows in {errors}\n"
+        )
+        assert errors.read_bytes().decode() == expected_errors
+        assert await redis.zcard(DEMO.calls) == 3
+
+    # The rows fixed: the long tickets cut short, the huge one left out. Only they are new.
+    fixed = [row.replace(long_ticket, "T-2") for row in rows if huge_ticket not in row]
+    csv_file.write_text("\n".join([HEADER, *fixed]) + "\n")
+    code, out, _ = await run_import(small_bodies, csv_file)
+    assert (code, out) == (0, "created 4, already existed 3, failed 0 (of 7 rows)\n")
+    assert not errors.exists()
+    assert await redis.zcard(DEMO.calls) == 7
+
+
+async def test_a_field_over_the_csv_limit_fails_its_row_and_the_rows_after_it_are_read(
+    client: TestClient[Any, Any], redis: Redis, demo: dict[str, Any], tmp_path: Path
+) -> None:
+    """200,000 characters: over the csv module's default limit (131,072), which is kept as the
+    longest field an import sends; the field is left out of the errors file."""
+    rows = [callback(140, ""), callback(141, "X" * 200_000), BAD[0], callback(142, "")]
+    csv_file = tmp_path / "callbacks.csv"
+    csv_file.write_text("\n".join([HEADER, *rows]) + "\n")
+    errors = tmp_path / "callbacks.errors.csv"
+    code, out, err = await run_import(client, csv_file)
+    assert code == 1, err
+    assert out == f"created 2, already existed 0, failed 2 (of 4 rows); failed rows in {errors}\n"
+    assert errors.read_bytes().decode() == (
+        "row,end_user_number,scheduled_at,menu_id,lang,ticket_id,status,message\r\n"
+        f"3,+1 205-555-0141,{LATER},9,,,,ticket_id is over 131072 characters (200000)\r\n"
+        f"4,12,{LATER},9,,,400,end_user_number is not well formed\r\n"
+    )
+    assert await redis.zcard(DEMO.calls) == 2
+
+
+async def test_a_file_that_cannot_be_read_to_its_end_is_refused_before_anything_is_sent(
+    client: TestClient[Any, Any], redis: Redis, demo: dict[str, Any], tmp_path: Path
+) -> None:
+    """An unclosed quote on line 3 takes the 25,000 rows after it into one field, over the
+    1,048,576 characters the csv module is let hold: those rows cannot be told apart."""
+    rows = [callback(150, ""), f'+1 205-555-0151,"{LATER},9,,']
+    rows += [callback(i % 10_000, "") for i in range(25_000)]
+    csv_file = tmp_path / "callbacks.csv"
+    csv_file.write_text("\n".join([HEADER, *rows]) + "\n")
+    code, out, err = await run_import(client, csv_file)
+    assert (code, out) == (2, "")
+    assert err.endswith(
+        f"Error: {csv_file}: the row from line 3 has a field over 1,048,576 characters "
+        "(an unclosed quote?); nothing was imported\n"
+    )
+    assert "Traceback" not in err
+    assert await redis.zcard(DEMO.calls) == 0
+    assert await redis.zcard(DEMO.campaigns) == 0
+
+
+async def test_a_file_not_in_utf_8_is_refused_before_anything_is_sent(
+    client: TestClient[Any, Any], redis: Redis, demo: dict[str, Any], tmp_path: Path
+) -> None:
+    csv_file = tmp_path / "callbacks.csv"
+    csv_file.write_bytes("\n".join([HEADER, callback(160, "Caf\xe9-1")]).encode("latin-1"))
+    code, out, err = await run_import(client, csv_file)
+    assert (code, out) == (2, "")
+    assert err.endswith(f"Error: {csv_file}: is not UTF-8 text; nothing was imported\n")
+    assert await redis.zcard(DEMO.campaigns) == 0
 
 
 async def test_an_unreachable_api_stops_the_import_with_a_clear_message(

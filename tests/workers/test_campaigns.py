@@ -110,9 +110,12 @@ async def test_campaigns_are_created_listed_and_read(
         ({"name": "a", "menu_id": "nine"}, "menu_id is not well formed"),
         ({"name": "a", "menu_id": 51}, "Only mobile and web menu IDs are permitted"),
         ({"name": "a", "menu_id": 9, "pacing": 5}, "pacing must be an object"),
-        (
-            {"name": "a", "menu_id": 9, "pacing": {"calls_per_second": 0}},
-            "pacing.calls_per_second must be a number above 0 and at most 10000",
+        *(
+            (
+                {"name": "a", "menu_id": 9, "pacing": {"calls_per_second": rate}},
+                "pacing.calls_per_second must be a number from 0.001 to 10000",
+            )
+            for rate in (0, 1e-300, 0.0009, 10_001, "5")
         ),
         (
             {"name": "a", "menu_id": 9, "pacing": {"max_waiting": 0}},
@@ -242,6 +245,29 @@ async def test_calls_join_a_campaign_as_scheduled_calls_on_its_menu(
 
     missing = await post_json(client, f"{CAMPAIGNS}/7/calls/batch", {"calls": [{}]}, status=404)
     assert missing == {"message": "Campaign not found"}
+
+
+@pytest.mark.parametrize("rate", [3, 0.001])
+async def test_the_pump_queues_its_next_run_at_any_pace_it_accepts(
+    client: TestClient[Any, Any], redis: Redis, rate: float
+) -> None:
+    """At 3 calls a second the next firing time has a fraction of a ms (333.3...), at 0.001 it
+    is 1,000 s away: the pump's next run is queued all the same (a Redis expiry takes integer
+    ms only; the pump failed on it and the campaign stalled after its first call)."""
+    await load_tenant(redis, menus={LOCK_STAR: STILL})
+    created = await create_campaign(client, {"calls_per_second": rate})
+    await join(client, created["id"], callbacks(2, due_in(0.05)))
+    await asyncio.sleep(0.1)  # past the calls' time and the pump's: the pump runs as its job
+    campaigns = Campaigns(redis, Scripts.register(redis), "demo")
+    before = clock.to_ms(clock.now())
+    assert await campaigns.release(created["id"], LOCK_STAR) == (1, "running")
+    after = clock.to_ms(clock.now())
+    # The join queued the pump's first run (at the calls' time); this run queued its second,
+    # at the second call's firing time (an interval after the first) less the 100 ms lookahead.
+    at = await redis.zscore(jobs.QUEUE_NAME, "pump_campaign:demo:1:2")
+    assert at is not None
+    assert before + 1000 / rate - 100 <= at <= after + 1000 / rate - 100
+    assert await redis.exists("arq:job:pump_campaign:demo:1:2") == 1
 
 
 async def test_calls_fire_on_time_under_the_pace(

@@ -147,15 +147,14 @@ def answer_twiml(request: Dial) -> str:
     phone number (an agent_number written as an international number, +...); otherwise the
     tenant's answer message, and the call ends (this product has no softphone of its own)."""
     settings = request.tenant.doc.settings.twilio
-    response = VoiceResponse()
     agent = request.tenant.agents_by_id.get(request.agent_id or 0)
     raw = agent.agent_number if agent is not None else None
     number = phones.normalize(raw) if raw is not None and raw.startswith("+") else None
     if number is not None:
+        response = VoiceResponse()
         response.dial(number, caller_id=request.from_, timeout=settings.ring_timeout_s)
-    else:
-        response.say(settings.answer_message)
-    return str(response.to_xml(xml_declaration=False))
+        return str(response.to_xml(xml_declaration=False))
+    return twilio.say_twiml(settings.answer_message)
 
 
 def _basic(account: TwilioAccount) -> str:

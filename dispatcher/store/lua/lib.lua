@@ -106,6 +106,9 @@ local function want_pump(campaign_key, queue, prefix, payload, wake, now)
   if at > 0 and at <= wake and at > now - 10000 then return end
   redis.call('HSET', campaign_key, 'pump_at', wake)
   local id = prefix .. redis.call('HINCRBY', campaign_key, 'pump_seq', 1)
-  redis.call('SET', 'arq:job:' .. id, payload, 'PX', math.max(wake - now, 0) + 86400000)
+  -- PX takes integers only, and `wake` has a fraction whenever the pace's interval has one
+  -- (1000 ms / 3 calls a second): the SET would fail, the pump job with it, and the campaign
+  -- stall behind the `pump_at` just written.
+  redis.call('SET', 'arq:job:' .. id, payload, 'PX', math.ceil(math.max(wake - now, 0)) + 86400000)
   redis.call('ZADD', queue, wake, id)
 end

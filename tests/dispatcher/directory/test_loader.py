@@ -13,6 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
+from dispatcher import twilio
 from dispatcher.directory import loader
 from dispatcher.directory.loader import DirectoryError
 from tests.conftest import ADMIN_TOKEN, DEMO_FILE, demo_document, load_directory
@@ -390,12 +391,44 @@ REFUSED: list[Any] = [
         "tenants[0].settings.sms_allowed_regions[0]: 'us' is not a region code",
         id="sms-region-lower-case",
     ),
+    # The answer message is sent in the Twiml of a call, which Twilio takes up to 4,000
+    # characters as sent: escaped, inside <Response><Say>...</Say></Response> (32 more).
+    pytest.param(
+        _set(("settings", "twilio"), {"answer_message": "a" * 1001}),
+        "tenants[0].settings.twilio.answer_message: string should have at most 1000 characters",
+        id="answer-message-long",
+    ),
+    pytest.param(
+        _set(("settings", "twilio"), {"answer_message": "&" * 1000}),
+        "tenants[0].settings.twilio.answer_message: is 5032 characters as TwiML (XML-escaped), "
+        "over Twilio's 4000",
+        id="answer-message-ampersands",
+    ),
+    pytest.param(
+        _set(("settings", "twilio"), {"answer_message": "<" * 1000}),
+        "tenants[0].settings.twilio.answer_message: is 4032 characters as TwiML (XML-escaped), "
+        "over Twilio's 4000",
+        id="answer-message-less-thans",
+    ),
+    pytest.param(
+        _set(("settings", "twilio"), {"answer_message": "&" * 743 + "a" * 257}),
+        "tenants[0].settings.twilio.answer_message: is 4004 characters as TwiML (XML-escaped), "
+        "over Twilio's 4000",
+        id="answer-message-just-over",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("change", "message"), REFUSED)
 def test_malformed_document_is_refused_with_the_path(change: Change, message: str) -> None:
     assert refusal(changed(change)) == [message]
+
+
+def test_an_answer_message_of_exactly_4000_characters_as_twiml_loads() -> None:
+    message = "&" * 742 + "a" * 258  # 742 * 5 + 258 + 32 = 4,000
+    document = changed(_set(("settings", "twilio"), {"answer_message": message}))
+    loaded = loader.validate(document).tenants[0].settings.twilio
+    assert len(twilio.say_twiml(loaded.answer_message)) == twilio.MAX_TWIML_CHARS
 
 
 @pytest.mark.parametrize(
@@ -570,6 +603,21 @@ async def test_refused_document_leaves_the_stored_directory_unchanged(
     after = await client.get(CONFIG, headers=ADMIN)
     assert after.status == 200
     assert await after.json() == stored
+
+
+async def test_an_answer_message_too_long_as_twiml_is_refused_through_the_operator_api(
+    client: TestClient[Any, Any], redis: Redis
+) -> None:
+    await load_directory(redis, demo_document())
+    document = demo_document()
+    tenant(document)["settings"]["twilio"] = {"answer_message": "&" * 1000}
+    response = await client.put(CONFIG, json=document, headers=ADMIN)
+    assert response.status == 400
+    message = (
+        "tenants[0].settings.twilio.answer_message: is 5032 characters as TwiML (XML-escaped), "
+        "over Twilio's 4000"
+    )
+    assert await response.json() == {"message": message, "errors": [message]}
 
 
 async def test_refused_yaml_through_the_operator_api(
