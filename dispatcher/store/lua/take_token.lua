@@ -8,8 +8,10 @@ local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens = tonumber(state[1] or burst)
 local at = tonumber(state[2] or now)
 tokens = math.min(burst, tokens + math.max(0, now - at) * rate / 1000)
+-- A rate too small to refill in ten years (1e-300) waits ten years: inf is no integer for Redis.
+local decade_ms = 315360000000
 local wait = 0
-if tokens >= cost then tokens = tokens - cost else wait = math.ceil((cost - tokens) * 1000 / rate) end
+if tokens >= cost then tokens = tokens - cost else wait = math.min(decade_ms, math.ceil((cost - tokens) * 1000 / rate)) end
 redis.call('HSET', KEYS[1], 'tokens', tokens, 'at', now)
-redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) * 1000 / rate) + 1000)
+redis.call('PEXPIRE', KEYS[1], math.min(decade_ms, math.ceil((burst - tokens) * 1000 / rate)) + 1000)
 return wait

@@ -52,6 +52,17 @@ async def test_over_the_burst_is_429_with_retry_after(
     assert await redis.zcard(TenantKeys("demo").calls) == 0
 
 
+async def test_a_rate_too_small_to_refill_waits_a_decade_rather_than_failing(
+    client: TestClient[Any, Any], redis: Redis
+) -> None:
+    await load_directory(redis, limited(per_s=1e-300, burst=1))
+    assert (await client.get(CALLS, headers=basic())).status == 200
+    refused = await client.get(CALLS, headers=basic())
+    assert refused.status == 429
+    assert await refused.json() == {"message": "Too many requests: the limit is 1e-300 per second"}
+    assert refused.headers["Retry-After"] == "315360000"
+
+
 async def test_each_tenant_has_its_own_bucket(client: TestClient[Any, Any], redis: Redis) -> None:
     await load_directory(redis, limited(per_s=1, burst=1))
     assert (await client.get(CALLS, headers=basic())).status == 200
