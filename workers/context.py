@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from aiohttp import ClientSession
@@ -29,6 +30,7 @@ class WorkerContext(TypedDict):
     metrics: Metrics
     job_try: int
     job_id: str
+    enqueue_time: datetime  # when the job was first queued (ARQ keeps it across retries)
     # The webhook lane's own (workers/settings.py: webhook_startup).
     webhook_http: ClientSession
     webhook_lane: WebhookLane

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, NoReturn
 
 import aiohttp
@@ -21,7 +22,7 @@ from aiohappyeyeballs import AddrInfoType, SocketFactoryType
 from arq import Retry
 from arq.constants import retry_key_prefix
 
-from dispatcher.domain import destinations
+from dispatcher.domain import clock, destinations
 from dispatcher.metrics import Metrics
 from dispatcher.settings import Settings
 from dispatcher.store import jobs
@@ -29,6 +30,8 @@ from workers.context import WorkerContext, typed
 
 log = structlog.get_logger("workers.webhooks")
 MAX_TRIES = 10
+# A delivery put off this long (its tenant busy, its destination's circuit open) gives up.
+HELD_AT_MOST = timedelta(hours=1)
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -140,6 +143,11 @@ async def deliver_webhook(ctx: dict[str, Any], subdomain: str, record_id: int, e
     lane, where = context["webhook_lane"], destinations.destination(url)
     waiting = lane.wait(subdomain, where)
     if waiting is not None:
+        if clock.now() - context["enqueue_time"] > HELD_AT_MOST:
+            # Deferrals count no try: without a bound, the events of a destination that stays
+            # down would pile up in Redis for as long as it does.
+            held = (f"held back over {HELD_AT_MOST.total_seconds():.0f} s", "held_too_long")
+            return failed(context, subdomain, record_id, url, held, final=True)
         await defer(context, *waiting)
     secret = tenant.doc.settings.webhook_secret
     with lane.running(subdomain):
@@ -176,7 +184,12 @@ async def post(
 
 
 def failed(
-    context: WorkerContext, subdomain: str, record_id: int, url: str, problem: tuple[str, str]
+    context: WorkerContext,
+    subdomain: str,
+    record_id: int,
+    url: str,
+    problem: tuple[str, str],
+    final: bool = False,
 ) -> str:
     """Counts and logs a failed delivery (its destination, never the URL's path, query or
     userinfo), then has ARQ retry it with backoff, up to MAX_TRIES."""
@@ -191,7 +204,7 @@ def failed(
         problem=text,
         tries=tries,
     )
-    if tries >= MAX_TRIES:
+    if final or tries >= MAX_TRIES:
         return f"gave up: {text}"
     raise Retry(defer=min(2**tries, 300))
 

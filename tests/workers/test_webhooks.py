@@ -6,6 +6,7 @@ import hashlib
 import hmac
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -16,6 +17,8 @@ from arq import Retry, Worker
 from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
+from dispatcher.domain import clock
+from dispatcher.domain.destinations import destination
 from dispatcher.settings import Settings
 from tests.scrape import value
 from tests.workers.conftest import (
@@ -222,3 +225,22 @@ async def test_a_literal_refused_address_is_not_called_at_all(
         await DELIVER(webhook_context, "demo", 1, '{"type":"call.updated"}')
     assert receiver.received == []
     assert _failures(webhook_context, "refused") == 1
+
+
+async def test_a_delivery_held_back_over_an_hour_gives_up(
+    redis: Redis, webhook_context: dict[str, Any], receiver: Receiver
+) -> None:
+    """Deferrals count no try; a destination that stays down must not keep its events in
+    Redis for ever."""
+    await load_tenant(redis, settings={"webhook_url": receiver.url})
+    lane = webhook_context["webhook_lane"]
+    for _ in range(webhook_context["settings"].webhook_breaker_failures):
+        lane.record(destination(receiver.url), delivered=False)  # its circuit is open
+    webhook_context["enqueue_time"] = clock.now() - timedelta(minutes=59)
+    with pytest.raises(Retry):
+        await DELIVER(webhook_context, "demo", 1, '{"type":"call.updated"}')
+    webhook_context["enqueue_time"] = clock.now() - timedelta(minutes=61)
+    outcome = await DELIVER(webhook_context, "demo", 1, '{"type":"call.updated"}')
+    assert outcome == "gave up: held back over 3600 s"
+    assert receiver.received == []
+    assert _failures(webhook_context, "held_too_long") == 1
