@@ -602,6 +602,23 @@ def machine() -> str:
     )
 
 
+def commit() -> str:
+    """The commit measured (with a mark when the work tree differs from it)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        head = subprocess.run(
+            ["git", "-C", here, "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return f"{head} (with uncommitted changes)" if dirty else head
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Benchmarks of the dispatcher; see bench/README.")
     parser.add_argument("parts", nargs="*", help=f"some of: {', '.join(PARTS)} (default: all)")
@@ -620,6 +637,9 @@ def main(argv: list[str] | None = None) -> int:
     scale = Scale.of("smoke" if args.smoke else "quick" if args.quick else "full")
     parts = args.parts or list(PARTS)
     print(f"machine: {machine()}", flush=True)
+    print(
+        f"run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {commit()}", flush=True
+    )
     with (
         progress.bar("bench", len(parts), unit="part", show=args.progress) as bar,
         System.started() as system,
