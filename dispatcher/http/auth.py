@@ -1,4 +1,6 @@
-"""HTTP Basic authentication of a tenant: subdomain as user name, an API token as password."""
+"""HTTP Basic authentication of a tenant (subdomain as user name, an API token as password),
+and the rate limits: a tenant's bucket for its accepted requests, a client address's bucket
+for refused credentials, so that nobody can spend a tenant's budget with wrong tokens."""
 
 from __future__ import annotations
 
@@ -12,10 +14,24 @@ from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import clock
 from dispatcher.domain.errors import NotFound, TooManyRequests, Unauthorized
 from dispatcher.http.appkeys import DIRECTORY, SCRIPTS, SETTINGS
-from dispatcher.store.keys import TenantKeys
+from dispatcher.http.client_address import client_address
+from dispatcher.store.keys import TenantKeys, refused_bucket
 
 
 async def tenant_of(request: web.Request) -> Tenant:
+    """The tenant whose credentials the request carries, charged one token; refused
+    credentials are charged to the client address instead."""
+    try:
+        tenant = await _credentials(request)
+    except (Unauthorized, NotFound):
+        await refused(request)
+        raise
+    structlog.contextvars.bind_contextvars(tenant=tenant.subdomain)
+    await within_rate_limit(request, tenant)
+    return tenant
+
+
+async def _credentials(request: web.Request) -> Tenant:
     scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "basic" or not encoded.strip() or len(encoded) > 1024:
         raise Unauthorized()
@@ -31,8 +47,6 @@ async def tenant_of(request: web.Request) -> Tenant:
         raise NotFound()
     if not tenant.accepts_token(token):
         raise Unauthorized()
-    structlog.contextvars.bind_contextvars(tenant=tenant.subdomain)
-    await within_rate_limit(request, tenant)
     return tenant
 
 
@@ -46,12 +60,24 @@ async def charge(request: web.Request, tenant: Tenant, tokens: int) -> None:
     until they are there: a batch pays for its items on top of its request's one token."""
     settings, own = request.app[SETTINGS], tenant.doc.settings
     rate = own.rate_limit_per_s if own.rate_limit_per_s is not None else settings.rate_limit_per_s
+    burst = own.rate_limit_burst or settings.rate_limit_burst
+    await _take(request, TenantKeys(tenant.subdomain).api_bucket, rate, burst, tokens)
+
+
+async def refused(request: web.Request) -> None:
+    """One token of the client address's bucket for a refused credential, or 429: guessing
+    is slowed down per address, and a tenant's own requests are not."""
+    settings = request.app[SETTINGS]
+    bucket = refused_bucket(client_address(request))
+    rate, burst = settings.refused_rate_limit_per_s, settings.refused_rate_limit_burst
+    await _take(request, bucket, rate, burst, 1)
+
+
+async def _take(request: web.Request, bucket: str, rate: float, burst: int, tokens: int) -> None:
     if rate == 0 or tokens <= 0:
         return
-    burst = own.rate_limit_burst or settings.rate_limit_burst
     wait_ms = await request.app[SCRIPTS].take_token(
-        keys=[TenantKeys(tenant.subdomain).api_bucket],
-        args=[rate, burst, clock.to_ms(clock.now()), tokens],
+        keys=[bucket], args=[rate, burst, clock.to_ms(clock.now()), tokens]
     )
     if wait_ms:
         raise TooManyRequests(

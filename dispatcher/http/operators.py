@@ -12,7 +12,7 @@ from aiohttp import web
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain.errors import InvalidRequest, Unauthorized
 from dispatcher.http.appkeys import DIRECTORY, REDIS, SETTINGS
-from dispatcher.http.auth import within_rate_limit
+from dispatcher.http.auth import refused, within_rate_limit
 from dispatcher.http.body import json_object
 from dispatcher.http.responses import json_response
 from dispatcher.store import operator_sessions
@@ -29,12 +29,15 @@ class NoSession(Unauthorized):
 
 
 async def operator_of(request: web.Request) -> Tenant:
-    """The tenant of the request's open session, else 401."""
+    """The tenant of the request's open session, charged one token of its rate limit (a
+    stream once, when it opens), else 401, charged to the client address."""
     subdomain, secret = _cookie(request)
     tenant = await request.app[DIRECTORY].tenant(subdomain) if subdomain else None
     if tenant is None or not await operator_sessions.is_open(request.app[REDIS], tenant, secret):
+        await refused(request)
         raise NoSession()
     structlog.contextvars.bind_contextvars(tenant=tenant.subdomain)
+    await within_rate_limit(request, tenant)
     return tenant
 
 
@@ -61,11 +64,11 @@ async def login(request: web.Request) -> web.Response:
     if not isinstance(subdomain, str) or not isinstance(token, str) or not subdomain or not token:
         raise InvalidRequest("subdomain and token are required")
     tenant = await request.app[DIRECTORY].tenant(subdomain) if len(subdomain) <= 63 else None
-    if tenant is None:
+    if tenant is None or not tenant.accepts_token(token):
+        # Tenant names are public (/metrics): a wrong token must not spend the tenant's budget.
+        await refused(request)
         raise NoSession(WRONG_CREDENTIALS)
     await within_rate_limit(request, tenant)
-    if not tenant.accepts_token(token):
-        raise NoSession(WRONG_CREDENTIALS)
     lifetime_s = request.app[SETTINGS].dashboard_session_s
     secret = await operator_sessions.open_session(request.app[REDIS], tenant, lifetime_s)
     response = json_response({"tenant": tenant.subdomain})
