@@ -9,12 +9,12 @@ from aiohttp import web
 
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import call_requests, clock
-from dispatcher.domain.errors import Conflict, InvalidRequest, NotFound
+from dispatcher.domain.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from dispatcher.domain.fields import integer
 from dispatcher.domain.objects import CustomerFlags
 from dispatcher.http import listing
 from dispatcher.http.appkeys import REDIS, SCRIPTS, SETTINGS
-from dispatcher.http.auth import tenant_of
+from dispatcher.http.auth import caller_of, tenant_of
 from dispatcher.http.body import json_object
 from dispatcher.http.responses import answer_response, json_response
 from dispatcher.store import idempotency
@@ -24,6 +24,7 @@ from dispatcher.store.records import Records
 routes = web.RouteTableDef()
 BASE = "/apps/api/v1/calls"
 CALL_NOT_FOUND = "Call not found"
+NOT_YOUR_CALL = "An agent's token may finish the calls assigned to that agent only"
 FLAG_ALIASES = {"repeat_customers": "repeat_customer"}
 
 
@@ -120,12 +121,18 @@ def _call_id(request: web.Request) -> int:
 
 @routes.post(BASE + "/{id}/finish")
 async def finish_call(request: web.Request) -> web.Response:
-    """Ends the call: finished if it was connected, else failed with ag_canceled."""
-    tenant = await tenant_of(request)
+    """Ends the call: finished if it was connected, else failed with ag_canceled. An agent's
+    token may end the calls assigned to that agent only."""
+    caller = await caller_of(request)
     call_id = _call_id(request)
-    calls = Calls(request.app[REDIS], request.app[SCRIPTS], tenant)
-    if await calls.load(call_id) is None:
+    calls = Calls(request.app[REDIS], request.app[SCRIPTS], caller.tenant)
+    found = await calls.load(call_id)
+    if found is None:
         raise NotFound(CALL_NOT_FOUND)
+    if caller.agent is not None:
+        held_by = found.call.agent_info.id if found.call.agent_info is not None else None
+        if held_by != caller.agent.id:
+            raise Forbidden(NOT_YOUR_CALL)
     after = await end_call(calls, call_id, None, by="disconnected_by_agent", hang_up=True)
     if after is None:
         raise Conflict("Call has already ended")
