@@ -39,7 +39,7 @@ async def _console(browser: BrowserContext, base: str) -> Watched:
     console = await open_page(browser, base + "/agent")
     page = console.page
     await page.fill("#subdomain", "demo")
-    await page.fill("#token", "demo-token")
+    await page.fill("#token", "demo-agent-2")  # the agent's own token, not the tenant's
     await page.fill("#agent-id", "2")
     await page.click("#login button[type=submit]")
     await expect(page.locator("#agent-name")).to_have_text("Agent Smith")

@@ -25,7 +25,7 @@ from tests.workers.conftest import worker as worker  # the ARQ worker fixture
 
 OTHER_AGENT = {"message": "An agent's token acts for that agent only"}
 TENANT_ONLY = {"message": "This route needs the tenant's API token, not an agent's"}
-NOT_YOUR_CALL = {"message": "An agent's token may finish the calls assigned to that agent only"}
+NOT_YOUR_CALL = {"message": "An agent's token reaches the calls assigned to that agent only"}
 UNAUTHORIZED = {"message": "Unauthorized"}
 INBOUND = {"call_type": "Voice Inbound (API)", "menu_id": 9, "end_user_number": "+1 205-123-4567"}
 
@@ -74,7 +74,6 @@ async def test_an_agent_opens_its_own_event_stream_only(
         ("GET", f"{API}/agents", None),
         ("POST", CALLS, INBOUND),
         ("GET", CALLS, None),
-        ("GET", f"{CALLS}/1", None),
         ("POST", f"{CALLS}/batch", {"calls": [INBOUND]}),
         ("PATCH", f"{CALLS}/1/customer_flag", {"repeat_customer": True}),
         ("GET", f"{API}/chats", None),
@@ -154,6 +153,9 @@ async def test_an_agent_accepts_and_finishes_its_own_offer_and_call_only(
         assert await _answer(await client.post(path, headers=agent(2))) == (403, OTHER_AGENT)
     assert (await client.post(accept, headers=agent(1))).status == 200
     await wait_for_status(client, call["id"], "connected")
+    held = f"{CALLS}/{call['id']}"
+    assert await _answer(await client.get(held, headers=agent(2))) == (403, NOT_YOUR_CALL)
+    assert (await client.get(held, headers=agent(1))).status == 200
     finish = f"{CALLS}/{call['id']}/finish"
     assert await _answer(await client.post(finish, headers=agent(2))) == (403, NOT_YOUR_CALL)
     finished = await client.post(finish, headers=agent(1))
