@@ -30,7 +30,7 @@ from dispatcher.client.agents import agents
 from dispatcher.client.api import ApiError, Client, Unreachable
 from dispatcher.client.calls import calls
 from dispatcher.directory import loader
-from dispatcher.directory.schema import DirectoryFile
+from dispatcher.directory.schema import DirectoryFile, TenantFile
 from dispatcher.http.manager import summary
 from dispatcher.metrics import Metrics
 from dispatcher.redis_connection import connect, connect_arq
@@ -149,8 +149,9 @@ main.add_command(agents)
 @click.option(
     "--simulate-agents",
     is_flag=True,
-    help="Demo: every agent of the --config tenants goes available and accepts each offer "
-    "about 2 s after it arrives, through the API (as `dispatcher agents simulate` does).",
+    help="Demo: every agent of the --config tenants with api_tokens of its own goes "
+    "available and accepts each offer about 2 s after it arrives, through the API, signed in "
+    "with its own token (as `dispatcher agents simulate` does).",
 )
 def up(
     host: str | None,
@@ -162,7 +163,7 @@ def up(
     """Run everything in one process: embedded Redis (unless REDIS_URL is set), API and worker."""
     if simulate_agents and config_file is None:
         raise click.UsageError(
-            "--simulate-agents needs --config: the simulated agents sign in with the API "
+            "--simulate-agents needs --config: the simulated agents sign in with the agent "
             "tokens of the tenants it loads"
         )
     settings = _settings(host, port, data_dir)
@@ -379,8 +380,8 @@ async def _serve_until_stopped(
         if simulate_agents and document is not None:
             url = _local_url(settings.host, runner.addresses[0][1])
             tasks += [
-                asyncio.create_task(_simulate_agents(url, t.subdomain, t.api_tokens[0], stop))
-                for t in document.tenants
+                asyncio.create_task(_simulate_agents(url, tenant, stop))
+                for tenant in document.tenants
             ]
         click.echo(f"dispatcher listening on http://{settings.host}:{settings.port}", err=True)
         await stop.wait()
@@ -449,17 +450,23 @@ def _local_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-async def _simulate_agents(url: str, tenant: str, token: str, stop: asyncio.Event) -> None:
-    """`make run`'s agents: all of the tenant's, through this process's own API. They never
-    finish a call themselves: the simulated carrier's end user hangs up. A failure is logged
-    and never stops the service."""
+async def _simulate_agents(url: str, tenant: TenantFile, stop: asyncio.Event) -> None:
+    """`make run`'s agents: those of the tenant's with a token of their own in the directory,
+    each signed in with it, through this process's own API. They never finish a call
+    themselves: the simulated carrier's end user hangs up. A failure is logged and never
+    stops the service."""
     timing = simulated_agents.Timing(accept_after_s=2.0, talk_time_s=None, jitter_s=0.5)
+    tokens = {agent.id: agent.api_tokens[0] for agent in tenant.agents if agent.api_tokens}
     try:
-        async with Client(url, tenant, token) as api:
-            chosen = await simulated_agents.pick_agents(api, None)
-            await simulated_agents.simulate(api, chosen, timing, _log_agent, stop, restore=False)
+        async with Client(url, tenant.subdomain, tenant.api_tokens[0]) as api:
+            listed = await simulated_agents.pick_agents(api, None)
+            chosen = [agent for agent in listed if agent["id"] in tokens]
+            async with simulated_agents.desks(url, tenant.subdomain, tokens) as clients:
+                await simulated_agents.simulate(
+                    clients, chosen, timing, _log_agent, stop, restore=False
+                )
     except (ApiError, Unreachable):
-        log.exception("simulated agents stopped", tenant=tenant)
+        log.exception("simulated agents stopped", tenant=tenant.subdomain)
 
 
 def _log_agent(event: str, fields: dict[str, Any]) -> None:

@@ -124,6 +124,14 @@ class Settings(BaseSettings):
     # process), and how many may come at once; a tenant's directory may set its own. 0: no limit.
     rate_limit_per_s: float = Field(default=200, ge=0)
     rate_limit_burst: int = Field(default=400, ge=1)
+    # Requests with refused credentials (a wrong token, an unknown tenant, no session) per
+    # second per client address, and how many at once: they never spend a tenant's budget.
+    refused_rate_limit_per_s: float = Field(default=5, ge=0)
+    refused_rate_limit_burst: int = Field(default=50, ge=1)
+    # How many reverse proxies in front of the ingress append to X-Forwarded-For: the client
+    # address is that many entries from its right. 0 trusts none of it (a client can write
+    # anything there): the address is the connection's peer.
+    trusted_proxies: int = Field(default=0, ge=0, le=10)
     # `dispatcher worker` serves /metrics, /healthz and /readyz on this port when set.
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     # /metrics is open, as exporters usually are (it names tenants, holds no secret); with a

@@ -11,7 +11,7 @@ import click
 
 from dispatcher.client.api import Client
 from dispatcher.client.options import api_options, run
-from dispatcher.client.simulated_agents import Timing, describe, pick_agents, simulate
+from dispatcher.client.simulated_agents import Timing, describe, desks, pick_agents, simulate
 
 _SECONDS = click.FloatRange(0)
 
@@ -56,6 +56,19 @@ def agents() -> None:
     help="Stop after this long (default: on Ctrl-C or SIGTERM).",
 )
 @click.option(
+    "--agent-token",
+    "agent_tokens",
+    multiple=True,
+    required=True,
+    metavar="ID=TOKEN",
+    envvar="DISPATCHER_AGENT_TOKENS",
+    show_envvar=True,
+    callback=lambda _context, _parameter, given: _agent_tokens(given),
+    help="An agent's own token (one of its api_tokens in the directory), once per agent to "
+    "simulate; the environment variable takes them space-separated. Each simulated agent "
+    "signs in with its own, as at the agent console; agents without one are left alone.",
+)
+@click.option(
     "--keep-available",
     is_flag=True,
     help="Leave the agents available on exit (default: each goes back to its former status).",
@@ -69,19 +82,38 @@ def simulate_agents(
     talk_time: float,
     jitter: float,
     duration: float | None,
+    agent_tokens: dict[int, str],
     keep_available: bool,
 ) -> None:
-    """Run N simulated agents: the tenant's first N agents by id (GET /apps/api/v1/agents).
+    """Run N simulated agents: the tenant's first N agents by id (GET /apps/api/v1/agents,
+    with the tenant's token) among those given an --agent-token.
     Each goes available, watches its offers on its event stream, accepts each after
     --accept-after seconds, and finishes the call --talk-time seconds after it connects.
     Only the public API is used, so this works against any deployment. One line is printed
     per thing an agent does."""
     timing = Timing(accept_after_s=accept_after, talk_time_s=talk_time or None, jitter_s=jitter)
-    run(_simulate(Client(url, tenant, token), count, timing, duration, not keep_available))
+    client = Client(url, tenant, token)
+    run(_simulate(client, tenant, agent_tokens, count, timing, duration, not keep_available))
+
+
+def _agent_tokens(given: tuple[str, ...]) -> dict[int, str]:
+    tokens: dict[int, str] = {}
+    for item in given:
+        agent_id, separator, token = item.partition("=")
+        if not separator or not agent_id.isascii() or not agent_id.isdigit() or not token:
+            raise click.BadParameter(f"expected ID=TOKEN (e.g. 2=the-agents-token), not {item!r}")
+        tokens[int(agent_id)] = token
+    return tokens
 
 
 async def _simulate(
-    client: Client, count: int, timing: Timing, duration: float | None, restore: bool
+    client: Client,
+    tenant: str,
+    tokens: dict[int, str],
+    count: int,
+    timing: Timing,
+    duration: float | None,
+    restore: bool,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -90,10 +122,15 @@ async def _simulate(
     if duration is not None:
         loop.call_later(duration, stop.set)
     async with client as api:
-        chosen = await pick_agents(api, count)
+        listed = await pick_agents(api, None)
+        chosen = [agent for agent in listed if agent["id"] in tokens][:count]
         if len(chosen) < count:
-            click.echo(f"the tenant has {len(chosen)} agents: simulating them all", err=True)
-        await simulate(api, chosen, timing, _echo, stop, restore=restore)
+            click.echo(
+                f"agents with an --agent-token: {len(chosen)}, simulating them all", err=True
+            )
+        own = {agent["id"]: tokens[agent["id"]] for agent in chosen}
+        async with desks(client.url, tenant, own) as clients:
+            await simulate(clients, chosen, timing, _echo, stop, restore=restore)
 
 
 def _echo(event: str, fields: dict[str, Any]) -> None:

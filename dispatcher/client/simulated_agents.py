@@ -6,8 +6,9 @@ against any deployment, and by `dispatcher up --simulate-agents` (`make run`).""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,8 +68,21 @@ async def pick_agents(api: Client, count: int | None) -> list[dict[str, Any]]:
     return agents if count is None else agents[:count]
 
 
+@contextlib.asynccontextmanager
+async def desks(
+    url: str, tenant: str, tokens: Mapping[int, str]
+) -> AsyncIterator[dict[int, Client]]:
+    """Each agent's own client, signed in with its own token (Basic user `<tenant>/<id>`), as
+    the agent console is: a simulated agent never holds the tenant's token."""
+    async with contextlib.AsyncExitStack() as stack:
+        yield {
+            agent_id: await stack.enter_async_context(Client(url, f"{tenant}/{agent_id}", token))
+            for agent_id, token in tokens.items()
+        }
+
+
 async def simulate(
-    api: Client,
+    clients: Mapping[int, Client],
     agents: list[dict[str, Any]],
     timing: Timing,
     report: Report,
@@ -76,21 +90,23 @@ async def simulate(
     *,
     restore: bool = True,
 ) -> None:
-    """Runs the agents until `stop`; then, with `restore`, puts each agent it made available
-    back in the status it had. Failing to make an agent available ends it at once (ApiError,
-    Unreachable); later failures are reported and the agent's stream is reopened."""
+    """Runs the agents, each through its own client (`clients` by agent id), until `stop`;
+    then, with `restore`, puts each agent it made available back in the status it had.
+    Failing to make an agent available ends it at once (ApiError, Unreachable); later
+    failures are reported and the agent's stream is reopened."""
     rng = random.Random()
     available: list[dict[str, Any]] = []
     try:
         for agent in agents:
-            await api.set_status(agent["id"], "available")
+            await clients[agent["id"]].set_status(agent["id"], "available")
             available.append(agent)
             report("available", {"agent_id": agent["id"], "email": agent["email"]})
-        await _run_until(stop, [SimulatedAgent(api, a["id"], timing, report, rng) for a in agents])
+        people = [SimulatedAgent(clients[a["id"]], a["id"], timing, report, rng) for a in agents]
+        await _run_until(stop, people)
     finally:
         if restore:
             for agent in available:
-                await api.set_status(agent["id"], agent["status"])
+                await clients[agent["id"]].set_status(agent["id"], agent["status"])
                 report("restored", {"agent_id": agent["id"], "status": agent["status"]})
 
 

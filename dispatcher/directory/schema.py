@@ -165,6 +165,11 @@ class Agent(_Model):
     languages: list[Language] = Field(default_factory=lambda: ["en"])
     status: AgentStatus = AgentStatus.AVAILABLE
     capacity: Capacity = Field(default_factory=Capacity)
+    # The agent's own credentials (Basic user `<subdomain>/<id>`), for the agent's routes only.
+    # Read from the file, stored as hashes beside the tenant's (TenantRecord), never dumped.
+    api_tokens: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list, exclude=True, repr=False
+    )
 
     @property
     def name(self) -> str:
@@ -232,7 +237,9 @@ class DirectoryFile(_Model):
 
 
 class TenantRecord(_Model):
-    """What Redis holds for a tenant: the directory and the salted hashes of its tokens."""
+    """What Redis holds for a tenant: the directory and the salted hashes of its tokens, and
+    of its agents' own tokens by agent id."""
 
     directory: TenantDoc
     token_hashes: list[str]
+    agent_token_hashes: dict[int, list[str]] = Field(default_factory=dict)

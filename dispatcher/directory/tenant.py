@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from zoneinfo import ZoneInfo
@@ -47,10 +47,16 @@ class Tenant:
     doc: TenantDoc
     token_hashes: list[str]
     version: str = ""
+    agent_token_hashes: dict[int, list[str]] = field(default_factory=dict)
 
     @classmethod
     def from_record(cls, record: TenantRecord, version: str) -> Tenant:
-        return cls(doc=record.directory, token_hashes=record.token_hashes, version=version)
+        return cls(
+            doc=record.directory,
+            token_hashes=record.token_hashes,
+            version=version,
+            agent_token_hashes=record.agent_token_hashes,
+        )
 
     @property
     def subdomain(self) -> str:
@@ -58,6 +64,10 @@ class Tenant:
 
     def accepts_token(self, token: str) -> bool:
         return token_matches(token, self.token_hashes)
+
+    def accepts_agent_token(self, agent_id: int, token: str) -> bool:
+        """An agent's own token; an agent without any accepts none."""
+        return token_matches(token, self.agent_token_hashes.get(agent_id, []))
 
     @cached_property
     def agents_by_id(self) -> dict[int, Agent]:

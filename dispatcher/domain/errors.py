@@ -28,7 +28,8 @@ class Unauthorized(DispatchError):
 
 
 class Forbidden(DispatchError):
-    """Credentials of another kind than the API's (a carrier's signature) that do not hold."""
+    """Refused whoever asks: a carrier's signature that does not hold, a cross-site request,
+    a credential used outside its scope."""
 
     status = 403
 
@@ -60,6 +61,10 @@ class RequestTimeout(DispatchError):
 
 class PayloadTooLarge(DispatchError):
     status = 413
+
+
+class UnsupportedMediaType(DispatchError):
+    status = 415
 
 
 class ServiceUnavailable(DispatchError):

@@ -1,5 +1,6 @@
 """Agent side: the agents and their live status, open offers, accept/decline, and an SSE stream
-per agent."""
+per agent. The tenant's token may act for any agent; an agent's own token for that agent only
+(403 on another's routes and offers), and the list of agents is the tenant's alone."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from dispatcher.domain.fields import integer
 from dispatcher.domain.statuses import AgentStatus
 from dispatcher.http import listing, sse
 from dispatcher.http.appkeys import METRICS, REDIS, SCRIPTS, SETTINGS
-from dispatcher.http.auth import tenant_of
+from dispatcher.http.auth import Caller, caller_of, tenant_of
 from dispatcher.http.body import json_object
 from dispatcher.http.responses import json_response
 from dispatcher.store import jobs
@@ -74,8 +75,7 @@ async def list_agents(request: web.Request) -> web.Response:
 
 @routes.get(BASE)
 async def get_agent(request: web.Request) -> web.Response:
-    tenant = await tenant_of(request)
-    agent = _agent(request, tenant.agents_by_id)
+    tenant, agent = await _own_agent(request)
     live = await request.app[REDIS].hgetall(  # type: ignore[misc]
         TenantKeys(tenant.subdomain).agent(agent.id)
     )
@@ -84,8 +84,7 @@ async def get_agent(request: web.Request) -> web.Response:
 
 @routes.put(BASE + "/status")
 async def put_status(request: web.Request) -> web.Response:
-    tenant = await tenant_of(request)
-    agent = _agent(request, tenant.agents_by_id)
+    tenant, agent = await _own_agent(request)
     body = await json_object(request)
     raw = body.get("status")
     if not isinstance(raw, str) or raw not in set(AgentStatus):
@@ -105,16 +104,16 @@ async def put_status(request: web.Request) -> web.Response:
 
 @routes.get(BASE + "/offers")
 async def get_offers(request: web.Request) -> web.Response:
-    tenant = await tenant_of(request)
-    agent = _agent(request, tenant.agents_by_id)
+    tenant, agent = await _own_agent(request)
     offers = await calls_of(request, tenant).open_offers(agent.id)
     return json_response([offer.view() for offer in offers])
 
 
 @routes.post("/apps/api/v1/offers/{id}/accept")
 async def accept_offer(request: web.Request) -> web.Response:
-    tenant = await tenant_of(request)
-    accepted = await calls_of(request, tenant).accept(_offer_id(request))
+    caller = await caller_of(request)
+    calls = calls_of(request, caller.tenant)
+    accepted = await calls.accept(await _own_offer(caller, calls, _offer_id(request)))
     request.app[METRICS].offer_accepted(accepted.waited_s)
     call = accepted.snapshot.call
     structlog.contextvars.bind_contextvars(call_id=call.id, offer_id=accepted.offer.id)
@@ -123,9 +122,10 @@ async def accept_offer(request: web.Request) -> web.Response:
 
 @routes.post("/apps/api/v1/offers/{id}/decline")
 async def decline_offer(request: web.Request) -> web.Response:
-    tenant = await tenant_of(request)
+    caller = await caller_of(request)
+    tenant = caller.tenant
     calls = calls_of(request, tenant)
-    offer = await calls.decline(_offer_id(request))
+    offer = await calls.decline(await _own_offer(caller, calls, _offer_id(request)))
     structlog.contextvars.bind_contextvars(call_id=offer.call_id, offer_id=offer.id)
     # Re-route now: the next agents need not wait for the offer to expire.
     now_ms = clock.to_ms(clock.now())
@@ -141,8 +141,7 @@ async def agent_events(request: web.Request) -> web.StreamResponse:
     15 s keeps proxies from closing an idle stream. One desk per agent: a newer stream of the
     same agent (another console, or a person taking over from `agents simulate`) ends this one
     with a `superseded` event."""
-    tenant = await tenant_of(request)
-    agent = _agent(request, tenant.agents_by_id)
+    tenant, agent = await _own_agent(request)
     keys = TenantKeys(tenant.subdomain)
     desk = Desk(request.app[REDIS], request.app[SCRIPTS], keys, agent.id)
     caps = [_agent_cap(request, keys, agent.id), sse.tenant_cap(request, keys)]
@@ -182,6 +181,24 @@ def _offer_id(request: web.Request) -> int:
     offer_id = integer(request.match_info["id"])
     if offer_id is None:
         raise Conflict(OFFER_GONE)
+    return offer_id
+
+
+async def _own_agent(request: web.Request) -> tuple[Tenant, Agent]:
+    """The tenant and the agent of the path, which an agent's token must be the one of."""
+    caller = await caller_of(request)
+    agent = _agent(request, caller.tenant.agents_by_id)
+    caller.may_act_for(agent.id)
+    return caller.tenant, agent
+
+
+async def _own_offer(caller: Caller, calls: Calls, offer_id: int) -> int:
+    """The offer id, once an agent's token is known to be the one the offer was made to."""
+    if caller.agent is not None:
+        offer = await calls.offer(offer_id)
+        if offer is None:
+            raise Conflict(OFFER_GONE)
+        caller.may_act_for(offer.agent_id)
     return offer_id
 
 

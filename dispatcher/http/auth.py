@@ -1,21 +1,85 @@
-"""HTTP Basic authentication of a tenant: subdomain as user name, an API token as password."""
+"""HTTP Basic authentication: a tenant's API token (user name: the subdomain) for every route,
+or an agent's own token (user name: `<subdomain>/<agent id>`) for that agent's routes only.
+And the rate limits: a tenant's bucket for its accepted requests, a client address's bucket
+for refused credentials, so that nobody can spend a tenant's budget with wrong tokens."""
 
 from __future__ import annotations
 
 import base64
 import math
+from dataclasses import dataclass
 
 import structlog
 from aiohttp import web
 
+from dispatcher.directory.schema import Agent
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import clock
-from dispatcher.domain.errors import NotFound, TooManyRequests, Unauthorized
+from dispatcher.domain.errors import Forbidden, NotFound, TooManyRequests, Unauthorized
+from dispatcher.domain.fields import integer
 from dispatcher.http.appkeys import DIRECTORY, SCRIPTS, SETTINGS
-from dispatcher.store.keys import TenantKeys
+from dispatcher.http.client_address import client_address
+from dispatcher.store.keys import TenantKeys, refused_bucket
+
+TENANT_ONLY = "This route needs the tenant's API token, not an agent's"
+OTHER_AGENT = "An agent's token acts for that agent only"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a request's credentials are: the tenant (`agent` None), or one of its agents."""
+
+    tenant: Tenant
+    agent: Agent | None
+
+    def may_act_for(self, agent_id: int) -> None:
+        """403 unless the tenant itself or this very agent calls."""
+        if self.agent is not None and self.agent.id != agent_id:
+            raise Forbidden(OTHER_AGENT)
 
 
 async def tenant_of(request: web.Request) -> Tenant:
+    """The tenant whose API token the request carries (an agent's token is 403 here)."""
+    caller = await caller_of(request)
+    if caller.agent is not None:
+        raise Forbidden(TENANT_ONLY)
+    return caller.tenant
+
+
+async def caller_of(request: web.Request) -> Caller:
+    """The tenant or agent whose credentials the request carries, charged one token of the
+    tenant's bucket; refused credentials are charged to the client address instead."""
+    try:
+        caller = await _credentials(request)
+    except (Unauthorized, NotFound):
+        await refused(request)
+        raise
+    structlog.contextvars.bind_contextvars(tenant=caller.tenant.subdomain)
+    if caller.agent is not None:
+        structlog.contextvars.bind_contextvars(agent_id=caller.agent.id)
+    await within_rate_limit(request, caller.tenant)
+    return caller
+
+
+async def _credentials(request: web.Request) -> Caller:
+    user, token = _basic(request)
+    subdomain, slash, agent_id = user.partition("/")
+    if not subdomain:
+        raise Unauthorized()
+    tenant = await request.app[DIRECTORY].tenant(subdomain) if len(subdomain) <= 63 else None
+    if tenant is None:
+        raise NotFound()
+    if not slash:
+        if not tenant.accepts_token(token):
+            raise Unauthorized()
+        return Caller(tenant, None)
+    agent = tenant.agents_by_id.get(integer(agent_id) or 0)
+    if agent is None or not tenant.accepts_agent_token(agent.id, token):
+        raise Unauthorized()
+    return Caller(tenant, agent)
+
+
+def _basic(request: web.Request) -> tuple[str, str]:
     scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "basic" or not encoded.strip() or len(encoded) > 1024:
         raise Unauthorized()
@@ -23,17 +87,10 @@ async def tenant_of(request: web.Request) -> Tenant:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
     except ValueError as exc:  # not base64 (binascii.Error), not ASCII, not UTF-8
         raise Unauthorized() from exc
-    subdomain, separator, token = decoded.partition(":")
-    if not separator or not subdomain:
+    user, separator, token = decoded.partition(":")
+    if not separator or not user:
         raise Unauthorized()
-    tenant = await request.app[DIRECTORY].tenant(subdomain) if len(subdomain) <= 63 else None
-    if tenant is None:
-        raise NotFound()
-    if not tenant.accepts_token(token):
-        raise Unauthorized()
-    structlog.contextvars.bind_contextvars(tenant=tenant.subdomain)
-    await within_rate_limit(request, tenant)
-    return tenant
+    return user, token
 
 
 async def within_rate_limit(request: web.Request, tenant: Tenant) -> None:
@@ -46,12 +103,24 @@ async def charge(request: web.Request, tenant: Tenant, tokens: int) -> None:
     until they are there: a batch pays for its items on top of its request's one token."""
     settings, own = request.app[SETTINGS], tenant.doc.settings
     rate = own.rate_limit_per_s if own.rate_limit_per_s is not None else settings.rate_limit_per_s
+    burst = own.rate_limit_burst or settings.rate_limit_burst
+    await _take(request, TenantKeys(tenant.subdomain).api_bucket, rate, burst, tokens)
+
+
+async def refused(request: web.Request) -> None:
+    """One token of the client address's bucket for a refused credential, or 429: guessing
+    is slowed down per address, and a tenant's own requests are not."""
+    settings = request.app[SETTINGS]
+    bucket = refused_bucket(client_address(request))
+    rate, burst = settings.refused_rate_limit_per_s, settings.refused_rate_limit_burst
+    await _take(request, bucket, rate, burst, 1)
+
+
+async def _take(request: web.Request, bucket: str, rate: float, burst: int, tokens: int) -> None:
     if rate == 0 or tokens <= 0:
         return
-    burst = own.rate_limit_burst or settings.rate_limit_burst
     wait_ms = await request.app[SCRIPTS].take_token(
-        keys=[TenantKeys(tenant.subdomain).api_bucket],
-        args=[rate, burst, clock.to_ms(clock.now()), tokens],
+        keys=[bucket], args=[rate, burst, clock.to_ms(clock.now()), tokens]
     )
     if wait_ms:
         raise TooManyRequests(

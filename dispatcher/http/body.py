@@ -1,4 +1,5 @@
-"""The one JSON body parser of every route: malformed, non-object and oversize bodies alike."""
+"""The one JSON body parser of every route: malformed, non-object, oversize and non-JSON bodies
+alike."""
 
 from __future__ import annotations
 
@@ -9,17 +10,25 @@ import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from dispatcher.domain.errors import InvalidRequest, PayloadTooLarge, RequestTimeout
+from dispatcher.domain.errors import (
+    InvalidRequest,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMediaType,
+)
 from dispatcher.http.appkeys import SETTINGS
 
 NOT_AN_OBJECT = "Request body must be a JSON object"
+NOT_JSON = "Content-Type must be application/json"
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:
-    """The body as a JSON object; an empty body counts as `{}`."""
+    """The body as a JSON object; an empty body counts as `{}`, whatever it is labelled."""
     raw = await raw_body(request)
     if not raw.strip():
         return {}
+    if not is_json(request):
+        raise UnsupportedMediaType(NOT_JSON)
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -27,6 +36,18 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidRequest(NOT_AN_OBJECT)
     return value
+
+
+def is_json(request: web.Request) -> bool:
+    """Labelled application/json or application/<something>+json (parameters such as a charset
+    aside). A body labelled otherwise, or not at all, is refused: a cross-site form can send
+    text/plain or form data, and a no-CORS fetch() a body without a type, never JSON."""
+    if "Content-Type" not in request.headers:
+        return False
+    media_type = request.content_type  # lower case, without parameters
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
 
 
 async def raw_body(request: web.Request) -> bytes:

@@ -7,14 +7,15 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from dispatcher.directory.schema import Agent
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import call_requests, clock
-from dispatcher.domain.errors import Conflict, InvalidRequest, NotFound
+from dispatcher.domain.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from dispatcher.domain.fields import integer
-from dispatcher.domain.objects import CustomerFlags
+from dispatcher.domain.objects import CallObject, CustomerFlags
 from dispatcher.http import listing
 from dispatcher.http.appkeys import REDIS, SCRIPTS, SETTINGS
-from dispatcher.http.auth import tenant_of
+from dispatcher.http.auth import caller_of, tenant_of
 from dispatcher.http.body import json_object
 from dispatcher.http.responses import answer_response, json_response
 from dispatcher.store import idempotency
@@ -24,6 +25,7 @@ from dispatcher.store.records import Records
 routes = web.RouteTableDef()
 BASE = "/apps/api/v1/calls"
 CALL_NOT_FOUND = "Call not found"
+NOT_YOUR_CALL = "An agent's token reaches the calls assigned to that agent only"
 FLAG_ALIASES = {"repeat_customers": "repeat_customer"}
 
 
@@ -75,11 +77,20 @@ async def list_calls(request: web.Request) -> web.Response:
 # Not `batch`: that path is POST /calls/batch's alone, and a GET of it a 405 saying so.
 @routes.get(BASE + "/{id:(?!batch$)[^/]+}")
 async def get_call(request: web.Request) -> web.Response:
-    tenant = await tenant_of(request)
-    doc = await records_of(request, tenant).document("call", _call_id(request))
+    """The call object; an agent's token reads the calls assigned to that agent only."""
+    caller = await caller_of(request)
+    doc = await records_of(request, caller.tenant).document("call", _call_id(request))
     if doc is None:
         raise NotFound(CALL_NOT_FOUND)
+    if caller.agent is not None:
+        holder = CallObject.model_validate_json(doc).agent_info
+        _held_by(caller.agent, holder.id if holder else None)
     return json_response(doc)
+
+
+def _held_by(agent: Agent, holder_id: int | None) -> None:
+    if holder_id != agent.id:
+        raise Forbidden(NOT_YOUR_CALL)
 
 
 @routes.get(BASE + "/{id}/customer_flag")
@@ -120,12 +131,16 @@ def _call_id(request: web.Request) -> int:
 
 @routes.post(BASE + "/{id}/finish")
 async def finish_call(request: web.Request) -> web.Response:
-    """Ends the call: finished if it was connected, else failed with ag_canceled."""
-    tenant = await tenant_of(request)
+    """Ends the call: finished if it was connected, else failed with ag_canceled. An agent's
+    token ends the calls assigned to that agent only."""
+    caller = await caller_of(request)
     call_id = _call_id(request)
-    calls = Calls(request.app[REDIS], request.app[SCRIPTS], tenant)
-    if await calls.load(call_id) is None:
+    calls = Calls(request.app[REDIS], request.app[SCRIPTS], caller.tenant)
+    found = await calls.load(call_id)
+    if found is None:
         raise NotFound(CALL_NOT_FOUND)
+    if caller.agent is not None:
+        _held_by(caller.agent, found.call.agent_info.id if found.call.agent_info else None)
     after = await end_call(calls, call_id, None, by="disconnected_by_agent", hang_up=True)
     if after is None:
         raise Conflict("Call has already ended")

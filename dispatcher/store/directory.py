@@ -32,6 +32,11 @@ async def save(
             record = TenantRecord(
                 directory=TenantDoc.model_validate(tenant.model_dump(exclude={"api_tokens"})),
                 token_hashes=[hash_token(token) for token in tenant.api_tokens],
+                agent_token_hashes={
+                    agent.id: [hash_token(token) for token in agent.api_tokens]
+                    for agent in tenant.agents
+                    if agent.api_tokens
+                },
             )
             pipe.set(tenant_keys.directory, record.model_dump_json())
             pipe.hset(keys.TENANTS, tenant.subdomain, uuid.uuid4().hex)

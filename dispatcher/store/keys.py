@@ -10,6 +10,13 @@ ROOT = "dsp"
 TENANTS = f"{ROOT}:tenants"  # hash: subdomain -> version of its stored directory
 WORKERS = f"{ROOT}:workers"  # sorted set: worker id -> its last heartbeat (ms)
 
+
+def refused_bucket(address: str) -> str:
+    """Token bucket of a client address's requests with refused credentials (its own rate
+    limit, so that they never spend a tenant's)."""
+    return f"{ROOT}:refused:{address}"
+
+
 _CALL_TYPE_SLUGS = {
     CallType.OUTBOUND: "outbound",
     CallType.INBOUND: "inbound",

@@ -4,6 +4,7 @@ by expiry, or by any new load of the tenant's directory (which may have rotated 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 
 from redis.asyncio import Redis
@@ -16,6 +17,13 @@ def _key(subdomain: str, secret: str) -> str:
     # Only a digest is stored: what Redis holds (a dump, a replica) cannot be replayed as a cookie.
     digest = hashlib.sha256(secret.encode()).hexdigest()
     return keys.TenantKeys(subdomain).operator_session(digest)
+
+
+def csrf_token(secret: str) -> str:
+    """The token a state-changing request of the session must send back in a header: derived
+    from the cookie's secret (so nothing more is stored), which a cross-site page can read
+    neither from the HttpOnly cookie nor from Redis's key names (a digest of another kind)."""
+    return hmac.new(secret.encode(), b"csrf", hashlib.sha256).hexdigest()
 
 
 async def open_session(redis: Redis, tenant: Tenant, lifetime_s: int) -> str:

@@ -95,7 +95,7 @@ async def console(page: Page, base: str, http: aiohttp.ClientSession) -> None:
     """Agent 2 signs in, takes a call from Lock Star, and is offered the next one."""
     await page.goto(base + "/agent")
     await page.fill("#subdomain", "demo")
-    await page.fill("#token", "demo-token")
+    await page.fill("#token", "demo-agent-2")
     await page.fill("#agent-id", "2")
     await page.click("#login button[type=submit]")
     await expect(page.locator("#live")).to_have_class("live on")

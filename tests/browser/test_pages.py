@@ -39,7 +39,7 @@ async def _console(browser: BrowserContext, base: str) -> Watched:
     console = await open_page(browser, base + "/agent")
     page = console.page
     await page.fill("#subdomain", "demo")
-    await page.fill("#token", "demo-token")
+    await page.fill("#token", "demo-agent-2")  # the agent's own token, not the tenant's
     await page.fill("#agent-id", "2")
     await page.click("#login button[type=submit]")
     await expect(page.locator("#agent-name")).to_have_text("Agent Smith")
@@ -139,3 +139,18 @@ async def test_an_agent_declines_and_a_wrong_login_is_refused(
         "Declined by Agent Smith"
     )
     assert console.errors == [] and dashboard.errors == []
+
+
+async def test_signing_out_of_the_dashboard_ends_the_session(
+    client: TestClient[Any, Any], redis: Redis, worker: Worker, browser: BrowserContext
+) -> None:
+    """The page sends the session's CSRF token with its logout: a reload shows the login."""
+    base = await _tenant(client, redis)
+    dashboard = await _dashboard(browser, base)
+    board = dashboard.page
+    await board.click("#signout")
+    await expect(board.locator("#login")).to_be_visible()
+    await board.reload()
+    await expect(board.locator("#login")).to_be_visible()
+    await expect(board.locator("#board")).to_be_hidden()
+    assert dashboard.errors == []

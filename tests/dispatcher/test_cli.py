@@ -245,7 +245,7 @@ def test_up_simulate_agents_needs_the_tenants_it_signs_in_as(tmp_path: Path) -> 
     refused = CliRunner().invoke(main, ["up", "--data-dir", str(tmp_path), "--simulate-agents"])
     assert refused.exit_code == 2
     assert refused.stderr.splitlines()[-1] == (
-        "Error: --simulate-agents needs --config: the simulated agents sign in with the API "
+        "Error: --simulate-agents needs --config: the simulated agents sign in with the agent "
         "tokens of the tenants it loads"
     )
 

@@ -1,5 +1,6 @@
 // The agent console: the same API any agent desktop uses (README, "Agent side"), with the
-// tenant's Basic credentials kept in this page's memory only (never stored, never in a URL).
+// agent's own Basic credentials (user `<tenant>/<agent id>`, the agent's token) kept in this
+// page's memory only (never stored, never in a URL).
 // Offers, withdrawals and the held call's changes arrive on the agent's event stream, read
 // with fetch() because EventSource cannot send an Authorization header.
 
@@ -39,12 +40,13 @@ $("login").addEventListener("submit", async (event) => {
     return;
   }
   superseded = false;
-  auth = { header: basicHeader($("subdomain").value.trim(), $("token").value), agentId };
+  const user = `${$("subdomain").value.trim()}/${agentId}`;
+  auth = { header: basicHeader(user, $("token").value), agentId };
   try {
     agent = await api(`/agents/${agentId}`);
   } catch (error) {
     auth = null;
-    $("login-error").textContent = error.status === 401 ? "Wrong tenant or token" : error.message;
+    $("login-error").textContent = error.status === 401 ? "Wrong tenant, agent or token" : error.message;
     return;
   }
   $("token").value = "";

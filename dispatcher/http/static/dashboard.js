@@ -9,12 +9,14 @@ const SHOWN_STATUSES = ["queued", "scheduled", "assigned", "connecting", "connec
 const TYPES = { "Voice Inbound (API)": "Inbound", "Voice Outbound (API)": "Outbound", "Voice Scheduled (API)": "Scheduled" };
 
 let stream = null;
+let csrfToken = ""; // the session's, sent back on logout (the cookie alone does not do)
 let agentNames = new Map();
 let openCall = null;
 
 async function start() {
   try {
     const session = await request("/dashboard/session");
+    csrfToken = session.csrf_token;
     showBoard(session.tenant);
   } catch (error) {
     showLogin(error.status === 401 ? "" : error.message);
@@ -70,6 +72,7 @@ $("login").addEventListener("submit", async (event) => {
       body: { subdomain: $("subdomain").value.trim(), token: $("token").value },
     });
     $("token").value = "";
+    csrfToken = session.csrf_token;
     showBoard(session.tenant);
   } catch (error) {
     $("login-error").textContent = error.message;
@@ -77,7 +80,9 @@ $("login").addEventListener("submit", async (event) => {
 });
 
 $("signout").addEventListener("click", async () => {
-  await request("/dashboard/logout", { method: "POST" }).catch(() => null);
+  const headers = { "X-CSRF-Token": csrfToken };
+  await request("/dashboard/logout", { method: "POST", headers }).catch(() => null);
+  csrfToken = "";
   showLogin("");
 });
 

@@ -44,10 +44,14 @@ def _read_until(stream: IO[str], done: Callable[[str], bool], timeout_s: float =
     raise AssertionError(f"gave up waiting; read {lines}")
 
 
+# The demo agents' own tokens (deploy/demo.yaml); the worker tests' extra agents have none.
+AGENT_TOKENS = " ".join(f"{n}=demo-agent-{n}" for n in range(1, 5))
+
+
 def _simulate(service: LiveService, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [str(BIN), "agents", "simulate", *args],
-        env=_environment(DISPATCHER_URL=service.url),
+        env=_environment(DISPATCHER_URL=service.url, DISPATCHER_AGENT_TOKENS=AGENT_TOKENS),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -135,7 +139,10 @@ def test_more_agents_than_the_tenant_has_simulates_them_all(service: LiveService
     service.reset()
     agents = _simulate(service, "9", "--duration", "0.5")
     out, errors = agents.communicate(timeout=30)
-    assert (agents.returncode, errors) == (0, "the tenant has 4 agents: simulating them all\n")
+    assert (agents.returncode, errors) == (
+        0,
+        "agents with an --agent-token: 4, simulating them all\n",
+    )
     assert out.splitlines() == [
         "agent 1 (admin@somedomain.com): available",
         "agent 2 (agent@somedomain.com): available",
@@ -178,4 +185,44 @@ def test_a_person_signing_in_as_a_simulated_agent_takes_it_over(service: LiveSer
         "agent 1 (admin@somedomain.com): available",
         "agent 1: signed in elsewhere (a newer event stream), left to it",
         "agent 1: back to available",
+    ]
+
+
+def test_each_simulated_agent_signs_in_with_its_own_token(service: LiveService) -> None:
+    """Not with the tenant's: a wrong agent token is refused, and an agent given none is not
+    simulated at all."""
+    service.reset()
+    wrong = subprocess.run(
+        [str(BIN), "agents", "simulate", "1", "--agent-token", "1=not-its-token"],
+        env=_environment(DISPATCHER_URL=service.url),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert (wrong.returncode, wrong.stderr) == (1, "Error: Unauthorized (HTTP 401)\n")
+    only_one = subprocess.run(
+        [
+            str(BIN),
+            "agents",
+            "simulate",
+            "4",
+            "--agent-token",
+            "2=demo-agent-2",
+            "--duration",
+            "0.5",
+        ],
+        env=_environment(DISPATCHER_URL=service.url),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert (only_one.returncode, only_one.stderr) == (
+        0,
+        "agents with an --agent-token: 1, simulating them all\n",
+    )
+    assert only_one.stdout.splitlines() == [
+        "agent 2 (agent@somedomain.com): available",
+        "agent 2: back to available",
     ]

@@ -77,8 +77,8 @@ async def test_tokens_are_stored_only_as_salted_hashes(redis: Redis, demo: dict[
     stored = b"".join(
         [await redis.get(key) or b"" for key in await redis.keys("dsp:t:demo:directory")]
     )
-    assert b"demo-token" not in stored
-    assert stored.count(b"hmac-sha256$") == 1
+    assert b"demo-token" not in stored and b"demo-agent-" not in stored
+    assert stored.count(b"hmac-sha256$") == 1 + 4  # the tenant's token and its 4 agents'
 
 
 def _two_tenants() -> dict[str, Any]:

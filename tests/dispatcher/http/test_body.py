@@ -5,12 +5,16 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import basic
 
 ROUTES = ["/apps/api/v1/calls", "/apps/api/v1/sms"]
+JSON = {"Content-Type": "application/json"}
+INBOUND = {"call_type": "Voice Inbound (API)", "menu_id": 9, "end_user_number": "+1 205-123-4567"}
+NOT_JSON = {"message": "Content-Type must be application/json"}
 
 
 @pytest.mark.parametrize("path", ROUTES)
@@ -42,7 +46,7 @@ ROUTES = ["/apps/api/v1/calls", "/apps/api/v1/sms"]
 async def test_bad_bodies_are_400(
     client: TestClient[Any, Any], demo: dict[str, Any], path: str, body: bytes, message: str
 ) -> None:
-    response = await client.post(path, data=body, headers=basic())
+    response = await client.post(path, data=body, headers={**basic(), **JSON})
     assert response.status == 400
     assert await response.json() == {"message": message}
 
@@ -99,3 +103,54 @@ async def test_unknown_route_and_method_are_json(client: TestClient[Any, Any]) -
     wrong = await client.delete("/apps/api/v1/calls")
     assert wrong.status == 405
     assert await wrong.json() == {"message": "Method not allowed"}
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "text/plain",
+        "application/xml",
+        "text/xml",
+        "application/octet-stream",
+        "application/jsonp",
+        "text/json",
+        None,
+    ],
+)
+@pytest.mark.parametrize("path", [*ROUTES, "/apps/api/v1/calls/batch", "/dashboard/login"])
+async def test_a_body_not_labelled_json_is_415(
+    client: TestClient[Any, Any], demo: dict[str, Any], path: str, content_type: str | None
+) -> None:
+    """Form and XML bodies were taken (201): every JSON route now answers 415 for them."""
+    headers = {**basic(), "Content-Type": content_type} if content_type else basic()
+    skip = [] if content_type else ["Content-Type"]
+    response = await client.post(
+        path, data=orjson.dumps(INBOUND), headers=headers, skip_auto_headers=skip
+    )
+    assert response.status == 415
+    assert await response.json() == NOT_JSON
+    assert await redis_calls(client) == 0
+
+
+async def redis_calls(client: TestClient[Any, Any]) -> int:
+    listed = await client.get("/apps/api/v1/calls", headers=basic())
+    return int(listed.headers["Total"])
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON",
+        "application/vnd.api+json",
+    ],
+)
+async def test_json_with_parameters_or_a_json_suffix_is_taken(
+    client: TestClient[Any, Any], demo: dict[str, Any], content_type: str
+) -> None:
+    headers = {**basic(), "Content-Type": content_type}
+    response = await client.post("/apps/api/v1/calls", data=orjson.dumps(INBOUND), headers=headers)
+    assert response.status == 201, await response.text()

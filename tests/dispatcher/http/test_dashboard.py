@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from dispatcher.domain import clock
 from dispatcher.http.appkeys import DIRECTORY
+from dispatcher.store import operator_sessions
 from dispatcher.store.keys import TenantKeys
 from tests.conftest import basic, demo_document, load_directory
 
@@ -42,8 +43,14 @@ async def login(client: TestClient[Any, Any], credentials: dict[str, str]) -> st
     """Signs in (the client keeps the cookie); returns the cookie's value."""
     response = await client.post(LOGIN, json=credentials)
     assert response.status == 200, await response.text()
-    assert await response.json() == {"tenant": credentials["subdomain"]}
-    return response.cookies["dispatcher_session"].value
+    cookie = response.cookies["dispatcher_session"].value
+    answer = {"tenant": credentials["subdomain"], "csrf_token": csrf_token(cookie)}
+    assert await response.json() == answer
+    return cookie
+
+
+def csrf_token(cookie: str) -> str:
+    return operator_sessions.csrf_token(cookie.partition(".")[2])
 
 
 async def create_call(client: TestClient[Any, Any], tenant: str = "demo") -> dict[str, Any]:
@@ -138,7 +145,7 @@ async def test_logout_and_a_new_directory_end_the_session(
 ) -> None:
     cookie = await login(client, DEMO)
     assert (await client.get("/dashboard/session")).status == 200
-    response = await client.post("/dashboard/logout")
+    response = await client.post("/dashboard/logout", headers={"X-CSRF-Token": csrf_token(cookie)})
     assert response.status == 204
     assert SimpleCookie(response.headers["Set-Cookie"])["dispatcher_session"].value == ""
     await _refused(client, "/dashboard/session", cookie)
@@ -234,7 +241,7 @@ async def _next_event(stream: aiohttp.ClientResponse) -> tuple[str, Any]:
 async def test_the_stream_pushes_pictures_names_changed_calls_and_ends_on_logout(
     client: TestClient[Any, Any], tenants: None
 ) -> None:
-    await login(client, DEMO)
+    cookie = await login(client, DEMO)
     stream = await client.get("/dashboard/events")
     assert stream.status == 200
     assert stream.headers["Content-Type"] == "text/event-stream"
@@ -248,9 +255,91 @@ async def test_the_stream_pushes_pictures_names_changed_calls_and_ends_on_logout
         kind, second = await _next_event(stream)
     assert (kind, second["changed"]) == ("snapshot", [call["id"]])
     assert second["calls"]["failed"] == 1
-    assert (await client.post("/dashboard/logout")).status == 204
+    token = {"X-CSRF-Token": csrf_token(cookie)}
+    assert (await client.post("/dashboard/logout", headers=token)).status == 204
     kind, _ = await _next_event(stream)
     while kind == "snapshot":
         kind, _ = await _next_event(stream)
     assert kind == "signed_out"
     assert await asyncio.wait_for(stream.content.read(), 5) == b""
+
+
+CROSS_SITE = {"message": "Cross-site request refused"}
+NOT_JSON = {"message": "Content-Type must be application/json"}
+BAD_CSRF = {"message": "Missing or wrong X-CSRF-Token"}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Origin": "http://127.0.0.1.evil.example"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+    ],
+)
+async def test_a_cross_site_login_or_logout_is_refused(
+    client: TestClient[Any, Any], tenants: None, headers: dict[str, str]
+) -> None:
+    """Login CSRF (signing the victim in to the attacker's tenant) and forced logout."""
+    response = await client.post(LOGIN, json=ACME, headers=headers)
+    assert (response.status, await response.json()) == (403, CROSS_SITE)
+    assert "Set-Cookie" not in response.headers
+    cookie = await login(client, DEMO)
+    token = {"X-CSRF-Token": csrf_token(cookie)}
+    response = await client.post("/dashboard/logout", headers={**headers, **token})
+    assert (response.status, await response.json()) == (403, CROSS_SITE)
+    assert "Set-Cookie" not in response.headers
+    assert (await client.get("/dashboard/session")).status == 200
+
+
+async def test_a_same_origin_browser_signs_in_and_out(
+    client: TestClient[Any, Any], tenants: None
+) -> None:
+    own = {"Origin": f"http://{client.host}:{client.port}", "Sec-Fetch-Site": "same-origin"}
+    response = await client.post(LOGIN, json=DEMO, headers=own)
+    assert response.status == 200
+    cookie = response.cookies["dispatcher_session"].value
+    session = await client.get("/dashboard/session")
+    assert await session.json() == {"tenant": "demo", "csrf_token": csrf_token(cookie)}
+    logout = await client.post(
+        "/dashboard/logout", headers={**own, "X-CSRF-Token": csrf_token(cookie)}
+    )
+    assert logout.status == 204
+
+
+@pytest.mark.parametrize("token", [None, "", "0" * 64, "é"])
+async def test_logout_needs_the_sessions_csrf_token(
+    client: TestClient[Any, Any], tenants: None, token: str | None
+) -> None:
+    await login(client, DEMO)
+    headers = {"X-CSRF-Token": token} if token is not None else {}
+    response = await client.post("/dashboard/logout", headers=headers)
+    assert (response.status, await response.json()) == (
+        403,
+        {"message": "Missing or wrong X-CSRF-Token"},
+    )
+    assert "Set-Cookie" not in response.headers
+    assert (await client.get("/dashboard/session")).status == 200
+
+
+async def test_logout_without_a_session_clears_the_cookie(
+    client: TestClient[Any, Any], tenants: None
+) -> None:
+    response = await client.post("/dashboard/logout")
+    assert response.status == 204
+    assert SimpleCookie(response.headers["Set-Cookie"])["dispatcher_session"].value == ""
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", None]
+)
+async def test_a_login_that_is_not_json_is_415(
+    client: TestClient[Any, Any], tenants: None, content_type: str | None
+) -> None:
+    """A cross-site <form enctype="text/plain"> can send a body that parses as JSON."""
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = await client.post(LOGIN, data=orjson.dumps(DEMO), headers=headers)
+    assert (response.status, await response.json()) == (415, NOT_JSON)
+    assert "Set-Cookie" not in response.headers

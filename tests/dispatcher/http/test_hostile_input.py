@@ -47,12 +47,14 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "scheduled": SCHEDULED,
     "sms": SMS,
 }
+# The API's credentials with the only body type its JSON routes take.
+JSON_BASIC = {**basic(), "Content-Type": "application/json"}
 # Every route that reads a body, with the headers it needs: (method, path, headers).
 BODY_ROUTES = [
-    ("POST", f"{API}/calls", basic()),
-    ("POST", f"{API}/sms", basic()),
-    ("PATCH", f"{API}/calls/1/customer_flag", basic()),
-    ("PUT", f"{API}/agents/1/status", basic()),
+    ("POST", f"{API}/calls", JSON_BASIC),
+    ("POST", f"{API}/sms", JSON_BASIC),
+    ("PATCH", f"{API}/calls/1/customer_flag", JSON_BASIC),
+    ("PUT", f"{API}/agents/1/status", JSON_BASIC),
     ("PUT", "/manager/api/v1/config", ADMIN),
 ]
 BODY_ROUTE_IDS = ["calls", "sms", "customer_flag", "agent_status", "config"]
@@ -130,7 +132,7 @@ async def test_a_body_at_the_limit_is_read(http: TestClient[Any, Any]) -> None:
     padding = LIMIT - len(json.dumps({**SMS, "padding": ""}).encode())
     body = json.dumps({**SMS, "padding": "p" * padding}).encode()
     assert len(body) == LIMIT
-    response = await http.post(f"{API}/sms", data=io.BytesIO(body), headers=basic())
+    response = await http.post(f"{API}/sms", data=io.BytesIO(body), headers=JSON_BASIC)
     assert response.status == 200
 
 
@@ -174,7 +176,7 @@ async def test_json_as_deep_as_the_parser_takes_is_still_answered(
 ) -> None:
     for depth in (100, 500, 1000, 1023, 1024, 1025):
         body = b'{"call_type": "OutboundCall", "lang": ' + b"[" * depth + b"]" * depth + b"}"
-        response = await http.post(f"{API}/calls", data=body, headers=basic())
+        response = await http.post(f"{API}/calls", data=body, headers=JSON_BASIC)
         assert response.status == 400, depth
         assert set(await response.json()) == {"message"}
 
@@ -209,7 +211,7 @@ CASES = [(kind, field) for kind, fields in FIELDS.items() for field in fields]
 async def _post(http: TestClient[Any, Any], kind: str, body: dict[str, Any]) -> tuple[int, Any]:
     path = f"{API}/sms" if kind == "sms" else f"{API}/calls"
     raw = json.dumps(body, ensure_ascii=False).encode()
-    response = await http.post(path, data=io.BytesIO(raw), headers=basic())
+    response = await http.post(path, data=io.BytesIO(raw), headers=JSON_BASIC)
     assert response.status < 500, (body, response.status)
     return await _answer(response)
 
@@ -257,7 +259,9 @@ async def test_an_inbound_sms_is_bounded_like_an_outbound_one(
         ("a\u0000\u202e", 200),
     ]:
         body = json.dumps({**inbound, "text": text}, ensure_ascii=False).encode()
-        response = await http.post("/carrier/simulated/sms", data=io.BytesIO(body), headers=basic())
+        response = await http.post(
+            "/carrier/simulated/sms", data=io.BytesIO(body), headers=JSON_BASIC
+        )
         assert response.status == expected
         if expected == 400:
             message = "text is too long (at most 1600 characters)"

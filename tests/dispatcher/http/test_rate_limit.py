@@ -127,3 +127,132 @@ async def test_the_bucket_refills_at_its_rate(redis: Redis) -> None:
     assert await at(1250) == 250
     assert [await at(9000), await at(9000), await at(9000)] == [0, 0, 250]
     assert 0 < await redis.pttl(bucket) <= 500 + 1000  # forgotten once it would be full
+
+
+REFUSED_LIMIT = {"message": "Too many requests: the limit is 0.01 per second"}
+SLOW = 0.01  # a token per 100 s: nothing refills while a test runs
+
+
+async def test_wrong_logins_and_sessions_spend_no_tenant_token(
+    client: TestClient[Any, Any], redis: Redis
+) -> None:
+    """Tenant names are public (/metrics): refusals are charged to the client's address."""
+    await load_directory(redis, limited(per_s=SLOW, burst=2))
+    wrong = {"subdomain": "demo", "token": "wrong"}
+    for _ in range(8):
+        assert (await client.post("/dashboard/login", json=wrong)).status == 401
+        assert (await client.get(CALLS, headers=basic(token="wrong"))).status == 401
+        forged = {"Cookie": "dispatcher_session=demo.forged"}
+        assert (await client.get("/dashboard/api/snapshot", headers=forged)).status == 401
+    statuses = [(await client.get(CALLS, headers=basic())).status for _ in range(3)]
+    assert statuses == [200, 200, 429]
+
+
+@pytest.fixture
+async def refusing_client(redis_url: str, redis: Redis) -> AsyncIterator[TestClient[Any, Any]]:
+    """An app allowing 3 refused credentials per client address, then one per 100 s."""
+    await load_directory(redis, demo_document())
+    settings = Settings(
+        redis_url=redis_url, refused_rate_limit_per_s=SLOW, refused_rate_limit_burst=3
+    )
+    async with TestClient(TestServer(create_app(settings))) as test_client:
+        yield test_client
+
+
+async def test_refused_credentials_have_a_limit_per_client_address(
+    refusing_client: TestClient[Any, Any],
+) -> None:
+    client = refusing_client
+    statuses = [(await client.get(CALLS, headers=basic(token="wrong"))).status for _ in range(3)]
+    assert statuses == [401, 401, 401]
+    for refused in [
+        await client.get(CALLS, headers=basic(token="wrong")),
+        await client.get(CALLS, headers=basic("nobody")),
+        await client.get(CALLS),
+        await client.post("/dashboard/login", json={"subdomain": "demo", "token": "wrong"}),
+        await client.get("/dashboard/session"),
+    ]:
+        assert refused.status == 429
+        assert await refused.json() == REFUSED_LIMIT
+        assert 90 <= int(refused.headers["Retry-After"]) <= 100
+    assert (await client.get(CALLS, headers=basic())).status == 200  # the tenant is not
+
+
+async def test_x_forwarded_for_is_not_trusted_by_default(
+    refusing_client: TestClient[Any, Any],
+) -> None:
+    statuses = []
+    for n in range(5):
+        headers = {**basic(token="wrong"), "X-Forwarded-For": f"203.0.113.{n}"}
+        statuses.append((await refusing_client.get(CALLS, headers=headers)).status)
+    assert statuses == [401, 401, 401, 429, 429]
+
+
+async def test_behind_trusted_proxies_the_address_is_the_one_they_vouch_for(
+    redis_url: str, redis: Redis
+) -> None:
+    await load_directory(redis, demo_document())
+    settings = Settings(
+        redis_url=redis_url,
+        refused_rate_limit_per_s=SLOW,
+        refused_rate_limit_burst=1,
+        trusted_proxies=1,
+    )
+    async with TestClient(TestServer(create_app(settings))) as proxied:
+
+        async def status(forwarded_for: str) -> int:
+            headers = {**basic(token="wrong"), "X-Forwarded-For": forwarded_for}
+            return (await proxied.get(CALLS, headers=headers)).status
+
+        # What the client wrote (left) is not trusted; what the proxy appended (right) is.
+        assert await status("198.51.100.7, 203.0.113.1") == 401
+        assert await status("198.51.100.8, 203.0.113.1") == 429
+        assert await status("203.0.113.1, 203.0.113.2") == 401
+        assert await status("2001:db8::1") == 401
+        # Read only for a refusal: an accepted request never needs its address.
+        bad = await proxied.get(CALLS, headers={**basic(token="x"), "X-Forwarded-For": "a, b"})
+        assert bad.status == 400
+        assert await bad.json() == {"message": "X-Forwarded-For must be a list of IP addresses"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/dashboard/session",
+        "/dashboard/api/snapshot",
+        "/dashboard/api/calls/1",
+        "/dashboard/events",
+    ],
+)
+async def test_dashboard_routes_spend_the_tenants_tokens(
+    client: TestClient[Any, Any], redis: Redis, path: str
+) -> None:
+    await load_directory(redis, limited(per_s=SLOW, burst=3))
+    login = await client.post("/dashboard/login", json={"subdomain": "demo", "token": "demo-token"})
+    assert login.status == 200  # one token
+    assert (await client.get(CALLS, headers=basic())).status == 200  # two
+    assert (await client.get("/dashboard/session")).status == 200  # three
+    refused = await client.get(path)
+    assert refused.status == 429
+    assert await refused.json() == {"message": "Too many requests: the limit is 0.01 per second"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/apps/api/v1/agents/2"),
+        ("GET", "/apps/api/v1/agents/2/offers"),
+        ("GET", "/apps/api/v1/agents/2/events"),
+        ("PUT", "/apps/api/v1/agents/2/status"),
+        ("POST", "/apps/api/v1/offers/1/accept"),
+        ("POST", "/apps/api/v1/calls/1/finish"),
+    ],
+)
+async def test_agent_routes_spend_the_tenants_tokens(
+    client: TestClient[Any, Any], redis: Redis, method: str, path: str
+) -> None:
+    await load_directory(redis, limited(per_s=SLOW, burst=1))
+    assert (await client.get(CALLS, headers=basic())).status == 200
+    refused = await client.request(method, path, headers=basic(), json={"status": "available"})
+    assert refused.status == 429
+    assert await refused.json() == {"message": "Too many requests: the limit is 0.01 per second"}
