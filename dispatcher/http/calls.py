@@ -15,7 +15,7 @@ from dispatcher.domain.fields import integer
 from dispatcher.domain.objects import CallObject, CustomerFlags
 from dispatcher.http import listing
 from dispatcher.http.appkeys import REDIS, SCRIPTS, SETTINGS
-from dispatcher.http.auth import caller_of, tenant_of
+from dispatcher.http.auth import caller_of, tenant_of, tenant_to_create
 from dispatcher.http.body import json_object
 from dispatcher.http.responses import answer_response, json_response
 from dispatcher.store import idempotency
@@ -35,17 +35,19 @@ def records_of(request: web.Request, tenant: Tenant) -> Records:
 
 @routes.post(BASE)
 async def create_call(request: web.Request) -> web.Response:
-    tenant = await tenant_of(request)
-    body = await json_object(request)
-    records = records_of(request, tenant)
-    key = once_for(request, records, "calls", body)
-    replayed = await idempotency.recall(request.app[REDIS], key)
-    if replayed is not None:
-        return answer_response(replayed)
-    parent_id = call_requests.wanted_parent(body)
-    parent = await records.parent_call(parent_id) if parent_id is not None else None
-    plan = call_requests.validate(body, tenant, clock.now(), parent)
-    return created(await records.create_call(plan, key), "call_id")
+    tenant, charge = await tenant_to_create(request)
+    async with charge:
+        body = await json_object(request)
+        records = records_of(request, tenant)
+        key = once_for(request, records, "calls", body)
+        replayed = await idempotency.recall(request.app[REDIS], key)
+        if replayed is not None:
+            return answer_response(replayed)
+        parent_id = call_requests.wanted_parent(body)
+        parent = await records.parent_call(parent_id) if parent_id is not None else None
+        plan = call_requests.validate(body, tenant, clock.now(), parent)
+        answer = await records.create_call(plan, key, charge.for_create())
+    return created(answer, "call_id")
 
 
 def created(answer: idempotency.Answer, field: str) -> web.Response:

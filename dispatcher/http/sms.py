@@ -12,7 +12,7 @@ from dispatcher.domain.errors import Conflict, NotFound
 from dispatcher.domain.fields import integer
 from dispatcher.http import listing
 from dispatcher.http.appkeys import REDIS, SCRIPTS
-from dispatcher.http.auth import tenant_of
+from dispatcher.http.auth import tenant_of, tenant_to_create
 from dispatcher.http.body import json_object
 from dispatcher.http.calls import created, once_for, records_of
 from dispatcher.http.responses import answer_response, json_response
@@ -30,15 +30,17 @@ def chats_of(request: web.Request, tenant: Tenant) -> Chats:
 
 @routes.post("/apps/api/v1/sms")
 async def create_sms(request: web.Request) -> web.Response:
-    tenant = await tenant_of(request)
-    body = await json_object(request)
-    records = records_of(request, tenant)
-    key = once_for(request, records, "sms", body)
-    replayed = await idempotency.recall(request.app[REDIS], key)
-    if replayed is not None:
-        return answer_response(replayed)
-    plan = validate_sms(body, tenant)
-    return created(await records.create_chat(plan, clock.now(), key), "chat_id")
+    tenant, charge = await tenant_to_create(request)
+    async with charge:
+        body = await json_object(request)
+        records = records_of(request, tenant)
+        key = once_for(request, records, "sms", body)
+        replayed = await idempotency.recall(request.app[REDIS], key)
+        if replayed is not None:
+            return answer_response(replayed)
+        plan = validate_sms(body, tenant)
+        answer = await records.create_chat(plan, clock.now(), key, charge.for_create())
+    return created(answer, "chat_id")
 
 
 @routes.get(CHATS)

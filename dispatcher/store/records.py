@@ -30,6 +30,7 @@ from dispatcher.domain.records import (
     sms_chat,
 )
 from dispatcher.store import idempotency, jobs, keys
+from dispatcher.store.buckets import Bucket
 from dispatcher.store.campaigns import CampaignLink
 from dispatcher.store.idempotency import Answer, Once
 from dispatcher.store.scripts import Scripts
@@ -96,9 +97,12 @@ class Records:
         self.tenant = tenant
         self.keys = keys.TenantKeys(tenant.subdomain)
 
-    async def create_call(self, plan: CallPlan, key: Once | None = None) -> Answer:
-        """201 with the call; 202 for an outbound call that waits for the agent's choice."""
-        ids = _ids(await self._allocate(_allocation(plan)))
+    async def create_call(
+        self, plan: CallPlan, key: Once | None = None, bucket: Bucket | None = None
+    ) -> Answer:
+        """201 with the call; 202 for an outbound call that waits for the agent's choice.
+        With `bucket`, the request's token of its rate limit is taken with the ids (or 429)."""
+        ids = _ids(await self._allocate(_allocation(plan), bucket=bucket), bucket)
         creation = self._call_creation(plan, ids, key, None)
         return _outcome(creation, await self._create(creation))
 
@@ -167,10 +171,13 @@ class Records:
             "call", call, doc, meta_json, now, job, claims, answer, key, campaign, run_at
         )
 
-    async def create_chat(self, plan: SmsPlan, now: datetime, key: Once | None = None) -> Answer:
+    async def create_chat(
+        self, plan: SmsPlan, now: datetime, key: Once | None = None, bucket: Bucket | None = None
+    ) -> Answer:
+        """200 with the chat; `bucket` as in `create_call`."""
         anonymous = None if plan.contact else plan.end_user_number
         participants = 2 if plan.agent else 1
-        ids = _ids(await self._allocate(("chat", participants, anonymous)))
+        ids = _ids(await self._allocate(("chat", participants, anonymous), bucket=bucket), bucket)
         now = ids.created
         chat, meta = sms_chat(plan, ids, now)
         job = jobs.JobSpec(jobs.SEND_SMS, self.tenant.subdomain, chat.id, clock.to_ms(now))
@@ -274,20 +281,24 @@ class Records:
     def _record_key(self, kind: Kind, record_id: int) -> str:
         return self.keys.call(record_id) if kind == "call" else self.keys.chat(record_id)
 
-    async def _allocate(self, allocation: _Allocation, pipe: Pipeline | None = None) -> Any:
-        """Runs allocate_ids.lua for the ids of one new record and returns its raw reply (read
-        by `_ids`); or queues it on `pipe`, whose execute() returns the replies."""
+    async def _allocate(
+        self, allocation: _Allocation, pipe: Pipeline | None = None, bucket: Bucket | None = None
+    ) -> Any:
+        """Runs allocate_ids.lua for the ids of one new record (after a token of `bucket`)
+        and returns its raw reply (read by `_ids`); or queues it on `pipe`, whose execute()
+        returns the replies."""
         kind, participants, end_user_number = allocation
-        return await self._scripts.allocate_ids(
-            keys=[
-                self.keys.sequence(kind),
-                self.keys.sequence("participant"),
-                self.keys.sequence("end_user"),
-                self.keys.end_users,
-            ],
-            args=[participants, end_user_number or ""],
-            client=pipe,
-        )
+        keys = [
+            self.keys.sequence(kind),
+            self.keys.sequence("participant"),
+            self.keys.sequence("end_user"),
+            self.keys.end_users,
+        ]
+        args: list[Any] = [participants, end_user_number or ""]
+        if bucket is not None:
+            keys.append(bucket.key)
+            args += bucket.script_args()
+        return await self._scripts.allocate_ids(keys=keys, args=args, client=pipe)
 
     async def _create(self, creation: _Creation, pipe: Pipeline | None = None) -> Any:
         """Runs create_record.lua for one creation and returns its raw reply; or queues it on
@@ -356,7 +367,10 @@ def _allocation(plan: CallPlan) -> _Allocation:
     return "call", 1, None if plan.contact else plan.end_user_number
 
 
-def _ids(raw: list[int]) -> Ids:
+def _ids(raw: list[int], bucket: Bucket | None = None) -> Ids:
+    if raw[0] == 0:  # the rate limit refused the request: [0, ms to wait]
+        assert bucket is not None
+        raise bucket.refused(raw[1])
     record_id, first_participant, end_user, created_ms = raw
     return Ids(
         record=record_id,

@@ -24,6 +24,28 @@ local function enqueue_jobs(queue, at)
   return at + 1 + count * 4
 end
 
+-- A token bucket shared by every process: takes `cost` tokens (at most the burst, or a request
+-- could never pass) of the bucket hash at `key`; returns 0 when they were taken, else the ms to
+-- wait. The bucket is forgotten once it would be full again (an absent bucket is a full one).
+-- A rate too small to refill in ten years (1e-300) waits ten years: inf is no integer for Redis.
+local function take_tokens(key, rate, burst, now, cost)
+  cost = math.min(cost, burst)
+  local decade_ms = 315360000000
+  local state = redis.call('HMGET', key, 'tokens', 'at')
+  local tokens = tonumber(state[1] or burst)
+  local at = tonumber(state[2] or now)
+  tokens = math.min(burst, tokens + math.max(0, now - at) * rate / 1000)
+  local wait = 0
+  if tokens >= cost then
+    tokens = tokens - cost
+  else
+    wait = math.min(decade_ms, math.ceil((cost - tokens) * 1000 / rate))
+  end
+  redis.call('HSET', key, 'tokens', tokens, 'at', now)
+  redis.call('PEXPIRE', key, math.min(decade_ms, math.ceil((burst - tokens) * 1000 / rate)) + 1000)
+  return wait
+end
+
 -- Members of the list indexes: zero-padded ids, so records created in the same millisecond
 -- (equal scores, which Redis orders by member) still list in id order.
 local function member(id)

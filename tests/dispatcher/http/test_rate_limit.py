@@ -256,3 +256,55 @@ async def test_agent_routes_spend_the_tenants_tokens(
     refused = await client.request(method, path, headers=basic(), json={"status": "available"})
     assert refused.status == 429
     assert await refused.json() == {"message": "Too many requests: the limit is 0.01 per second"}
+
+
+INBOUND = {"call_type": "Voice Inbound (API)", "menu_id": 9, "end_user_number": "+1 205-123-4567"}
+SMS = {
+    "chat_type": "Messaging (SMS)",
+    "end_user_number": "+1 415-555-0100",
+    "outbound_number": "+1 628-555-0199",
+    "message": "lorem ipsum",
+}
+
+
+async def _evalsha_calls(redis: Redis) -> int:
+    stats = await redis.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+async def test_a_create_takes_its_token_in_the_script_that_draws_its_ids(
+    client: TestClient[Any, Any], redis: Redis
+) -> None:
+    """The hot path's round trips: the token and the ids in one script, then the record."""
+    await load_directory(redis, limited(per_s=1, burst=2))
+    await client.post(CALLS, json=INBOUND, headers=basic())  # the scripts are loaded
+    before = await _evalsha_calls(redis)
+    created = await client.post(CALLS, json=INBOUND, headers=basic())
+    assert created.status == 201
+    assert await _evalsha_calls(redis) - before == 2
+    refused = await client.post(CALLS, json=INBOUND, headers=basic())
+    assert refused.status == 429
+    assert await refused.json() == {"message": "Too many requests: the limit is 1 per second"}
+    assert refused.headers["Retry-After"] == "1"
+    # refused before any id was drawn: the next call of the tenant is call 3
+    assert await redis.get(TenantKeys("demo").sequence("call")) == b"2"
+
+
+async def test_a_create_that_ends_without_a_record_still_pays_its_token(
+    client: TestClient[Any, Any], redis: Redis
+) -> None:
+    """A refused body, or a replay, is charged as it ends; over the limit, it is the 429."""
+    await load_directory(redis, limited(per_s=0.5, burst=3))
+    invalid = {"call_type": "Voice Inbound (API)"}
+    first = await client.post(CALLS, json=invalid, headers=basic())
+    assert first.status == 400
+    once = {**basic(), "Idempotency-Key": "k-1"}
+    assert (await client.post("/apps/api/v1/sms", json=SMS, headers=once)).status == 200
+    replayed = await client.post("/apps/api/v1/sms", json=SMS, headers=once)
+    assert replayed.status == 200
+    for path, body in ((CALLS, invalid), ("/apps/api/v1/sms", SMS)):
+        over = await client.post(path, json=body, headers=once if body is SMS else basic())
+        assert over.status == 429
+        assert await over.json() == {"message": "Too many requests: the limit is 0.5 per second"}
+    assert await redis.zcard(TenantKeys("demo").calls) == 0
+    assert await redis.zcard(TenantKeys("demo").chats) == 1
