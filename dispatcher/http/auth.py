@@ -12,15 +12,16 @@ from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import clock
 from dispatcher.domain.errors import NotFound, TooManyRequests, Unauthorized
 from dispatcher.http.appkeys import DIRECTORY, SCRIPTS, SETTINGS
+from dispatcher.http.headers import credential
 from dispatcher.store.keys import TenantKeys
 
 
 async def tenant_of(request: web.Request) -> Tenant:
-    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "basic" or not encoded.strip() or len(encoded) > 1024:
+    encoded = credential(request, "basic")
+    if encoded is None:
         raise Unauthorized()
     try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+        decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
     except ValueError as exc:  # not base64 (binascii.Error), not ASCII, not UTF-8
         raise Unauthorized() from exc
     subdomain, separator, token = decoded.partition(":")

@@ -14,6 +14,7 @@ from dispatcher.domain.errors import InvalidRequest, Unauthorized
 from dispatcher.http.appkeys import DIRECTORY, REDIS, SETTINGS
 from dispatcher.http.auth import within_rate_limit
 from dispatcher.http.body import json_object
+from dispatcher.http.headers import cookie
 from dispatcher.http.responses import json_response
 from dispatcher.store import operator_sessions
 
@@ -39,7 +40,7 @@ async def operator_of(request: web.Request) -> Tenant:
 
 
 def _cookie(request: web.Request) -> tuple[str, str]:
-    subdomain, _, secret = request.cookies.get(COOKIE, "").partition(".")
+    subdomain, _, secret = cookie(request, COOKIE).partition(".")
     if not 0 < len(subdomain) <= 63 or not 0 < len(secret) <= 64:
         return "", ""
     return subdomain, secret

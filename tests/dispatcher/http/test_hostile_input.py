@@ -5,14 +5,18 @@ Every answer is a 4xx with a `{"message"}` or a correct 2xx, never a 5xx; nothin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import io
 import json
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+import structlog
 from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from dispatcher.app import create_app
@@ -73,11 +77,41 @@ async def exchange(http: TestClient[Any, Any], request: bytes) -> tuple[int, byt
     try:
         writer.write(request)
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
-        body = await reader.readexactly(length)
+        body = await reader.readexactly(_length(head))
     finally:
         writer.close()
     return int(head.split(b" ")[1]), head, body
+
+
+def _length(head: bytes) -> int:
+    """The Content-Length of a response head; 0 without one (a 204 or 304)."""
+    _, found, rest = head.lower().partition(b"\r\ncontent-length: ")
+    return int(rest.split(b"\r\n")[0]) if found else 0
+
+
+class _Collector(logging.Handler):
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def no_error_logged() -> Iterator[None]:
+    """Nothing at error level or with a traceback is logged meanwhile: neither ours (structlog)
+    nor the libraries' (aiohttp.server, aiohttp.web_protocol, asyncio: the stdlib's)."""
+    collector = _Collector(logging.WARNING)
+    logging.getLogger().addHandler(collector)
+    try:
+        with structlog.testing.capture_logs() as events:
+            yield
+    finally:
+        logging.getLogger().removeHandler(collector)
+    bad = [r.getMessage() for r in collector.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert bad == []
+    assert [e for e in events if e.get("exc_info") or e["log_level"] in ("error", "critical")] == []
 
 
 def _head(method: str, path: str, headers: dict[str, str], **more: str) -> bytes:
@@ -435,3 +469,99 @@ async def test_scheduled_at_at_the_edges_of_time(
         assert (status, answer["scheduled_at"]) == (201, scheduled_at)
     else:
         assert (status, answer) == (400, {"message": message})
+
+
+# --- credentials, cookies and the Host in bytes that are not ASCII --------------------------------
+
+UNAUTHORIZED = {"message": "Unauthorized"}
+BAD_HOST = {"message": "Host header is not valid"}
+METRICS_TOKEN = "metrics-secret-token"
+NOT_A_SESSION = b"dispatcher_session=demo.not-a-session"
+
+
+@pytest.fixture
+async def guarded(settings: Settings, demo: dict[str, Any]) -> AsyncIterator[TestClient[Any, Any]]:
+    """`http` with a metrics token too."""
+    update = {"rate_limit_per_s": 0, "metrics_token": SecretStr(METRICS_TOKEN)}
+    async with TestClient(TestServer(create_app(settings.model_copy(update=update)))) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "header", "status", "answer"),
+    [
+        # Found by the hardening review: hmac.compare_digest, str.encode and Redis raised on the
+        # lone surrogates aiohttp decodes such bytes into, each a 500 and a logged traceback.
+        ("GET", "/manager/api/v1/config", b"Authorization: Bearer \xff", 401, UNAUTHORIZED),
+        ("PUT", "/manager/api/v1/config", b"Authorization: Bearer \xc3\xa9", 401, UNAUTHORIZED),
+        ("GET", "/metrics", b"Authorization: Bearer \xff", 401, UNAUTHORIZED),
+        ("GET", "/metrics", b"Authorization: bearer \xed\xa0\x80", 401, UNAUTHORIZED),
+        ("GET", "/dashboard/session", b"Cookie: dispatcher_session=demo.\xff", 401, UNAUTHORIZED),
+        ("GET", "/dashboard/api/snapshot", b"Cookie: dispatcher_session=demo.\xff", 401,
+         UNAUTHORIZED),
+        ("GET", "/dashboard/api/calls/1", b"Cookie: dispatcher_session=d\xffmo.x", 401,
+         UNAUTHORIZED),
+        ("GET", "/dashboard/events", b"Cookie: dispatcher_session=demo.\xc3\xa9", 401,
+         UNAUTHORIZED),
+        ("POST", "/dashboard/logout", b"Cookie: dispatcher_session=\xff.secret", 204, None),
+        # yarl raised building the Link header on the Host: a 500 on every list route.
+        ("GET", f"{API}/calls", b"Host: \xff", 400, BAD_HOST),
+        ("GET", f"{API}/calls", b"Host: x:99999999", 400, BAD_HOST),
+        ("GET", f"{API}/chats", b"Host: x:-1", 400, BAD_HOST),
+        ("GET", f"{API}/agents", b"Host: \xc3\xa9", 400, BAD_HOST),
+        ("GET", f"{API}/campaigns", b"Host: [::1", 400, BAD_HOST),
+        ("GET", f"{API}/calls", b"Host: a b", 400, BAD_HOST),
+        ("GET", f"{API}/calls", b"Host: ", 400, BAD_HOST),
+    ],
+)  # fmt: skip
+async def test_odd_bytes_in_credentials_cookies_and_host_are_4xx(
+    guarded: TestClient[Any, Any],
+    method: str,
+    path: str,
+    header: bytes,
+    status: int,
+    answer: dict[str, str] | None,
+) -> None:
+    lines = [f"{method} {path} HTTP/1.1".encode(), header, b"Content-Length: 0"]
+    if not header.startswith(b"Host:"):
+        lines.append(b"Host: test")
+    if not header.startswith(b"Authorization:"):
+        lines.append(b"Authorization: " + basic()["Authorization"].encode())
+    request = b"\r\n".join(lines) + b"\r\n\r\n"
+    with no_error_logged():
+        got, _, body = await exchange(guarded, request)
+    assert (got, json.loads(body) if body else None) == (status, answer)
+
+
+@pytest.mark.parametrize(
+    ("host", "base"),
+    [
+        (b"test", "http://test"),
+        (b"127.0.0.1:8080", "http://127.0.0.1:8080"),
+        (b"[::1]:8080", "http://[::1]:8080"),
+        (b"xn--9ca.example", "http://xn--9ca.example"),
+    ],
+)
+async def test_links_are_built_on_a_valid_host(
+    http: TestClient[Any, Any], host: bytes, base: str
+) -> None:
+    request = f"GET {API}/calls?per=5 HTTP/1.1\r\nAuthorization: ".encode()
+    request += basic()["Authorization"].encode() + b"\r\nHost: " + host + b"\r\n\r\n"
+    status, head, _ = await exchange(http, request)
+    link = head.split(b"Link: ")[1].split(b"\r\n")[0].decode()
+    first = f'<{base}{API}/calls?per=5&page=1>; rel="first"'
+    assert (status, link) == (200, f"{first}, {first.replace('first', 'last')}")
+
+
+async def test_links_are_built_on_the_public_url_when_it_is_set(
+    settings: Settings, demo: dict[str, Any]
+) -> None:
+    # Behind a proxy the Host this process sees is not the one the client called.
+    public = settings.model_copy(update={"public_url": "https://dispatch.example.com/prefix"})
+    async with TestClient(TestServer(create_app(public))) as client:
+        request = f"GET {API}/agents?per=3 HTTP/1.1\r\nAuthorization: ".encode()
+        request += basic()["Authorization"].encode() + b"\r\nHost: \xff\r\n\r\n"
+        status, head, _ = await exchange(client, request)
+    link = head.split(b"Link: ")[1].split(b", ")[0].decode()
+    first = f'<https://dispatch.example.com/prefix{API}/agents?per=3&page=1>; rel="first"'
+    assert (status, link) == (200, first)
