@@ -34,6 +34,7 @@ from dispatcher.http.appkeys import (
     SETTINGS,
 )
 from dispatcher.http.errors import error_middleware
+from dispatcher.http.headers import expecting
 from dispatcher.metrics import Metrics
 from dispatcher.redis_connection import connect
 from dispatcher.redis_connection import redis_client as redis_client  # imported from here too
@@ -74,10 +75,10 @@ def create_app(settings: Settings, process_metrics: Metrics | None = None) -> we
         carrier,
         twilio,
     ):
-        app.add_routes(module.routes)
+        app.add_routes(expecting(module.routes))
     # The browser pages (not in openapi.yaml: their session-cookie routes are the pages' own).
     for module in (pages, operators, dashboard):
-        app.add_routes(module.routes)
+        app.add_routes(expecting(module.routes))
     return app
 
 
@@ -89,5 +90,5 @@ def create_worker_app(settings: Settings, process_metrics: Metrics) -> web.Appli
     app[LIVE_GAUGES] = False
     app.cleanup_ctx.append(redis_context)
     for module in (health, metrics):
-        app.add_routes(module.routes)
+        app.add_routes(expecting(module.routes))
     return app

@@ -1,4 +1,4 @@
-"""Reading what a client put in its headers without trusting it: credentials, cookies, the host.
+"""Reading the headers a client sent without trusting them: credentials, cookies, Host, Expect.
 
 aiohttp hands header bytes over as text, bytes that are not UTF-8 as lone surrogates; such text
 makes `str.encode`, `hmac.compare_digest`, Redis and yarl raise. Every credential, cookie and
@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import hmac
 import re
+from collections.abc import Iterable
 
-from aiohttp import hdrs, web
+from aiohttp import HttpVersion11, hdrs, web
 from pydantic import SecretStr
 from yarl import URL
 
 from dispatcher.domain.errors import InvalidRequest
+from dispatcher.http.errors import message_response
 
 MAX_CREDENTIAL = 1024  # characters of an Authorization header's credential
 BAD_HOST = "Host header is not valid"
+EXPECTATION_FAILED = "Expect header is not valid: only 100-continue is supported"
 # RFC 3986's host (a registered name, IPv4, or an IP literal in brackets) and an optional port.
 _HOST = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=%]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
@@ -62,3 +65,26 @@ def request_url(request: web.Request, public_url: str | None) -> URL:
         return URL.build(scheme=request.scheme, authority=host).join(request.rel_url)
     except ValueError as exc:  # a port over 65535, a name IDNA refuses
         raise InvalidRequest(BAD_HOST) from exc
+
+
+async def expect_continue(request: web.Request) -> web.Response | None:
+    """The Expect handler of every route: aiohttp's own answers an expectation other than
+    100-continue with a text/plain 417 that repeats the header, and a 500 when that is not
+    UTF-8; this one with a `{"message"}` that repeats nothing."""
+    if request.version != HttpVersion11:
+        return None
+    if request.headers.get(hdrs.EXPECT, "").lower() != "100-continue":
+        return message_response(417, EXPECTATION_FAILED)
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0  # the body's size starts after the interim answer
+    return None
+
+
+def expecting(routes: Iterable[web.AbstractRouteDef]) -> list[web.AbstractRouteDef]:
+    """`routes`, each answering the Expect header with `expect_continue`."""
+    return [
+        web.RouteDef(r.method, r.path, r.handler, {"expect_handler": expect_continue, **r.kwargs})
+        if isinstance(r, web.RouteDef)
+        else r
+        for r in routes
+    ]
