@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from redis.asyncio import Redis
 
-from dispatcher.metrics import Metrics
+from dispatcher.metrics import LiveGauges, Metrics
 from dispatcher.settings import Settings
 from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.scripts import Scripts
@@ -20,7 +20,7 @@ REDIS = web.AppKey("redis", Redis)
 SCRIPTS = web.AppKey("scripts", Scripts)
 DIRECTORY = web.AppKey("directory", DirectoryCache)
 METRICS = web.AppKey("metrics", Metrics)
-# Whether /metrics reads the live gauges from Redis: the API's does, a worker's does not (one
+# The live gauges /metrics reads from Redis: the API's has them, a worker's does not (None: one
 # scrape target per picture, not one per process).
-LIVE_GAUGES = web.AppKey("live_gauges", bool)
+LIVE_GAUGES: web.AppKey[LiveGauges | None] = web.AppKey("live_gauges")
 EVENT_STREAMS: web.AppKey[EventStreams] = web.AppKey("event_streams")

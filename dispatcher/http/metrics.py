@@ -10,7 +10,7 @@ from dispatcher.domain.errors import Unauthorized
 from dispatcher.http.appkeys import DIRECTORY, LIVE_GAUGES, METRICS, REDIS, SETTINGS
 from dispatcher.http.errors import message_response
 from dispatcher.http.headers import credential, secret_matches
-from dispatcher.metrics import CONTENT_TYPE, live_families
+from dispatcher.metrics import CONTENT_TYPE
 
 routes = web.RouteTableDef()
 log = structlog.get_logger("dispatcher.metrics")
@@ -21,10 +21,10 @@ async def metrics(request: web.Request) -> web.Response:
     refused = _authorize(request)
     if refused is not None:
         return refused
-    families = []
-    if request.app[LIVE_GAUGES]:
+    families, gauges = [], request.app[LIVE_GAUGES]
+    if gauges is not None:
         try:
-            families = await live_families(request.app[REDIS], request.app[DIRECTORY])
+            families = await gauges.families(request.app[REDIS], request.app[DIRECTORY])
         except (RedisError, OSError):
             # The process's own counters matter most while Redis is away (errors, latency).
             log.warning("live gauges left out of a scrape: redis unreachable")
