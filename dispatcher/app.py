@@ -35,7 +35,8 @@ from dispatcher.http.appkeys import (
     SETTINGS,
 )
 from dispatcher.http.errors import error_middleware
-from dispatcher.metrics import Metrics
+from dispatcher.http.headers import expecting
+from dispatcher.metrics import LiveGauges, Metrics
 from dispatcher.redis_connection import connect
 from dispatcher.redis_connection import redis_client as redis_client  # imported from here too
 from dispatcher.settings import Settings
@@ -57,7 +58,7 @@ def create_app(settings: Settings, process_metrics: Metrics | None = None) -> we
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[METRICS] = process_metrics or Metrics()
-    app[LIVE_GAUGES] = True
+    app[LIVE_GAUGES] = LiveGauges()
     app[EVENT_STREAMS] = sse.EventStreams()
     app.cleanup_ctx.append(redis_context)
     app.cleanup_ctx.append(subscriber.subscriber_context)
@@ -76,10 +77,10 @@ def create_app(settings: Settings, process_metrics: Metrics | None = None) -> we
         carrier,
         twilio,
     ):
-        app.add_routes(module.routes)
+        app.add_routes(expecting(module.routes))
     # The browser pages (not in openapi.yaml: their session-cookie routes are the pages' own).
     for module in (pages, operators, dashboard):
-        app.add_routes(module.routes)
+        app.add_routes(expecting(module.routes))
     return app
 
 
@@ -88,8 +89,8 @@ def create_worker_app(settings: Settings, process_metrics: Metrics) -> web.Appli
     app = web.Application(middlewares=[error_middleware])
     app[SETTINGS] = settings
     app[METRICS] = process_metrics
-    app[LIVE_GAUGES] = False
+    app[LIVE_GAUGES] = None
     app.cleanup_ctx.append(redis_context)
     for module in (health, metrics):
-        app.add_routes(module.routes)
+        app.add_routes(expecting(module.routes))
     return app

@@ -20,7 +20,7 @@ import click
 import structlog
 import uvloop
 from aiohttp import web
-from pydantic import AliasChoices, ValidationError
+from pydantic import AliasChoices, SecretStr, ValidationError
 
 from dispatcher import logs, metrics, progress
 from dispatcher.app import create_app, create_worker_app
@@ -80,8 +80,15 @@ def _settings(host: str | None, port: int | None, data_dir: Path | None) -> Sett
             where = _variable(str(error["loc"][0])) if error["loc"] else "settings"
             click.echo(f"error: {where}: {error['msg']}", err=True)
         raise SystemExit(2) from exc
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(settings.log_level, settings.log_format, _secrets(settings))
     return settings
+
+
+def _secrets(settings: Settings) -> list[str]:
+    """Every secret the settings hold, for the logs to redact wherever it shows up."""
+    held = [getattr(settings, name) for name in type(settings).model_fields]
+    held += [account.auth_token for account in settings.twilio_accounts.values()]
+    return [secret.get_secret_value() for secret in held if isinstance(secret, SecretStr)]
 
 
 def _variable(field: str) -> str:

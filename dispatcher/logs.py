@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 import orjson
@@ -24,13 +25,34 @@ _SECRET_KEYS = {
     "x-twilio-signature",
 }
 
+# Credentials inside any text (a message, an exception's text, a traceback), whoever logged it:
+# aiohttp's parser, refusing a header line, logs the first bytes of its value at error level.
+_SECRET_TEXT = re.compile(
+    r"(?i)(\b(?:proxy-)?authorization\s*[:=]\s*|\b(?:set-)?cookie\s*[:=]\s*)[^\r\n'\"]*"
+    r"|(\b(?:basic|bearer)\s+)[A-Za-z0-9._~+/=-]+"
+    r"|(dispatcher_session=)[^;,\s'\"]*"
+)
+_known_secrets: tuple[str, ...] = ()  # this process's own tokens, set by configure()
+
+
+def redact(text: str) -> str:
+    """`text` without credential-looking values and without this process's known secrets."""
+    text = _SECRET_TEXT.sub(_keep_name, text)
+    for secret in _known_secrets:
+        text = text.replace(secret, "[redacted]")
+    return text
+
+
+def _keep_name(match: re.Match[str]) -> str:
+    return next(group for group in match.groups() if group is not None) + "[redacted]"
+
 
 def _scrub(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in list(event):
         if key.lower() in _SECRET_KEYS:
             event[key] = "[redacted]"
         elif isinstance(event[key], str):
-            event[key] = mask(event[key])
+            event[key] = mask(redact(event[key]))
     return event
 
 
@@ -38,8 +60,11 @@ def _json_text(event: Any, **_: Any) -> str:
     return orjson.dumps(event, default=str).decode()
 
 
-def configure(level: str = "info", fmt: str = "auto") -> None:
-    """Our loggers and the libraries' (ARQ, aiohttp) render alike: JSON lines off a terminal."""
+def configure(level: str = "info", fmt: str = "auto", secrets: Iterable[str] = ()) -> None:
+    """Our loggers and the libraries' (ARQ, aiohttp) render alike: JSON lines off a terminal,
+    with credentials and `secrets` (the process's own tokens) redacted from every value."""
+    global _known_secrets
+    _known_secrets = tuple(sorted({s for s in secrets if len(s) >= 8}, key=len, reverse=True))
     pretty = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     renderer: Any = (
         structlog.dev.ConsoleRenderer()

@@ -2,8 +2,9 @@
 
 A process's own metrics (requests, accepts, jobs, carrier results, webhook failures) live in
 one `Metrics` object per process, shared by its API and its worker. The gauges of the live
-picture (calls, queues, ARQ queue, workers alive) are not kept anywhere: each scrape reads
-them from Redis (`live_families`), so the request path never pays for them.
+picture (calls, queues, ARQ queue, workers alive) are not kept anywhere: scrapes read them from
+Redis (`live_families`), so the request path never pays for them; a process reads them at most
+once a second, however many scrape it (`LiveGauges`).
 
 Several ingress processes on one port (`serve --workers N`) count in prometheus-client's
 multiprocess mode: each writes its values to files in PROMETHEUS_MULTIPROC_DIR, and the
@@ -13,7 +14,9 @@ process a scrape lands on sums every process's files, so counters agree across s
 from __future__ import annotations
 
 import asyncio
+import math
 import os
+import time
 from collections.abc import Iterable
 
 from prometheus_client import (
@@ -40,6 +43,7 @@ from dispatcher.store.stats import TenantStats, tenant_stats
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 SCRAPE_CONCURRENCY = 8  # tenants read at once by a scrape
+LIVE_GAUGES_MAX_AGE_S = 1.0  # how long a process answers scrapes with the gauges it last read
 UNMATCHED = "unmatched"  # the route of a request no route matched (404, 405)
 OTHER = "other"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -210,6 +214,36 @@ class _Families(Collector):
 
     def collect(self) -> Iterable[Metric]:
         return self._families
+
+
+class LiveGauges:
+    """The live picture's gauges of one process, read from Redis at most once per `max_age_s`:
+    scrapes meanwhile get the last read, and scrapes during a read share it (single flight),
+    so many scrapers cost Redis what one does."""
+
+    def __init__(self, max_age_s: float = LIVE_GAUGES_MAX_AGE_S) -> None:
+        self.max_age_s = max_age_s
+        self._families: list[Metric] = []
+        self._read_at = -math.inf
+        self._reading: asyncio.Task[list[Metric]] | None = None
+
+    async def families(self, redis: Redis, directory: DirectoryCache) -> list[Metric]:
+        if time.monotonic() - self._read_at < self.max_age_s:
+            return self._families
+        if self._reading is None:
+            self._reading = asyncio.create_task(self._read(redis, directory))
+            # Retrieved here too, so a failed read whose scrapers all left logs no warning.
+            self._reading.add_done_callback(lambda task: task.cancelled() or task.exception())
+        # Shielded: a scraper that hangs up does not cancel the read the others wait for.
+        return await asyncio.shield(self._reading)
+
+    async def _read(self, redis: Redis, directory: DirectoryCache) -> list[Metric]:
+        try:
+            self._families = await live_families(redis, directory)
+            self._read_at = time.monotonic()
+            return self._families
+        finally:
+            self._reading = None
 
 
 async def live_families(redis: Redis, directory: DirectoryCache) -> list[Metric]:

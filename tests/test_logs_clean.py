@@ -18,6 +18,7 @@ import orjson
 import pytest
 from aiohttp import web
 
+from dispatcher import logs
 from dispatcher.domain import clock
 from tests.conftest import demo_document
 from tests.dispatcher.test_cli import _free_port
@@ -185,3 +186,62 @@ async def test_a_full_run_logs_no_secret_and_no_full_phone_number(
     for line in lines:
         for text in forbidden:
             assert text not in line, f"{text!r} logged: {line}"
+
+
+SESSION_SECRET = "k2Vq9sessionSecretT0ken"
+OVERSIZE = "x" * 9000  # one header line over aiohttp's 8,190 bytes
+
+
+async def _send_raw(base: str, header: str) -> bytes:
+    """One request with `header`, over a raw socket (aiohttp's client would refuse the line)."""
+    host, port = base.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(f"GET /healthz HTTP/1.1\r\nHost: test\r\n{header}\r\n\r\n".encode())
+    try:
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+
+
+async def test_an_oversize_header_line_logs_no_credential(tmp_path: Path) -> None:
+    # Found by the hardening review: aiohttp logs the refused line at error level with the
+    # first ~100 bytes of its value, and a session cookie and a Basic credential were in them.
+    basic_credential = base64.b64encode(f"demo:{TOKEN}".encode()).decode()
+    headers = [
+        f"Cookie: dispatcher_session=demo.{SESSION_SECRET}{OVERSIZE}",
+        f"Cookie: theme=dark; dispatcher_session=demo.{SESSION_SECRET}; x={OVERSIZE}",
+        f"Authorization: Basic {basic_credential}{OVERSIZE}",
+        f"Authorization: Bearer {ADMIN_TOKEN}{OVERSIZE}",
+        f"X-Anything: {OVERSIZE}",
+    ]
+    admin = {"DISPATCHER_ADMIN_TOKEN": ADMIN_TOKEN}
+    async with dispatcher_up(tmp_path, _document("http://127.0.0.1:9/hook"), **admin) as (
+        base,
+        log_file,
+    ):
+        for header in headers:
+            answer = await _send_raw(base, header)
+            assert answer.split(b"\r\n")[0].endswith(b" 400 Bad Request"), answer[:200]
+    text = log_file.read_text()
+    assert "Bad Request" in text or "400" in text  # the refusals were logged
+    for secret in [SESSION_SECRET, basic_credential[:12], TOKEN, ADMIN_TOKEN]:
+        assert secret not in text, f"{secret!r} logged"
+
+
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        ("Cookie: dispatcher_session=demo.abc; theme=dark", "Cookie: [redacted]"),
+        ("b'a=b; dispatcher_session=demo.abc; x=1'", "b'a=b; dispatcher_session=[redacted]; x=1'"),
+        ("Authorization: Basic ZGVtbzp0", "Authorization: [redacted]"),
+        ("got b'Bearer s3cret.tok-en' here", "got b'Bearer [redacted]' here"),
+        ("Set-Cookie: dispatcher_session=x; Path=/", "Set-Cookie: [redacted]"),
+        (f"KeyError: '{ADMIN_TOKEN}'", "KeyError: '[redacted]'"),
+        ("request /apps/api/v1/calls status=200", "request /apps/api/v1/calls status=200"),
+    ],
+)  # fmt: skip
+def test_credentials_and_known_secrets_are_redacted_from_any_text(
+    monkeypatch: pytest.MonkeyPatch, text: str, redacted: str
+) -> None:
+    monkeypatch.setattr(logs, "_known_secrets", (ADMIN_TOKEN,))  # as configure() sets them
+    assert logs.redact(text) == redacted

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from redis.asyncio import Redis
 
-from dispatcher.metrics import Metrics
+from dispatcher.metrics import LiveGauges, Metrics
 from dispatcher.settings import Settings
 from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.scripts import Scripts
@@ -22,9 +22,9 @@ REDIS = web.AppKey("redis", Redis)
 SCRIPTS = web.AppKey("scripts", Scripts)
 DIRECTORY = web.AppKey("directory", DirectoryCache)
 METRICS = web.AppKey("metrics", Metrics)
-# Whether /metrics reads the live gauges from Redis: the API's does, a worker's does not (one
+# The live gauges /metrics reads from Redis: the API's has them, a worker's does not (None: one
 # scrape target per picture, not one per process).
-LIVE_GAUGES = web.AppKey("live_gauges", bool)
+LIVE_GAUGES: web.AppKey[LiveGauges | None] = web.AppKey("live_gauges")
 EVENT_STREAMS: web.AppKey[EventStreams] = web.AppKey("event_streams")
 SUBSCRIBER: web.AppKey[Subscriber] = web.AppKey("subscriber")
 # The request's deadline (settings.request_timeout_s), which an event stream lifts once open.

@@ -17,6 +17,7 @@ from dispatcher.domain.errors import DispatchError, Forbidden, NotFound, Unautho
 from dispatcher.domain.fields import integer
 from dispatcher.http.appkeys import DIRECTORY, SCRIPTS, SETTINGS
 from dispatcher.http.client_address import client_address
+from dispatcher.http.headers import credential
 from dispatcher.store import buckets
 from dispatcher.store.buckets import Bucket
 from dispatcher.store.keys import TenantKeys, refused_bucket
@@ -82,11 +83,11 @@ async def _credentials(request: web.Request) -> Caller:
 
 
 def _basic(request: web.Request) -> tuple[str, str]:
-    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "basic" or not encoded.strip() or len(encoded) > 1024:
+    encoded = credential(request, "basic")
+    if encoded is None:
         raise Unauthorized()
     try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+        decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
     except ValueError as exc:  # not base64 (binascii.Error), not ASCII, not UTF-8
         raise Unauthorized() from exc
     user, separator, token = decoded.partition(":")

@@ -15,6 +15,8 @@ from dispatcher.domain.statuses import (
     CallStatus,
     ChatStatus,
 )
+from dispatcher.http import headers as request_headers
+from dispatcher.http.appkeys import SETTINGS
 from dispatcher.http.responses import json_array, json_response
 from dispatcher.store.keys import TenantKeys
 from dispatcher.store.records import Kind, ListQuery, Page, Records
@@ -100,8 +102,9 @@ def page_headers(request: web.Request, page: int, per: int, total: int) -> dict[
         links["next"] = page + 1
     if 1 < page <= last:
         links["prev"] = page - 1
+    here = request_headers.request_url(request, request.app[SETTINGS].public_url)
     link = ", ".join(
-        f'<{request.url.update_query(page=str(number), per=str(per))}>; rel="{rel}"'
+        f'<{here.update_query(page=str(number), per=str(per))}>; rel="{rel}"'
         for rel, number in links.items()
     )
     return {"Total": str(total), "Per-Page": str(per), "Link": link}

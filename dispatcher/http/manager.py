@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
-
 import structlog
 from aiohttp import web
 
@@ -13,6 +11,7 @@ from dispatcher.domain.errors import InvalidRequest, NotFound, Unauthorized
 from dispatcher.http.appkeys import DIRECTORY, REDIS, SCRIPTS, SETTINGS
 from dispatcher.http.body import raw_body
 from dispatcher.http.errors import message_response
+from dispatcher.http.headers import credential, secret_matches
 from dispatcher.http.responses import json_response
 from dispatcher.store import directory
 
@@ -26,9 +25,7 @@ def _authorize(request: web.Request) -> web.Response | None:
     admin_token = request.app[SETTINGS].admin_token
     if admin_token is None:
         raise NotFound()
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    expected = admin_token.get_secret_value().encode()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
+    if not secret_matches(credential(request, "bearer"), admin_token):
         return message_response(
             401, Unauthorized().message, {"WWW-Authenticate": 'Bearer realm="manager"'}
         )

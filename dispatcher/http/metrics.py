@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
-
 import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
@@ -11,7 +9,8 @@ from redis.exceptions import RedisError
 from dispatcher.domain.errors import Unauthorized
 from dispatcher.http.appkeys import DIRECTORY, LIVE_GAUGES, METRICS, REDIS, SETTINGS
 from dispatcher.http.errors import message_response
-from dispatcher.metrics import CONTENT_TYPE, live_families
+from dispatcher.http.headers import credential, secret_matches
+from dispatcher.metrics import CONTENT_TYPE
 
 routes = web.RouteTableDef()
 log = structlog.get_logger("dispatcher.metrics")
@@ -22,10 +21,10 @@ async def metrics(request: web.Request) -> web.Response:
     refused = _authorize(request)
     if refused is not None:
         return refused
-    families = []
-    if request.app[LIVE_GAUGES]:
+    families, gauges = [], request.app[LIVE_GAUGES]
+    if gauges is not None:
         try:
-            families = await live_families(request.app[REDIS], request.app[DIRECTORY])
+            families = await gauges.families(request.app[REDIS], request.app[DIRECTORY])
         except (RedisError, OSError):
             # The process's own counters matter most while Redis is away (errors, latency).
             log.warning("live gauges left out of a scrape: redis unreachable")
@@ -37,9 +36,7 @@ def _authorize(request: web.Request) -> web.Response | None:
     token = request.app[SETTINGS].metrics_token
     if token is None:
         return None
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    expected = token.get_secret_value().encode()
-    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected):
+    if secret_matches(credential(request, "bearer"), token):
         return None
     return message_response(
         401, Unauthorized().message, {"WWW-Authenticate": 'Bearer realm="metrics"'}

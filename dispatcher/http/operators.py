@@ -19,6 +19,7 @@ from dispatcher.domain.errors import Forbidden, InvalidRequest, Unauthorized
 from dispatcher.http.appkeys import DIRECTORY, REDIS, SETTINGS
 from dispatcher.http.auth import refused, within_rate_limit
 from dispatcher.http.body import json_object
+from dispatcher.http.headers import cookie
 from dispatcher.http.responses import json_response
 from dispatcher.store import operator_sessions
 
@@ -63,7 +64,7 @@ async def _session(request: web.Request) -> tuple[Tenant, str] | None:
 
 
 def _cookie(request: web.Request) -> tuple[str, str]:
-    subdomain, _, secret = request.cookies.get(COOKIE, "").partition(".")
+    subdomain, _, secret = cookie(request, COOKIE).partition(".")
     if not 0 < len(subdomain) <= 63 or not 0 < len(secret) <= 64:
         return "", ""
     return subdomain, secret

@@ -5,19 +5,27 @@ Every answer is a 4xx with a `{"message"}` or a correct 2xx, never a 5xx; nothin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import io
 import json
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+import structlog
 from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from dispatcher.app import create_app
+from dispatcher.http import docs
 from dispatcher.settings import Settings
-from tests.conftest import ADMIN_TOKEN, basic
+from dispatcher.store import operator_sessions
+from dispatcher.store.directory import DirectoryCache
+from tests.conftest import ADMIN_TOKEN, basic, demo_document, load_directory
+from tests.dispatcher.http.test_twilio import settings_for
 
 API = "/apps/api/v1"
 LIMIT = 1024 * 1024
@@ -75,11 +83,41 @@ async def exchange(http: TestClient[Any, Any], request: bytes) -> tuple[int, byt
     try:
         writer.write(request)
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
-        body = await reader.readexactly(length)
+        body = await reader.readexactly(_length(head))
     finally:
         writer.close()
     return int(head.split(b" ")[1]), head, body
+
+
+def _length(head: bytes) -> int:
+    """The Content-Length of a response head; 0 without one (a 204 or 304)."""
+    _, found, rest = head.lower().partition(b"\r\ncontent-length: ")
+    return int(rest.split(b"\r\n")[0]) if found else 0
+
+
+class _Collector(logging.Handler):
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def no_error_logged() -> Iterator[None]:
+    """Nothing at error level or with a traceback is logged meanwhile: neither ours (structlog)
+    nor the libraries' (aiohttp.server, aiohttp.web_protocol, asyncio: the stdlib's)."""
+    collector = _Collector(logging.WARNING)
+    logging.getLogger().addHandler(collector)
+    try:
+        with structlog.testing.capture_logs() as events:
+            yield
+    finally:
+        logging.getLogger().removeHandler(collector)
+    bad = [r.getMessage() for r in collector.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert bad == []
+    assert [e for e in events if e.get("exc_info") or e["log_level"] in ("error", "critical")] == []
 
 
 def _head(method: str, path: str, headers: dict[str, str], **more: str) -> bytes:
@@ -439,3 +477,210 @@ async def test_scheduled_at_at_the_edges_of_time(
         assert (status, answer["scheduled_at"]) == (201, scheduled_at)
     else:
         assert (status, answer) == (400, {"message": message})
+
+
+# --- credentials, cookies and the Host in bytes that are not ASCII --------------------------------
+
+UNAUTHORIZED = {"message": "Unauthorized"}
+BAD_HOST = {"message": "Host header is not valid"}
+EXPECTATION_FAILED = {"message": "Expect header is not valid: only 100-continue is supported"}
+METRICS_TOKEN = "metrics-secret-token"
+NOT_A_SESSION = b"dispatcher_session=demo.not-a-session"
+
+
+@pytest.fixture
+async def guarded(settings: Settings, demo: dict[str, Any]) -> AsyncIterator[TestClient[Any, Any]]:
+    """`http` with a metrics token too."""
+    update = {"rate_limit_per_s": 0, "metrics_token": SecretStr(METRICS_TOKEN)}
+    async with TestClient(TestServer(create_app(settings.model_copy(update=update)))) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "header", "status", "answer"),
+    [
+        # Found by the hardening review: hmac.compare_digest, str.encode and Redis raised on the
+        # lone surrogates aiohttp decodes such bytes into, each a 500 and a logged traceback.
+        ("GET", "/manager/api/v1/config", b"Authorization: Bearer \xff", 401, UNAUTHORIZED),
+        ("PUT", "/manager/api/v1/config", b"Authorization: Bearer \xc3\xa9", 401, UNAUTHORIZED),
+        ("GET", "/metrics", b"Authorization: Bearer \xff", 401, UNAUTHORIZED),
+        ("GET", "/metrics", b"Authorization: bearer \xed\xa0\x80", 401, UNAUTHORIZED),
+        ("GET", "/dashboard/session", b"Cookie: dispatcher_session=demo.\xff", 401, UNAUTHORIZED),
+        ("GET", "/dashboard/api/snapshot", b"Cookie: dispatcher_session=demo.\xff", 401,
+         UNAUTHORIZED),
+        ("GET", "/dashboard/api/calls/1", b"Cookie: dispatcher_session=d\xffmo.x", 401,
+         UNAUTHORIZED),
+        ("GET", "/dashboard/events", b"Cookie: dispatcher_session=demo.\xc3\xa9", 401,
+         UNAUTHORIZED),
+        ("POST", "/dashboard/logout", b"Cookie: dispatcher_session=\xff.secret", 204, None),
+        # yarl raised building the Link header on the Host: a 500 on every list route.
+        ("GET", f"{API}/calls", b"Host: \xff", 400, BAD_HOST),
+        ("GET", f"{API}/calls", b"Host: x:99999999", 400, BAD_HOST),
+        ("GET", f"{API}/chats", b"Host: x:-1", 400, BAD_HOST),
+        ("GET", f"{API}/agents", b"Host: \xc3\xa9", 400, BAD_HOST),
+        ("GET", f"{API}/campaigns", b"Host: [::1", 400, BAD_HOST),
+        ("GET", f"{API}/calls", b"Host: a b", 400, BAD_HOST),
+        ("GET", f"{API}/calls", b"Host: ", 400, BAD_HOST),
+        # aiohttp's Expect handler put the value in its text/plain 417, and failed to encode it.
+        ("GET", "/healthz", b"Expect: \xff", 417, EXPECTATION_FAILED),
+    ],
+)  # fmt: skip
+async def test_odd_bytes_in_credentials_cookies_and_host_are_4xx(
+    guarded: TestClient[Any, Any],
+    method: str,
+    path: str,
+    header: bytes,
+    status: int,
+    answer: dict[str, str] | None,
+) -> None:
+    lines = [f"{method} {path} HTTP/1.1".encode(), header, b"Content-Length: 0"]
+    if not header.startswith(b"Host:"):
+        lines.append(b"Host: test")
+    if not header.startswith(b"Authorization:"):
+        lines.append(b"Authorization: " + basic()["Authorization"].encode())
+    request = b"\r\n".join(lines) + b"\r\n\r\n"
+    with no_error_logged():
+        got, _, body = await exchange(guarded, request)
+    assert (got, json.loads(body) if body else None) == (status, answer)
+
+
+@pytest.mark.parametrize(
+    ("host", "base"),
+    [
+        (b"test", "http://test"),
+        (b"127.0.0.1:8080", "http://127.0.0.1:8080"),
+        (b"[::1]:8080", "http://[::1]:8080"),
+        (b"xn--9ca.example", "http://xn--9ca.example"),
+    ],
+)
+async def test_links_are_built_on_a_valid_host(
+    http: TestClient[Any, Any], host: bytes, base: str
+) -> None:
+    request = f"GET {API}/calls?per=5 HTTP/1.1\r\nAuthorization: ".encode()
+    request += basic()["Authorization"].encode() + b"\r\nHost: " + host + b"\r\n\r\n"
+    status, head, _ = await exchange(http, request)
+    link = head.split(b"Link: ")[1].split(b"\r\n")[0].decode()
+    first = f'<{base}{API}/calls?per=5&page=1>; rel="first"'
+    assert (status, link) == (200, f"{first}, {first.replace('first', 'last')}")
+
+
+async def test_links_are_built_on_the_public_url_when_it_is_set(
+    settings: Settings, demo: dict[str, Any]
+) -> None:
+    # Behind a proxy the Host this process sees is not the one the client called.
+    public = settings.model_copy(update={"public_url": "https://dispatch.example.com/prefix"})
+    async with TestClient(TestServer(create_app(public))) as client:
+        request = f"GET {API}/agents?per=3 HTTP/1.1\r\nAuthorization: ".encode()
+        request += basic()["Authorization"].encode() + b"\r\nHost: \xff\r\n\r\n"
+        status, head, _ = await exchange(client, request)
+    link = head.split(b"Link: ")[1].split(b", ")[0].decode()
+    first = f'<https://dispatch.example.com/prefix{API}/agents?per=3&page=1>; rel="first"'
+    assert (status, link) == (200, first)
+
+
+# --- every header the app reads, on every route family --------------------------------------------
+
+# What the app (or aiohttp for it) reads: credentials, the session cookie, the Host links are
+# built on, ids and keys, body encodings, proxy headers, the signature of Twilio's callbacks,
+# and the conditions and ranges of the files it serves.
+READ_HEADERS = [
+    "Host", "Authorization", "Cookie", "X-Request-Id", "Idempotency-Key", "Content-Type",
+    "Content-Encoding", "X-Forwarded-Proto", "X-Forwarded-For", "X-Forwarded-Host", "Forwarded",
+    "X-Twilio-Signature", "Range", "If-Range", "If-Modified-Since", "If-Unmodified-Since",
+    "If-None-Match", "If-Match", "Accept-Encoding", "Accept", "Origin", "Referer", "Expect",
+]  # fmt: skip
+SESSION = "dispatcher_session={session}"  # an open session's cookie, filled in per test
+BEARER_ADMIN = f"Bearer {ADMIN_TOKEN}"
+LOGIN = json.dumps({"subdomain": "demo", "token": "demo-token"}).encode()
+TWILIO_FORM = {"X-Twilio-Signature": "x", "Content-Type": "application/x-www-form-urlencoded"}
+# One route of each family, with the headers (and body) of a request it would answer with 2xx.
+ROUTE_FAMILIES: dict[str, tuple[str, str, dict[str, str], bytes]] = {
+    "health": ("GET", "/healthz", {}, b""),
+    "list": ("GET", f"{API}/calls?per=2", basic(), b""),
+    "create": ("POST", f"{API}/sms", basic(), json.dumps(SMS).encode()),
+    "manager": ("GET", "/manager/api/v1/config", {"Authorization": BEARER_ADMIN}, b""),
+    "metrics": ("GET", "/metrics", {"Authorization": f"Bearer {METRICS_TOKEN}"}, b""),
+    "dashboard": ("GET", "/dashboard/api/snapshot", {"Cookie": SESSION}, b""),
+    "login": ("POST", "/dashboard/login", {}, LOGIN),
+    "stream": ("GET", "/dashboard/events", {"Cookie": "dispatcher_session=demo.closed"}, b""),
+    "page": ("GET", "/static/app.css", {}, b""),
+    "docs": ("GET", f"/docs/static/{docs.VERSION}/swagger-ui.css", {}, b""),
+    "twilio": ("POST", "/carrier/twilio/demo/sms", TWILIO_FORM, b"From=1&Body=hi"),
+}
+HOSTILE_VALUES = [
+    b"\xff", b"\xc3\xa9", b"\xed\xa0\x80", b"Basic \xff", b"Bearer \xff", b"x:99999999",
+    b"dispatcher_session=demo.\xff", b"bytes=\xff-", b"a" * 4000, b"",
+]  # fmt: skip
+
+
+def raw_request(family: str, session: str, name: str | None = None, value: bytes = b"") -> bytes:
+    """The family's request with header `name` set to `value`, in place of its own."""
+    method, path, own, body = ROUTE_FAMILIES[family]
+    headers = {"Host": b"test", "Content-Type": b"application/json" if body else b""}
+    headers |= {k: v.format(session=session).encode() for k, v in own.items()}
+    if name is not None:
+        headers[name] = value
+    lines = [
+        f"{method} {path} HTTP/1.1".encode(),
+        *(k.encode() + b": " + v for k, v in headers.items()),
+    ]
+    lines.append(f"Content-Length: {len(body)}".encode())
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def assert_answered(status: int, body: bytes, sent: object) -> None:
+    """The route's own answer, or a 4xx with a JSON `{"message"}`: never a 5xx."""
+    assert status < 500, (sent, body)
+    if status in (412, 416) and not body:
+        return  # a file's answers to an If-Match or a Range it cannot serve (RFC 9110)
+    if status >= 400:
+        assert body.startswith(b"{"), (sent, status, body)
+        answer = json.loads(body)
+        assert "message" in answer and set(answer) <= {"message", "errors"}, answer
+
+
+async def _session(redis: Redis) -> str:
+    tenant = await DirectoryCache(redis).tenant("demo")
+    assert tenant is not None
+    return f"demo.{await operator_sessions.open_session(redis, tenant, 3600)}"
+
+
+@pytest.fixture
+async def twilio_ingress(redis_url: str, redis: Redis) -> AsyncIterator[TestClient[Any, Any]]:
+    """The app with a Twilio account and its public URL: what Twilio's signatures need."""
+    document = demo_document()
+    document["tenants"][0]["settings"]["carrier"] = "twilio"
+    await load_directory(redis, document)
+    app = create_app(settings_for(redis_url, rate_limit_per_s=0))
+    async with TestClient(TestServer(app)) as client:
+        yield client
+
+
+@pytest.mark.parametrize("family", [family for family in ROUTE_FAMILIES if family != "twilio"])
+async def test_hostile_bytes_in_every_header_read_are_never_5xx(
+    guarded: TestClient[Any, Any], redis: Redis, family: str
+) -> None:
+    await _fuzz_headers(guarded, redis, family)
+
+
+async def test_hostile_bytes_in_every_header_of_a_twilio_callback_are_never_5xx(
+    twilio_ingress: TestClient[Any, Any], redis: Redis
+) -> None:
+    await _fuzz_headers(twilio_ingress, redis, "twilio")
+
+
+async def _fuzz_headers(client: TestClient[Any, Any], redis: Redis, family: str) -> None:
+    """Every read header in turn, with every hostile value, on the family's route."""
+    session = await _session(redis)
+    status, _, body = await exchange(client, raw_request(family, session))
+    assert status < 300 or family in ("stream", "twilio"), body  # the baseline is answered
+    with no_error_logged():
+        for name in READ_HEADERS:
+            for value in HOSTILE_VALUES:
+                status, _, body = await exchange(client, raw_request(family, session, name, value))
+                assert_answered(status, body, (name, value))
+
+
+async def test_a_body_sent_after_100_continue_is_read(http: TestClient[Any, Any]) -> None:
+    response = await http.post(f"{API}/sms", json=SMS, headers=basic(), expect100=True)
+    assert response.status == 200
