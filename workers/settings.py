@@ -371,7 +371,7 @@ class DispatchWorker(Worker):
         while self.polls <= polled and loop.time() < settled:
             await asyncio.sleep(self.poll_delay_s)
         running = [task for task in self.tasks.values() if not task.done()]
-        log.info("worker stopping", running=len(running), grace_s=grace_s)
+        log.info("worker stopping", queue=self.queue_name, running=len(running), grace_s=grace_s)
         if running:
             await asyncio.wait(running, timeout=max(deadline - loop.time(), 0))
         late = [job_id for job_id, task in self.tasks.items() if not task.done()]
@@ -383,7 +383,7 @@ class DispatchWorker(Worker):
         if late:
             await asyncio.wait([self.tasks[job_id] for job_id in late], timeout=5)
         finished = len(running) - len(late)
-        log.info("worker stopped", finished=finished, handed_back=len(late))
+        log.info("worker stopped", queue=self.queue_name, finished=finished, handed_back=len(late))
 
     async def _end_polling(self, polling: asyncio.Future[None]) -> None:
         """Cancels ARQ's poll loop, again each second until it ends: a cancellation can be

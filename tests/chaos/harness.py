@@ -29,6 +29,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from dispatcher.domain.errors import Conflict
+from dispatcher.store import jobs
 from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.keys import TenantKeys
 from dispatcher.store.lifecycle import Calls
@@ -429,12 +430,16 @@ async def stored_call_ids(redis: Redis) -> list[int]:
 JOURNEY = ("assigned", "connecting", "connected", "finished")
 
 
-def worker_stops(log: Path) -> list[dict[str, Any]]:
-    """The "worker stopped" lines of a worker's JSON log (finished, handed_back)."""
+def worker_stops(log: Path, queue: str = jobs.QUEUE_NAME) -> list[dict[str, Any]]:
+    """The "worker stopped" lines of a worker's JSON log (finished, handed_back) for `queue`
+    (the main one by default; the webhook lane stops in the same process with a line of its
+    own)."""
     stops = []
     for line in log.read_bytes().splitlines():
         if line.startswith(b"{") and b'"worker stopped"' in line:
-            stops.append(orjson.loads(line))
+            stop = orjson.loads(line)
+            if stop["queue"] == queue:
+                stops.append(stop)
     return stops
 
 
