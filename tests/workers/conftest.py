@@ -12,7 +12,8 @@ from typing import Any, TypeVar, cast
 
 import orjson
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from arq import Worker
 from arq.constants import result_key_prefix
 from redis.asyncio import Redis
@@ -291,3 +292,18 @@ class CallEvents:
 async def held_calls(redis: Redis, agent_id: int) -> int:
     raw = await cast(Awaitable[bytes | None], redis.hget(TENANT.agent(agent_id), "voice"))
     return int(raw or 0)
+
+
+@contextlib.asynccontextmanager
+async def hook_server(
+    handle: Callable[[web.Request], Awaitable[web.Response]],
+) -> AsyncIterator[str]:
+    """A local webhook receiver: `handle` answers POST /hook; yields its URL."""
+    app = web.Application()
+    app.router.add_post("/hook", handle)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        yield str(server.make_url("/hook"))
+    finally:
+        await server.close()

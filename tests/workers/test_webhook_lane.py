@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from arq import Worker
 from redis.asyncio import Redis
 
@@ -22,7 +22,7 @@ from dispatcher.store import jobs
 from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.scripts import Scripts
 from tests.conftest import load_directory
-from tests.workers.conftest import tenant_document, wait_for_status
+from tests.workers.conftest import hook_server, tenant_document, wait_for_status
 from tests.workers.test_scheduling import LOCK_STAR, STILL, schedule
 from workers.webhooks import WebhookLane
 
@@ -64,14 +64,9 @@ def patient_lane(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 async def hanging() -> AsyncIterator[HangingReceiver]:
     hooks = HangingReceiver()
-    app = web.Application()
-    app.router.add_post("/hook", hooks.handle)
-    server = TestServer(app, host="127.0.0.1", port=0)
-    await server.start_server()
-    hooks.url = str(server.make_url("/hook"))
-    yield hooks
-    hooks.released.set()  # the server's close waits for its handlers
-    await server.close()
+    async with hook_server(hooks.handle) as hooks.url:
+        yield hooks
+        hooks.released.set()  # the server's close waits for its handlers
 
 
 async def _load_two_tenants(redis: Redis, slow_url: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from arq import Retry, Worker
 from redis.asyncio import Redis
 from structlog.testing import capture_logs
@@ -26,6 +26,7 @@ from tests.workers.conftest import (
     SOLO_MENU,
     eventually,
     get_call,
+    hook_server,
     inbound_call,
     load_tenant,
     post_json,
@@ -73,13 +74,8 @@ class Receiver:
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     hooks = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", hooks.handle)
-    server = TestServer(app, host="127.0.0.1", port=0)
-    await server.start_server()
-    hooks.url = str(server.make_url("/hook"))
-    yield hooks
-    await server.close()
+    async with hook_server(hooks.handle) as hooks.url:
+        yield hooks
 
 
 def assert_signed(delivery: Delivery) -> None:
@@ -173,12 +169,8 @@ async def redirecting(receiver: Receiver) -> AsyncIterator[str]:
     async def handle(request: web.Request) -> web.Response:
         raise web.HTTPTemporaryRedirect(receiver.url)
 
-    app = web.Application()
-    app.router.add_post("/hook", handle)
-    server = TestServer(app, host="127.0.0.1", port=0)
-    await server.start_server()
-    yield str(server.make_url("/hook"))
-    await server.close()
+    async with hook_server(handle) as url:
+        yield url
 
 
 def _failures(context: dict[str, Any], reason: str) -> float | None:
