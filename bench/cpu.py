@@ -44,19 +44,24 @@ async def redis_commands(redis: Redis) -> int:
 
 @dataclass
 class Window:
-    """CPU of some processes and commands of Redis, from `start` to `stop`."""
+    """CPU of some processes and commands of Redis, from `start` to `stop`, and the
+    calibration unit on this core: the faster of one taken at each end (a slow minute on a
+    shared machine shows in one of them)."""
 
     pids: Sequence[int]
     cpu_s: float = 0.0
     commands: int = 0
+    unit_ms: float = 0.0
 
     async def start(self, redis: Redis) -> None:
+        self.unit_ms = calibration_ms()
         self.cpu_s = -sum(cpu_seconds(pid) for pid in self.pids)
         self.commands = -await redis_commands(redis)
 
     async def stop(self, redis: Redis) -> None:
         self.cpu_s += sum(cpu_seconds(pid) for pid in self.pids)
         self.commands += await redis_commands(redis)
+        self.unit_ms = min(self.unit_ms, calibration_ms())
 
 
 @dataclass(frozen=True)
@@ -68,10 +73,10 @@ class PerCall:
     commands: float
 
     @classmethod
-    def of(cls, window: Window, calls: int, unit_ms: float) -> PerCall:
+    def of(cls, window: Window, calls: int) -> PerCall:
         calls = max(1, calls)
         cpu_ms = window.cpu_s * 1000 / calls
-        return cls(cpu_ms, cpu_ms / unit_ms, window.commands / calls)
+        return cls(cpu_ms, cpu_ms / window.unit_ms, window.commands / calls)
 
     def text(self) -> str:
         return (

@@ -30,7 +30,7 @@ from redis.asyncio import Redis
 from tqdm import tqdm
 
 from bench.campaign import campaign as campaign_part
-from bench.cpu import PerCall, Window, calibration_ms
+from bench.cpu import PerCall, Window
 from bench.loadgen import percentile
 from bench.system import AGENTS, MENUS, TENANT, System, free_port, rss_mb
 from dispatcher import progress
@@ -150,7 +150,7 @@ async def ingress(system: System, report: Report, scale: Scale) -> None:
         "--url", url(floor_port), "--duration", duration, "--warmup", "1"
     )
     await window.stop(redis)
-    floor_cost = PerCall.of(window, await redis.zcard(b"floor:calls"), calibration_ms())
+    floor_cost = PerCall.of(window, await redis.zcard(b"floor:calls"))
     await redis.aclose()
     system.stop(floor)
     check_statuses(report, "floor", floor_result, "201")
@@ -171,7 +171,7 @@ async def ingress(system: System, report: Report, scale: Scale) -> None:
         if processes == 1:
             created = await redis.zcard(TenantKeys(TENANT).calls)
             per_call = (await used_memory(redis) - before) / max(1, created)
-            cost = PerCall.of(window, created, calibration_ms())
+            cost = PerCall.of(window, created)
             report.steady("  POST /calls, 1 process, per request", cost.text())
             report.steady("  floor, per request", floor_cost.text())
             report.steady(
@@ -302,7 +302,7 @@ async def _e2e_outcome(
         "lost": lost + abs(len(ids) - acknowledged),
         "double": double,
         "slots_held": await _slots_held(redis, keys),
-        "cost": PerCall.of(window, len(assigned_ms), calibration_ms()),
+        "cost": PerCall.of(window, len(assigned_ms)),
     }
 
 
@@ -450,7 +450,7 @@ async def scheduled(system: System, report: Report, scale: Scale) -> None:
     # "Never fired" must mean never, not late on a busy machine: wait while firing goes on.
     await _wait(lambda: _unfired(redis, keys, measured), 0, 600, stalls_s=15)
     await window.stop(redis)
-    cost = PerCall.of(window, measured - await _unfired(redis, keys, measured), calibration_ms())
+    cost = PerCall.of(window, measured - await _unfired(redis, keys, measured))
     late_steady, late_burst, fired_twice, never = await _lateness(redis, keys, burst_due)
     for worker in workers:
         system.stop(worker)
