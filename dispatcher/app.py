@@ -35,7 +35,7 @@ from dispatcher.http.appkeys import (
     SETTINGS,
 )
 from dispatcher.http.errors import error_middleware
-from dispatcher.http.headers import expecting
+from dispatcher.http.headers import answer_every_expect_header
 from dispatcher.metrics import LiveGauges, Metrics
 from dispatcher.redis_connection import connect
 from dispatcher.redis_connection import redis_client as redis_client  # imported from here too
@@ -55,6 +55,7 @@ async def redis_context(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings, process_metrics: Metrics | None = None) -> web.Application:
     """The API. `process_metrics` is shared with a worker in the same process (`dispatcher up`)."""
+    answer_every_expect_header()
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[METRICS] = process_metrics or Metrics()
@@ -77,20 +78,21 @@ def create_app(settings: Settings, process_metrics: Metrics | None = None) -> we
         carrier,
         twilio,
     ):
-        app.add_routes(expecting(module.routes))
+        app.add_routes(module.routes)
     # The browser pages (not in openapi.yaml: their session-cookie routes are the pages' own).
     for module in (pages, operators, dashboard):
-        app.add_routes(expecting(module.routes))
+        app.add_routes(module.routes)
     return app
 
 
 def create_worker_app(settings: Settings, process_metrics: Metrics) -> web.Application:
     """What a worker serves on its metrics port: its own metrics, liveness and readiness."""
+    answer_every_expect_header()
     app = web.Application(middlewares=[error_middleware])
     app[SETTINGS] = settings
     app[METRICS] = process_metrics
     app[LIVE_GAUGES] = None
     app.cleanup_ctx.append(redis_context)
     for module in (health, metrics):
-        app.add_routes(expecting(module.routes))
+        app.add_routes(module.routes)
     return app

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import hmac
 import re
-from collections.abc import Iterable
 
-from aiohttp import HttpVersion11, hdrs, web
+from aiohttp import HttpVersion11, hdrs, web, web_urldispatcher
 from pydantic import SecretStr
 from yarl import URL
 
@@ -80,11 +79,11 @@ async def expect_continue(request: web.Request) -> web.Response | None:
     return None
 
 
-def expecting(routes: Iterable[web.AbstractRouteDef]) -> list[web.AbstractRouteDef]:
-    """`routes`, each answering the Expect header with `expect_continue`."""
-    return [
-        web.RouteDef(r.method, r.path, r.handler, {"expect_handler": expect_continue, **r.kwargs})
-        if isinstance(r, web.RouteDef)
-        else r
-        for r in routes
-    ]
+def answer_every_expect_header() -> None:
+    """Makes `expect_continue` the Expect handler of every route, those aiohttp makes itself
+    for a path no route matches (404) or a wrong method (405) too: those take the default
+    handler, which the router looks up as a module global when it makes a route, and no
+    public API reaches. (Routes made before the call keep the handler they have.)"""
+    if not hasattr(web_urldispatcher, "_default_expect_handler"):  # aiohttp moved it
+        raise RuntimeError("aiohttp's default Expect handler is not where it was")
+    web_urldispatcher._default_expect_handler = expect_continue  # type: ignore[assignment]

@@ -523,6 +523,9 @@ async def guarded(settings: Settings, demo: dict[str, Any]) -> AsyncIterator[Tes
         ("GET", f"{API}/calls", b"Host: ", 400, BAD_HOST),
         # aiohttp's Expect handler put the value in its text/plain 417, and failed to encode it.
         ("GET", "/healthz", b"Expect: \xff", 417, EXPECTATION_FAILED),
+        # and on a path no route matches, or a method the route has not (aiohttp's own routes)
+        ("GET", "/no/such/path", b"Expect: \xff", 417, EXPECTATION_FAILED),
+        ("DELETE", "/healthz", b"Expect: \xff", 417, EXPECTATION_FAILED),
     ],
 )  # fmt: skip
 async def test_odd_bytes_in_credentials_cookies_and_host_are_4xx(
