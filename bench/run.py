@@ -172,11 +172,6 @@ async def ingress(system: System, report: Report, scale: Scale) -> None:
             created = await redis.zcard(TenantKeys(TENANT).calls)
             per_call = (await used_memory(redis) - before) / max(1, created)
             cost = PerCall.of(window, created)
-            report.steady("  POST /calls, 1 process, per request", cost.text())
-            report.steady("  floor, per request", floor_cost.text())
-            report.steady(
-                "  POST /calls CPU per request ÷ floor's", f"{cost.cpu_ms / floor_cost.cpu_ms:.2f}"
-            )
         ratio = calls["rps"] / floor_result["rps"]
         report.add(
             f"ingress POST /calls (inbound), concurrency 64, {processes} process(es)",
@@ -186,6 +181,12 @@ async def ingress(system: System, report: Report, scale: Scale) -> None:
             ratio >= 0.8,
         )
         report.steady(f"  POST /calls ÷ floor ({processes} process(es))", f"{ratio:.2f}")
+        if processes == 1:
+            report.steady("  POST /calls, 1 process, per request", cost.text())
+            report.steady("  floor, per request", floor_cost.text())
+            report.steady(
+                "  POST /calls CPU per request ÷ floor's", f"{cost.cpu_ms / floor_cost.cpu_ms:.2f}"
+            )
         report.phase(f"POST /calls at half the rate, {processes} process(es)")
         half = await system.loadgen_async(
             "--url", url(port), "--kind", "calls", "--menus", str(MENUS), "--duration", duration,
