@@ -8,6 +8,7 @@ from aiohttp import web
 from dispatcher.directory import loader
 from dispatcher.directory.schema import DirectoryFile
 from dispatcher.domain.errors import InvalidRequest, NotFound, Unauthorized
+from dispatcher.http import auth
 from dispatcher.http.appkeys import DIRECTORY, REDIS, SCRIPTS, SETTINGS
 from dispatcher.http.body import raw_body
 from dispatcher.http.errors import message_response
@@ -20,12 +21,13 @@ CONFIG = "/manager/api/v1/config"
 log = structlog.get_logger("dispatcher.manager")
 
 
-def _authorize(request: web.Request) -> web.Response | None:
+async def _authorize(request: web.Request) -> web.Response | None:
     """None when the caller holds the admin token; the admin API does not exist without one."""
     admin_token = request.app[SETTINGS].admin_token
     if admin_token is None:
         raise NotFound()
     if not secret_matches(credential(request, "bearer"), admin_token):
+        await auth.refused(request)  # a wrong token is slowed down per client address
         return message_response(
             401, Unauthorized().message, {"WWW-Authenticate": 'Bearer realm="manager"'}
         )
@@ -34,7 +36,7 @@ def _authorize(request: web.Request) -> web.Response | None:
 
 @routes.put(CONFIG)
 async def put_config(request: web.Request) -> web.Response:
-    refused = _authorize(request)
+    refused = await _authorize(request)
     if refused is not None:
         return refused
     raw = await raw_body(request)
@@ -54,7 +56,7 @@ async def put_config(request: web.Request) -> web.Response:
 
 @routes.get(CONFIG)
 async def get_config(request: web.Request) -> web.Response:
-    refused = _authorize(request)
+    refused = await _authorize(request)
     if refused is not None:
         return refused
     return json_response(await directory.dump(request.app[REDIS]))

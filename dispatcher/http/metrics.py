@@ -7,6 +7,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from dispatcher.domain.errors import Unauthorized
+from dispatcher.http import auth
 from dispatcher.http.appkeys import DIRECTORY, LIVE_GAUGES, METRICS, REDIS, SETTINGS
 from dispatcher.http.errors import message_response
 from dispatcher.http.headers import credential, secret_matches
@@ -18,7 +19,7 @@ log = structlog.get_logger("dispatcher.metrics")
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    refused = _authorize(request)
+    refused = await _authorize(request)
     if refused is not None:
         return refused
     families, gauges = [], request.app[LIVE_GAUGES]
@@ -32,12 +33,13 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
-def _authorize(request: web.Request) -> web.Response | None:
+async def _authorize(request: web.Request) -> web.Response | None:
     token = request.app[SETTINGS].metrics_token
     if token is None:
         return None
     if secret_matches(credential(request, "bearer"), token):
         return None
+    await auth.refused(request)  # a wrong token is slowed down per client address
     return message_response(
         401, Unauthorized().message, {"WWW-Authenticate": 'Bearer realm="metrics"'}
     )

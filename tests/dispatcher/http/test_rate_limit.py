@@ -308,3 +308,25 @@ async def test_a_create_that_ends_without_a_record_still_pays_its_token(
         assert await over.json() == {"message": "Too many requests: the limit is 0.5 per second"}
     assert await redis.zcard(TenantKeys("demo").calls) == 0
     assert await redis.zcard(TenantKeys("demo").chats) == 1
+
+
+async def test_wrong_admin_and_metrics_tokens_share_the_address_limit(
+    redis_url: str, redis: Redis
+) -> None:
+    settings = Settings(
+        redis_url=redis_url,
+        admin_token="admin-secret",  # type: ignore[arg-type]
+        metrics_token="metrics-secret",  # type: ignore[arg-type]
+        refused_rate_limit_per_s=SLOW,
+        refused_rate_limit_burst=2,
+    )
+    wrong = {"Authorization": "Bearer wrong"}
+    async with TestClient(TestServer(create_app(settings))) as client:
+        assert (await client.get("/manager/api/v1/config", headers=wrong)).status == 401
+        assert (await client.get("/metrics", headers=wrong)).status == 401
+        for path in ("/manager/api/v1/config", "/metrics"):
+            over = await client.get(path, headers=wrong)
+            assert over.status == 429
+            assert await over.json() == REFUSED_LIMIT
+        right = {"Authorization": "Bearer metrics-secret"}
+        assert (await client.get("/metrics", headers=right)).status == 200
