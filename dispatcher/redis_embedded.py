@@ -83,6 +83,9 @@ class EmbeddedRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             preexec_fn=die_with_parent,  # noqa: PLW1509 - single-threaded at this point
+            # Its own session: a terminal's Ctrl-C (SIGINT to the foreground process group)
+            # reaches this process, which stops the server itself, and not the server too.
+            start_new_session=True,
         )
         self._wait_ready(timeout_s)
         url_file = self.data_dir / URL_FILE

@@ -166,7 +166,7 @@ async def test_a_full_run_logs_no_secret_and_no_full_phone_number(
 ) -> None:
     admin = {"DISPATCHER_ADMIN_TOKEN": ADMIN_TOKEN}
     async with (
-        dispatcher_up(tmp_path, _document(webhook_url), **admin) as (base, log_file),
+        dispatcher_up(tmp_path, _document(webhook_url), admin) as (base, log_file),
         aiohttp.ClientSession() as http,
     ):
         call_ids = await _exercise(http, base)
@@ -215,7 +215,7 @@ async def test_an_oversize_header_line_logs_no_credential(tmp_path: Path) -> Non
         f"X-Anything: {OVERSIZE}",
     ]
     admin = {"DISPATCHER_ADMIN_TOKEN": ADMIN_TOKEN}
-    async with dispatcher_up(tmp_path, _document("http://127.0.0.1:9/hook"), **admin) as (
+    async with dispatcher_up(tmp_path, _document("http://127.0.0.1:9/hook"), admin) as (
         base,
         log_file,
     ):

@@ -11,7 +11,8 @@ import aiohttp
 from redis.asyncio import Redis
 
 from tests.chaos.harness import AUTH, CALLS, KEYS, directory, running, until
-from tests.conftest import load_directory
+from tests.conftest import demo_document, load_directory
+from tests.up import dispatcher_up
 
 
 async def _refused(port: int) -> bool:
@@ -60,3 +61,14 @@ async def test_sigterm_answers_the_request_in_flight_and_accepts_no_more(
         assert call["status"] == "queued"
         assert await asyncio.to_thread(process.wait, 20) == 0
     assert await redis.hget(KEYS.call(int(str(call["id"]))), "status") == b"queued"
+
+
+async def test_ctrl_c_stops_up_and_its_redis_without_a_restart(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C signals the whole foreground group: the embedded Redis, in a session
+    of its own, is stopped by `dispatcher up` and is not taken for one that died."""
+    async with dispatcher_up(tmp_path, demo_document(), ctrl_c=True) as (base, log_file):
+        async with aiohttp.ClientSession() as session, session.get(f"{base}/healthz") as answer:
+            assert answer.status == 200
+    log = log_file.read_text()
+    assert "embedded redis exited" not in log
+    assert '"worker stopped"' in log
