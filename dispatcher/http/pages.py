@@ -49,6 +49,17 @@ def _answer(name: str) -> web.Response:
     return web.Response(body=body, content_type=content_type, charset="utf-8", headers=HEADERS)
 
 
+@routes.get("/")
+async def front(request: web.Request) -> web.Response:
+    """A person who opens the service's address lands on the dashboard."""
+    raise web.HTTPFound("/dashboard")
+
+
+@routes.get("/docs/")
+async def docs_slash(request: web.Request) -> web.Response:
+    raise web.HTTPMovedPermanently("/docs")
+
+
 @routes.get("/dashboard")
 async def dashboard_page(request: web.Request) -> web.Response:
     return _answer("dashboard.html")

@@ -112,6 +112,8 @@ PAGE_ROUTES = {
 
 def test_the_page_routes_stay_out_of_the_api_paths() -> None:
     assert {path for _, path in PAGE_ROUTES} == {
+        "/",
+        "/docs/",
         "/dashboard",
         "/dashboard/login",
         "/dashboard/logout",

@@ -72,3 +72,14 @@ def test_no_page_carries_inline_script_or_style() -> None:
         if name.endswith(".html"):
             assert b"<script>" not in body and b"<style" not in body, name
             assert not re.search(rb"\s(on[a-z]+|style)=", body), name
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "location"), [("/", 302, "/dashboard"), ("/docs/", 301, "/docs")]
+)
+async def test_the_front_door_and_docs_slash_redirect(
+    client: TestClient[Any, Any], path: str, status: int, location: str
+) -> None:
+    response = await client.get(path, allow_redirects=False)
+    assert response.status == status
+    assert response.headers["Location"] == location
