@@ -390,7 +390,8 @@ async def _serve_until_stopped(
                 asyncio.create_task(_simulate_agents(url, tenant, stop))
                 for tenant in document.tenants
             ]
-        click.echo(f"dispatcher listening on http://{settings.host}:{settings.port}", err=True)
+        base = _local_url(settings.host, runner.addresses[0][1])
+        click.echo(banner(base, document if simulate_agents else None), err=True)
         await stop.wait()
     finally:
         stop.set()  # also when something above failed: the worker drains too
@@ -448,6 +449,30 @@ async def _run_worker(
         job_timeout=settings.job_timeout_s,
     )
     await arq_worker.run_until(stop, settings.shutdown_grace_s)
+
+
+def banner(base: str, demo: DirectoryFile | None) -> str:
+    """What `up` and `serve` print once they listen: where everything is and how to stop; with
+    the simulated agents of a demo (`make run`), the demo's credentials too (a real directory's
+    tokens are never printed)."""
+    lines = [
+        "dispatcher is ready; Ctrl-C (or SIGTERM) stops it",
+        f"  API            {base}/apps/api/v1",
+        f"  dashboard      {base}/dashboard",
+        f"  agent console  {base}/agent",
+        f"  API docs       {base}/docs",
+        f"  health         {base}/healthz and {base}/readyz",
+    ]
+    for tenant in demo.tenants if demo is not None else []:
+        simulated = [str(agent.id) for agent in tenant.agents if agent.api_tokens]
+        lines += [
+            f"demo tenant {tenant.subdomain}: user {tenant.subdomain}, token"
+            f" {tenant.api_tokens[0]} (API, dashboard)",
+            f"  simulated agents (they accept each offer after ~2 s): {', '.join(simulated)};"
+            f" an agent signs in at the console as user {tenant.subdomain}/<id> with its own"
+            " token from the directory file",
+        ]
+    return "\n".join(lines)
 
 
 def _local_url(host: str, port: int) -> str:

@@ -22,7 +22,8 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from dispatcher.cli import main
+from dispatcher.cli import banner, main
+from dispatcher.directory import loader
 from dispatcher.store.keys import TENANTS
 from tests.conftest import DEMO_FILE, basic
 from tests.terminal import drain, frames, pseudo_terminal
@@ -352,3 +353,32 @@ def test_load_config_draws_nothing_on_a_terminal_when_asked_not_to(
 ) -> None:
     code, out, drawn = _load_on_a_terminal([str(DEMO_FILE), "--no-progress"], redis_url, tmp_path)
     assert (code, out, drawn) == (0, "loaded demo: 4 agents, 3 menus, 2 numbers, 3 contacts\n", [])
+
+
+def test_up_prints_where_everything_is_and_never_a_real_directory_s_tokens(
+    running: tuple[int, Path, subprocess.Popen[bytes]],
+) -> None:
+    port, data_dir, _ = running
+    base = f"http://127.0.0.1:{port}"
+    printed = (data_dir / "up.log").read_text()
+    lines = printed.splitlines()
+    first = lines.index("dispatcher is ready; Ctrl-C (or SIGTERM) stops it")
+    assert lines[first + 1 : first + 6] == [
+        f"  API            {base}/apps/api/v1",
+        f"  dashboard      {base}/dashboard",
+        f"  agent console  {base}/agent",
+        f"  API docs       {base}/docs",
+        f"  health         {base}/healthz and {base}/readyz",
+    ]
+    assert "demo-token" not in printed  # no --simulate-agents: not the demo
+
+
+def test_the_demo_banner_names_its_credentials_and_simulated_agents() -> None:
+    demo = loader.read_file(DEMO_FILE)
+    lines = banner("http://127.0.0.1:8080", demo).splitlines()
+    assert lines[0] == "dispatcher is ready; Ctrl-C (or SIGTERM) stops it"
+    assert lines[6:] == [
+        "demo tenant demo: user demo, token demo-token (API, dashboard)",
+        "  simulated agents (they accept each offer after ~2 s): 1, 2, 3, 4; an agent signs in"
+        " at the console as user demo/<id> with its own token from the directory file",
+    ]
