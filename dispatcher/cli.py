@@ -25,6 +25,7 @@ from pydantic import AliasChoices, SecretStr, ValidationError
 from dispatcher import logs, metrics, progress
 from dispatcher.app import create_app, create_worker_app
 from dispatcher.campaign_import import campaign
+from dispatcher.client import campaigns as campaign_commands
 from dispatcher.client import simulated_agents
 from dispatcher.client.agents import agents
 from dispatcher.client.api import ApiError, Client, Unreachable
@@ -505,6 +506,8 @@ def _log_agent(event: str, fields: dict[str, Any]) -> None:
     log.info(f"simulated agent: {event}", **fields)
 
 
+for command in campaign_commands.COMMANDS:
+    campaign.add_command(command)
 main.add_command(campaign)
 
 if __name__ == "__main__":

@@ -72,6 +72,21 @@ class Client:
         call: dict[str, Any] = await self._json("POST", f"{API}/calls/{call_id}/finish")
         return call
 
+    # Campaigns ------------------------------------------------------------------------------
+
+    async def campaigns(self, query: Mapping[str, str]) -> Page:
+        return await self._page(f"{API}/campaigns", query)
+
+    async def campaign(self, campaign_id: int) -> dict[str, Any]:
+        campaign: dict[str, Any] = await self._json("GET", f"{API}/campaigns/{campaign_id}")
+        return campaign
+
+    async def control_campaign(self, campaign_id: int, action: str) -> dict[str, Any]:
+        """`action`: pause, resume or cancel; the campaign as it is after it."""
+        path = f"{API}/campaigns/{campaign_id}/{action}"
+        campaign: dict[str, Any] = await self._json("POST", path)
+        return campaign
+
     # Agents ---------------------------------------------------------------------------------
 
     async def agents(self, page: int = 1, per: int = 1000) -> Page:

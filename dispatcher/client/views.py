@@ -58,15 +58,51 @@ def _status(call: dict[str, Any]) -> str:
     return f"{call['status']} ({reason})" if reason not in (None, "nothing") else call["status"]
 
 
-def page_line(page: int, per: int, total: int, shown: int) -> str:
+def page_line(page: int, per: int, total: int, shown: int, noun: str = "calls") -> str:
     """Where this page sits in the whole list, e.g. `page 1 of 3 (calls 1-20 of 57)`."""
     if total == 0:
-        return "no calls"
+        return f"no {noun}"
     pages = -(-total // per)
     if shown == 0:
-        return f"page {page} of {pages}: no calls on this page ({total} in all)"
+        return f"page {page} of {pages}: no {noun} on this page ({total} in all)"
     first = (page - 1) * per + 1
-    return f"page {page} of {pages} (calls {first}-{first + shown - 1} of {total})"
+    return f"page {page} of {pages} ({noun} {first}-{first + shown - 1} of {total})"
+
+
+def campaigns_table(campaigns: Sequence[dict[str, Any]]) -> list[str]:
+    header = ("ID", "NAME", "STATE", "MENU", "PACE", "CALLS", "FIRED", "OVERDUE", "CREATED")
+    return table(header, [_campaign_row(campaign) for campaign in campaigns])
+
+
+def _campaign_row(campaign: dict[str, Any]) -> tuple[str, ...]:
+    progress = campaign["progress"]
+    return (
+        str(campaign["id"]),
+        campaign["name"],
+        campaign["state"],
+        str(campaign["menu_id"]),
+        f"{campaign['pacing']['calls_per_second']:g}/s",
+        str(campaign["total"]),
+        f"{progress['fired']} ({progress['fired_percent']:g} %)",
+        str(progress["overdue"]),
+        campaign["created_at"],
+    )
+
+
+def campaign_detail(campaign: dict[str, Any]) -> list[str]:
+    """The campaign's fields as the API names them, nested ones as `parent.field`."""
+    rows: list[tuple[str, str]] = []
+    for field, value in campaign.items():
+        if isinstance(value, dict):
+            rows += [(f"{field}.{key}", _scalar(inner)) for key, inner in value.items()]
+        elif value is not None:
+            rows.append((field, _scalar(value)))
+    width = max(len(field) for field, _ in rows)
+    return [f"{field.ljust(width)}  {text}".rstrip() for field, text in rows]
+
+
+def _scalar(value: Any) -> str:
+    return NONE if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def call_detail(call: dict[str, Any]) -> list[str]:
