@@ -11,7 +11,8 @@ import orjson
 from redis.asyncio import Redis
 
 from dispatcher.directory.tenant import Tenant
-from dispatcher.domain.statuses import AgentStatus
+from dispatcher.domain import clock
+from dispatcher.domain.statuses import AgentStatus, CallStatus
 from dispatcher.store import keys
 
 MINUTE_MS = 60_000
@@ -61,22 +62,30 @@ async def read_board(
         )
     per_minute = [int(next(replies)) for _ in starts]
     ids = [int(raw) for raw in next(replies)]
-    return Board(agents, await _summaries(redis, tenant_keys, ids), per_minute)
+    return Board(agents, await _summaries(redis, tenant_keys, ids, at_ms), per_minute)
 
 
-async def _summaries(redis: Redis, tenant_keys: keys.TenantKeys, ids: list[int]) -> list[Any]:
+async def _summaries(
+    redis: Redis, tenant_keys: keys.TenantKeys, ids: list[int], at_ms: int
+) -> list[Any]:
     if not ids:
         return []
     async with redis.pipeline(transaction=False) as pipe:
         for call_id in ids:
             pipe.hget(tenant_keys.call(call_id), "doc")
         docs = await pipe.execute()
-    return [summary(orjson.loads(doc)) for doc in docs if doc is not None]
+    return [summary(orjson.loads(doc), at_ms) for doc in docs if doc is not None]
 
 
-def summary(call: dict[str, Any]) -> dict[str, Any]:
-    """The fields of a call the dashboard's table shows."""
+def summary(call: dict[str, Any], at_ms: int) -> dict[str, Any]:
+    """The fields of a call the dashboard's table shows. A queued call's wait runs on until it
+    is assigned (the stored `wait_duration` is only written then), as the queue's card counts
+    it; a scheduled call shows when it is due."""
     menu, agent = call.get("selected_menu") or {}, call.get("agent_info") or {}
+    wait_s = call.get("wait_duration", 0)
+    queued_at = clock.parse_iso(call.get("queued_at"))
+    if call["status"] == CallStatus.QUEUED and queued_at is not None:
+        wait_s = max(wait_s, (at_ms - clock.to_ms(queued_at)) // 1000)
     return {
         "id": call["id"],
         "call_type": call["call_type"],
@@ -84,7 +93,8 @@ def summary(call: dict[str, Any]) -> dict[str, Any]:
         "created_at": call["created_at"],
         "menu": menu.get("name"),
         "agent": agent.get("name"),
-        "wait_duration": call.get("wait_duration", 0),
+        "wait_duration": wait_s,
+        "scheduled_at": call.get("scheduled_at"),
         "call_duration": call.get("call_duration", 0),
         "fail_reason": call.get("fail_reason", "nothing"),
     }

@@ -204,7 +204,10 @@ function renderCalls(calls) {
             h("td", {}, call.menu || "–"),
             h("td", {}, call.agent || "–"),
             h("td", {}, clockTime(call.created_at)),
-            h("td", { class: "num" }, duration(call.wait_duration)),
+            h("td", { class: "num" },
+              call.status === "scheduled" && call.scheduled_at
+                ? `due ${clockTime(call.scheduled_at)}`
+                : duration(call.wait_duration)),
             h("td", { class: "num" }, call.call_duration ? duration(call.call_duration) : "–"),
           ),
         )

@@ -197,7 +197,9 @@ async def test_the_snapshot_shows_calls_queues_agents_and_the_latest_calls(
             "created_at": call["created_at"],
             "menu": "Phone Sales",
             "agent": None,
-            "wait_duration": 0,
+            # still waiting: counted up to the picture's moment
+            "wait_duration": (snapshot["at_ms"] - _ms(call["queued_at"])) // 1000,
+            "scheduled_at": None,
             "call_duration": 0,
             "fail_reason": "nothing",
         }
@@ -343,3 +345,9 @@ async def test_a_login_that_is_not_json_is_415(
     response = await client.post(LOGIN, data=orjson.dumps(DEMO), headers=headers)
     assert (response.status, await response.json()) == (415, NOT_JSON)
     assert "Set-Cookie" not in response.headers
+
+
+def _ms(stamp: str) -> int:
+    moment = clock.parse_iso(stamp)
+    assert moment is not None
+    return clock.to_ms(moment)
