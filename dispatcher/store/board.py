@@ -48,6 +48,7 @@ async def read_board(
         pipe.zrange(tenant_keys.calls, 0, latest - 1, desc=True)
         replies: Iterator[Any] = iter(await pipe.execute())
     agents = []
+    queues = _queues_of_agents(tenant)
     for agent in tenant.doc.agents:
         status, voice = next(replies)
         agents.append(
@@ -57,12 +58,23 @@ async def read_board(
                 "status": status.decode() if status else AgentStatus.OFFLINE.value,
                 "active_calls": int(voice or 0),
                 "ringing": int(next(replies)),
+                # The menus that offer it calls: an agent in none is never offered one.
+                "queues": queues.get(agent.id, []),
                 "voice_capacity": agent.capacity.voice,
             }
         )
     per_minute = [int(next(replies)) for _ in starts]
     ids = [int(raw) for raw in next(replies)]
     return Board(agents, await _summaries(redis, tenant_keys, ids, at_ms), per_minute)
+
+
+def _queues_of_agents(tenant: Tenant) -> dict[int, list[str]]:
+    """Each agent's menus, by name, in the directory's order."""
+    found: dict[int, list[str]] = {}
+    for menu in tenant.doc.menus:
+        for agent_id in sorted({agent_id for group in menu.groups for agent_id in group}):
+            found.setdefault(agent_id, []).append(menu.name)
+    return found
 
 
 async def _summaries(

@@ -108,13 +108,17 @@ function render(picture) {
 function renderTiles(picture) {
   const waiting = picture.queues.reduce((sum, queue) => sum + queue.waiting, 0);
   const longest = Math.max(0, ...picture.queues.map((queue) => queue.longest_wait_s));
-  const available = picture.agents.filter((agent) => agent.status === "available").length;
+  // An agent in no queue is never offered a call: not counted as available for the queues.
+  const queued = picture.agents.filter((agent) => agent.queues.length > 0);
+  const available = queued.filter((agent) => agent.status === "available").length;
   $("kpi-waiting").textContent = waiting;
   $("kpi-waiting-hint").textContent = `longest ${duration(longest)}`;
   $("kpi-active").textContent = ACTIVE.reduce((sum, s) => sum + (picture.calls[s] || 0), 0);
   $("kpi-offers").textContent = picture.offers_in_flight;
   $("kpi-agents").textContent = available;
-  $("kpi-agents-hint").textContent = `of ${picture.agents.length} agents`;
+  const outside = picture.agents.length - queued.length;
+  $("kpi-agents-hint").textContent =
+    `of ${queued.length} in queues` + (outside ? `; ${outside} in no queue` : "");
   $("kpi-sms").textContent = picture.sms_sessions;
   $("kpi-scheduled").textContent = picture.scheduled_next_hour;
 }
@@ -178,7 +182,10 @@ function renderAgents(agents) {
     $("agents"),
     agents.map((agent) =>
       h("tr", { "data-agent": agent.id },
-        h("td", {}, agent.name),
+        h("td", {}, agent.name,
+          agent.queues.length
+            ? null
+            : h("span", { class: "muted", title: "No menu offers this agent calls" }, " · in no queue")),
         h("td", {}, badge(agent.status)),
         h("td", { class: "num" }, `${agent.active_calls}/${agent.voice_capacity}`),
         h("td", { class: "num" }, agent.ringing || "–"),

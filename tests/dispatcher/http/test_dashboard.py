@@ -177,15 +177,17 @@ async def test_the_snapshot_shows_calls_queues_agents_and_the_latest_calls(
     assert snapshot["calls"]["queued"] == 1
     assert sum(snapshot["calls"].values()) == 1
     assert [(q["menu_id"], q["waiting"]) for q in snapshot["queues"]] == [(9, 0), (50, 0), (51, 1)]
+    every = ["Lock Star", "Web Support", "Phone Sales"]
     assert snapshot["agents"] == [
         {"id": 1, "name": "Admin UJET", "status": "unavailable", "active_calls": 0,
-         "ringing": 0, "voice_capacity": 1},
+         "ringing": 0, "voice_capacity": 1, "queues": ["Lock Star", "Phone Sales"]},
         {"id": 2, "name": "Agent Smith", "status": "available", "active_calls": 0,
-         "ringing": 0, "voice_capacity": 1},
+         "ringing": 0, "voice_capacity": 1, "queues": every},
+        # in no menu's groups: never offered a call, and the page says so
         {"id": 3, "name": "Allen Baker", "status": "offline", "active_calls": 0,
-         "ringing": 0, "voice_capacity": 1},
+         "ringing": 0, "voice_capacity": 1, "queues": []},
         {"id": 4, "name": "John Doe", "status": "available", "active_calls": 0,
-         "ringing": 0, "voice_capacity": 1},
+         "ringing": 0, "voice_capacity": 1, "queues": every},
     ]  # fmt: skip
     assert (snapshot["offers_in_flight"], snapshot["sms_sessions"]) == (0, 0)
     assert snapshot["scheduled_next_hour"] == 0
