@@ -33,7 +33,7 @@ TCP_OPTIONS: dict[str, Any] = {"socket_keepalive": True, "socket_keepalive_optio
 # A sentinel that does not answer is passed over for the next one: don't wait long on it.
 SENTINEL_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 2, "socket_timeout": 2}
 
-# How often a process re-asks Sentinel where the primary is (README: Scaling out).
+# How often a process re-asks Sentinel where the primary is (docs/operations.md: Scaling out).
 PRIMARY_CHECK_S = 1.0
 
 R = TypeVar("R", bound=Redis)

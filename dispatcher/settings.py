@@ -116,7 +116,7 @@ class Settings(BaseSettings):
     # Kept under the 30 s orchestrators (Kubernetes, systemd) wait before they SIGKILL.
     shutdown_grace_s: float = Field(default=15.0, ge=0)
     # fsync policy of the embedded Redis's AOF: "always" survives a power cut with every
-    # acknowledged write; "everysec" may lose the last second or two then (README: Faults).
+    # acknowledged write; "everysec" may lose the last second or two (docs/operations.md: Faults).
     redis_appendfsync: Literal["always", "everysec"] = "everysec"
     # How long a create's answer is kept under its Idempotency-Key for replays (24 h).
     idempotency_ttl_s: int = Field(default=86_400, ge=1)

@@ -1,4 +1,4 @@
-"""Pydantic schema of the directory file (CONFIG.md); omitted optional keys take its defaults."""
+"""Pydantic schema of the directory file (docs/config.md); omitted optional keys take defaults."""
 
 from __future__ import annotations
 

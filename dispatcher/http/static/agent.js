@@ -1,4 +1,4 @@
-// The agent console: the same API any agent desktop uses (README, "Agent side"), with the
+// The agent console: the same API any agent desktop uses (docs/api.md, "Agent side"), with the
 // agent's own Basic credentials (user `<tenant>/<agent id>`, the agent's token) kept in this
 // page's memory only (never stored, never in a URL).
 // Offers, withdrawals and the held call's changes arrive on the agent's event stream, read
