@@ -9,7 +9,7 @@ import orjson
 
 from dispatcher.client.api import Client
 from dispatcher.client.options import api_options, run
-from dispatcher.client.views import SHORT_TYPES, call_detail, calls_table, page_line
+from dispatcher.client.views import SHORT_TYPES, call_detail, calls_table, page_text
 from dispatcher.domain.statuses import CallStatus
 
 TYPES = {short: str(call_type) for call_type, short in SHORT_TYPES.items()}
@@ -75,9 +75,7 @@ def list_calls(
     if as_json:
         click.echo(orjson.dumps(listed.items, option=orjson.OPT_INDENT_2).decode())
         return
-    if listed.items:
-        click.echo("\n".join(calls_table(listed.items)))
-    click.echo(page_line(page, listed.per, listed.total, len(listed.items)))
+    click.echo(page_text(listed.items, calls_table, page, listed.per, listed.total, "calls"))
 
 
 @calls.command("show", short_help="One call, field by field.")

@@ -3,6 +3,7 @@ through the public API (`campaign import` is in dispatcher/campaign_import.py)."
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import click
@@ -10,12 +11,21 @@ import orjson
 
 from dispatcher.client.api import Client
 from dispatcher.client.options import api_options, run
-from dispatcher.client.views import campaign_detail, campaigns_table, page_line
+from dispatcher.client.views import campaign_detail, campaigns_table, page_text
 
 JSON_HELP = "Print the API's JSON, for scripts."
 
 
-def _print(found: dict[str, Any], as_json: bool) -> None:
+def _answer(
+    url: str, tenant: str, token: str, as_json: bool, ask: Callable[[Client], Awaitable[Any]]
+) -> None:
+    """Prints the campaign the API answered `ask` with, field by field or as JSON."""
+
+    async def send() -> Any:
+        async with Client(url, tenant, token) as api:
+            return await ask(api)
+
+    found = run(send())
     if as_json:
         click.echo(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode())
     else:
@@ -40,9 +50,9 @@ def list_campaigns(url: str, tenant: str, token: str, page: int, per: int, as_js
     if as_json:
         click.echo(orjson.dumps(listed.items, option=orjson.OPT_INDENT_2).decode())
         return
-    if listed.items:
-        click.echo("\n".join(campaigns_table(listed.items)))
-    click.echo(page_line(page, listed.per, listed.total, len(listed.items), "campaigns"))
+    click.echo(
+        page_text(listed.items, campaigns_table, page, listed.per, listed.total, "campaigns")
+    )
 
 
 @click.command("show", short_help="One campaign, field by field.")
@@ -51,12 +61,7 @@ def list_campaigns(url: str, tenant: str, token: str, page: int, per: int, as_js
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def show_campaign(url: str, tenant: str, token: str, campaign_id: int, as_json: bool) -> None:
     """One campaign: its pace, state, calls by status, progress and lateness."""
-
-    async def fetch() -> dict[str, Any]:
-        async with Client(url, tenant, token) as api:
-            return await api.campaign(campaign_id)
-
-    _print(run(fetch()), as_json)
+    _answer(url, tenant, token, as_json, lambda api: api.campaign(campaign_id))
 
 
 def _control(action: str, short_help: str, doc: str) -> click.Command:
@@ -65,11 +70,7 @@ def _control(action: str, short_help: str, doc: str) -> click.Command:
     @click.argument("campaign_id", metavar="ID", type=click.IntRange(1))
     @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
     def command(url: str, tenant: str, token: str, campaign_id: int, as_json: bool) -> None:
-        async def send() -> dict[str, Any]:
-            async with Client(url, tenant, token) as api:
-                return await api.control_campaign(campaign_id, action)
-
-        _print(run(send()), as_json)
+        _answer(url, tenant, token, as_json, lambda api: api.control_campaign(campaign_id, action))
 
     return command
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from dispatcher.domain.statuses import CallType
@@ -67,6 +67,20 @@ def page_line(page: int, per: int, total: int, shown: int, noun: str = "calls") 
         return f"page {page} of {pages}: no {noun} on this page ({total} in all)"
     first = (page - 1) * per + 1
     return f"page {page} of {pages} ({noun} {first}-{first + shown - 1} of {total})"
+
+
+def page_text(
+    items: Sequence[dict[str, Any]],
+    rows: Callable[[Sequence[dict[str, Any]]], list[str]],
+    page: int,
+    per: int,
+    total: int,
+    noun: str,
+) -> str:
+    """A page of a list as a table (when it has items) above its `page_line`."""
+    return "\n".join(
+        [*(rows(items) if items else []), page_line(page, per, total, len(items), noun)]
+    )
 
 
 def campaigns_table(campaigns: Sequence[dict[str, Any]]) -> list[str]:
