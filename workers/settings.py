@@ -436,25 +436,31 @@ class LaneWorker(DispatchWorker):
         self._pool = None
 
 
+# What every worker of this product's queues runs with: JSON jobs, reads and results kept.
+JOB_OPTIONS: dict[str, Any] = {
+    "job_serializer": jobs.serialize,
+    "job_deserializer": jobs.deserialize,
+    "queue_read_limit": QUEUE_READ_LIMIT,
+    "keep_result": 60,
+}
+
+
 def webhook_lane(
     settings: Settings, metrics: Metrics, directory_ttl_s: float, burst: bool
 ) -> LaneWorker:
     """The worker of the webhook queue: deliveries have their own job slots and HTTP session,
     so a slow receiver cannot hold routing, firing or dialing up."""
     return LaneWorker(
+        **JOB_OPTIONS,
         functions=WEBHOOK_FUNCTIONS,
         queue_name=jobs.WEBHOOK_QUEUE_NAME,
-        job_serializer=jobs.serialize,
-        job_deserializer=jobs.deserialize,
         on_startup=webhook_startup,
         on_shutdown=webhook_shutdown,
         burst=burst,
         handle_signals=False,
         poll_delay=WEBHOOK_POLL_DELAY_S,
-        queue_read_limit=QUEUE_READ_LIMIT,
         max_jobs=settings.webhook_max_jobs,
         job_timeout=int(settings.webhook_timeout_s) + 10,
-        keep_result=60,
         ctx={"directory_ttl_s": directory_ttl_s, "settings": settings, "metrics": metrics},
     )
 
@@ -473,10 +479,9 @@ def create_worker(
     dispatcher.redis_connection (REDIS_URL or Sentinel, the same way the ingress connects);
     `settings` (else read from the environment at startup) gives the carriers' configuration."""
     options: dict[str, Any] = {
+        **JOB_OPTIONS,
         "poll_delay": POLL_DELAY_S,
-        "queue_read_limit": QUEUE_READ_LIMIT,
         "max_jobs": MAX_JOBS,
-        "keep_result": 60,
         **overrides,
     }
     if isinstance(redis, str):
@@ -490,8 +495,6 @@ def create_worker(
     worker = DispatchWorker(
         functions=FUNCTIONS,
         queue_name=jobs.QUEUE_NAME,
-        job_serializer=jobs.serialize,
-        job_deserializer=jobs.deserialize,
         on_startup=startup,
         on_shutdown=shutdown,
         burst=burst,

@@ -39,9 +39,9 @@ class Caller:
             raise Forbidden(OTHER_AGENT)
 
 
-async def tenant_of(request: web.Request) -> Tenant:
+async def tenant_of(request: web.Request, charged: bool = True) -> Tenant:
     """The tenant whose API token the request carries (an agent's token is 403 here)."""
-    caller = await caller_of(request)
+    caller = await caller_of(request, charged)
     if caller.agent is not None:
         raise Forbidden(TENANT_ONLY)
     return caller.tenant
@@ -127,10 +127,8 @@ async def refused(request: web.Request) -> None:
 async def tenant_to_create(request: web.Request) -> tuple[Tenant, Charge]:
     """`tenant_of` for a route that creates one record: the request's token is left to the
     create's own script (one round trip fewer on the hot path), or taken as it ends."""
-    caller = await caller_of(request, charged=False)
-    if caller.agent is not None:
-        raise Forbidden(TENANT_ONLY)
-    return caller.tenant, Charge(request, tenant_bucket(request, caller.tenant))
+    tenant = await tenant_of(request, charged=False)
+    return tenant, Charge(request, tenant_bucket(request, tenant))
 
 
 class Charge:

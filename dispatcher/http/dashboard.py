@@ -18,6 +18,7 @@ from dispatcher.domain.errors import NotFound
 from dispatcher.domain.fields import integer
 from dispatcher.http import sse
 from dispatcher.http.appkeys import DIRECTORY, REDIS, SCRIPTS, SETTINGS
+from dispatcher.http.headers import cookie
 from dispatcher.http.operators import COOKIE, COOKIE_PATH, operator_of, still_open
 from dispatcher.http.responses import json_response
 from dispatcher.store.board import read_board
@@ -80,7 +81,7 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 def _session_cap(request: web.Request, keys: TenantKeys) -> StreamCap:
     # Named by a digest of the cookie, as the session itself is (store/operator_sessions.py).
-    session = hashlib.sha256(request.cookies.get(COOKIE, "").encode()).hexdigest()
+    session = hashlib.sha256(cookie(request, COOKIE).encode()).hexdigest()
     limit = request.app[SETTINGS].streams_per_session
     return StreamCap(keys.session_streams(session), limit, SESSION_STREAMS.format(limit))
 
