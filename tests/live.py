@@ -17,7 +17,8 @@ from dispatcher.app import create_app, redis_client
 from dispatcher.settings import Settings
 from tests.conftest import demo_document, load_directory
 from tests.workers.conftest import stop_worker
-from workers.settings import DispatchWorker, create_worker
+from workers.settings import create_worker
+from workers.worker import DispatchWorker
 
 T = TypeVar("T")
 

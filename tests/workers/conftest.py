@@ -28,6 +28,7 @@ from workers.settings import (
     webhook_shutdown,
     webhook_startup,
 )
+from workers.worker import DispatchWorker
 
 API = "/apps/api/v1"
 CALLS = f"{API}/calls"
@@ -53,11 +54,11 @@ async def worker(redis_url: str, redis: Redis) -> AsyncIterator[Worker]:
     await stop_worker(arq_worker, task)
 
 
-async def stop_worker(arq_worker: Worker, polling: asyncio.Task[Any]) -> None:
+async def stop_worker(arq_worker: DispatchWorker, polling: asyncio.Task[Any]) -> None:
     """Stops a worker started with `async_run()` in a task, and closes it."""
     # No new job first, and one poll to see it: cancelled while starting a job, ARQ's WATCH
     # pipeline can be left holding its connection (a ResourceWarning when collected).
-    arq_worker.allow_pick_jobs = False
+    arq_worker.stop_taking_jobs()
     await asyncio.sleep(arq_worker.poll_delay_s * 2)
     polling.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -19,6 +19,7 @@ from tests.conftest import ADMIN_TOKEN
 from tests.twilio_fake import ACCOUNT_SID, ACME_SID, ACME_TOKEN, AUTH_TOKEN, FakeTwilio
 from tests.workers.conftest import TENANT, eventually, stop_worker
 from workers.settings import create_worker
+from workers.worker import DispatchWorker
 
 # Where Twilio reaches the ingress: a proxy's host and path prefix, not the test server's.
 PUBLIC_URL = "https://dispatch.example.com/dsp"
@@ -64,7 +65,7 @@ async def start_worker(
     redis_url: str, redis: Redis, fake: FakeTwilio
 ) -> AsyncIterator[StartWorker]:
     """Starts a worker with the Twilio settings (and `overrides`); all stop at the end."""
-    running: list[tuple[Worker, asyncio.Task[Any]]] = []
+    running: list[tuple[DispatchWorker, asyncio.Task[Any]]] = []
 
     async def start(**overrides: Any) -> Worker:
         settings = twilio_settings(redis_url, fake.api_url, **overrides)
