@@ -236,8 +236,12 @@ async function decline(offer) {
 async function finish() {
   $("call-error").textContent = "";
   try {
-    current = await api(`/calls/${current.id}/finish`, { method: "POST" });
-    log(`Call #${current.id} ${describeStatus(current)}`);
+    const ended = await api(`/calls/${current.id}/finish`, { method: "POST" });
+    // The call's own event may have told it already.
+    if (current.id !== ended.id || current.status !== ended.status) {
+      log(`Call #${ended.id}: ${describeStatus(ended)}`);
+    }
+    current = ended;
   } catch (error) {
     $("call-error").textContent = error.message;
   }

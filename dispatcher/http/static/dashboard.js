@@ -113,7 +113,8 @@ function render(picture) {
 
 function renderTiles(picture) {
   const waiting = picture.queues.reduce((sum, queue) => sum + queue.waiting, 0);
-  const longest = Math.max(0, ...picture.queues.map((queue) => queue.longest_wait_s));
+  // Whole seconds, cut as the calls' own waits are (not rounded up past them).
+  const longest = Math.floor(Math.max(0, ...picture.queues.map((queue) => queue.longest_wait_s)));
   // An agent in no queue is never offered a call: not counted as available for the queues.
   const queued = picture.agents.filter((agent) => agent.queues.length > 0);
   const available = queued.filter((agent) => agent.status === "available").length;
@@ -176,7 +177,7 @@ function renderQueues(queues) {
           h("tr", {},
             h("td", {}, queue.name, " ", h("span", { class: "muted" }, `#${queue.menu_id}`)),
             h("td", { class: "num" }, queue.waiting),
-            h("td", { class: "num" }, queue.waiting ? duration(queue.longest_wait_s) : "–"),
+            h("td", { class: "num" }, queue.waiting ? duration(Math.floor(queue.longest_wait_s)) : "–"),
           ),
         )
       : h("tr", {}, h("td", { class: "empty", colspan: 3 }, "No menus")),
@@ -207,7 +208,7 @@ function renderCampaigns(campaigns) {
       ? campaigns.map(({ progress, ...campaign }) =>
           h("tr", { "data-campaign": campaign.id },
             h("td", {}, campaign.name, " ",
-              h("span", { class: "muted" }, `${campaign.menu || `menu ${campaign.menu_id}`} · ${campaign.pacing.calls_per_second}/s`)),
+              h("span", { class: "muted campaign-meta" }, `${campaign.menu || `menu ${campaign.menu_id}`} · ${campaign.pacing.calls_per_second}/s`)),
             h("td", {}, badge(campaign.state)),
             h("td", { class: "progress-cell" },
               h("span", { class: "num" }, `${progress.fired}/${campaign.total}`),
