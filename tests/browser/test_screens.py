@@ -21,7 +21,7 @@ from playwright.async_api import BrowserContext, Page, ViewportSize, expect
 from redis.asyncio import Redis
 
 from dispatcher.domain import clock
-from tests.browser.conftest import Watched, front
+from tests.browser.conftest import Watched, front, open_page
 from tests.browser.test_pages import _console, _dashboard
 from tests.conftest import basic, demo_document, load_directory
 from tests.workers.conftest import API, CALLS, eventually, get_json, inbound_call, post_json
@@ -215,3 +215,16 @@ async def test_both_pages_show_every_state_at_desktop_and_phone_width(
     )
     await _shoot(dashboard, "dashboard", folder)
     assert console.errors == [] and dashboard.errors == []
+
+
+async def test_both_sign_in_pages_fit_a_phone(
+    client: TestClient[Any, Any], redis: Redis, browser: BrowserContext
+) -> None:
+    base = await _tenant(client, redis)
+    for path in ("/dashboard", "/agent"):
+        watched = await open_page(browser, base + path)
+        page = await front(watched)
+        await page.set_viewport_size(PHONE)
+        await expect(page.locator("#login")).to_be_visible()
+        assert await _overflow(page) == [], path
+        assert watched.errors == [], path
