@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA_DIR ?= .data
 
-.PHONY: install run test lint audit bench clean
+.PHONY: install run test lint audit bench clean screenshots
 
 install: $(STAMP)
 
@@ -30,6 +30,10 @@ run: $(RUNTIME)
 
 test: $(STAMP)
 	$(BIN)/pytest
+
+# The screenshots of README.md and docs/console.md, taken by the browser test that checks them.
+screenshots: $(STAMP)
+	DISPATCHER_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/browser/test_screens.py -q -p no:cacheprovider
 
 # Benchmarks (bench/RESULTS.md): `make bench`, or some parts: `make bench PARTS="ingress e2e"`.
 bench: $(STAMP)

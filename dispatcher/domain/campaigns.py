@@ -39,6 +39,9 @@ class CampaignState(StrEnum):
     RUNNING = "running"
     PAUSED = "paused"
     CANCELLED = "cancelled"
+    # Read only, never stored: a running campaign with calls, none of them left to fire (see
+    # shown_state). A call that joins later makes it running again.
+    COMPLETED = "completed"
 
 
 @dataclass(frozen=True)
@@ -172,7 +175,7 @@ def campaign_object(fields: dict[str, str], overdue: int) -> CampaignObject:
         id=int(fields["id"]),
         name=fields["name"],
         menu_id=int(fields["menu_id"]),
-        state=CampaignState(fields["state"]),
+        state=shown_state(CampaignState(fields["state"]), total, not_fired),
         pacing=Pacing(
             calls_per_second=float(fields["rate"]),
             max_waiting=int(max_waiting) if max_waiting else None,
@@ -194,6 +197,14 @@ def campaign_object(fields: dict[str, str], overdue: int) -> CampaignObject:
             max_ms=int(fields.get("late_max", 0)) if fired else None,
         ),
     )
+
+
+def shown_state(stored: CampaignState, total: int, not_fired: int) -> CampaignState:
+    """What a reader is told: `completed` once a running campaign has fired (or ended) every
+    call that joined it. Derived on each read, so no write races the pump or a late join."""
+    if stored == CampaignState.RUNNING and total > 0 and not_fired == 0:
+        return CampaignState.COMPLETED
+    return stored
 
 
 def _stamp(raw_ms: str | None) -> str | None:

@@ -26,13 +26,14 @@ from dispatcher.http.responses import json_response
 from dispatcher.store import jobs
 from dispatcher.store.desks import SUPERSEDED, Desk, is_announcement
 from dispatcher.store.keys import TenantKeys
-from dispatcher.store.lifecycle import OFFER_GONE, Calls
+from dispatcher.store.lifecycle import OFFER_GONE, Calls, Snapshot
 from dispatcher.store.stream_leases import StreamCap
 
 routes = web.RouteTableDef()
 log = structlog.get_logger("dispatcher.http.agents")
 BASE = "/apps/api/v1/agents/{id}"
 AGENT_NOT_FOUND = "Agent not found"
+CALL_NOT_FOUND = "Call not found"
 KEEP_ALIVE_S = 15.0
 AGENT_STREAMS = "Too many event streams open for this agent (at most {})"
 
@@ -107,6 +108,34 @@ async def get_offers(request: web.Request) -> web.Response:
     tenant, agent = await _own_agent(request)
     offers = await calls_of(request, tenant).open_offers(agent.id)
     return json_response([offer.view() for offer in offers])
+
+
+@routes.get(BASE + "/tenant")
+async def get_agent_tenant(request: web.Request) -> web.Response:
+    """What a console needs of its tenant: the zone its times are shown in."""
+    tenant, _ = await _own_agent(request)
+    return json_response({"subdomain": tenant.subdomain, "timezone": tenant.doc.timezone})
+
+
+@routes.get(BASE + "/calls/{call_id}/end_user")
+async def get_end_user(request: web.Request) -> web.Response:
+    """The number of the end user on a call the agent is offered or holds (the call object
+    carries none): what a console shows as the caller."""
+    tenant, agent = await _own_agent(request)
+    calls = calls_of(request, tenant)
+    call_id = integer(request.match_info["call_id"])
+    snapshot = await calls.load(call_id) if call_id is not None else None
+    if snapshot is None or not await _reaches(calls, agent, snapshot):
+        raise NotFound(CALL_NOT_FOUND)
+    number = snapshot.meta.end_user_number
+    return json_response({"call_id": snapshot.call.id, "end_user_number": number})
+
+
+async def _reaches(calls: Calls, agent: Agent, snapshot: Snapshot) -> bool:
+    """The agent holds the call, or has an open offer of it."""
+    if snapshot.agent_id == agent.id:
+        return True
+    return any(offer.call_id == snapshot.call.id for offer in await calls.open_offers(agent.id))
 
 
 @routes.post("/apps/api/v1/offers/{id}/accept")

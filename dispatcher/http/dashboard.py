@@ -21,7 +21,7 @@ from dispatcher.http.appkeys import DIRECTORY, REDIS, SCRIPTS, SETTINGS
 from dispatcher.http.headers import cookie
 from dispatcher.http.operators import COOKIE, COOKIE_PATH, operator_of, still_open
 from dispatcher.http.responses import json_response
-from dispatcher.store.board import read_board
+from dispatcher.store.board import open_sms_sessions, read_board, read_campaigns
 from dispatcher.store.keys import TenantKeys
 from dispatcher.store.lifecycle import Calls
 from dispatcher.store.stats import tenant_stats
@@ -37,12 +37,23 @@ SESSION_STREAMS = "Too many event streams open for this dashboard session (at mo
 
 
 async def picture(request: web.Request, tenant: Tenant) -> dict[str, Any]:
+    """The counts, the board, the newest campaigns and open SMS sessions, read side by side;
+    `timezone` is the tenant's, the zone the page shows times in."""
     redis = request.app[REDIS]
     at_ms = clock.to_ms(clock.now())
-    stats, board = await asyncio.gather(
-        tenant_stats(redis, tenant, at_ms), read_board(redis, tenant, at_ms)
+    stats, board, campaigns, sessions = await asyncio.gather(
+        tenant_stats(redis, tenant, at_ms),
+        read_board(redis, tenant, at_ms),
+        read_campaigns(redis, request.app[SCRIPTS], tenant),
+        open_sms_sessions(redis, tenant),
     )
-    return {**stats.as_dict(), **board.as_dict()}
+    return {
+        **stats.as_dict(),
+        **board.as_dict(),
+        "timezone": tenant.doc.timezone,
+        "campaigns": campaigns,
+        "open_sms_sessions": sessions,
+    }
 
 
 @routes.get(COOKIE_PATH + "/api/snapshot")

@@ -1,5 +1,6 @@
 """What the dashboard shows beside the tenant's stats (store/stats.py): each agent's state, the
-latest calls, and the calls created in each of the last minutes."""
+latest calls, the calls created in each of the last minutes, the newest campaigns and the open
+SMS sessions."""
 
 from __future__ import annotations
 
@@ -12,10 +13,19 @@ from redis.asyncio import Redis
 
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import clock
-from dispatcher.domain.statuses import AgentStatus, CallStatus
+from dispatcher.domain.phones import mask
+from dispatcher.domain.statuses import (
+    TERMINAL_CHAT_STATUSES,
+    AgentStatus,
+    CallStatus,
+    ChatStatus,
+)
 from dispatcher.store import keys
+from dispatcher.store.campaigns import Campaigns
+from dispatcher.store.scripts import Scripts
 
 MINUTE_MS = 60_000
+OPEN_CHAT_STATUSES = [status for status in ChatStatus if status not in TERMINAL_CHAT_STATUSES]
 
 
 @dataclass(frozen=True)
@@ -109,4 +119,72 @@ def summary(call: dict[str, Any], at_ms: int) -> dict[str, Any]:
         "scheduled_at": call.get("scheduled_at"),
         "call_duration": call.get("call_duration", 0),
         "fail_reason": call.get("fail_reason", "nothing"),
+    }
+
+
+async def read_campaigns(
+    redis: Redis, scripts: Scripts, tenant: Tenant, latest: int = 10
+) -> list[dict[str, Any]]:
+    """The newest campaigns as the campaign API reads them, with when their calls not yet fired
+    are due (the first and the last of them; null when none is left)."""
+    campaigns = Campaigns(redis, scripts, tenant.subdomain)
+    _, ids = await campaigns.page(1, latest)
+    found = await campaigns.read_many(ids)
+    async with redis.pipeline(transaction=False) as pipe:
+        for campaign in found:
+            pipe.zrange(campaigns.keys.campaign_due(campaign.id), 0, 0, withscores=True)
+            pipe.zrange(campaigns.keys.campaign_due(campaign.id), -1, -1, withscores=True)
+        replies: Iterator[Any] = iter(await pipe.execute())
+    menus = {menu.id: menu.name for menu in tenant.doc.menus}
+    return [
+        {
+            **campaign.model_dump(mode="json", include=_CAMPAIGN_FIELDS),
+            "menu": menus.get(campaign.menu_id),
+            "next_due_at": _due_at(next(replies)),
+            "last_due_at": _due_at(next(replies)),
+        }
+        for campaign in found
+    ]
+
+
+_CAMPAIGN_FIELDS = {"id", "name", "menu_id", "state", "pacing", "total", "progress"}
+
+
+def _due_at(first: list[tuple[bytes, float]]) -> str | None:
+    return clock.iso(clock.from_ms(int(first[0][1]))) if first else None
+
+
+async def open_sms_sessions(redis: Redis, tenant: Tenant, latest: int = 20) -> list[dict[str, Any]]:
+    """The newest chats not ended, each with its consumer's number masked (a wall screen shows
+    them) and how many messages it holds. Two round trips: the ids, then the chats."""
+    tenant_keys = keys.TenantKeys(tenant.subdomain)
+    async with redis.pipeline(transaction=False) as pipe:
+        for status in OPEN_CHAT_STATUSES:
+            by_status = tenant_keys.chats_by_status(status)
+            pipe.zrange(by_status, 0, latest - 1, desc=True, withscores=True)
+        found = [entry for reply in await pipe.execute() for entry in reply]
+    ids = [int(raw) for raw, _ in sorted(found, key=lambda entry: -entry[1])[:latest]]
+    async with redis.pipeline(transaction=False) as pipe:
+        for chat_id in ids:
+            pipe.hmget(tenant_keys.chat(chat_id), ["doc", "meta"])
+            pipe.llen(tenant_keys.chat_messages(chat_id))
+        replies: Iterator[Any] = iter(await pipe.execute())
+    sessions = []
+    for _ in ids:
+        (doc, meta), messages = next(replies), next(replies)
+        if doc is not None and meta is not None:
+            sessions.append(_session(orjson.loads(doc), orjson.loads(meta), int(messages)))
+    return sessions
+
+
+def _session(chat: dict[str, Any], meta: dict[str, Any], messages: int) -> dict[str, Any]:
+    agent = chat.get("agent_info") or {}
+    return {
+        "id": chat["id"],
+        "status": chat["status"],
+        "created_at": chat["created_at"],
+        "end_user_number": mask(meta.get("end_user_number") or ""),
+        "outbound_number": chat.get("outbound_number"),
+        "agent": agent.get("name"),
+        "messages": messages,
     }

@@ -4,7 +4,9 @@
 // Offers, withdrawals and the held call's changes arrive on the agent's event stream, read
 // with fetch() because EventSource cannot send an Authorization header.
 
-import { badge, clockTime, duration, h, readEventStream, replace, request, setLive } from "/static/common.js";
+import {
+  badge, clockTime, duration, h, readEventStream, replace, request, setLive, setTimeZone,
+} from "/static/common.js";
 
 const $ = (id) => document.getElementById(id);
 const API = "/apps/api/v1";
@@ -15,6 +17,12 @@ let agent = null;
 let offers = new Map();
 let current = null;
 let streamAbort = null;
+let numbers = new Map(); // call id -> the end user's number (the call object has none)
+const OUTBOUND = "Voice Outbound (API)";
+const ENDED_BY = {
+  disconnected_by_agent: "You hung up.",
+  disconnected_by_end_user: "The caller hung up.",
+};
 
 function basicHeader(subdomain, token) {
   const bytes = new TextEncoder().encode(`${subdomain}:${token}`);
@@ -50,6 +58,7 @@ $("login").addEventListener("submit", async (event) => {
     return;
   }
   $("token").value = "";
+  await useTenantZone();
   $("login").hidden = true;
   $("console").hidden = false;
   $("session").hidden = false;
@@ -60,11 +69,43 @@ $("login").addEventListener("submit", async (event) => {
 
 $("signout").addEventListener("click", () => signOut(""));
 
+// Times in the tenant's zone, as on the dashboard; the browser's if the zone cannot be read.
+async function useTenantZone() {
+  try {
+    const tenant = await api(`/agents/${auth.agentId}/tenant`);
+    setTimeZone(tenant.timezone);
+    $("zone").textContent = `· times in ${tenant.timezone}`;
+  } catch (error) {
+    $("zone").textContent = "";
+  }
+}
+
+// The number of a call's end user, read once per call; the offers and the held call are drawn
+// again when it arrives.
+async function learnNumber(callId) {
+  if (numbers.has(callId)) return;
+  numbers.set(callId, null);
+  try {
+    const found = await api(`/agents/${auth.agentId}/calls/${callId}/end_user`);
+    numbers.set(callId, found.end_user_number);
+  } catch (error) {
+    numbers.delete(callId);
+    return;
+  }
+  renderOffers();
+  renderCurrent();
+}
+
+function numberOf(callId) {
+  return numbers.get(callId) || "number unknown";
+}
+
 function signOut(message) {
   if (streamAbort) streamAbort.abort();
   streamAbort = null;
   auth = agent = current = null;
   offers = new Map();
+  numbers = new Map();
   replace($("log"));
   renderOffers();
   renderCurrent();
@@ -137,6 +178,7 @@ async function listen() {
 async function refreshOffers() {
   const open = await api(`/agents/${auth.agentId}/offers`);
   offers = new Map(open.map((offer) => [offer.id, offer]));
+  for (const offer of open) learnNumber(offer.call_id);
   renderOffers();
 }
 
@@ -149,6 +191,7 @@ function onEvent(name, data) {
     superseded = true;
   } else if (name === "offer") {
     offers.set(data.id, data);
+    learnNumber(data.call_id);
     log(`Offer for call #${data.call_id} (${data.group})`);
     renderOffers();
   } else if (name === "offer_withdrawn") {
@@ -158,8 +201,9 @@ function onEvent(name, data) {
     log(`Call #${data.call_id} assigned to you`);
   } else if (name === "call_updated") {
     if (!current || current.id === data.id || !ENDED.includes(data.status)) {
-      if (!current || current.status !== data.status) log(`Call #${data.id}: ${data.status}`);
+      if (!current || current.status !== data.status) log(`Call #${data.id}: ${describeStatus(data)}`);
       current = data;
+      learnNumber(data.id);
       renderCurrent();
     }
   }
@@ -192,8 +236,12 @@ async function decline(offer) {
 async function finish() {
   $("call-error").textContent = "";
   try {
-    current = await api(`/calls/${current.id}/finish`, { method: "POST" });
-    log(`Call #${current.id} ${current.status}`);
+    const ended = await api(`/calls/${current.id}/finish`, { method: "POST" });
+    // The call's own event may have told it already.
+    if (current.id !== ended.id || current.status !== ended.status) {
+      log(`Call #${ended.id}: ${describeStatus(ended)}`);
+    }
+    current = ended;
   } catch (error) {
     $("call-error").textContent = error.message;
   }
@@ -216,7 +264,8 @@ function renderOffers() {
       const bar = h("span", { "data-from": offer.offered_at, "data-to": offer.expires_at });
       return h("div", { class: "offer", "data-offer": offer.id, "data-call": offer.call_id },
         h("div", {},
-          h("div", { class: "title" }, `Call #${offer.call_id}`),
+          h("div", { class: "title" }, `Call #${offer.call_id} · `,
+            h("span", { class: "mono caller-number" }, numberOf(offer.call_id))),
           h("div", { class: "muted" }, `${offer.group} · offered ${clockTime(offer.offered_at)}`),
           h("div", { class: "countdown" }, bar),
         ),
@@ -251,20 +300,34 @@ function renderCurrent() {
   }
   const ended = ENDED.includes(current.status);
   const menu = current.selected_menu ? current.selected_menu.name : "–";
+  const direction = current.call_type === OUTBOUND ? "To" : "From";
   replace(
     $("current"),
     h("div", { id: "current-call", "data-call": current.id, "data-status": current.status },
       h("div", { class: "big" }, `Call #${current.id} `, badge(current.status)),
+      h("div", { class: "caller" }, `${direction} `,
+        h("span", { class: "mono", id: "current-number" }, numberOf(current.id))),
       h("div", { class: "muted" }, `${current.call_type} · ${menu}`),
       h("div", { class: "muted", id: "current-times" }),
-      h("p", {},
+      h("p", { class: "ended-by" },
         ended
-          ? h("span", { class: "muted" }, current.status === "failed" ? `Ended: ${current.fail_reason}` : "Call ended.")
+          ? h("span", { id: "ended-by" }, endedBy(current))
           : h("button", { class: "btn danger", type: "button", id: "finish", onclick: finish }, "Finish call"),
       ),
     ),
   );
   renderCurrentTimes();
+}
+
+// Who ended the call, in the agent's words.
+function endedBy(call) {
+  if (call.status === "failed") return `Ended: ${call.fail_reason.replaceAll("_", " ")}.`;
+  const who = ENDED_BY[call.disconnected_by] || "Call ended.";
+  return call.call_type === OUTBOUND ? who.replace("caller", "end user") : who;
+}
+
+function describeStatus(call) {
+  return ENDED.includes(call.status) ? `${call.status}. ${endedBy(call)}` : call.status;
 }
 
 function renderCurrentTimes() {

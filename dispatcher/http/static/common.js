@@ -35,12 +35,44 @@ export function badge(status) {
 
 const pad = (n) => String(n).padStart(2, "0");
 
-// "14:03:27" in the browser's time zone, from an ISO string or epoch milliseconds.
-export function clockTime(value) {
-  if (value === null || value === undefined) return "";
+// Times are shown in the tenant's zone (the directory's `timezone`), whatever the browser's:
+// a supervisor and the agents read the same clock. The browser's own until the server says.
+let zone;
+let formats = new Map();
+
+export function setTimeZone(name) {
+  if (name === zone) return;
+  zone = name;
+  formats = new Map();
+}
+
+function format(key, options) {
+  if (!formats.has(key)) {
+    formats.set(key, new Intl.DateTimeFormat("en-GB", { timeZone: zone, hourCycle: "h23", ...options }));
+  }
+  return formats.get(key);
+}
+
+function parsed(value) {
+  if (value === null || value === undefined) return null;
   const at = new Date(value);
-  if (Number.isNaN(at.getTime())) return "";
-  return `${pad(at.getHours())}:${pad(at.getMinutes())}:${pad(at.getSeconds())}`;
+  return Number.isNaN(at.getTime()) ? null : at;
+}
+
+// "14:03:27", from an ISO string or epoch milliseconds.
+export function clockTime(value) {
+  const at = parsed(value);
+  return at ? format("time", { hour: "2-digit", minute: "2-digit", second: "2-digit" }).format(at) : "";
+}
+
+// "14:03" today (in the zone), "3 Dec 14:03" on another day: for due times.
+export function dueTime(value) {
+  const at = parsed(value);
+  if (!at) return "";
+  const day = format("day", { year: "numeric", month: "short", day: "numeric" });
+  const time = format("minute", { hour: "2-digit", minute: "2-digit" }).format(at);
+  if (day.format(at) === day.format(new Date())) return time;
+  return `${format("date", { month: "short", day: "numeric" }).format(at)} ${time}`;
 }
 
 export function duration(seconds) {

@@ -1,7 +1,9 @@
 // The operations dashboard: sign in (a session cookie), then a live picture pushed by the
 // server over Server-Sent Events (/dashboard/events), and a call's detail with its history.
 
-import { badge, clockTime, duration, h, replace, request, setLive, svg } from "/static/common.js";
+import {
+  badge, clockTime, dueTime, duration, h, replace, request, setLive, setTimeZone, svg,
+} from "/static/common.js";
 
 const $ = (id) => document.getElementById(id);
 const ACTIVE = ["assigned", "connecting", "connected", "switching"];
@@ -93,12 +95,16 @@ $("lookup").addEventListener("submit", (event) => {
 });
 
 function render(picture) {
+  setTimeZone(picture.timezone);
+  $("zone").textContent = `· times in ${picture.timezone}`;
   agentNames = new Map(picture.agents.map((agent) => [agent.id, agent.name]));
   renderTiles(picture);
   renderChart(picture.calls_per_minute);
   renderStatuses(picture.calls);
   renderQueues(picture.queues);
   renderAgents(picture.agents);
+  renderCampaigns(picture.campaigns);
+  renderSmsSessions(picture.open_sms_sessions, picture.sms_sessions);
   renderCalls(picture.latest_calls);
   if (openCall !== null && (picture.changed === null || picture.changed.includes(openCall))) {
     openDetail(openCall, { quiet: true });
@@ -107,7 +113,8 @@ function render(picture) {
 
 function renderTiles(picture) {
   const waiting = picture.queues.reduce((sum, queue) => sum + queue.waiting, 0);
-  const longest = Math.max(0, ...picture.queues.map((queue) => queue.longest_wait_s));
+  // Whole seconds, cut as the calls' own waits are (not rounded up past them).
+  const longest = Math.floor(Math.max(0, ...picture.queues.map((queue) => queue.longest_wait_s)));
   // An agent in no queue is never offered a call: not counted as available for the queues.
   const queued = picture.agents.filter((agent) => agent.queues.length > 0);
   const available = queued.filter((agent) => agent.status === "available").length;
@@ -170,7 +177,7 @@ function renderQueues(queues) {
           h("tr", {},
             h("td", {}, queue.name, " ", h("span", { class: "muted" }, `#${queue.menu_id}`)),
             h("td", { class: "num" }, queue.waiting),
-            h("td", { class: "num" }, queue.waiting ? duration(queue.longest_wait_s) : "–"),
+            h("td", { class: "num" }, queue.waiting ? duration(Math.floor(queue.longest_wait_s)) : "–"),
           ),
         )
       : h("tr", {}, h("td", { class: "empty", colspan: 3 }, "No menus")),
@@ -194,6 +201,54 @@ function renderAgents(agents) {
   );
 }
 
+function renderCampaigns(campaigns) {
+  replace(
+    $("campaigns"),
+    campaigns.length
+      ? campaigns.map(({ progress, ...campaign }) =>
+          h("tr", { "data-campaign": campaign.id },
+            h("td", {}, campaign.name, " ",
+              h("span", { class: "muted campaign-meta" }, `${campaign.menu || `menu ${campaign.menu_id}`} · ${campaign.pacing.calls_per_second}/s`)),
+            h("td", {}, badge(campaign.state)),
+            h("td", { class: "progress-cell" },
+              h("span", { class: "num" }, `${progress.fired}/${campaign.total}`),
+              meter(progress.fired_percent),
+              progress.ended_unfired ? h("span", { class: "muted" }, ` ${progress.ended_unfired} ended unfired`) : null),
+            h("td", { class: "num" }, progress.overdue || "–"),
+            h("td", {}, dueTime(campaign.next_due_at) || "–"),
+            h("td", { class: "wide" }, dueTime(campaign.last_due_at) || "–"),
+          ),
+        )
+      : h("tr", {}, h("td", { class: "empty", colspan: 6 }, "No campaigns")),
+  );
+}
+
+// A bar of `percent`; its width set through the style object (CSP refuses style attributes).
+function meter(percent) {
+  const fill = h("span");
+  fill.style.width = `${percent}%`;
+  return h("span", { class: "meter", title: `${percent}% fired` }, fill);
+}
+
+function renderSmsSessions(sessions, open) {
+  $("sms-count").textContent = open > sessions.length ? `newest ${sessions.length} of ${open}` : "";
+  replace(
+    $("sms-sessions"),
+    sessions.length
+      ? sessions.map((session) =>
+          h("tr", { "data-chat": session.id },
+            h("td", { class: "mono" }, `#${session.id}`),
+            h("td", { class: "mono" }, session.end_user_number),
+            h("td", { class: "mono wide" }, session.outbound_number || "–"),
+            h("td", {}, session.agent || h("span", { class: "muted" }, session.status)),
+            h("td", {}, clockTime(session.created_at)),
+            h("td", { class: "num wide" }, session.messages),
+          ),
+        )
+      : h("tr", {}, h("td", { class: "empty", colspan: 6 }, "No open sessions")),
+  );
+}
+
 function renderCalls(calls) {
   replace(
     $("calls"),
@@ -205,17 +260,17 @@ function renderCalls(calls) {
               onclick: () => openDetail(call.id),
             },
             h("td", { class: "mono" }, `#${call.id}`),
-            h("td", {}, TYPES[call.call_type] || call.call_type),
+            h("td", { class: "wide" }, TYPES[call.call_type] || call.call_type),
             h("td", {}, badge(call.status),
               call.status === "failed" ? h("span", { class: "muted" }, ` ${call.fail_reason}`) : null),
-            h("td", {}, call.menu || "–"),
+            h("td", { class: "wide" }, call.menu || "–"),
             h("td", {}, call.agent || "–"),
-            h("td", {}, clockTime(call.created_at)),
+            h("td", { class: "wide" }, clockTime(call.created_at)),
             h("td", { class: "num" },
               call.status === "scheduled" && call.scheduled_at
-                ? `due ${clockTime(call.scheduled_at)}`
+                ? `due ${dueTime(call.scheduled_at)}`
                 : duration(call.wait_duration)),
-            h("td", { class: "num" }, call.call_duration ? duration(call.call_duration) : "–"),
+            h("td", { class: "num wide" }, call.call_duration ? duration(call.call_duration) : "–"),
           ),
         )
       : h("tr", {}, h("td", { class: "empty", colspan: 8 }, "No calls yet")),

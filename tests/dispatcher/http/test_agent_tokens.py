@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from dispatcher.store.keys import TenantKeys
 from tests.conftest import ADMIN_TOKEN, basic, demo_document, load_directory
+from tests.dispatcher.http.test_openapi import conforming
 from tests.workers.conftest import (
     API,
     CALLS,
@@ -173,3 +174,44 @@ async def test_an_agent_declines_its_own_offer(client: TestClient[Any, Any], red
         200,
         {"id": offer["id"], "call_id": call["id"], "state": "declined"},
     )
+
+
+@pytest.mark.usefixtures("worker")
+async def test_an_agent_reads_the_number_of_a_call_it_is_offered_or_holds_only(
+    client: TestClient[Any, Any], redis: Redis
+) -> None:
+    """The console's caller: the call object has no number, this route gives it, to the agent
+    offered or holding that call (and to the tenant, on that agent's path)."""
+    await load_tenant(redis, menus={SOLO_MENU: {"offer_timeout_s": 60, "max_wait_s": 120}})
+    call = await inbound_call(client, SOLO_MENU, number="+1 205-555-0142")
+    offer = await wait_for_offer(client, 1, call["id"])  # agent 1's alone
+    number = {"call_id": call["id"], "end_user_number": "+12055550142"}
+    own = f"{API}/agents/1/calls/{call['id']}/end_user"
+    read = await client.get(own, headers=agent(1))
+    assert await conforming(read, "/apps/api/v1/agents/{id}/calls/{call_id}/end_user") == number
+    assert await _answer(await client.get(own, headers=basic())) == (200, number)
+    assert await _answer(await client.get(own, headers=agent(2))) == (403, OTHER_AGENT)
+    not_found = (404, {"message": "Call not found"})
+    other = f"{API}/agents/2/calls/{call['id']}/end_user"
+    assert await _answer(await client.get(other, headers=agent(2))) == not_found
+    for missing in ("999", "x", "-1"):
+        path = f"{API}/agents/1/calls/{missing}/end_user"
+        assert await _answer(await client.get(path, headers=agent(1))) == not_found
+    assert (await client.post(f"{API}/offers/{offer['id']}/accept", headers=agent(1))).status == 200
+    finished = await client.post(f"{CALLS}/{call['id']}/finish", headers=agent(1))
+    assert finished.status == 200
+    assert await _answer(await client.get(own, headers=agent(1))) == (200, number)  # held
+
+
+async def test_an_agent_reads_its_tenants_time_zone(
+    client: TestClient[Any, Any], demo: Any
+) -> None:
+    zone = {"subdomain": "demo", "timezone": "America/Los_Angeles"}
+    for headers in (agent(2), basic()):
+        answer = await client.get(f"{API}/agents/2/tenant", headers=headers)
+        assert await _answer(answer) == (200, zone)
+        await conforming(answer, "/apps/api/v1/agents/{id}/tenant")
+    answer = await client.get(f"{API}/agents/2/tenant", headers=agent(1))
+    assert await _answer(answer) == (403, OTHER_AGENT)
+    answer = await client.get(f"{API}/agents/99/tenant", headers=basic())
+    assert await _answer(answer) == (404, {"message": "Agent not found"})

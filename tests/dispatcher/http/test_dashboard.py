@@ -172,7 +172,8 @@ async def test_the_snapshot_shows_calls_queues_agents_and_the_latest_calls(
     snapshot = await response.json()
     assert set(snapshot) == {
         "subdomain", "at_ms", "calls", "queues", "agents", "offers_in_flight", "sms_sessions",
-        "scheduled_next_hour", "latest_calls", "calls_per_minute",
+        "scheduled_next_hour", "latest_calls", "calls_per_minute", "timezone", "campaigns",
+        "open_sms_sessions",
     }  # fmt: skip
     assert snapshot["calls"]["queued"] == 1
     assert sum(snapshot["calls"].values()) == 1
@@ -212,6 +213,72 @@ async def test_the_snapshot_shows_calls_queues_agents_and_the_latest_calls(
     assert created is not None
     minutes_ago = snapshot["at_ms"] // 60_000 - clock.to_ms(created) // 60_000
     assert per_minute[29 - minutes_ago] == 1
+
+
+async def test_the_snapshot_shows_campaigns_and_open_sms_sessions_in_the_tenants_zone(
+    client: TestClient[Any, Any], tenants: None
+) -> None:
+    """Campaigns as the campaign API reads them, with when their calls left are due; SMS
+    sessions with the consumer's number masked as in the logs."""
+    campaigns = "/apps/api/v1/campaigns"
+    body = {"name": "spring", "menu_id": 9, "pacing": {"calls_per_second": 2}}
+    created = await client.post(campaigns, json=body, headers=basic())
+    assert created.status == 201
+    campaign_id = (await created.json())["id"]
+    now_ms = clock.to_ms(clock.now())
+    due = [clock.iso(clock.from_ms(now_ms - now_ms % 1000 + s * 1000)) for s in (3600, 7200)]
+    calls = [{"end_user_number": "+1 205-555-0100", "scheduled_at": at} for at in due]
+    batch = await client.post(
+        f"{campaigns}/{campaign_id}/calls/batch", json={"calls": calls}, headers=basic()
+    )
+    assert batch.status == 200
+    sms = {
+        "chat_type": "Messaging (SMS)",
+        "end_user_number": "+1 415-555-0100",
+        "outbound_number": "+1 628-555-0199",
+        "message": "Your technician is on the way.",
+    }
+    opened = await client.post("/apps/api/v1/sms", json=sms, headers=basic())
+    assert opened.status == 200
+    chat = await opened.json()
+    await login(client, DEMO)
+    snapshot = await (await client.get("/dashboard/api/snapshot")).json()
+    assert snapshot["timezone"] == "America/Los_Angeles"
+    assert snapshot["campaigns"] == [
+        {
+            "id": campaign_id,
+            "name": "spring",
+            "menu_id": 9,
+            "menu": "Lock Star",
+            "state": "running",
+            "pacing": {"calls_per_second": 2.0, "max_waiting": None},
+            "total": 2,
+            "progress": {
+                "fired": 0,
+                "not_fired": 2,
+                "overdue": 0,
+                "ended_unfired": 0,
+                "fired_percent": 0.0,
+            },
+            "next_due_at": due[0],
+            "last_due_at": due[1],
+        }
+    ]
+    assert snapshot["open_sms_sessions"] == [
+        {
+            "id": chat["id"],
+            "status": chat["status"],
+            "created_at": chat["created_at"],
+            "end_user_number": "+*********00",
+            "outbound_number": "+16285550199",
+            "agent": None,
+            "messages": 0,  # no worker here: the SMS job sends (and records) the first
+        }
+    ]
+    finished = await client.post(f"/apps/api/v1/chats/{chat['id']}/finish", headers=basic())
+    assert finished.status == 200
+    snapshot = await (await client.get("/dashboard/api/snapshot")).json()
+    assert snapshot["open_sms_sessions"] == []
 
 
 async def test_a_call_detail_is_the_call_and_its_history(
