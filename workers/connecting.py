@@ -8,11 +8,11 @@ from typing import Any
 import structlog
 from arq import Retry
 
+from dispatcher.carriers.base import CarrierError, Dial
 from dispatcher.domain import clock, lifecycle
 from dispatcher.domain.statuses import TERMINAL_CALL_STATUSES, CallStatus, FailReason
 from dispatcher.store import jobs
 from dispatcher.store.lifecycle import Calls, Change, Snapshot, end_call
-from workers.carriers.base import CarrierError, Dial
 from workers.context import WorkerContext, calls_of, typed
 
 log = structlog.get_logger("workers.connecting")
@@ -66,13 +66,9 @@ def _to_connecting(current: Snapshot) -> Change | None:
 
 
 async def _dial(context: WorkerContext, calls: Calls, snapshot: Snapshot) -> str:
-    name = calls.tenant.doc.settings.carrier
-    carrier = context["carriers"].get(name)
     number = snapshot.meta.end_user_number
     try:
-        if carrier is None:
-            log.error("the tenant's carrier is not set up in this worker", carrier=name)
-            raise CarrierError(f"the {name} carrier is not set up (its credentials are not set)")
+        carrier = context["carriers"].of(calls.tenant)
         if number is None:
             raise CarrierError("no number to dial")
         carrier_id = await carrier.dial(
@@ -212,12 +208,8 @@ async def hangup_call(ctx: dict[str, Any], subdomain: str, call_id: int, carrier
     if tenant is None:
         return "no tenant"
     structlog.contextvars.bind_contextvars(tenant=subdomain, call_id=call_id)
-    carrier = context["carriers"].get(tenant.doc.settings.carrier)
-    if carrier is None:
-        log.error("no carrier to hang up with", carrier=tenant.doc.settings.carrier)
-        return "no carrier"
     try:
-        await carrier.hangup(tenant, call_id, carrier_id)
+        await context["carriers"].of(tenant).hangup(tenant, call_id, carrier_id)
     except CarrierError as exc:
         if exc.retry_after_s is not None and context["job_try"] < HANGUP_TRIES:
             raise Retry(defer=_defer_s(exc, context["job_try"])) from exc

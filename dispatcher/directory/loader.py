@@ -14,7 +14,7 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from dispatcher import twilio
+from dispatcher.carriers import twilio
 from dispatcher.directory.schema import ON_TENANT, WEBHOOK_NETWORKS, DirectoryFile, TenantFile
 from dispatcher.domain.destinations import Network
 

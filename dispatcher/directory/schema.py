@@ -105,7 +105,7 @@ class SimulatorSettings(_Model):
         return "answer"
 
 
-# The carrier adapters (workers/carriers/<name>.py) a tenant may be set to.
+# The carrier adapters (dispatcher/carriers/<name>.py) a tenant may be set to.
 CarrierName = Literal["simulated", "twilio"]
 
 DEFAULT_ANSWER_MESSAGE = (

@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from dispatcher import twilio
+from dispatcher.carriers import twilio
 from dispatcher.directory import loader
 from dispatcher.directory.loader import DirectoryError
 from tests.conftest import ADMIN_TOKEN, DEMO_FILE, demo_document, load_directory
