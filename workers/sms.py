@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from arq import Retry
 
 from dispatcher.carriers.base import CarrierError, Sms
 from dispatcher.domain.statuses import TERMINAL_CHAT_STATUSES, ChatStatus
 from workers.context import chats_of, typed
+from workers.retries import retry_if_worth_it
 
 log = structlog.get_logger("workers.sms")
 
@@ -37,8 +37,7 @@ async def send_sms(ctx: dict[str, Any], subdomain: str, chat_id: int) -> str:
     except CarrierError as exc:
         # Busy or out of reach: tried again. A request that timed out may have been sent
         # all the same; the consumer may then get the message twice.
-        if exc.retry_after_s is not None and context["job_try"] < SEND_TRIES:
-            raise Retry(defer=max(exc.retry_after_s, 0.25 * context["job_try"])) from exc
+        retry_if_worth_it(exc, context["job_try"], SEND_TRIES, "message")
         log.error("sms not sent", carrier=chats.tenant.doc.settings.carrier, error=str(exc))
         return "not sent"
     await chats.add_message(chat_id, "outbound", meta.message)
