@@ -20,7 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import WatchError
 
-from dispatcher.carriers.base import Outfit
+from dispatcher.carriers.base import Resources
 from dispatcher.carriers.registry import Carriers
 from dispatcher.domain import clock
 from dispatcher.metrics import Metrics
@@ -159,7 +159,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     async def report(specs: list[jobs.JobSpec]) -> None:
         await jobs.enqueue(scripts, specs)
 
-    ctx["carriers"] = Carriers.build(Outfit(settings, ctx["http"], report))
+    ctx["carriers"] = Carriers.build(Resources(settings, ctx["http"], report))
     ctx.setdefault("metrics", Metrics())  # create_worker passes the process's own
     log.info("worker started", queue=jobs.QUEUE_NAME, carriers=sorted(ctx["carriers"]))
 

@@ -23,7 +23,7 @@ Report = Callable[[list[JobSpec]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
-class Outfit:
+class Resources:
     """What a worker hands each adapter it builds: the settings, its one HTTP session, and
     how to report results back."""
 
@@ -96,7 +96,7 @@ class Carrier(ABC):
 
     @classmethod
     @abstractmethod
-    def create(cls, outfit: Outfit) -> Carrier | None:
+    def create(cls, resources: Resources) -> Carrier | None:
         """The adapter, or None when this process cannot use it (no credentials set)."""
 
     # --- what goes out ---------------------------------------------------------------------

@@ -8,7 +8,7 @@ from types import MappingProxyType
 
 import structlog
 
-from dispatcher.carriers.base import Carrier, CarrierError, Outfit
+from dispatcher.carriers.base import Carrier, CarrierError, Resources
 from dispatcher.carriers.simulated import SimulatedCarrier
 from dispatcher.carriers.twilio import TwilioCarrier
 from dispatcher.directory.tenant import Tenant
@@ -30,8 +30,8 @@ class Carriers(Mapping[str, Carrier]):
         self._adapters = dict(adapters)
 
     @classmethod
-    def build(cls, outfit: Outfit) -> Carriers:
-        built = {name: adapter.create(outfit) for name, adapter in ADAPTERS.items()}
+    def build(cls, resources: Resources) -> Carriers:
+        built = {name: adapter.create(resources) for name, adapter in ADAPTERS.items()}
         return cls({name: carrier for name, carrier in built.items() if carrier is not None})
 
     def of(self, tenant: Tenant) -> Carrier:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
-from dispatcher.carriers.base import Carrier, Dial, InboundSms, Outfit, Report, Sms
+from dispatcher.carriers.base import Carrier, Dial, InboundSms, Report, Resources, Sms
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import clock
 from dispatcher.store import jobs
@@ -20,8 +20,8 @@ class SimulatedCarrier(Carrier):
         self._report = report
 
     @classmethod
-    def create(cls, outfit: Outfit) -> SimulatedCarrier:
-        return cls(outfit.report)
+    def create(cls, resources: Resources) -> SimulatedCarrier:
+        return cls(resources.report)
 
     async def dial(self, request: Dial) -> str:
         simulator = request.tenant.doc.settings.simulator

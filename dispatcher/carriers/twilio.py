@@ -25,7 +25,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
-from dispatcher.carriers.base import Carrier, CarrierError, Dial, InboundSms, Outfit, Sms
+from dispatcher.carriers.base import Carrier, CarrierError, Dial, InboundSms, Resources, Sms
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import phones
 from dispatcher.domain.errors import Forbidden, InvalidRequest
@@ -129,14 +129,14 @@ class TwilioCarrier(Carrier):
         self._timeout = aiohttp.ClientTimeout(total=settings.twilio_timeout_s)
 
     @classmethod
-    def create(cls, outfit: Outfit) -> TwilioCarrier | None:
+    def create(cls, resources: Resources) -> TwilioCarrier | None:
         """Only when some Twilio credentials are set (a tenant on Twilio fails its calls with a
         clear reason otherwise)."""
-        if not outfit.settings.twilio_accounts:
+        if not resources.settings.twilio_accounts:
             return None
-        if outfit.settings.public_url is None:
+        if resources.settings.public_url is None:
             log.error("Twilio credentials are set but DISPATCHER_PUBLIC_URL is not")
-        return cls(outfit.session, outfit.settings)
+        return cls(resources.session, resources.settings)
 
     async def dial(self, request: Dial) -> str:
         account = self._account(request.tenant)

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from dispatcher.carriers import registry
-from dispatcher.carriers.base import CarrierError, Outfit
+from dispatcher.carriers.base import CarrierError, Resources
 from dispatcher.carriers.simulated import SimulatedCarrier
 from dispatcher.carriers.twilio import TwilioCarrier
 from dispatcher.directory import loader
@@ -34,9 +34,9 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield opened
 
 
-def outfit(session: aiohttp.ClientSession, **settings: Any) -> Outfit:
+def resources(session: aiohttp.ClientSession, **settings: Any) -> Resources:
     values: dict[str, Any] = {"public_url": "https://dispatch.example.com", **settings}
-    return Outfit(Settings(**values), session, _report)
+    return Resources(Settings(**values), session, _report)
 
 
 def tenant_on(carrier: str) -> Tenant:
@@ -54,9 +54,9 @@ def test_the_registry_names_each_adapter_by_its_own_name() -> None:
 async def test_a_worker_builds_twilio_only_with_credentials(
     session: aiohttp.ClientSession,
 ) -> None:
-    without = registry.Carriers.build(outfit(session, twilio_accounts={}))
+    without = registry.Carriers.build(resources(session, twilio_accounts={}))
     assert list(without) == ["simulated"]
-    with_credentials = registry.Carriers.build(outfit(session, twilio_accounts=CREDENTIALS))
+    with_credentials = registry.Carriers.build(resources(session, twilio_accounts=CREDENTIALS))
     assert list(with_credentials) == ["simulated", "twilio"]
     assert isinstance(with_credentials.of(tenant_on("twilio")), TwilioCarrier)
     assert isinstance(with_credentials.of(tenant_on("simulated")), SimulatedCarrier)
@@ -65,7 +65,7 @@ async def test_a_worker_builds_twilio_only_with_credentials(
 async def test_a_carrier_not_set_up_is_refused_with_the_one_message(
     session: aiohttp.ClientSession,
 ) -> None:
-    carriers = registry.Carriers.build(outfit(session, twilio_accounts={}))
+    carriers = registry.Carriers.build(resources(session, twilio_accounts={}))
     with pytest.raises(CarrierError) as caught:
         carriers.of(tenant_on("twilio"))
     assert str(caught.value) == "the twilio carrier is not set up (its credentials are not set)"
