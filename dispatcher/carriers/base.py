@@ -4,12 +4,13 @@ what comes back (the carrier's callbacks, parsed and checked for the ingress).""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
 import aiohttp
 
+from dispatcher.directory.schema import TenantSettings
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import phones
 from dispatcher.domain.chat_requests import MAX_MESSAGE_CHARS
@@ -98,6 +99,12 @@ class Carrier(ABC):
     @abstractmethod
     def create(cls, resources: Resources) -> Carrier | None:
         """The adapter, or None when this process cannot use it (no credentials set)."""
+
+    @classmethod
+    def settings_problems(cls, at: str, settings: TenantSettings) -> Iterator[str]:
+        """What the adapter refuses in a tenant's settings (at the path `at`) beyond the
+        schema, as the directory loader's 'path: message' errors."""
+        yield from ()
 
     # --- what goes out ---------------------------------------------------------------------
 

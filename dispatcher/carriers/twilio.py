@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -26,6 +26,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
 from dispatcher.carriers.base import Carrier, CarrierError, Dial, InboundSms, Resources, Sms
+from dispatcher.directory.schema import TenantSettings
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import phones
 from dispatcher.domain.errors import Forbidden, InvalidRequest
@@ -137,6 +138,17 @@ class TwilioCarrier(Carrier):
         if resources.settings.public_url is None:
             log.error("Twilio credentials are set but DISPATCHER_PUBLIC_URL is not")
         return cls(resources.session, resources.settings)
+
+    @classmethod
+    def settings_problems(cls, at: str, settings: TenantSettings) -> Iterator[str]:
+        """An answer message longer as TwiML than Twilio takes; checked for every tenant,
+        whatever its carrier."""
+        said = len(say_twiml(settings.twilio.answer_message))
+        if said > MAX_TWIML_CHARS:
+            yield (
+                f"{at}.twilio.answer_message: is {said} characters as TwiML (XML-escaped), "
+                f"over Twilio's {MAX_TWIML_CHARS}"
+            )
 
     async def dial(self, request: Dial) -> str:
         account = self._account(request.tenant)

@@ -14,7 +14,7 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from dispatcher.carriers import registry, twilio
+from dispatcher.carriers import registry
 from dispatcher.directory.schema import (
     CARRIERS,
     ON_TENANT,
@@ -228,12 +228,8 @@ def _tenant_references(at: str, tenant: TenantFile) -> Iterator[str]:
     voice_numbers = {n.number for n in tenant.outbound_numbers if n.voice}
     if default is not None and default not in voice_numbers:
         yield f"{at}.settings.default_outbound_number: is not one of the voice outbound_numbers"
-    said = len(twilio.say_twiml(tenant.settings.twilio.answer_message))
-    if said > twilio.MAX_TWIML_CHARS:
-        yield (
-            f"{at}.settings.twilio.answer_message: is {said} characters as TwiML (XML-escaped), "
-            f"over Twilio's {twilio.MAX_TWIML_CHARS}"
-        )
+    for adapter in registry.ADAPTERS.values():
+        yield from adapter.settings_problems(f"{at}.settings", tenant.settings)
 
 
 def _duplicates(at: str, values: Sequence[object], key: str) -> Iterator[str]:
