@@ -6,14 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from arq import Retry
 
+from dispatcher.carriers.base import CarrierError, Dial
 from dispatcher.domain import clock, lifecycle
 from dispatcher.domain.statuses import TERMINAL_CALL_STATUSES, CallStatus, FailReason
 from dispatcher.store import jobs
 from dispatcher.store.lifecycle import Calls, Change, Snapshot, end_call
-from workers.carriers.base import CarrierError, Dial
 from workers.context import WorkerContext, calls_of, typed
+from workers.retries import retry_if_worth_it
 
 log = structlog.get_logger("workers.connecting")
 
@@ -26,11 +26,9 @@ CARRIER_FAILURES = {
 }
 # Results that say the carrier's call is still alive.
 LIVE_OUTCOMES = frozenset({"ringing", "answer"})
-# How often a dial (a hang-up) is tried when the carrier is busy or out of reach, and the
-# first pause between tries (doubled each time, or the carrier's Retry-After if longer).
+# How often a dial (a hang-up) is tried when the carrier is busy or out of reach.
 DIAL_TRIES = 3
 HANGUP_TRIES = 5
-RETRY_BASE_S = 0.25
 
 
 async def connect_call(ctx: dict[str, Any], subdomain: str, call_id: int) -> str:
@@ -66,13 +64,9 @@ def _to_connecting(current: Snapshot) -> Change | None:
 
 
 async def _dial(context: WorkerContext, calls: Calls, snapshot: Snapshot) -> str:
-    name = calls.tenant.doc.settings.carrier
-    carrier = context["carriers"].get(name)
     number = snapshot.meta.end_user_number
     try:
-        if carrier is None:
-            log.error("the tenant's carrier is not set up in this worker", carrier=name)
-            raise CarrierError(f"the {name} carrier is not set up (its credentials are not set)")
+        carrier = context["carriers"].of(calls.tenant)
         if number is None:
             raise CarrierError("no number to dial")
         carrier_id = await carrier.dial(
@@ -94,10 +88,7 @@ async def _not_dialled(
 ) -> str:
     """A carrier that was busy or out of reach is tried again, DIAL_TRIES times in all; any
     other refusal fails the call with the carrier's reason."""
-    if exc.retry_after_s is not None and context["job_try"] < DIAL_TRIES:
-        defer_s = _defer_s(exc, context["job_try"])
-        log.warning("carrier unavailable, dialling again", error=str(exc), defer_s=defer_s)
-        raise Retry(defer=defer_s)
+    retry_if_worth_it(exc, context["job_try"], DIAL_TRIES, "dial")
     log.warning("carrier refused the call", error=str(exc), fail_reason=exc.fail_reason)
     await end_call(calls, call_id, FailReason(exc.fail_reason), details=str(exc))
     return "carrier refused"
@@ -133,11 +124,6 @@ def _adopt(carrier_id: str) -> Callable[[Snapshot], Change | None]:
 
 def _hangup(calls: Calls, call_id: int, carrier_id: str) -> jobs.JobSpec:
     return jobs.hangup(calls.tenant.subdomain, call_id, carrier_id, clock.to_ms(clock.now()))
-
-
-def _defer_s(exc: CarrierError, job_try: int) -> float:
-    backoff_s: float = RETRY_BASE_S * 2.0 ** (job_try - 1)
-    return max(exc.retry_after_s or 0.0, backoff_s)
 
 
 async def carrier_result(
@@ -212,15 +198,10 @@ async def hangup_call(ctx: dict[str, Any], subdomain: str, call_id: int, carrier
     if tenant is None:
         return "no tenant"
     structlog.contextvars.bind_contextvars(tenant=subdomain, call_id=call_id)
-    carrier = context["carriers"].get(tenant.doc.settings.carrier)
-    if carrier is None:
-        log.error("no carrier to hang up with", carrier=tenant.doc.settings.carrier)
-        return "no carrier"
     try:
-        await carrier.hangup(tenant, call_id, carrier_id)
+        await context["carriers"].of(tenant).hangup(tenant, call_id, carrier_id)
     except CarrierError as exc:
-        if exc.retry_after_s is not None and context["job_try"] < HANGUP_TRIES:
-            raise Retry(defer=_defer_s(exc, context["job_try"])) from exc
+        retry_if_worth_it(exc, context["job_try"], HANGUP_TRIES, "hang-up")
         log.error("carrier did not hang up", error=str(exc), carrier_call_id=carrier_id)
         return "not hung up"
     return "hung up"

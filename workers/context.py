@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from aiohttp import ClientSession
 from arq.connections import ArqRedis
 
+from dispatcher.carriers.registry import Carriers
 from dispatcher.metrics import Metrics
 from dispatcher.settings import Settings
 from dispatcher.store.chats import Chats
 from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.lifecycle import Calls
 from dispatcher.store.scripts import Scripts
-from workers.carriers.base import Carrier
 
 if TYPE_CHECKING:
     from workers.webhooks import WebhookLane
@@ -24,7 +24,7 @@ class WorkerContext(TypedDict):
     redis: ArqRedis
     scripts: Scripts
     directory: DirectoryCache
-    carriers: dict[str, Carrier]
+    carriers: Carriers
     http: ClientSession
     settings: Settings
     metrics: Metrics

@@ -14,15 +14,14 @@ from arq import Retry
 from arq.connections import ArqRedis
 from arq.worker import func
 
+from dispatcher.carriers.base import Resources
+from dispatcher.carriers.registry import Carriers
 from dispatcher.metrics import Metrics
 from dispatcher.settings import Settings
 from dispatcher.store import jobs
 from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.scripts import Scripts
 from workers.campaigns import pump_campaign, sweep_campaign
-from workers.carriers.base import Carrier, Report
-from workers.carriers.simulated import SimulatedCarrier
-from workers.carriers.twilio import TwilioCarrier
 from workers.connecting import carrier_result, connect_call, hangup_call
 from workers.redis_lost import REDIS_RETRY_S, lost_redis
 from workers.routing import route_call
@@ -132,22 +131,9 @@ async def startup(ctx: dict[str, Any]) -> None:
     async def report(specs: list[jobs.JobSpec]) -> None:
         await jobs.enqueue(scripts, specs)
 
-    ctx["carriers"] = carriers(settings, ctx["http"], report)
+    ctx["carriers"] = Carriers.build(Resources(settings, ctx["http"], report))
     ctx.setdefault("metrics", Metrics())  # create_worker passes the process's own
     log.info("worker started", queue=jobs.QUEUE_NAME, carriers=sorted(ctx["carriers"]))
-
-
-def carriers(
-    settings: Settings, session: aiohttp.ClientSession, report: Report
-) -> dict[str, Carrier]:
-    """The adapters this worker can use; Twilio only when some Twilio credentials are set (a
-    tenant on it fails its calls with a clear reason otherwise)."""
-    found: dict[str, Carrier] = {"simulated": SimulatedCarrier(report)}
-    if settings.twilio_accounts:
-        found["twilio"] = TwilioCarrier(session, settings)
-        if settings.public_url is None:
-            log.error("Twilio credentials are set but DISPATCHER_PUBLIC_URL is not")
-    return found
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

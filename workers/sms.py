@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from arq import Retry
 
+from dispatcher.carriers.base import CarrierError, Sms
 from dispatcher.domain.statuses import TERMINAL_CHAT_STATUSES, ChatStatus
-from workers.carriers.base import CarrierError, Sms
 from workers.context import chats_of, typed
+from workers.retries import retry_if_worth_it
 
 log = structlog.get_logger("workers.sms")
 
@@ -25,21 +25,20 @@ async def send_sms(ctx: dict[str, Any], subdomain: str, chat_id: int) -> str:
     chat, meta, _ = loaded
     if ChatStatus(chat.status) in TERMINAL_CHAT_STATUSES or chat.outbound_number is None:
         return "ended"
-    name = chats.tenant.doc.settings.carrier
-    carrier = context["carriers"].get(name)
     structlog.contextvars.bind_contextvars(tenant=subdomain, chat_id=chat_id)
     try:
-        if carrier is None:
-            raise CarrierError(f"the {name} carrier is not set up (its credentials are not set)")
-        message_id = await carrier.send_sms(
-            Sms(chats.tenant, chat_id, meta.end_user_number, chat.outbound_number, meta.message)
+        message_id = (
+            await context["carriers"]
+            .of(chats.tenant)
+            .send_sms(
+                Sms(chats.tenant, chat_id, meta.end_user_number, chat.outbound_number, meta.message)
+            )
         )
     except CarrierError as exc:
         # Busy or out of reach: tried again. A request that timed out may have been sent
         # all the same; the consumer may then get the message twice.
-        if exc.retry_after_s is not None and context["job_try"] < SEND_TRIES:
-            raise Retry(defer=max(exc.retry_after_s, 0.25 * context["job_try"])) from exc
-        log.error("sms not sent", carrier=name, error=str(exc))
+        retry_if_worth_it(exc, context["job_try"], SEND_TRIES, "message")
+        log.error("sms not sent", carrier=chats.tenant.doc.settings.carrier, error=str(exc))
         return "not sent"
     await chats.add_message(chat_id, "outbound", meta.message)
     await chats.schedule_timeout(chat_id)

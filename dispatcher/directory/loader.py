@@ -14,8 +14,14 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from dispatcher import twilio
-from dispatcher.directory.schema import ON_TENANT, WEBHOOK_NETWORKS, DirectoryFile, TenantFile
+from dispatcher.carriers import registry
+from dispatcher.directory.schema import (
+    CARRIERS,
+    ON_TENANT,
+    WEBHOOK_NETWORKS,
+    DirectoryFile,
+    TenantFile,
+)
 from dispatcher.domain.destinations import Network
 
 Progress = Callable[[int], object]  # told how much more is done
@@ -105,7 +111,7 @@ def validate(
 ) -> DirectoryFile:
     """The checked document; `on_tenant` is called as each tenant passes the schema. A
     webhook_url naming an address must name a public one, or one in `webhook_networks`
-    (DISPATCHER_WEBHOOK_ALLOWED_NETWORKS)."""
+    (DISPATCHER_WEBHOOK_ALLOWED_NETWORKS); a tenant's carrier must be a registered adapter."""
     try:
         _count_values(raw, {})
     except _Unreadable as exc:
@@ -113,7 +119,11 @@ def validate(
     except RecursionError as exc:
         raise DirectoryError(["document: is nested too deeply"]) from exc
     try:
-        context = {ON_TENANT: on_tenant, WEBHOOK_NETWORKS: tuple(webhook_networks)}
+        context = {
+            ON_TENANT: on_tenant,
+            WEBHOOK_NETWORKS: tuple(webhook_networks),
+            CARRIERS: registry.NAMES,
+        }
         document = DirectoryFile.model_validate(raw, context=context)
     except ValidationError as exc:
         raise DirectoryError([_describe(error) for error in exc.errors()]) from exc
@@ -218,12 +228,8 @@ def _tenant_references(at: str, tenant: TenantFile) -> Iterator[str]:
     voice_numbers = {n.number for n in tenant.outbound_numbers if n.voice}
     if default is not None and default not in voice_numbers:
         yield f"{at}.settings.default_outbound_number: is not one of the voice outbound_numbers"
-    said = len(twilio.say_twiml(tenant.settings.twilio.answer_message))
-    if said > twilio.MAX_TWIML_CHARS:
-        yield (
-            f"{at}.settings.twilio.answer_message: is {said} characters as TwiML (XML-escaped), "
-            f"over Twilio's {twilio.MAX_TWIML_CHARS}"
-        )
+    for adapter in registry.ADAPTERS.values():
+        yield from adapter.settings_problems(f"{at}.settings", tenant.settings)
 
 
 def _duplicates(at: str, values: Sequence[object], key: str) -> Iterator[str]:

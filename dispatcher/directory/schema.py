@@ -26,6 +26,9 @@ ON_TENANT = "on_tenant"  # validation context key: called as each tenant of a fi
 # Validation context key: the networks a webhook_url may name besides public addresses. Only a
 # directory being loaded has it: a stored one, read back, passed the check when it was loaded.
 WEBHOOK_NETWORKS = "webhook_networks"
+# Validation context key: the carrier adapters' names (dispatcher/carriers/registry.py), which a
+# tenant's `carrier` must be one of. Only a directory being loaded has it, as above.
+CARRIERS = "carriers"
 
 
 def _phone(raw: object) -> str:
@@ -69,12 +72,21 @@ def _webhook_url(url: str, info: ValidationInfo) -> str:
     return url
 
 
+def _carrier(name: object, info: ValidationInfo) -> object:
+    """Checked before the type, so that any value not named gives the one message."""
+    names = (info.context or {}).get(CARRIERS)
+    if names is not None and name not in names:
+        raise ValueError(f"must be one of {', '.join(names)}")
+    return name
+
+
 Phone = Annotated[str, AfterValidator(_phone)]
 Language = Annotated[str, AfterValidator(_language)]
 TimeZone = Annotated[str, AfterValidator(_timezone)]
 Window = Annotated[str, AfterValidator(_window)]
 TextId = Annotated[str, BeforeValidator(_text_id)]
 WebhookUrl = Annotated[str, AfterValidator(_webhook_url)]
+CarrierName = Annotated[str, BeforeValidator(_carrier)]
 MenuType = Literal["ivr_menu", "mobile_menu", "web_menu"]
 
 
@@ -104,9 +116,6 @@ class SimulatorSettings(_Model):
                 return rule.outcome
         return "answer"
 
-
-# The carrier adapters (workers/carriers/<name>.py) a tenant may be set to.
-CarrierName = Literal["simulated", "twilio"]
 
 DEFAULT_ANSWER_MESSAGE = (
     "Hello. This is an automated call from our support team. We will be in touch. Goodbye."

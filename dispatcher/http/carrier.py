@@ -1,16 +1,15 @@
 """Carrier callbacks. The simulated carrier's inbound SMS arrive here, authenticated like the
-API (Basic, tenant and token); a real carrier's routes (dispatcher/http/twilio.py) verify that
-carrier's signature and hand their messages to the same `receive_sms`."""
+API (Basic, tenant and token); a real carrier's routes (dispatcher/http/twilio.py) have that
+carrier's adapter verify its signature and hand their messages to the same `receive_sms`."""
 
 from __future__ import annotations
 
 import structlog
 from aiohttp import web
 
+from dispatcher.carriers.base import InboundSms
+from dispatcher.carriers.simulated import SimulatedCarrier
 from dispatcher.directory.tenant import Tenant
-from dispatcher.domain import phones
-from dispatcher.domain.chat_requests import MAX_MESSAGE_CHARS
-from dispatcher.domain.errors import InvalidRequest
 from dispatcher.http.appkeys import REDIS
 from dispatcher.http.auth import tenant_of
 from dispatcher.http.body import json_object
@@ -27,28 +26,18 @@ async def inbound_sms(request: web.Request) -> web.Response:
     """A consumer's message `{"from", "to", "text"}`."""
     tenant = await tenant_of(request)
     body = await json_object(request)
-    chat_id, opted_out = await receive_sms(request, tenant, body.get("from"), body.get("text"))
+    message = SimulatedCarrier.inbound_sms(body)
+    chat_id, opted_out = await receive_sms(request, tenant, message)
     return json_response({"chat_id": chat_id, "opted_out": opted_out})
 
 
 async def receive_sms(
-    request: web.Request,
-    tenant: Tenant,
-    sender: object,
-    text: object,
-    *,
-    names: tuple[str, str] = ("from", "text"),
+    request: web.Request, tenant: Tenant, message: InboundSms
 ) -> tuple[int | None, bool]:
-    """A consumer's message, whichever carrier brought it (`names`: its fields for sender and
-    text, for the messages). It keeps their session alive; an opt-out word ends it and puts the
-    number on the tenant's do-not-contact list. Returns the active chat and the opt-out."""
-    number = phones.normalize(sender)
-    if number is None:
-        raise InvalidRequest(f"{names[0]} is invalid")
-    if not isinstance(text, str):
-        raise InvalidRequest(f"{names[1]} is required")
-    if len(text) > MAX_MESSAGE_CHARS:  # each message is kept with the chat
-        raise InvalidRequest(f"{names[1]} is too long (at most {MAX_MESSAGE_CHARS} characters)")
+    """A consumer's message, whichever carrier brought it (its adapter read it). It keeps their
+    session alive; an opt-out word ends it and puts the number on the tenant's do-not-contact
+    list. Returns the active chat and the opt-out."""
+    number, text = message.sender, message.text
     chats = chats_of(request, tenant)
     chat_id = await chats.active_chat(number)
     if chat_id is not None:

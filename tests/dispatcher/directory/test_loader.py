@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from dispatcher import twilio
+from dispatcher.carriers import registry, twilio
 from dispatcher.directory import loader
 from dispatcher.directory.loader import DirectoryError
 from tests.conftest import ADMIN_TOKEN, DEMO_FILE, demo_document, load_directory
@@ -422,6 +422,22 @@ REFUSED: list[Any] = [
 @pytest.mark.parametrize(("change", "message"), REFUSED)
 def test_malformed_document_is_refused_with_the_path(change: Change, message: str) -> None:
     assert refusal(changed(change)) == [message]
+
+
+@pytest.mark.parametrize("name", registry.NAMES)
+def test_a_tenant_loads_on_every_registered_carrier(name: str) -> None:
+    document = changed(_set(("settings", "carrier"), name))
+    assert loader.validate(document).tenants[0].settings.carrier == name
+
+
+@pytest.mark.parametrize("name", ["Twilio", "", 5, None, ["twilio"]])
+def test_a_carrier_the_registry_does_not_name_is_refused_with_the_names(name: object) -> None:
+    """Checked against the registry of adapters, not a list of its own; any value not named,
+    a string or not, gets the same message."""
+    assert registry.NAMES == ("simulated", "twilio")
+    assert refusal(changed(_set(("settings", "carrier"), name))) == [
+        "tenants[0].settings.carrier: must be one of simulated, twilio"
+    ]
 
 
 def test_an_answer_message_of_exactly_4000_characters_as_twiml_loads() -> None:

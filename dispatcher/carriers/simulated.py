@@ -1,14 +1,16 @@
 """A carrier that places no real calls: it answers, rings out, is busy or fails by the tenant's
-rules (settings.simulator), and reports each result back as a deferred carrier_result job."""
+rules (settings.simulator), and reports each result back as a deferred carrier_result job. Its
+inbound SMS arrive as JSON `{"from", "to", "text"}` (dispatcher/http/carrier.py)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
+from dispatcher.carriers.base import Carrier, Dial, InboundSms, Report, Resources, Sms
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import clock
 from dispatcher.store import jobs
-from workers.carriers.base import Carrier, Dial, Report, Sms
 
 
 class SimulatedCarrier(Carrier):
@@ -16,6 +18,10 @@ class SimulatedCarrier(Carrier):
 
     def __init__(self, report: Report) -> None:
         self._report = report
+
+    @classmethod
+    def create(cls, resources: Resources) -> SimulatedCarrier:
+        return cls(resources.report)
 
     async def dial(self, request: Dial) -> str:
         simulator = request.tenant.doc.settings.simulator
@@ -47,3 +53,7 @@ class SimulatedCarrier(Carrier):
 
     async def send_sms(self, request: Sms) -> str:
         return f"sim-{request.tenant.subdomain}-{request.chat_id}-{clock.to_ms(clock.now())}"
+
+    @classmethod
+    def inbound_sms(cls, fields: Mapping[str, object]) -> InboundSms:
+        return InboundSms.parse(fields.get("from"), fields.get("text"), ("from", "text"))
