@@ -4,7 +4,8 @@ Every ```sh block of docs/tour.md that holds a `curl` and is followed at once by
 first line is a status line (`HTTP/1.1 201 Created`) is a step: the steps run in order, as curl
 would send them, against one fresh `dispatcher up` with the demo directory (deploy/demo.yaml)
 and `DISPATCHER_ADMIN_TOKEN=admin-token`. The README's five-request tour is the same steps,
-word for word (checked below), so it is covered by this run.
+word for word (checked below), so it is covered by this run. docs/api.md's examples with answers
+(a batch, a campaign) run the same way, against a server of their own.
 
 How an answer is compared (the rule docs/tour.md states at its top):
 
@@ -59,6 +60,7 @@ from tests.up import dispatcher_up
 ROOT = Path(__file__).resolve().parent.parent
 TOUR = ROOT / "docs" / "tour.md"
 README = ROOT / "README.md"
+API_MD = ROOT / "docs" / "api.md"
 TOUR_BASE = "http://127.0.0.1:8080"
 ADMIN_TOKEN = "admin-token"
 PARSER = MarkdownIt("commonmark")
@@ -398,8 +400,11 @@ async def settle(redis: Redis, timeout_s: float = 60) -> None:
     raise AssertionError(f"the workers still have jobs due after {timeout_s} s")
 
 
-async def test_the_tour_answers_as_it_shows(tmp_path: Path) -> None:
-    tour = read_tour(TOUR)
+@pytest.mark.parametrize("doc", [TOUR, API_MD], ids=lambda path: path.name)
+async def test_the_tour_answers_as_it_shows(tmp_path: Path, doc: Path) -> None:
+    """Each file's steps against a server of its own; api.md's examples use the tour's `$API`."""
+    tour = read_tour(doc)
+    tour.variables.update({**read_tour(TOUR).variables, **tour.variables})
     env = {"DISPATCHER_ADMIN_TOKEN": ADMIN_TOKEN}
     problems: list[str] = []
     matching = Matching()  # one for the whole tour: a timestamp is one time throughout
@@ -421,6 +426,7 @@ async def test_the_tour_answers_as_it_shows(tmp_path: Path) -> None:
 def test_the_tour_has_its_steps() -> None:
     tour = read_tour(TOUR)
     assert tour.variables == {"API": f"{TOUR_BASE}/apps/api/v1"}
+    assert len(read_tour(API_MD).steps) == 2  # a batch, a campaign
     assert len(tour.steps) == 21
 
 
