@@ -3,7 +3,10 @@ name exists, and its tables of values and lists of fields are the code's enums a
 
 from __future__ import annotations
 
+import ast
+import importlib
 import re
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any, get_args
@@ -16,6 +19,7 @@ from dispatcher.app import create_app
 from dispatcher.directory.schema import Agent, Menu
 from dispatcher.domain import call_requests, objects
 from dispatcher.domain.campaigns import CampaignState
+from dispatcher.domain.errors import DispatchError
 from dispatcher.domain.statuses import (
     CALL_TYPE_ALIASES,
     CHAT_TYPE_ALIASES,
@@ -375,3 +379,64 @@ def test_the_openapi_documents_agent_is_the_codes() -> None:
     schema = openapi.document()["components"]["schemas"]["Agent"]
     agent = Agent.model_validate(demo_document()["tenants"][0]["agents"][0])
     assert list(schema["properties"]) == list(agent_view(agent, {}))
+
+
+# -- error messages ----------------------------------------------------------------------------
+
+
+def error_kinds() -> set[str]:
+    kinds, found = [DispatchError], set()
+    while kinds:
+        kind = kinds.pop()
+        found.add(kind.__name__)
+        kinds += kind.__subclasses__()
+    return found
+
+
+def message_pattern(argument: ast.expr, module: Any) -> str | None:
+    """A regex of the message an error is raised with: a constant, a module's constant, or an
+    f-string whose module-level parts are filled in and whose other parts match any short text;
+    None for a message held in a local name (a parameter: its callers' constants count)."""
+    if isinstance(argument, ast.Constant):
+        return re.escape(str(argument.value))
+    if isinstance(argument, ast.Name):
+        value = getattr(module, argument.id, None)
+        return re.escape(value) if isinstance(value, str) else None
+    assert isinstance(argument, ast.JoinedStr), ast.unparse(argument)
+    parts = []
+    for part in argument.values:
+        if isinstance(part, ast.Constant):
+            parts.append(re.escape(str(part.value)))
+            continue
+        assert isinstance(part, ast.FormattedValue)
+        spec = ast.unparse(part.format_spec)[2:-1] if part.format_spec else ""
+        try:
+            parts.append(re.escape(format(eval(ast.unparse(part.value), vars(module)), spec)))
+        except NameError:
+            parts.append(".{1,40}?")
+    return "".join(parts)
+
+
+def error_messages() -> Iterator[tuple[str, str]]:
+    """(where, pattern) of each error the API's handlers and checks raise with a message."""
+    kinds = error_kinds()
+    for folder in ("domain", "http"):
+        for source in sorted((ROOT / "dispatcher" / folder).glob("*.py")):
+            module = importlib.import_module(f"dispatcher.{folder}.{source.stem}")
+            for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+                    continue
+                if node.func.id in kinds and node.args:
+                    pattern = message_pattern(node.args[0], module)
+                    if pattern is not None:
+                        yield f"{source.relative_to(ROOT)}:{node.lineno}", pattern
+
+
+def test_every_error_message_is_in_the_docs() -> None:
+    """Each message the service can answer with is written somewhere in docs/ (most in
+    api.md), so a client can look up any answer it gets."""
+    text = " ".join(" ".join(doc.read_text(encoding="utf-8") for doc in DOCS).split())
+    messages = list(error_messages())
+    assert len(messages) > 100
+    missing = [f"{where}: {pattern}" for where, pattern in messages if not re.search(pattern, text)]
+    assert not missing, "messages no doc names:\n" + "\n".join(missing)
