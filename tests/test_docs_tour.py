@@ -353,9 +353,9 @@ def answer_problems(
     problems += header_problems(headers, got, base)
     if not shown:
         return problems + ([f"a body the tour does not show: {body[:80]!r}"] if body else [])
-    matching.problems = problems
+    matching.problems = []
     matching.value("body", cut_json(shown.replace(TOUR_BASE, base)), json.loads(body))
-    return matching.problems
+    return problems + matching.problems
 
 
 async def run_step(
@@ -404,7 +404,7 @@ async def settle(redis: Redis, timeout_s: float = 60) -> None:
 async def test_the_tour_answers_as_it_shows(tmp_path: Path, doc: Path) -> None:
     """Each file's steps against a server of its own; api.md's examples use the tour's `$API`."""
     tour = read_tour(doc)
-    tour.variables.update({**read_tour(TOUR).variables, **tour.variables})
+    known = {**read_tour(TOUR).variables, **tour.variables}
     env = {"DISPATCHER_ADMIN_TOKEN": ADMIN_TOKEN}
     problems: list[str] = []
     matching = Matching()  # one for the whole tour: a timestamp is one time throughout
@@ -413,7 +413,7 @@ async def test_the_tour_answers_as_it_shows(tmp_path: Path, doc: Path) -> None:
         aiohttp.ClientSession() as session,
     ):
         redis = redis_client((tmp_path / "data" / URL_FILE).read_text())
-        variables = {name: value.replace(TOUR_BASE, base) for name, value in tour.variables.items()}
+        variables = {name: value.replace(TOUR_BASE, base) for name, value in known.items()}
         try:
             for step in tour.steps:
                 await settle(redis)
