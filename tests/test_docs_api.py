@@ -402,6 +402,9 @@ def message_pattern(argument: ast.expr, module: Any) -> str | None:
     if isinstance(argument, ast.Name):
         value = getattr(module, argument.id, None)
         return re.escape(value) if isinstance(value, str) else None
+    if isinstance(argument, ast.Attribute):  # another module's constant (twilio.SIGNATURE_MISSING)
+        value = eval(ast.unparse(argument), vars(module))
+        return re.escape(value) if isinstance(value, str) else None
     assert isinstance(argument, ast.JoinedStr), ast.unparse(argument)
     parts = []
     for part in argument.values:
@@ -420,7 +423,7 @@ def message_pattern(argument: ast.expr, module: Any) -> str | None:
 def error_messages() -> Iterator[tuple[str, str]]:
     """(where, pattern) of each error the API's handlers and checks raise with a message."""
     kinds = error_kinds()
-    for folder in ("domain", "http"):
+    for folder in ("domain", "http", "carriers"):
         for source in sorted((ROOT / "dispatcher" / folder).glob("*.py")):
             module = importlib.import_module(f"dispatcher.{folder}.{source.stem}")
             for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
