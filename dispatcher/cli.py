@@ -513,7 +513,9 @@ async def _simulate_agents(url: str, tenant: TenantFile, stop: asyncio.Event) ->
         async with Client(url, tenant.subdomain, tenant.api_tokens[0]) as api:
             listed = await simulated_agents.pick_agents(api, None)
             chosen = [agent for agent in listed if agent["id"] in tokens]
-            people = simulated_agents.People(_menu_agents(tenant), _menu_reader(api))
+            people = simulated_agents.People(
+                _menu_agents(tenant), _menu_reader(api), _held_calls_reader(api)
+            )
             async with simulated_agents.desks(url, tenant.subdomain, tokens) as clients:
                 await simulated_agents.simulate(
                     clients, chosen, timing, _log_agent, stop, restore=False, people=people
@@ -537,6 +539,25 @@ def _menu_reader(api: Client) -> Callable[[int], Awaitable[int | None]]:
         return int(menu["id"]) if isinstance(menu, dict) else None
 
     return menu_of
+
+
+def _held_calls_reader(api: Client) -> Callable[[int], Awaitable[list[int]]]:
+    """The live calls an agent holds, among each live status's newest 100 calls (the demo's
+    are few): the list is the tenant's and has no agent filter."""
+
+    async def calls_of(agent_id: int) -> list[int]:
+        held = []
+        for status in ("assigned", "connecting", "connected"):
+            page = await api.calls({"status": status, "per": "100"})
+            held += [call["id"] for call in page.items if _holder(call) == agent_id]
+        return held
+
+    return calls_of
+
+
+def _holder(call: dict[str, Any]) -> int | None:
+    agent = call.get("agent_info")
+    return int(agent["id"]) if isinstance(agent, dict) else None
 
 
 def _log_agent(event: str, fields: dict[str, Any]) -> None:

@@ -66,10 +66,12 @@ class People:
     simulation), and what the simulation leaves to them: each offer of a call whose menu's
     groups hold one of those agents is declined by the simulated agents at once, so the menu's
     calls go to the person. `menus` names each menu's agents and `menu_of` reads a call's menu
-    (with the tenant's token); without them the simulation steps aside for nobody."""
+    (with the tenant's token); without them the simulation steps aside for nobody. `calls_of`
+    lists the calls an agent holds, for the simulation to finish those a person left."""
 
     menus: Mapping[int, frozenset[int]] = field(default_factory=dict)
     menu_of: Callable[[int], Awaitable[int | None]] | None = None
+    calls_of: Callable[[int], Awaitable[list[int]]] | None = None
     held: set[int] = field(default_factory=set)
 
     async def holding(self, call_id: int) -> tuple[int | None, list[int]]:
@@ -79,6 +81,10 @@ class People:
         menu_id = await self.menu_of(call_id)
         people = self.menus.get(menu_id, frozenset()) & self.held if menu_id is not None else ()
         return menu_id, sorted(people)
+
+    async def left_by_person(self, agent_id: int) -> list[int]:
+        """The calls the agent still holds as its person leaves (none when not known)."""
+        return await self.calls_of(agent_id) if self.calls_of is not None else []
 
 
 async def pick_agents(api: Client, count: int | None) -> list[dict[str, Any]]:
@@ -217,10 +223,14 @@ class SimulatedAgent:
             answering.cancel()
 
     async def _handed_back(self) -> None:
-        """Available again, whatever status the person left: the agent is simulated."""
+        """Available again, whatever status the person left: the agent is simulated, and
+        finishes the calls the person left (their end users may wait for the agent)."""
         await self.api.set_status(self.agent_id, "available")
+        left = await self._people.left_by_person(self.agent_id)
         self._people.held.discard(self.agent_id)
         self.report("handed_back")
+        for call_id in left:
+            self._holding(call_id)
 
     async def _listen(self, standby: bool) -> bool:
         """True when the stream ended because another desk took the agent over."""

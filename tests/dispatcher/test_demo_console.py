@@ -1,7 +1,8 @@
 """`make run`'s demo with a person at the agent console: a real `dispatcher up --simulate-agents`
 and, beside its simulated agents, one agent's event stream opened as the console opens it. The
 simulated agents leave that agent's menus to the person, the person's call lasts until the
-person finishes it, and once the console closes the agent is simulated again."""
+person finishes it, and once the console closes the agent is simulated again (and finishes the
+call the person left)."""
 
 from __future__ import annotations
 
@@ -90,10 +91,8 @@ async def _demo(tmp_path: Path) -> AsyncIterator[tuple[Demo, Path]]:
         yield Demo(http, base), log_file
 
 
-async def _take(demo: Demo, console: aiohttp.ClientResponse, call_id: int, group: str) -> None:
-    """The person's side of a call: its offer rings, the person accepts, the call connects and
-    stays connected, four times the simulated talk time (a simulated end user would have hung
-    up by then), until the person finishes it."""
+async def _accept(demo: Demo, console: aiohttp.ClientResponse, call_id: int, group: str) -> None:
+    """The person's side of a call until it connects: its offer rings, the person accepts."""
     offer = await _next_offer(console)
     assert (offer["call_id"], offer["group"]) == (call_id, group)
     status, accepted = await demo.ask("POST", f"/offers/{offer['id']}/accept", PERSON)
@@ -103,6 +102,12 @@ async def _take(demo: Demo, console: aiohttp.ClientResponse, call_id: int, group
         return True if await demo.status_of(call_id) == "connected" else None
 
     await eventually(connected, "the person's call to connect", timeout=30)
+
+
+async def _take(demo: Demo, console: aiohttp.ClientResponse, call_id: int, group: str) -> None:
+    """The person's side of a call: it connects and stays connected, four times the simulated
+    talk time (a simulated end user would have hung up by then), until the person finishes it."""
+    await _accept(demo, console, call_id, group)
     await asyncio.sleep(4 * TALK_TIME_S)
     assert await demo.status_of(call_id) == "connected"
     status, finished = await demo.ask("POST", f"/calls/{call_id}/finish", PERSON)
@@ -129,6 +134,8 @@ async def test_a_person_at_the_console_gets_the_menus_calls_until_the_console_cl
         await _take(demo, console, cascaded, "Group 2")
         multicast = await demo.call(51)
         await _take(demo, console, multicast, "Group 1")
+        left = await demo.call(51)  # accepted, and left connected when the console closes
+        await _accept(demo, console, left, "Group 1")
         declined = {
             (line["agent_id"], line["call_id"], line["menu_id"], line["people"])
             for line in _agent_events(log_file, "stepped_aside")
@@ -138,12 +145,18 @@ async def test_a_person_at_the_console_gets_the_menus_calls_until_the_console_cl
             (2, cascaded, 9, "4"),
             (1, multicast, 51, "4"),
             (2, multicast, 51, "4"),
+            (1, left, 51, "4"),
+            (2, left, 51, "4"),
         }
         assert _agent_events(log_file, "accepted") == []
         console.close()
-        # The console closed: agent 4 is simulated again. With agents 1 and 2 away, a call of
-        # menu 51 is agent 4's: the simulated agent takes it and ends it itself.
+        # The console closed: agent 4 is simulated again, and finishes the call the person
+        # left. With agents 1 and 2 away, a call of menu 51 is agent 4's: the simulated agent
+        # takes it and ends it itself.
         await _logged(log_file, "handed_back", lambda line: line["agent_id"] == 4)
+        await _logged(log_file, "finished", lambda line: line["call_id"] == left)
+        status, ended = await demo.ask("GET", f"/calls/{left}", basic())
+        assert (ended["status"], ended["disconnected_by"]) == ("finished", "disconnected_by_agent")
         for away in (1, 2):
             status, agent = await demo.ask(
                 "PUT", f"/agents/{away}/status", basic(), {"status": "unavailable"}
