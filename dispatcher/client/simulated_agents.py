@@ -186,20 +186,19 @@ class SimulatedAgent:
         self._report = report
         self._rng = rng
         self._people = people or People()
+        self._seated = False  # whether a stream of ours held the agent yet
         self._offers: dict[int, asyncio.Task[None]] = {}  # offer id -> its answer
         self._calls: dict[int, asyncio.Task[None]] = {}  # call id -> its conversation
 
     async def run(self) -> None:
         """Listens until cancelled. When a person signs in as this agent (a newer event stream
         supersedes ours), it waits on standby until the person's stream ends, then takes the
-        agent back. Any stream after the first is opened on standby, so a dropped one (reopened
-        a second later) never takes the agent from a person who signed in meanwhile."""
-        standby = False
+        agent back. Once a stream of ours held the agent, every later one is opened on standby,
+        so a dropped one (reopened a second later) never takes the agent from a person who
+        signed in meanwhile; the first takes it from any stream, a stale desk's too."""
         while True:
             try:
-                superseded = await self._listen(standby)
-                standby = True
-                if superseded:
+                if await self._listen(standby=self._seated):
                     self._taken_over()
                     continue
             except (ApiError, Unreachable) as exc:
@@ -239,7 +238,7 @@ class SimulatedAgent:
             if not opened and (event == "ready" or not standby):
                 # The stream holds the agent once subscribed (on standby: once `ready`), so
                 # offers made before that are read instead.
-                opened = True
+                opened = self._seated = True
                 if self.agent_id in self._people.held:
                     await self._handed_back()
                 for offer in await self.api.offers(self.agent_id):
