@@ -249,6 +249,8 @@ class SimulatedAgent:
                 self._withdrawn(data)
             elif event == "assigned":
                 self._holding(data["call_id"])
+            elif event == "call_updated" and data["status"] not in TERMINAL:
+                self._holding(data["id"])  # also a call created assigned (outbound)
             elif event == "superseded":
                 return True
         return False

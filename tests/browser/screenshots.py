@@ -104,7 +104,10 @@ async def console(page: Page, base: str, http: aiohttp.ClientSession) -> None:
     first = await _inbound(http, base, 9)
     await page.locator(f'.offer[data-call="{first}"] [data-action="accept"]').click()
     held = page.locator("#current-call")
-    await expect(held).to_have_attribute("data-status", "finished", timeout=20_000)
+    await expect(held).to_have_attribute("data-status", "connected", timeout=20_000)
+    await asyncio.sleep(3)  # a few seconds' talk
+    await page.click("#finish")  # the caller waits for the person to finish (--simulate-agents)
+    await expect(held).to_have_attribute("data-status", "finished")
     second = await _inbound(http, base, 9)
     await expect(page.locator(f'.offer[data-call="{second}"]')).to_be_visible()
     await asyncio.sleep(4)  # the countdown under way

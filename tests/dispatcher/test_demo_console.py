@@ -22,6 +22,7 @@ from tests.workers.conftest import eventually
 API = "/apps/api/v1"
 PERSON = basic("demo/4", "demo-agent-4")  # agent 4: menu 9's second group, menu 51 (and 50)
 INBOUND = {"call_type": "Voice Inbound (API)", "end_user_number": "+1 205-123-4567"}
+OUTBOUND = {"call_type": "Voice Outbound (API)", "end_user_number": "+1 628-555-0142"}
 TALK_TIME_S = 0.5  # the simulated agents' (and, without --simulate-agents, the end users')
 
 
@@ -116,6 +117,23 @@ async def _take(demo: Demo, console: aiohttp.ClientResponse, call_id: int, group
         "finished",
         "disconnected_by_agent",
     )
+
+
+async def test_a_simulated_agent_finishes_an_outbound_call_made_for_it(tmp_path: Path) -> None:
+    """A call created assigned to a simulated agent (no offer) is finished by it too: its end
+    user waits for the agent under --simulate-agents, as a person's does."""
+    async with _demo(tmp_path) as (demo, log_file):
+        body = {**OUTBOUND, "agent_email": "agent@somedomain.com"}
+        status, created = await demo.ask("POST", "/calls", basic(), body)
+        assert (status, created["status"], created["agent_info"]["id"]) == (201, "assigned", 2)
+
+        async def finished() -> dict[str, Any] | None:
+            call: dict[str, Any] = (await demo.ask("GET", f"/calls/{created['id']}", basic()))[1]
+            return call if call["status"] == "finished" else None
+
+        call = await eventually(finished, "agent 2's simulation to finish the call", 30)
+        assert call["disconnected_by"] == "disconnected_by_agent"
+        assert [line["call_id"] for line in _agent_events(log_file, "finished")] == [call["id"]]
 
 
 async def test_a_person_at_the_console_gets_the_menus_calls_until_the_console_closes(
