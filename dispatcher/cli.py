@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -158,8 +158,11 @@ main.add_command(agents)
     "--simulate-agents",
     is_flag=True,
     help="Demo: every agent of the --config tenants with api_tokens of its own goes "
-    "available and accepts each offer about 2 s after it arrives, through the API, signed in "
-    "with its own token (as `dispatcher agents simulate` does).",
+    "available, accepts each offer about 2 s after it arrives and finishes the call after the "
+    "simulator's talk time, through the API, signed in with its own token (as `dispatcher "
+    "agents simulate` does); the simulated end users wait for the agent to finish. A person "
+    "signed in at the agent console as one of them gets that agent's menus until the console "
+    "closes.",
 )
 def up(
     host: str | None,
@@ -364,7 +367,7 @@ async def _serve_until_stopped(
     reuse_port: bool = False,
 ) -> None:
     if document is not None:
-        await _store_directory(settings, document)
+        await _store_directory(settings, _callers_wait(document) if simulate_agents else document)
     stop = _stop_on_signals()
     # On stop, aiohttp closes the listening socket at once, answers the requests in flight
     # (for up to the grace period) and closes idle keep-alive connections.
@@ -465,13 +468,15 @@ def banner(base: str, demo: DirectoryFile | None) -> str:
         f"  health         {base}/healthz and {base}/readyz",
     ]
     for tenant in demo.tenants if demo is not None else []:
-        simulated = [str(agent.id) for agent in tenant.agents if agent.api_tokens]
+        simulated = [agent for agent in tenant.agents if agent.api_tokens]
+        sign_ins = ", ".join(f"{agent.id} {agent.api_tokens[0]}" for agent in simulated)
         lines += [
             f"demo tenant {tenant.subdomain}: user {tenant.subdomain}, token"
             f" {tenant.api_tokens[0]} (API, dashboard)",
-            f"  simulated agents (they accept each offer after ~2 s): {', '.join(simulated)};"
-            f" an agent signs in at the console as user {tenant.subdomain}/<id> with its own"
-            " token from the directory file",
+            "  simulated agents (they accept each offer after ~2 s):"
+            f" {', '.join(str(agent.id) for agent in simulated)}",
+            f"  agent console: user {tenant.subdomain}/<id> and its token ({sign_ins}); the"
+            " simulated agents leave that agent's menus to you until the console closes",
         ]
     return "\n".join(lines)
 
@@ -483,23 +488,76 @@ def _local_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def _callers_wait(document: DirectoryFile) -> DirectoryFile:
+    """The directory as `up --simulate-agents` stores it: the simulated carrier's end users
+    never hang up, so a call a person accepts at the console lasts until the person finishes
+    it; the simulated agents finish theirs after the simulator's talk time instead."""
+    tenants = []
+    for tenant in document.tenants:
+        simulator = tenant.settings.simulator.model_copy(update={"talk_time_s": None})
+        settings = tenant.settings.model_copy(update={"simulator": simulator})
+        tenants.append(tenant.model_copy(update={"settings": settings}))
+    return document.model_copy(update={"tenants": tenants})
+
+
 async def _simulate_agents(url: str, tenant: TenantFile, stop: asyncio.Event) -> None:
     """`make run`'s agents: those of the tenant's with a token of their own in the directory,
-    each signed in with it, through this process's own API. They never finish a call
-    themselves: the simulated carrier's end user hangs up. A failure is logged and never
-    stops the service."""
-    timing = simulated_agents.Timing(accept_after_s=2.0, talk_time_s=None, jitter_s=0.5)
+    each signed in with it, through this process's own API; each finishes a call after the
+    talk time the directory gives the simulated carrier's end users (who wait for it, see
+    _callers_wait). They leave the menus of an agent a person took over to the person. A
+    failure is logged and never stops the service."""
+    talk_time_s = tenant.settings.simulator.talk_time_s
+    timing = simulated_agents.Timing(accept_after_s=2.0, talk_time_s=talk_time_s, jitter_s=0.5)
     tokens = {agent.id: agent.api_tokens[0] for agent in tenant.agents if agent.api_tokens}
     try:
         async with Client(url, tenant.subdomain, tenant.api_tokens[0]) as api:
             listed = await simulated_agents.pick_agents(api, None)
             chosen = [agent for agent in listed if agent["id"] in tokens]
+            people = simulated_agents.People(
+                _menu_agents(tenant), _menu_reader(api), _held_calls_reader(api)
+            )
             async with simulated_agents.desks(url, tenant.subdomain, tokens) as clients:
                 await simulated_agents.simulate(
-                    clients, chosen, timing, _log_agent, stop, restore=False
+                    clients, chosen, timing, _log_agent, stop, restore=False, people=people
                 )
     except (ApiError, Unreachable):
         log.exception("simulated agents stopped", tenant=tenant.subdomain)
+
+
+def _menu_agents(tenant: TenantFile) -> dict[int, frozenset[int]]:
+    return {
+        menu.id: frozenset(agent for group in menu.groups for agent in group)
+        for menu in tenant.menus
+    }
+
+
+def _menu_reader(api: Client) -> Callable[[int], Awaitable[int | None]]:
+    """A call's menu, read with the tenant's token (an agent's reads only its own calls)."""
+
+    async def menu_of(call_id: int) -> int | None:
+        menu = (await api.call(call_id)).get("selected_menu")
+        return int(menu["id"]) if isinstance(menu, dict) else None
+
+    return menu_of
+
+
+def _held_calls_reader(api: Client) -> Callable[[int], Awaitable[list[int]]]:
+    """The live calls an agent holds, among each live status's newest 100 calls (the demo's
+    are few): the list is the tenant's and has no agent filter."""
+
+    async def calls_of(agent_id: int) -> list[int]:
+        held = []
+        for status in ("assigned", "connecting", "connected"):
+            page = await api.calls({"status": status, "per": "100"})
+            held += [call["id"] for call in page.items if _holder(call) == agent_id]
+        return held
+
+    return calls_of
+
+
+def _holder(call: dict[str, Any]) -> int | None:
+    agent = call.get("agent_info")
+    return int(agent["id"]) if isinstance(agent, dict) else None
 
 
 def _log_agent(event: str, fields: dict[str, Any]) -> None:

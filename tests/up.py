@@ -23,10 +23,12 @@ async def dispatcher_up(
     env: dict[str, str] | None = None,
     *,
     ctrl_c: bool = False,
+    options: tuple[str, ...] = (),
 ) -> AsyncIterator[tuple[str, Path]]:
     """Runs `dispatcher up` with `document` as its directory and JSON logs at debug level (plus
-    `env`); yields its base URL and its log file. It is stopped with SIGTERM, or with `ctrl_c`
-    as a terminal's Ctrl-C stops it (SIGINT to its whole process group), and must exit 0."""
+    `env` and the command's `options`, such as --simulate-agents); yields its base URL and its
+    log file. It is stopped with SIGTERM, or with `ctrl_c` as a terminal's Ctrl-C stops it
+    (SIGINT to its whole process group), and must exit 0."""
     config = tmp_path / "directory.yaml"
     config.write_text(yaml.safe_dump(document))
     port = _free_port()
@@ -36,7 +38,7 @@ async def dispatcher_up(
     with log_file.open("wb") as log:
         process = subprocess.Popen(
             [str(BIN), "up", "--host", "127.0.0.1", "--port", str(port), "--config", str(config),
-             "--data-dir", str(tmp_path / "data")],
+             "--data-dir", str(tmp_path / "data"), *options],
             env=environment, stdout=log, stderr=log, start_new_session=True,
         )  # fmt: skip
         try:

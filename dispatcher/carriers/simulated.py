@@ -36,7 +36,7 @@ class SimulatedCarrier(Carrier):
                 jobs.CARRIER_RESULT, sub, request.call_id, answered_ms, (outcome,), outcome
             )
         ]
-        if outcome == "answer":
+        if outcome == "answer" and simulator.talk_time_s is not None:
             ended_ms = answered_ms + int(simulator.talk_time_s * 1000)
             results.append(
                 jobs.JobSpec(

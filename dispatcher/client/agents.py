@@ -89,8 +89,10 @@ def simulate_agents(
     with the tenant's token) among those given an --agent-token.
     Each goes available, watches its offers on its event stream, accepts each after
     --accept-after seconds, and finishes the call --talk-time seconds after it connects.
-    Only the public API is used, so this works against any deployment. One line is printed
-    per thing an agent does."""
+    A person who signs in at the agent console as one of them takes it over until the console
+    closes (`up --simulate-agents`, which knows the menus, also makes the others leave that
+    agent's menus to the person). Only the public API is used, so this works against any
+    deployment. One line is printed per thing an agent does."""
     timing = Timing(accept_after_s=accept_after, talk_time_s=talk_time or None, jitter_s=jitter)
     client = Client(url, tenant, token)
     run(_simulate(client, tenant, agent_tokens, count, timing, duration, not keep_available))

@@ -105,10 +105,17 @@ class Client:
         call: dict[str, Any] = await self._json("POST", f"{API}/offers/{offer_id}/accept")
         return call
 
-    async def events(self, agent_id: int) -> AsyncIterator[tuple[str, Any]]:
+    async def decline(self, offer_id: int) -> dict[str, Any]:
+        declined: dict[str, Any] = await self._json("POST", f"{API}/offers/{offer_id}/decline")
+        return declined
+
+    async def events(
+        self, agent_id: int, *, standby: bool = False
+    ) -> AsyncIterator[tuple[str, Any]]:
         """The agent's server-sent events as (event, data) until the stream ends; comments,
-        such as the `connected` the stream opens with, come as (":", text)."""
-        path = f"{API}/agents/{agent_id}/events"
+        such as the `connected` the stream opens with, come as (":", text). With `standby`
+        the stream waits while another holds the agent (`standby`, then `ready`)."""
+        path = f"{API}/agents/{agent_id}/events" + ("?standby=true" if standby else "")
         async with self._request("GET", path, STREAM_TIMEOUT) as answer:
             await _raise_for(answer)
             event, data = "message", b""

@@ -107,7 +107,8 @@ class SimulatorRule(_Model):
 class SimulatorSettings(_Model):
     dial_latency_s: float = Field(default=0, ge=0, le=30)  # how long the carrier API takes
     answer_after_s: float = Field(default=1.0, ge=0)
-    talk_time_s: float = Field(default=5.0, ge=0)
+    # None: the end user never hangs up; the agent finishes the call (`up --simulate-agents`).
+    talk_time_s: float | None = Field(default=5.0, ge=0)
     rules: list[SimulatorRule] = Field(default_factory=list)
 
     def outcome_for(self, number: str) -> CarrierOutcome:

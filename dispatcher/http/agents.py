@@ -4,6 +4,7 @@ per agent. The tenant's token may act for any agent; an agent's own token for th
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 
@@ -24,7 +25,7 @@ from dispatcher.http.auth import Caller, caller_of, tenant_of
 from dispatcher.http.body import json_object
 from dispatcher.http.responses import json_response
 from dispatcher.store import jobs
-from dispatcher.store.desks import SUPERSEDED, Desk, is_announcement
+from dispatcher.store.desks import SUPERSEDED, Desk, is_announcement, is_release
 from dispatcher.store.keys import TenantKeys
 from dispatcher.store.lifecycle import OFFER_GONE, Calls, Snapshot
 from dispatcher.store.stream_leases import StreamCap
@@ -36,6 +37,10 @@ AGENT_NOT_FOUND = "Agent not found"
 CALL_NOT_FOUND = "Call not found"
 KEEP_ALIVE_S = 15.0
 AGENT_STREAMS = "Too many event streams open for this agent (at most {})"
+# Events of a stream opened with ?standby=true: it waits while another stream holds the
+# agent, and is ready once it holds the agent itself.
+STANDBY = "standby"
+READY = "ready"
 
 
 def calls_of(request: web.Request, tenant: Tenant) -> Calls:
@@ -169,14 +174,20 @@ async def agent_events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: offer, offer_withdrawn, assigned, call_updated; a comment every
     15 s keeps proxies from closing an idle stream. One desk per agent: a newer stream of the
     same agent (another console, or a person taking over from `agents simulate`) ends this one
-    with a `superseded` event."""
+    with a `superseded` event. With ?standby=true the stream takes no desk from another: it
+    sends `standby` and nothing else while one holds the agent, then `ready` once it holds the
+    agent itself (simulated agents wait so for a person's console to close)."""
     tenant, agent = await _own_agent(request)
+    standby = _standby_wanted(request)
     keys = TenantKeys(tenant.subdomain)
     desk = Desk(request.app[REDIS], request.app[SCRIPTS], keys, agent.id)
     caps = [_agent_cap(request, keys, agent.id), sse.tenant_cap(request, keys)]
     async with sse.subscribe(request, [keys.agent_events(agent.id)], caps) as stream:
         try:
-            await desk.take()
+            if not standby:
+                await desk.take()
+            elif not await _stand_by(stream, desk):
+                return stream.response
             await _relay(stream, desk)
         except (RedisError, ConnectionError):  # the stream ends; the console reconnects
             log.warning("agent stream ended: Redis is unavailable", exc_info=True)
@@ -199,6 +210,41 @@ async def _relay(stream: sse.EventStream, desk: Desk) -> None:
             return
         if not is_announcement(event):
             await stream.send(event["event"], orjson.dumps(event["data"]))
+
+
+def _standby_wanted(request: web.Request) -> bool:
+    raw = request.query.get("standby", "false")
+    if raw not in ("true", "false"):
+        raise InvalidRequest("standby must be true or false")
+    return raw == "true"
+
+
+async def _stand_by(stream: sse.EventStream, desk: Desk) -> bool:
+    """Waits, relaying nothing, until the agent's desk is free, then takes it and says `ready`;
+    False when the stream ends first. Each keep-alive also looks, in case a release was lost
+    (a pub/sub connection that was reopened)."""
+    if not await desk.take_if_free():
+        await stream.send(STANDBY, b"{}")
+        while not await desk.take_if_free():
+            message = await _wait_for_release(stream)
+            if not stream.open:
+                return False
+            if message is None:
+                await stream.comment("keep-alive")
+    await stream.send(READY, b"{}")
+    return stream.open
+
+
+async def _wait_for_release(stream: sse.EventStream) -> bytes | None:
+    """The release of the desk, or None after a keep-alive's time without one (the other
+    desk's events, which come meanwhile, are dropped)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + KEEP_ALIVE_S
+    while stream.open and (left := deadline - loop.time()) > 0:
+        message = await stream.receive(left)
+        if message is None or is_release(orjson.loads(message)):
+            return message
+    return None
 
 
 def _agent_cap(request: web.Request, keys: TenantKeys, agent_id: int) -> StreamCap:

@@ -379,6 +379,8 @@ def test_the_demo_banner_names_its_credentials_and_simulated_agents() -> None:
     assert lines[0] == "dispatcher is ready; Ctrl-C (or SIGTERM) stops it"
     assert lines[6:] == [
         "demo tenant demo: user demo, token demo-token (API, dashboard)",
-        "  simulated agents (they accept each offer after ~2 s): 1, 2, 3, 4; an agent signs in"
-        " at the console as user demo/<id> with its own token from the directory file",
+        "  simulated agents (they accept each offer after ~2 s): 1, 2, 3, 4",
+        "  agent console: user demo/<id> and its token (1 demo-agent-1, 2 demo-agent-2,"
+        " 3 demo-agent-3, 4 demo-agent-4); the simulated agents leave that agent's menus to you"
+        " until the console closes",
     ]

@@ -188,6 +188,49 @@ def test_a_person_signing_in_as_a_simulated_agent_takes_it_over(service: LiveSer
     ]
 
 
+def test_the_agent_is_simulated_again_once_the_person_s_console_closes(
+    service: LiveService,
+) -> None:
+    """The simulated agent waits on standby while the person's stream is open, and takes the
+    agent back (available again, whatever the person left) when it ends."""
+    service.reset(_document())
+    agents = _simulate(service, "1", "--accept-after", "0", "--talk-time", "0.1", "--jitter", "0")
+    console = http.client.HTTPConnection(service.url.removeprefix("http://"), timeout=15)
+    try:
+        assert agents.stdout is not None
+        first = _read_until(agents.stdout, lambda line: line.endswith("available"))
+        time.sleep(0.5)  # the simulated agent's own stream is open by now
+        console.request("GET", "/apps/api/v1/agents/1/events", headers=basic())
+        assert console.getresponse().status == 200
+        taken = _read_until(agents.stdout, lambda line: "signed in elsewhere" in line)
+        away = _request(f"{service.url}/apps/api/v1/agents/1/status", "PUT", {"status": "offline"})
+        assert away["status"] == "offline"
+        console.close()
+        back = _read_until(agents.stdout, lambda line: "simulated again" in line)
+        call = _request(
+            f"{service.url}/apps/api/v1/calls", "POST", {**INBOUND, "menu_id": SOLO_MENU}
+        )
+        answered = _read_until(agents.stdout, lambda line: "finished call" in line)
+        agents.send_signal(signal.SIGINT)
+        rest, errors = agents.communicate(timeout=15)
+    finally:
+        console.close()
+        if agents.poll() is None:
+            agents.kill()
+            agents.wait()
+    assert (agents.returncode, errors) == (0, "")
+    assert first + taken + back + answered + rest.splitlines() == [
+        "agent 1 (admin@somedomain.com): available",
+        "agent 1: signed in elsewhere (a newer event stream), left to it",
+        "agent 1: the other desk closed, simulated again",
+        f"agent 1: offer 1 of call {call['id']} (Group 1), accepting in 0.0 s",
+        f"agent 1: accepted call {call['id']}",
+        f"agent 1: call {call['id']} connected, finishing in 0.1 s",
+        f"agent 1: finished call {call['id']}",
+        "agent 1: back to available",
+    ]
+
+
 def test_each_simulated_agent_signs_in_with_its_own_token(service: LiveService) -> None:
     """Not with the tenant's: a wrong agent token is refused, and an agent given none is not
     simulated at all."""

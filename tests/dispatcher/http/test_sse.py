@@ -193,3 +193,52 @@ async def test_of_streams_opened_together_exactly_one_keeps_the_desk(
             return True if ended and not await redis.exists(DESK) else None
 
         await eventually(freed, "the last desk to be freed", timeout=5)
+
+
+async def test_a_stream_on_standby_waits_for_the_desk_and_takes_none(
+    client: TestClient[Any, Any], demo: Any, redis: Redis
+) -> None:
+    """A simulated agent that a person took over waits so for the person's console to close:
+    it takes the agent from nobody, relays none of the person's events, and holds the agent
+    once the person's stream ends."""
+    person = await client.get(EVENTS, headers=basic())
+    assert await _read_block(person.content) == b": connected\n\n"
+    assert await _read_block(person.content) == b"retry: 2000\n\n"
+    waiting = await client.get(EVENTS + "?standby=true", headers=basic())
+    assert await _read_block(waiting.content) == b": connected\n\n"
+    assert await _read_block(waiting.content) == b"retry: 2000\n\n"
+    assert await _read_block(waiting.content) == b"event: standby\ndata: {}\n\n"
+    first = {"id": 7, "call_id": 3, "group": "Group 1"}
+    await redis.publish(CHANNEL, orjson.dumps({"event": "offer", "data": first}))
+    assert await _read_block(person.content) == b"event: offer\ndata: " + orjson.dumps(first) + (
+        b"\n\n"
+    )
+    person.close()
+    assert await _read_block(waiting.content) == b"event: ready\ndata: {}\n\n"
+    second = {"id": 8, "call_id": 4, "group": "Group 1"}
+    await redis.publish(CHANNEL, orjson.dumps({"event": "offer", "data": second}))
+    assert (
+        await _read_block(waiting.content)
+        == b"event: offer\ndata: " + orjson.dumps(second) + b"\n\n"
+    )
+    waiting.close()
+
+
+async def test_a_stream_on_standby_takes_a_free_desk_at_once_and_yields_it_as_any(
+    client: TestClient[Any, Any], demo: Any, redis: Redis
+) -> None:
+    standby = await client.get(EVENTS + "?standby=true", headers=basic())
+    assert await _read_block(standby.content) == b": connected\n\n"
+    assert await _read_block(standby.content) == b"retry: 2000\n\n"
+    assert await _read_block(standby.content) == b"event: ready\ndata: {}\n\n"
+    person = await client.get(EVENTS, headers=basic())
+    assert person.status == 200
+    assert await _read_block(standby.content) == b"event: superseded\ndata: {}\n\n"
+    assert await asyncio.wait_for(standby.content.read(), 5) == b""
+    person.close()
+
+
+async def test_standby_is_true_or_false(client: TestClient[Any, Any], demo: Any) -> None:
+    refused = await client.get(EVENTS + "?standby=yes", headers=basic())
+    assert refused.status == 400
+    assert await refused.json() == {"message": "standby must be true or false"}
