@@ -21,7 +21,7 @@ from aiohttp import web
 from dispatcher import logs
 from dispatcher.domain import clock
 from tests.conftest import demo_document
-from tests.dispatcher.test_cli import _free_port
+from tests.ports import free_port
 from tests.up import dispatcher_up
 
 BIN = Path(sys.executable).parent / "dispatcher"
@@ -75,7 +75,7 @@ async def webhook_url() -> AsyncIterator[str]:
     app.router.add_post("/hook", receive)
     runner = web.AppRunner(app)
     await runner.setup()
-    port = _free_port()
+    port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     yield f"http://127.0.0.1:{port}/hook"
     await runner.cleanup()
@@ -161,6 +161,7 @@ async def _until_ended(http: aiohttp.ClientSession, base: str, call_ids: list[in
     pytest.fail(f"calls did not end: {statuses}")
 
 
+@pytest.mark.subprocess
 async def test_a_full_run_logs_no_secret_and_no_full_phone_number(
     tmp_path: Path, webhook_url: str
 ) -> None:
@@ -203,6 +204,7 @@ async def _send_raw(base: str, header: str) -> bytes:
         writer.close()
 
 
+@pytest.mark.subprocess
 async def test_an_oversize_header_line_logs_no_credential(tmp_path: Path) -> None:
     # Found by the hardening review: aiohttp logs the refused line at error level with the
     # first ~100 bytes of its value, and a session cookie and a Basic credential were in them.

@@ -21,6 +21,7 @@ from redis.asyncio.client import PubSub
 
 from dispatcher.store.keys import TenantKeys
 from tests.conftest import basic, demo_document, load_directory
+from tests.polling import POLL_S, eventually
 from workers.settings import (
     create_worker,
     shutdown,
@@ -33,7 +34,6 @@ API = "/apps/api/v1"
 CALLS = f"{API}/calls"
 TENANT = TenantKeys("demo")
 OFFER_GONE = {"message": "Offer is no longer available"}
-POLL_S = 0.02
 TERMINAL = {"finished", "failed"}
 
 # Menus added to the demo tenant for the worker tests.
@@ -127,18 +127,6 @@ async def load_tenant(
     document = tenant_document(settings=settings, menus=menus)
     await load_directory(redis, document)
     return document
-
-
-async def eventually(probe: Callable[[], Awaitable[T | None]], what: str, timeout: float = 5) -> T:
-    """Polls `probe` every 20 ms until it returns something other than None."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if value is not None:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(POLL_S)
 
 
 async def get_json(client: TestClient[Any, Any], path: str, status: int = 200) -> Any:

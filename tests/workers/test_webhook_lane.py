@@ -101,6 +101,7 @@ async def _wait_for_deliveries(hanging: HangingReceiver, count: int) -> None:
     pytest.fail(f"{hanging.received} deliveries started, expected {count}")
 
 
+@pytest.mark.slow
 async def test_a_hanging_webhook_delays_no_other_tenant_s_scheduled_calls(
     patient_lane: None,
     client: TestClient[Any, Any],
