@@ -14,19 +14,23 @@ T = TypeVar("T")
 POLL_S = 0.02
 
 
+Waited = str | Callable[[], str]
+
+
 @overload
 async def eventually(
-    probe: Callable[[], Awaitable[T | None]], what: str, timeout: float = 5
+    probe: Callable[[], Awaitable[T | None]], what: Waited, timeout: float = 5
 ) -> T: ...
 
 
 @overload
-async def eventually(probe: Callable[[], T | None], what: str, timeout: float = 5) -> T: ...
+async def eventually(probe: Callable[[], T | None], what: Waited, timeout: float = 5) -> T: ...
 
 
-async def eventually(probe: Callable[[], Any], what: str, timeout: float = 5) -> Any:
+async def eventually(probe: Callable[[], Any], what: Waited, timeout: float = 5) -> Any:
     """Calls `probe` (plain or async) every 20 ms until it returns something other than None or
-    False, and returns that; fails the test after `timeout` seconds, naming `what`."""
+    False, and returns that; fails the test after `timeout` seconds, naming `what` (a callable
+    `what` is asked at that moment, so the message can show the last value seen)."""
     deadline = time.monotonic() + timeout
     while True:
         value = probe()
@@ -35,7 +39,8 @@ async def eventually(probe: Callable[[], Any], what: str, timeout: float = 5) ->
         if value is not None and value is not False:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+            waited = what if isinstance(what, str) else what()
+            pytest.fail(f"timed out after {timeout} s waiting for {waited}")
         await asyncio.sleep(POLL_S)
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import sys
-import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ from aiohttp import web
 from dispatcher import logs
 from dispatcher.domain import clock
 from tests.conftest import demo_document
+from tests.polling import eventually
 from tests.ports import free_port
 from tests.up import dispatcher_up
 
@@ -144,21 +144,21 @@ async def _operator(http: aiohttp.ClientSession, base: str) -> str:
 
 async def _until_ended(http: aiohttp.ClientSession, base: str, call_ids: list[int]) -> None:
     """Agent 1 takes every offer; returns once every call has ended."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    statuses: list[str] = []
+
+    async def ended() -> bool:
         async with http.get(f"{base}{API}/agents/1/offers", headers=_auth()) as answer:
             offers = await answer.json()
         for offer in offers:
             async with http.post(f"{base}{API}/offers/{offer['id']}/accept", headers=_auth()):
                 pass
-        statuses = []
+        statuses.clear()
         for call_id in call_ids:
             async with http.get(f"{base}{API}/calls/{call_id}", headers=_auth()) as answer:
                 statuses.append((await answer.json())["status"])
-        if all(status in {"finished", "failed"} for status in statuses):
-            return
-        await asyncio.sleep(0.1)
-    pytest.fail(f"calls did not end: {statuses}")
+        return all(status in {"finished", "failed"} for status in statuses)
+
+    await eventually(ended, lambda: f"the calls to end: {statuses}", 30)
 
 
 @pytest.mark.subprocess

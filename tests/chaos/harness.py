@@ -22,7 +22,6 @@ from typing import Any
 
 import aiohttp
 import orjson
-import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -358,15 +357,15 @@ async def statuses(redis: Redis, call_ids: list[int]) -> list[str]:
 
 async def all_ended(redis: Redis, call_ids: list[int], timeout: float) -> Counter[str]:
     """Polls until every call is finished or failed; fails with the tally if not in time."""
-    deadline = time.monotonic() + timeout
-    while True:
+    tallies: list[Counter[str]] = [Counter()]
+
+    async def probe() -> Counter[str] | None:
         with contextlib.suppress(*REDIS_DOWN):
-            tally = Counter(await statuses(redis, call_ids))
-            if set(tally) <= TERMINAL:
-                return tally
-            if time.monotonic() > deadline:
-                pytest.fail(f"not every call ended within {timeout} s: {dict(tally)}")
-        await asyncio.sleep(POLL_S)
+            tallies.append(Counter(await statuses(redis, call_ids)))
+            return tallies[-1] if set(tallies[-1]) <= TERMINAL else None
+        return None
+
+    return await eventually(probe, lambda: f"every call to end: {dict(tallies[-1])}", timeout)
 
 
 async def agents_holding_calls(redis: Redis, agents: int) -> dict[int, int]:

@@ -20,6 +20,7 @@ from dispatcher.domain import clock
 from dispatcher.store import jobs, keys
 from dispatcher.store.scripts import Scripts
 from tests.dispatcher.test_cli import BIN, _environment, _wait_healthy
+from tests.polling import eventually
 from tests.ports import free_port
 from tests.scrape import value
 
@@ -141,10 +142,11 @@ async def test_a_worker_serves_metrics_health_and_readiness_on_its_port(
 
 
 async def _eventually_status(url: str, status: int, timeout_s: float = 10) -> str:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        got, body = await asyncio.to_thread(_get, url)
-        if got == status:
-            return body
-        assert time.monotonic() < deadline, (got, body)
-        await asyncio.sleep(0.05)
+    seen: list[tuple[int, str]] = []
+
+    async def probe() -> str | None:
+        seen.append(await asyncio.to_thread(_get, url))
+        got, body = seen[-1]
+        return body if got == status else None
+
+    return await eventually(probe, lambda: f"{status} from {url}, last {seen[-1]}", timeout_s)

@@ -21,7 +21,7 @@ from redis.asyncio.client import PubSub
 
 from dispatcher.store.keys import TenantKeys
 from tests.conftest import basic, demo_document, load_directory
-from tests.polling import POLL_S, eventually
+from tests.polling import eventually
 from workers.settings import (
     create_worker,
     shutdown,
@@ -151,18 +151,18 @@ async def get_call(client: TestClient[Any, Any], call_id: int) -> dict[str, Any]
 async def wait_for_status(
     client: TestClient[Any, Any], call_id: int, status: str, timeout: float = 5
 ) -> dict[str, Any]:
-    """Polls GET /calls/{id} every 20 ms until the call has `status`; fails with the last seen
-    object (and at once if the call ended in another status)."""
-    deadline = time.monotonic() + timeout
-    while True:
+    """Polls GET /calls/{id} until the call has `status`; fails with the last seen object (and
+    at once if the call ended in another status)."""
+    seen: list[dict[str, Any]] = []
+
+    async def probe() -> dict[str, Any] | None:
         call = await get_call(client, call_id)
-        if call["status"] == status:
-            return call
-        if call["status"] in TERMINAL:
+        seen.append(call)
+        if call["status"] in TERMINAL and call["status"] != status:
             pytest.fail(f"call {call_id} ended {call['status']} while waiting for {status}: {call}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"call {call_id} not {status} after {timeout} s; last seen: {call}")
-        await asyncio.sleep(POLL_S)
+        return call if call["status"] == status else None
+
+    return await eventually(probe, lambda: f"call {call_id} {status}: {seen[-1]}", timeout)
 
 
 async def offers_of(client: TestClient[Any, Any], agent_id: int) -> list[dict[str, Any]]:
