@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA_DIR ?= .data
 
-.PHONY: install run test lint audit bench clean screenshots
+.PHONY: install run test test-fast lint audit bench clean screenshots
 
 install: $(STAMP)
 
@@ -30,6 +30,15 @@ run: $(RUNTIME)
 
 test: $(STAMP)
 	$(BIN)/pytest
+
+# The inner loop: everything but the tests marked slow, subprocess, browser or chaos
+# (pyproject.toml), on every core, each pytest-xdist worker with an embedded Redis of its own.
+# Bytecode is kept even where PYTHONDONTWRITEBYTECODE is set: compiling every module again
+# is half of each worker's collection.
+FAST := not slow and not subprocess and not browser and not chaos
+WORKERS ?= auto
+test-fast: $(STAMP)
+	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -m "$(FAST)" -n $(WORKERS)
 
 # The screenshots of README.md and docs/console.md, taken by the browser test that checks them.
 screenshots: $(STAMP)

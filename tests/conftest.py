@@ -8,6 +8,7 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 import yaml
@@ -29,6 +30,13 @@ LOCAL_NETWORKS = "127.0.0.0/8,::1/128"
 os.environ["DISPATCHER_WEBHOOK_ALLOWED_NETWORKS"] = LOCAL_NETWORKS
 
 ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+# Whole directories of one nature, marked here rather than module by module (the markers are
+# declared in pyproject.toml; `make test-fast` leaves them out).
+DIRECTORY_MARKS = {
+    HERE / "browser": ("browser",),
+    HERE / "chaos": ("chaos", "subprocess"),
+}
 DEMO_FILE = ROOT / "deploy" / "demo.yaml"
 ADMIN_TOKEN = "admin-secret-token"
 
@@ -50,15 +58,37 @@ hypothesis_settings.register_profile(
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for folder, marks in DIRECTORY_MARKS.items():
+            if folder in item.path.parents:
+                for mark in marks:
+                    item.add_marker(mark)
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The embedded Redis `dispatcher up` uses, or REDIS_URL when a run provides one."""
     given = os.environ.get("REDIS_URL")
     if given:
-        yield given
+        yield own_database(given, os.environ.get("PYTEST_XDIST_WORKER", ""))
         return
     with EmbeddedRedis(tmp_path_factory.mktemp("redis")) as server:
         yield server.url
+
+
+def own_database(url: str, worker: str) -> str:
+    """Under pytest-xdist each worker process (gw0, gw1, ...) flushes a database of its own on a
+    shared REDIS_URL: the URL's database plus the worker's number. Alone, the URL as it is."""
+    if not worker:
+        return url
+    parts = urlsplit(url)
+    offset = int(worker.removeprefix("gw"))
+    if parts.scheme == "unix":
+        query = dict(parse_qsl(parts.query))
+        query["db"] = str(int(query.get("db", 0)) + offset)
+        return f"{url.partition('?')[0]}?{urlencode(query)}"
+    return urlunsplit(parts._replace(path=f"/{int(parts.path.strip('/') or 0) + offset}"))
 
 
 @pytest.fixture

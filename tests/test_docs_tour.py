@@ -34,11 +34,9 @@ unchanged."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import shlex
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,7 +53,10 @@ from dispatcher.redis_connection import redis_client
 from dispatcher.redis_embedded import URL_FILE
 from dispatcher.store.jobs import QUEUE_NAME, WEBHOOK_QUEUE_NAME
 from tests.conftest import basic
+from tests.polling import eventually
 from tests.up import dispatcher_up
+
+pytestmark = pytest.mark.subprocess  # a real dispatcher up per file
 
 ROOT = Path(__file__).resolve().parent.parent
 TOUR = ROOT / "docs" / "tour.md"
@@ -390,14 +391,12 @@ def slow_answering_demo() -> dict[str, Any]:
 async def settle(redis: Redis, timeout_s: float = 60) -> None:
     """Returns once no job of the workers is due: each job stays in its ARQ queue until it has
     run, so every job due now has run, and every job it queued that was due at once too."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    async def idle() -> bool:
         now_ms = clock.to_ms(clock.now())
-        due = [await redis.zcount(queue, "-inf", now_ms) for queue in QUEUES]
-        if not any(due):
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"the workers still have jobs due after {timeout_s} s")
+        return not any([await redis.zcount(queue, "-inf", now_ms) for queue in QUEUES])
+
+    await eventually(idle, "the workers to have no job due", timeout_s)
 
 
 @pytest.mark.parametrize("doc", [TOUR, API_MD], ids=lambda path: path.name)

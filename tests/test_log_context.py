@@ -10,10 +10,13 @@ from pathlib import Path
 
 import aiohttp
 import orjson
+import pytest
 
 from tests.conftest import demo_document
 from tests.scrape import value
 from tests.up import dispatcher_up
+
+pytestmark = pytest.mark.subprocess
 
 CALLS = "/apps/api/v1/calls"
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"demo:demo-token").decode()}

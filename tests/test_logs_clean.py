@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import sys
-import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +20,8 @@ from aiohttp import web
 from dispatcher import logs
 from dispatcher.domain import clock
 from tests.conftest import demo_document
-from tests.dispatcher.test_cli import _free_port
+from tests.polling import eventually
+from tests.ports import free_port
 from tests.up import dispatcher_up
 
 BIN = Path(sys.executable).parent / "dispatcher"
@@ -75,7 +75,7 @@ async def webhook_url() -> AsyncIterator[str]:
     app.router.add_post("/hook", receive)
     runner = web.AppRunner(app)
     await runner.setup()
-    port = _free_port()
+    port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     yield f"http://127.0.0.1:{port}/hook"
     await runner.cleanup()
@@ -144,23 +144,24 @@ async def _operator(http: aiohttp.ClientSession, base: str) -> str:
 
 async def _until_ended(http: aiohttp.ClientSession, base: str, call_ids: list[int]) -> None:
     """Agent 1 takes every offer; returns once every call has ended."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    statuses: list[str] = []
+
+    async def ended() -> bool:
         async with http.get(f"{base}{API}/agents/1/offers", headers=_auth()) as answer:
             offers = await answer.json()
         for offer in offers:
             async with http.post(f"{base}{API}/offers/{offer['id']}/accept", headers=_auth()):
                 pass
-        statuses = []
+        statuses.clear()
         for call_id in call_ids:
             async with http.get(f"{base}{API}/calls/{call_id}", headers=_auth()) as answer:
                 statuses.append((await answer.json())["status"])
-        if all(status in {"finished", "failed"} for status in statuses):
-            return
-        await asyncio.sleep(0.1)
-    pytest.fail(f"calls did not end: {statuses}")
+        return all(status in {"finished", "failed"} for status in statuses)
+
+    await eventually(ended, lambda: f"the calls to end: {statuses}", 30)
 
 
+@pytest.mark.subprocess
 async def test_a_full_run_logs_no_secret_and_no_full_phone_number(
     tmp_path: Path, webhook_url: str
 ) -> None:
@@ -203,6 +204,7 @@ async def _send_raw(base: str, header: str) -> bytes:
         writer.close()
 
 
+@pytest.mark.subprocess
 async def test_an_oversize_header_line_logs_no_credential(tmp_path: Path) -> None:
     # Found by the hardening review: aiohttp logs the refused line at error level with the
     # first ~100 bytes of its value, and a session cookie and a Basic credential were in them.

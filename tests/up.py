@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-from tests.dispatcher.test_cli import BIN, _free_port, _wait_healthy
+from tests.dispatcher.test_cli import BIN, _wait_healthy
+from tests.ports import free_port
 
 
 @contextlib.asynccontextmanager
@@ -31,7 +32,7 @@ async def dispatcher_up(
     (SIGINT to its whole process group), and must exit 0."""
     config = tmp_path / "directory.yaml"
     config.write_text(yaml.safe_dump(document))
-    port = _free_port()
+    port = free_port()
     environment = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     environment.update(DISPATCHER_LOG_FORMAT="json", DISPATCHER_LOG_LEVEL="debug", **(env or {}))
     log_file = tmp_path / "up.log"

@@ -11,19 +11,17 @@ import base64
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
-import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -34,6 +32,8 @@ from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.keys import TenantKeys
 from dispatcher.store.lifecycle import Calls
 from dispatcher.store.scripts import Scripts
+from tests.polling import POLL_S, eventually
+from tests.ports import free_port
 
 CHAOS = os.environ.get("DISPATCHER_CHAOS") == "1"
 BIN = Path(sys.executable).parent / "dispatcher"
@@ -44,7 +44,6 @@ CALLS = "/apps/api/v1/calls"
 TERMINAL = {"finished", "failed"}
 UNAVAILABLE = {"message": "Service unavailable"}
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
-POLL_S = 0.02
 
 
 def sized(normal: int, chaos: int) -> int:
@@ -99,28 +98,6 @@ def directory(agents: int = 40, per_menu: int = 10, **simulator: float) -> dict[
     }
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-async def until(
-    probe: Callable[[], Awaitable[bool]] | Callable[[], bool], what: str, timeout: float
-) -> float:
-    """Polls `probe` every 20 ms until it holds; returns the seconds it took."""
-    started = time.monotonic()
-    while True:
-        held = probe()
-        if not isinstance(held, bool):
-            held = await held
-        if held:
-            return time.monotonic() - started
-        if time.monotonic() - started > timeout:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(POLL_S)
-
-
 @dataclass
 class System:
     """`dispatcher` processes on one Redis, each logging to `workdir/<name>.log`; whatever is
@@ -163,7 +140,7 @@ class System:
                         return answer.status == 200
                 return False
 
-            await until(healthy, f"{name} to answer /healthz", 30)
+            await eventually(healthy, f"{name} to answer /healthz", 30)
         return port
 
     async def worker(self, name: str) -> subprocess.Popen[bytes]:
@@ -176,7 +153,7 @@ class System:
             assert process.poll() is None, f"{name} exited: see {log}"
             return b'"worker started"' in log.read_bytes()[seen:]
 
-        await until(started, f"{name} to start", 30)
+        await eventually(started, f"{name} to start", 30)
         return process
 
     async def stop(self, name: str, timeout: float = 30) -> int:
@@ -380,15 +357,15 @@ async def statuses(redis: Redis, call_ids: list[int]) -> list[str]:
 
 async def all_ended(redis: Redis, call_ids: list[int], timeout: float) -> Counter[str]:
     """Polls until every call is finished or failed; fails with the tally if not in time."""
-    deadline = time.monotonic() + timeout
-    while True:
+    tallies: list[Counter[str]] = [Counter()]
+
+    async def probe() -> Counter[str] | None:
         with contextlib.suppress(*REDIS_DOWN):
-            tally = Counter(await statuses(redis, call_ids))
-            if set(tally) <= TERMINAL:
-                return tally
-            if time.monotonic() > deadline:
-                pytest.fail(f"not every call ended within {timeout} s: {dict(tally)}")
-        await asyncio.sleep(POLL_S)
+            tallies.append(Counter(await statuses(redis, call_ids)))
+            return tallies[-1] if set(tallies[-1]) <= TERMINAL else None
+        return None
+
+    return await eventually(probe, lambda: f"every call to end: {dict(tallies[-1])}", timeout)
 
 
 async def agents_holding_calls(redis: Redis, agents: int) -> dict[int, int]:

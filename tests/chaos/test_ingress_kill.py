@@ -17,9 +17,9 @@ from tests.chaos.harness import (
     running,
     sized,
     stored_call_ids,
-    until,
 )
 from tests.conftest import load_directory
+from tests.polling import eventually
 
 QUEUE = "arq:queue"
 
@@ -49,7 +49,9 @@ async def test_killed_ingress_loses_no_acknowledged_call(
         for _ in range(kills):
             port = await system.serve()
             async with Load(port, rate=100_000, total=10**9, concurrency=32) as load:
-                await until(lambda: len(load.created) >= per_kill, "creates before the kill", 60)
+                await eventually(
+                    lambda: len(load.created) >= per_kill, "creates before the kill", 60
+                )
                 await system.kill("serve")
             acknowledged += load.created
             statuses = load.statuses()

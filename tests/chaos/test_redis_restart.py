@@ -38,9 +38,9 @@ from tests.chaos.harness import (
     running,
     sized,
     stored_call_ids,
-    until,
 )
 from tests.conftest import load_directory
+from tests.polling import eventually, seconds_until
 
 AGENTS = 40
 # (how Redis goes down, its appendfsync, where it listens)
@@ -89,18 +89,18 @@ async def test_redis_restarted_under_load(
             port = await system.serve()
             worker = await system.worker("worker")
             async with Load(port, rate=sized(100, 200), total=before + after) as load:
-                await until(lambda: len(load.created) >= before, "creates before", 60)
+                await eventually(lambda: len(load.created) >= before, "creates before", 60)
                 acknowledged_before = len(load.created)
                 recent = [a for a in load.answers if a.answered_at > time.monotonic() - 2]
                 down_at = time.monotonic()
                 await asyncio.to_thread(_take_down, server, how)
-                await until(
+                await eventually(
                     lambda: load.statuses(since=down_at)[503] >= outage, "503s while down", 60
                 )
                 up_at = time.monotonic()
                 await asyncio.to_thread(server.start)
                 restarted_s = time.monotonic() - up_at
-                reconnected_s = await until(
+                reconnected_s = await seconds_until(
                     lambda: any(a.status == 201 for a in load.answers if a.sent_at > up_at),
                     "a 201 after the restart",
                     30,
@@ -172,16 +172,16 @@ async def test_up_restarts_its_embedded_redis_when_it_dies(short_dir: Path, tmp_
         try:
             assert await redis.config_get("appendfsync") == {"appendfsync": "always"}
             async with Load(port, rate=200, total=10**9) as load:
-                await until(lambda: len(load.created) >= 20, "creates before the kill", 30)
+                await eventually(lambda: len(load.created) >= 20, "creates before the kill", 30)
                 first_pid = (await redis.info("server"))["process_id"]
                 killed_at = time.monotonic()
                 os.kill(first_pid, signal.SIGKILL)
-                back_s = await until(
+                back_s = await seconds_until(
                     lambda: any(a.status == 201 for a in load.answers if a.sent_at > killed_at),
                     "a 201 after the kill",
                     30,
                 )
-                await until(lambda: len(load.created) >= 60, "creates after the kill", 30)
+                await eventually(lambda: len(load.created) >= 60, "creates after the kill", 30)
             assert (await redis.info("server"))["process_id"] != first_pid
             assert set(load.statuses()) <= {201, 503}, load.statuses()
             for answer in load.answers:

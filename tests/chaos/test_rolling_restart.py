@@ -22,10 +22,10 @@ from tests.chaos.harness import (
     running,
     sized,
     stored_call_ids,
-    until,
     worker_stops,
 )
 from tests.conftest import load_directory
+from tests.polling import eventually
 
 AGENTS, WORKERS = 40, 3
 
@@ -50,7 +50,7 @@ async def test_rolling_restart_of_workers_loses_nothing(
         async with Load(port, rate=sized(60, 100), total=total) as load:
             for restart in range(restarts):
                 mark = total * (restart + 1) // (restarts + 1)
-                await until(lambda m=mark: len(load.created) >= m, "calls created", 60)
+                await eventually(lambda m=mark: len(load.created) >= m, "calls created", 60)
                 name = f"worker-{restart % WORKERS}"
                 exit_codes.append(await system.stop(name))
                 await system.worker(name)

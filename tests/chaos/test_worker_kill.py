@@ -28,9 +28,9 @@ from tests.chaos.harness import (
     sized,
     statuses,
     stored_call_ids,
-    until,
 )
 from tests.conftest import load_directory
+from tests.polling import eventually
 
 AGENTS = 40
 
@@ -62,9 +62,9 @@ async def test_worker_killed_mid_routing_loses_and_repeats_nothing(
         async with Load(port, rate=sized(60, 150), total=total) as load:
             for kill in range(kills):
                 mark = total * (kill + 1) // (kills + 1)
-                await until(lambda m=mark: len(load.created) >= m, "calls created", 60)
+                await eventually(lambda m=mark: len(load.created) >= m, "calls created", 60)
                 # One worker runs, so every in-progress job is the one about to be killed.
-                await until(lambda: _any_in_progress(redis), "a job in progress", 10)
+                await eventually(lambda: _any_in_progress(redis), "a job in progress", 10)
                 await system.kill(f"worker-{kill}")
                 orphaned.append(len(await _in_progress(redis)))
                 now = await statuses(redis, load.created)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -24,6 +23,7 @@ from dispatcher.domain import clock
 from dispatcher.settings import Settings
 from dispatcher.store.keys import TenantKeys
 from tests.conftest import ROOT, basic, demo_document, load_directory
+from tests.ports import free_port
 
 DEMO = TenantKeys("demo")
 LATER = clock.iso(clock.now() + timedelta(days=2))
@@ -54,6 +54,7 @@ async def run_import(
     return process.returncode, out.decode(), err.decode()
 
 
+@pytest.mark.subprocess
 async def test_an_import_creates_the_good_rows_reports_the_bad_and_never_twice(
     client: TestClient[Any, Any], redis: Redis, demo: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -105,6 +106,7 @@ def callback(last_digits: int, ticket: str) -> str:
     return f"+1 205-555-{last_digits:04d},{LATER},9,,{ticket}"
 
 
+@pytest.mark.subprocess
 async def test_a_batch_over_the_body_limit_is_sent_again_in_halves(
     small_bodies: TestClient[Any, Any], redis: Redis, demo: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -154,6 +156,7 @@ async def test_a_batch_over_the_body_limit_is_sent_again_in_halves(
     assert await redis.zcard(DEMO.calls) == 7
 
 
+@pytest.mark.subprocess
 async def test_a_field_over_the_csv_limit_fails_its_row_and_the_rows_after_it_are_read(
     client: TestClient[Any, Any], redis: Redis, demo: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -174,6 +177,7 @@ async def test_a_field_over_the_csv_limit_fails_its_row_and_the_rows_after_it_ar
     assert await redis.zcard(DEMO.calls) == 2
 
 
+@pytest.mark.subprocess
 async def test_a_file_that_cannot_be_read_to_its_end_is_refused_before_anything_is_sent(
     client: TestClient[Any, Any], redis: Redis, demo: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -194,6 +198,7 @@ async def test_a_file_that_cannot_be_read_to_its_end_is_refused_before_anything_
     assert await redis.zcard(DEMO.campaigns) == 0
 
 
+@pytest.mark.subprocess
 async def test_a_file_not_in_utf_8_is_refused_before_anything_is_sent(
     client: TestClient[Any, Any], redis: Redis, demo: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -205,14 +210,13 @@ async def test_a_file_not_in_utf_8_is_refused_before_anything_is_sent(
     assert await redis.zcard(DEMO.campaigns) == 0
 
 
+@pytest.mark.subprocess
 async def test_an_unreachable_api_stops_the_import_with_a_clear_message(
     client: TestClient[Any, Any], tmp_path: Path
 ) -> None:
     csv_file = tmp_path / "callbacks.csv"
     csv_file.write_text("\n".join([HEADER, *GOOD]) + "\n")
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # nobody listens there
     code, out, err = await run_import(client, csv_file, url=f"http://127.0.0.1:{port}")
     assert code == 3
     assert f"error: cannot reach http://127.0.0.1:{port}/apps/api/v1: " in err
@@ -220,6 +224,7 @@ async def test_an_unreachable_api_stops_the_import_with_a_clear_message(
     assert out == "created 0, already existed 0, failed 0 (of 2 rows)\n"
 
 
+@pytest.mark.subprocess
 async def test_the_import_waits_out_the_rate_limit(
     client: TestClient[Any, Any], redis: Redis, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

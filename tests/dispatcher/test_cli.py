@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,15 +25,10 @@ from dispatcher.cli import banner, main
 from dispatcher.directory import loader
 from dispatcher.store.keys import TENANTS
 from tests.conftest import DEMO_FILE, basic
+from tests.ports import free_port
 from tests.terminal import drain, frames, pseudo_terminal
 
 BIN = Path(sys.executable).parent / "dispatcher"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _environment() -> dict[str, str]:
@@ -76,7 +70,7 @@ def _wait_healthy(port: int, process: subprocess.Popen[bytes], timeout_s: float 
 
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[tuple[int, Path, subprocess.Popen[bytes]]]:
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "up.log").open("wb")
     process = subprocess.Popen(
         [str(BIN), "up", "--host", "127.0.0.1", "--port", str(port),
@@ -115,6 +109,7 @@ def _gone(pid: int, timeout_s: float = 10) -> bool:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.subprocess
 def test_up_serves_then_stops_cleanly(
     running: tuple[int, Path, subprocess.Popen[bytes]], signum: int
 ) -> None:
@@ -132,6 +127,7 @@ def test_up_serves_then_stops_cleanly(
     assert not (data_dir / "redis.url").exists()
 
 
+@pytest.mark.subprocess
 def test_redis_dies_with_a_killed_up(running: tuple[int, Path, subprocess.Popen[bytes]]) -> None:
     _, data_dir, process = running
     redis_pid = _redis_pid(data_dir)
@@ -140,6 +136,7 @@ def test_redis_dies_with_a_killed_up(running: tuple[int, Path, subprocess.Popen[
     assert _gone(redis_pid), "redis-server was orphaned"
 
 
+@pytest.mark.subprocess
 def test_load_config_against_a_running_up(
     running: tuple[int, Path, subprocess.Popen[bytes]], tmp_path: Path
 ) -> None:
@@ -176,10 +173,11 @@ def _children(pid: int) -> list[int]:
     return [int(child) for child in found.stdout.split()]
 
 
+@pytest.mark.subprocess
 def test_serve_with_workers_shares_the_port_and_stops_them_all(
     redis_url: str, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "serve.log").open("wb")
     process = subprocess.Popen(
         [str(BIN), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "3"],
@@ -208,9 +206,10 @@ def test_serve_with_workers_shares_the_port_and_stops_them_all(
         log.close()
 
 
+@pytest.mark.subprocess
 def test_up_simulate_agents_answers_calls_through_the_api(tmp_path: Path) -> None:
     """`make run`'s agents: the demo tenant's agents accept offers about 2 s after they ring."""
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "up.log").open("wb")
     process = subprocess.Popen(
         [str(BIN), "up", "--host", "127.0.0.1", "--port", str(port),
@@ -315,6 +314,7 @@ def _load_on_a_terminal(
     return process.returncode, out.read_text(), frames(drawn)
 
 
+@pytest.mark.subprocess
 def test_load_config_of_a_large_directory_shows_its_phases_on_a_terminal(
     redis_url: str, tmp_path: Path
 ) -> None:
@@ -348,6 +348,7 @@ def test_load_config_of_a_large_directory_shows_its_phases_on_a_terminal(
         assert re.fullmatch(pattern, line), (line, pattern)
 
 
+@pytest.mark.subprocess
 def test_load_config_draws_nothing_on_a_terminal_when_asked_not_to(
     redis_url: str, tmp_path: Path
 ) -> None:
@@ -355,6 +356,7 @@ def test_load_config_draws_nothing_on_a_terminal_when_asked_not_to(
     assert (code, out, drawn) == (0, "loaded demo: 4 agents, 3 menus, 2 numbers, 3 contacts\n", [])
 
 
+@pytest.mark.subprocess
 def test_up_prints_where_everything_is_and_never_a_real_directory_s_tokens(
     running: tuple[int, Path, subprocess.Popen[bytes]],
 ) -> None:

@@ -19,8 +19,12 @@ from redis.asyncio import Redis
 from dispatcher.domain import clock
 from dispatcher.store import jobs, keys
 from dispatcher.store.scripts import Scripts
-from tests.dispatcher.test_cli import BIN, _environment, _free_port, _wait_healthy
+from tests.dispatcher.test_cli import BIN, _environment, _wait_healthy
+from tests.polling import eventually
+from tests.ports import free_port
 from tests.scrape import value
+
+pytestmark = pytest.mark.subprocess
 
 HEALTHZ = {"route": "/healthz", "method": "GET", "status": "200"}
 SCRAPES = {"route": "/metrics", "method": "GET", "status": "200"}
@@ -50,7 +54,7 @@ def _per_process(directory: Path, labels: dict[str, str]) -> dict[int, float]:
 
 @pytest.fixture
 def served(redis_url: str, tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "serve.log").open("wb")
     process = subprocess.Popen(
         [str(BIN), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
@@ -97,7 +101,7 @@ def test_two_serving_processes_agree_on_every_count(
 async def test_a_worker_serves_metrics_health_and_readiness_on_its_port(
     redis_url: str, redis: Redis, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = (tmp_path / "worker.log").open("wb")
     process = subprocess.Popen(
@@ -138,10 +142,11 @@ async def test_a_worker_serves_metrics_health_and_readiness_on_its_port(
 
 
 async def _eventually_status(url: str, status: int, timeout_s: float = 10) -> str:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        got, body = await asyncio.to_thread(_get, url)
-        if got == status:
-            return body
-        assert time.monotonic() < deadline, (got, body)
-        await asyncio.sleep(0.05)
+    seen: list[tuple[int, str]] = []
+
+    async def probe() -> str | None:
+        seen.append(await asyncio.to_thread(_get, url))
+        got, body = seen[-1]
+        return body if got == status else None
+
+    return await eventually(probe, lambda: f"{status} from {url}, last {seen[-1]}", timeout_s)

@@ -14,10 +14,13 @@ from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 
 from tests.conftest import basic, demo_document
+from tests.polling import eventually
 from tests.up import dispatcher_up
-from tests.workers.conftest import eventually
+
+pytestmark = pytest.mark.subprocess  # a real dispatcher up --simulate-agents
 
 API = "/apps/api/v1"
 PERSON = basic("demo/4", "demo-agent-4")  # agent 4: menu 9's second group, menu 51 (and 50)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from dispatcher.redis_embedded import die_with_parent, redis_server_binary
 from dispatcher.settings import Settings, parse_sentinels
 from dispatcher.store.keys import TENANTS
 from tests.conftest import DEMO_FILE, basic
+from tests.ports import free_port
 from tests.workers.conftest import (
     CALLS,
     TENANT,
@@ -114,17 +114,11 @@ def test_describe_leaves_the_password_out() -> None:
     assert describe(settings) == "redis://r.internal:6379/0"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class RedisProcess:
     """One redis-server (or sentinel) on a loopback port, owned by the test."""
 
     def __init__(self, workdir: Path, name: str, config: list[str], *args: str) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         # A sentinel rewrites its configuration file: each server gets a file of its own.
         conf = workdir / f"{name}.conf"
         lines = [f"port {self.port}", "bind 127.0.0.1", f"dir {workdir}", *config]
@@ -257,6 +251,7 @@ async def through_sentinel(setup: SentinelSetup) -> AsyncIterator[TestClient[Any
         yield client
 
 
+@pytest.mark.subprocess
 async def test_a_call_created_through_sentinel_is_carried_by_a_worker(
     sentinel_setup: SentinelSetup,
 ) -> None:
@@ -279,6 +274,7 @@ async def test_a_call_created_through_sentinel_is_carried_by_a_worker(
     sentinel_setup.replica._until(lambda: sentinel_setup.replica.client.exists(key), "a copy")
 
 
+@pytest.mark.subprocess
 async def test_after_a_failover_the_app_and_the_worker_follow_the_new_primary(
     sentinel_setup: SentinelSetup,
 ) -> None:
@@ -324,6 +320,7 @@ async def _created_once_redis_answers(client: TestClient[Any, Any]) -> dict[str,
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.subprocess
 async def test_a_wrong_sentinel_password_is_a_503_not_a_500(
     sentinel_setup: SentinelSetup,
 ) -> None:
@@ -348,6 +345,7 @@ def _command(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.subprocess
 def test_load_config_reaches_the_primary_through_sentinel(sentinel_setup: SentinelSetup) -> None:
     done = _command(
         "load-config",
@@ -378,6 +376,7 @@ def test_load_config_reaches_the_primary_through_sentinel(sentinel_setup: Sentin
         ),
     ],
 )
+@pytest.mark.subprocess
 def test_bad_redis_settings_are_named_not_a_traceback(env: dict[str, str], error: str) -> None:
     done = _command("load-config", str(DEMO_FILE), **env)
     assert (done.returncode, done.stderr) == (2, error)

@@ -10,6 +10,8 @@ import redis
 
 from dispatcher.redis_embedded import EmbeddedRedis, discover_url
 
+pytestmark = pytest.mark.subprocess
+
 
 def test_start_persist_and_stop(tmp_path: Path) -> None:
     server = EmbeddedRedis(tmp_path)

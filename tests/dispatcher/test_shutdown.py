@@ -8,11 +8,15 @@ import contextlib
 from pathlib import Path
 
 import aiohttp
+import pytest
 from redis.asyncio import Redis
 
-from tests.chaos.harness import AUTH, CALLS, KEYS, directory, running, until
+from tests.chaos.harness import AUTH, CALLS, KEYS, directory, running
 from tests.conftest import demo_document, load_directory
+from tests.polling import eventually
 from tests.up import dispatcher_up
+
+pytestmark = pytest.mark.subprocess
 
 
 async def _refused(port: int) -> bool:
@@ -50,9 +54,9 @@ async def test_sigterm_answers_the_request_in_flight_and_accepts_no_more(
         await redis.client_pause(10_000, all=False)  # writes only
         try:
             in_flight = asyncio.create_task(create())
-            await until(lambda: _blocked_on_redis(redis), "the create to reach Redis", 10)
+            await eventually(lambda: _blocked_on_redis(redis), "the create to reach Redis", 10)
             process.terminate()
-            await until(lambda: _refused(port), "the listening socket to close", 10)
+            await eventually(lambda: _refused(port), "the listening socket to close", 10)
             assert process.poll() is None  # still answering the request in flight
         finally:
             await redis.client_unpause()

@@ -21,6 +21,7 @@ from redis.asyncio.client import PubSub
 
 from dispatcher.store.keys import TenantKeys
 from tests.conftest import basic, demo_document, load_directory
+from tests.polling import eventually
 from workers.settings import (
     create_worker,
     shutdown,
@@ -34,7 +35,6 @@ API = "/apps/api/v1"
 CALLS = f"{API}/calls"
 TENANT = TenantKeys("demo")
 OFFER_GONE = {"message": "Offer is no longer available"}
-POLL_S = 0.02
 TERMINAL = {"finished", "failed"}
 
 # Menus added to the demo tenant for the worker tests.
@@ -130,18 +130,6 @@ async def load_tenant(
     return document
 
 
-async def eventually(probe: Callable[[], Awaitable[T | None]], what: str, timeout: float = 5) -> T:
-    """Polls `probe` every 20 ms until it returns something other than None."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if value is not None:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(POLL_S)
-
-
 async def get_json(client: TestClient[Any, Any], path: str, status: int = 200) -> Any:
     response = await client.get(path, headers=basic())
     assert response.status == status, await response.text()
@@ -164,18 +152,18 @@ async def get_call(client: TestClient[Any, Any], call_id: int) -> dict[str, Any]
 async def wait_for_status(
     client: TestClient[Any, Any], call_id: int, status: str, timeout: float = 5
 ) -> dict[str, Any]:
-    """Polls GET /calls/{id} every 20 ms until the call has `status`; fails with the last seen
-    object (and at once if the call ended in another status)."""
-    deadline = time.monotonic() + timeout
-    while True:
+    """Polls GET /calls/{id} until the call has `status`; fails with the last seen object (and
+    at once if the call ended in another status)."""
+    seen: list[dict[str, Any]] = []
+
+    async def probe() -> dict[str, Any] | None:
         call = await get_call(client, call_id)
-        if call["status"] == status:
-            return call
-        if call["status"] in TERMINAL:
+        seen.append(call)
+        if call["status"] in TERMINAL and call["status"] != status:
             pytest.fail(f"call {call_id} ended {call['status']} while waiting for {status}: {call}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"call {call_id} not {status} after {timeout} s; last seen: {call}")
-        await asyncio.sleep(POLL_S)
+        return call if call["status"] == status else None
+
+    return await eventually(probe, lambda: f"call {call_id} {status}: {seen[-1]}", timeout)
 
 
 async def offers_of(client: TestClient[Any, Any], agent_id: int) -> list[dict[str, Any]]:

@@ -26,11 +26,11 @@ from dispatcher.store.campaigns import Campaigns
 from dispatcher.store.scripts import Scripts
 from tests.conftest import basic
 from tests.dispatcher.http.test_openapi import conforming
+from tests.polling import eventually
 from tests.workers.conftest import (
     API,
     CALLS,
     TENANT,
-    eventually,
     get_json,
     load_tenant,
     post_json,
@@ -377,6 +377,7 @@ def worker_processes(redis_url: str, tmp_path: Path) -> Iterator[list[Path]]:
             process.wait()
 
 
+@pytest.mark.subprocess
 async def test_the_pace_holds_across_three_worker_processes(
     client: TestClient[Any, Any], redis: Redis, worker_processes: list[Path]
 ) -> None:

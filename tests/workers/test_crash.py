@@ -14,11 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from tests.conftest import basic, demo_document, load_directory
 from tests.workers.conftest import CALLS, TENANT
+
+pytestmark = pytest.mark.subprocess
 
 BIN = Path(sys.executable).parent / "dispatcher"
 AGENTS = list(range(100, 130))

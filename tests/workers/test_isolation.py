@@ -11,7 +11,8 @@ from arq import Worker
 from redis.asyncio import Redis
 
 from tests.conftest import basic, load_directory
-from tests.workers.conftest import API, CALLS, eventually, tenant_document
+from tests.polling import eventually
+from tests.workers.conftest import API, CALLS, tenant_document
 
 RIVAL_AGENT = 500
 RIVAL_MENU = 70

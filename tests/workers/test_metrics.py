@@ -22,10 +22,11 @@ from dispatcher.domain import clock
 from dispatcher.metrics import Metrics
 from dispatcher.settings import Settings
 from dispatcher.store import heartbeats, keys
+from tests.polling import eventually
+from tests.ports import free_port
 from tests.scrape import families, samples, value
 from tests.workers.conftest import (
     API,
-    eventually,
     load_tenant,
     outbound_call,
     post_json,
@@ -104,9 +105,7 @@ async def refusing_hook() -> AsyncIterator[str]:
 
 
 def _closed_url() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{probe.getsockname()[1]}/hook"
+    return f"http://127.0.0.1:{free_port()}/hook"
 
 
 async def test_webhook_failures_are_counted_by_reason_and_job_results_by_kind(

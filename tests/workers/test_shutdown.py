@@ -7,14 +7,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from arq.constants import in_progress_key_prefix, result_key_prefix
 from redis.asyncio import Redis
 
 from dispatcher.store.jobs import QUEUE_NAME
-from tests.chaos.harness import running, until
+from tests.chaos.harness import running
 from tests.conftest import demo_document, load_directory
+from tests.polling import eventually
 from tests.workers.conftest import TENANT, outbound_call
+
+pytestmark = pytest.mark.subprocess
 
 
 async def _load_demo(redis: Redis, dial_latency_s: float) -> None:
@@ -40,7 +44,7 @@ async def test_sigterm_lets_the_running_job_finish_and_starts_no_other(
     async with running(tmp_path, redis_url, DISPATCHER_SHUTDOWN_GRACE_S="10") as system:
         await system.worker("worker")
         # The dial job set the call connecting and now waits 2 s on the carrier.
-        await until(lambda: _status_is(redis, call_id, "connecting"), "the dial to start", 10)
+        await eventually(lambda: _status_is(redis, call_id, "connecting"), "the dial to start", 10)
         assert await system.stop("worker") == 0
     # The dial ran to its end: connecting, then the carrier's call id recorded (rev 3) ...
     assert await redis.hget(TENANT.call(call_id), "rev") == b"3"
@@ -58,7 +62,7 @@ async def test_sigterm_hands_back_a_job_that_outlives_the_grace_period(
     job_id = f"dial_outbound:demo:{call_id}"
     async with running(tmp_path, redis_url, DISPATCHER_SHUTDOWN_GRACE_S="0.5") as system:
         await system.worker("first")
-        await until(lambda: _status_is(redis, call_id, "connecting"), "the dial to start", 10)
+        await eventually(lambda: _status_is(redis, call_id, "connecting"), "the dial to start", 10)
         stopping = time.monotonic()
         assert await system.stop("first") == 0
         assert time.monotonic() - stopping < 5  # the dial would have taken 8 s
@@ -70,5 +74,5 @@ async def test_sigterm_hands_back_a_job_that_outlives_the_grace_period(
 
         await _load_demo(redis, dial_latency_s=0)
         await system.worker("second")
-        await until(lambda: _status_is(redis, call_id, "finished"), "the call to finish", 10)
+        await eventually(lambda: _status_is(redis, call_id, "finished"), "the call to finish", 10)
         assert await system.stop("second") == 0

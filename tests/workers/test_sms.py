@@ -13,7 +13,8 @@ from redis.asyncio import Redis
 
 from dispatcher.domain import clock
 from tests.conftest import basic
-from tests.workers.conftest import API, TENANT, eventually, get_json, load_tenant, post_json
+from tests.polling import eventually
+from tests.workers.conftest import API, TENANT, get_json, load_tenant, post_json
 
 SMS = f"{API}/sms"
 CHATS = f"{API}/chats"

@@ -22,6 +22,7 @@ from dispatcher.store import jobs
 from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.scripts import Scripts
 from tests.conftest import load_directory
+from tests.polling import eventually
 from tests.workers.conftest import hook_server, tenant_document, wait_for_status
 from tests.workers.test_scheduling import LOCK_STAR, STILL, schedule
 from workers.webhooks import WebhookLane
@@ -94,13 +95,14 @@ async def _queue_events(redis: Redis, count: int) -> None:
 
 
 async def _wait_for_deliveries(hanging: HangingReceiver, count: int) -> None:
-    for _ in range(500):
-        if hanging.received >= count:
-            return
-        await asyncio.sleep(0.02)
-    pytest.fail(f"{hanging.received} deliveries started, expected {count}")
+    await eventually(
+        lambda: hanging.received >= count,
+        lambda: f"{count} deliveries to start, {hanging.received} did",
+        timeout=10,
+    )
 
 
+@pytest.mark.slow
 async def test_a_hanging_webhook_delays_no_other_tenant_s_scheduled_calls(
     patient_lane: None,
     client: TestClient[Any, Any],

@@ -20,11 +20,11 @@ from structlog.testing import capture_logs
 from dispatcher.domain import clock
 from dispatcher.domain.destinations import destination
 from dispatcher.settings import Settings
+from tests.polling import eventually
 from tests.scrape import value
 from tests.workers.conftest import (
     API,
     SOLO_MENU,
-    eventually,
     get_call,
     hook_server,
     inbound_call,
@@ -89,6 +89,7 @@ def assert_signed(delivery: Delivery) -> None:
     assert delivery.headers["Content-Type"] == "application/json"
 
 
+@pytest.mark.slow
 async def test_a_refused_event_is_retried_and_every_delivery_is_signed(
     client: TestClient[Any, Any], redis: Redis, worker: Worker, receiver: Receiver
 ) -> None:

@@ -18,8 +18,8 @@ from click.testing import CliRunner, Result
 
 from dispatcher.cli import main
 from dispatcher.settings import Settings
-from tests.dispatcher.test_cli import _free_port
 from tests.live import LiveService, live_service
+from tests.ports import free_port
 
 BIN = Path(sys.executable).parent / "dispatcher"
 TOKEN = "demo-token"
@@ -199,6 +199,7 @@ def _environment(**extra: str) -> dict[str, str]:
     return {**env, "DISPATCHER_TENANT": "demo", "DISPATCHER_API_TOKEN": TOKEN, **extra}
 
 
+@pytest.mark.subprocess
 def test_the_command_reads_its_settings_from_the_environment(
     service: LiveService, calls: list[dict[str, Any]]
 ) -> None:
@@ -214,8 +215,9 @@ def test_the_command_reads_its_settings_from_the_environment(
     assert done.stdout.splitlines()[-1] == "page 1 of 3 (calls 1-1 of 3)"
 
 
+@pytest.mark.subprocess
 def test_nothing_listening_is_one_line_and_no_traceback() -> None:
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     done = subprocess.run(
         [str(BIN), "calls", "show", "1"],
         env=_environment(DISPATCHER_URL=url),

@@ -19,6 +19,8 @@ from tests.dispatcher.client.test_calls import BIN, INBOUND, _environment, _requ
 from tests.live import LiveService, live_service
 from tests.workers.conftest import SOLO_MENU, tenant_document
 
+pytestmark = pytest.mark.subprocess
+
 
 @pytest.fixture(scope="module")
 def service(redis_url: str) -> Iterator[LiveService]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,17 +10,12 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from dispatcher.app import create_app
 from dispatcher.settings import Settings
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])  # closed again on leaving: nothing listens there
+from tests.ports import free_port
 
 
 @pytest.fixture
 async def unreachable() -> AsyncIterator[TestClient[Any, Any]]:
     """The API pointed at a Redis that is not there (a closed port)."""
-    settings = Settings(redis_url=f"redis://127.0.0.1:{_closed_port()}/0")
+    settings = Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     async with TestClient(TestServer(create_app(settings))) as test_client:
         yield test_client

@@ -36,6 +36,8 @@ from dispatcher.settings import Settings
 from tests.conftest import ADMIN_TOKEN
 from tests.live import LiveService, live_service
 
+pytestmark = pytest.mark.slow
+
 EXAMPLES = int(os.environ.get("DISPATCHER_FUZZ_EXAMPLES", "30"))
 AGENT_EMAILS = [
     "admin@somedomain.com",

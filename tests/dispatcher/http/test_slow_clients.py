@@ -120,6 +120,7 @@ async def test_a_body_that_stops_is_408_and_the_handler_is_free(
         assert await healthy(port)
 
 
+@pytest.mark.slow
 async def test_many_slow_bodies_do_not_starve_other_clients(
     settings: Settings, demo: dict[str, Any]
 ) -> None:
@@ -146,6 +147,7 @@ async def test_many_slow_bodies_do_not_starve_other_clients(
     ],
     ids=["silent", "slow-headers", "slow-request-line"],
 )
+@pytest.mark.subprocess
 async def test_dispatcher_serve_closes_connections_that_never_complete_their_headers(
     redis: Redis, redis_url: str, tmp_path: Path, head: bytes, drip_bytes: bytes
 ) -> None:
@@ -159,6 +161,7 @@ async def test_dispatcher_serve_closes_connections_that_never_complete_their_hea
         assert await healthy(port)
 
 
+@pytest.mark.subprocess
 async def test_dispatcher_serve_answers_408_to_a_slow_body(
     redis: Redis, demo: dict[str, Any], redis_url: str, tmp_path: Path
 ) -> None:
@@ -174,6 +177,7 @@ async def test_dispatcher_serve_answers_408_to_a_slow_body(
     assert answer.endswith(TOO_SLOW % b"1")
 
 
+@pytest.mark.slow
 async def test_keep_alive_still_serves_a_prompt_client(
     settings: Settings, demo: dict[str, Any]
 ) -> None:

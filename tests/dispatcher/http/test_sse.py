@@ -23,7 +23,7 @@ from dispatcher.http.appkeys import EVENT_STREAMS
 from dispatcher.settings import Settings
 from dispatcher.store.keys import TenantKeys
 from tests.conftest import basic
-from tests.workers.conftest import eventually
+from tests.polling import eventually
 
 EVENTS = "/apps/api/v1/agents/2/events"
 CHANNEL = TenantKeys("demo").agent_events(2)

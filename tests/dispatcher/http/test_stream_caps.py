@@ -21,7 +21,7 @@ from dispatcher.settings import Settings
 from dispatcher.store.keys import TenantKeys
 from tests.conftest import basic
 from tests.dispatcher.http.test_dashboard import DEMO, login
-from tests.workers.conftest import eventually
+from tests.polling import eventually
 
 KEYS = TenantKeys("demo")
 DASHBOARD = "/dashboard/events"

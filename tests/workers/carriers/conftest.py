@@ -16,8 +16,9 @@ from redis.asyncio import Redis
 from dispatcher.app import create_app
 from dispatcher.settings import Settings
 from tests.conftest import ADMIN_TOKEN
+from tests.polling import eventually
 from tests.twilio_fake import ACCOUNT_SID, ACME_SID, ACME_TOKEN, AUTH_TOKEN, FakeTwilio
-from tests.workers.conftest import TENANT, eventually, stop_worker
+from tests.workers.conftest import TENANT, stop_worker
 from workers.settings import create_worker
 from workers.worker import DispatchWorker
 

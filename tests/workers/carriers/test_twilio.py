@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from dispatcher.store import jobs
 from tests.conftest import basic, load_directory
+from tests.polling import eventually
 from tests.twilio_fake import ACME_SID, AUTH_TOKEN, FakeTwilio, signature
 from tests.workers.carriers.conftest import (
     PUBLIC_URL,
@@ -27,7 +28,6 @@ from tests.workers.conftest import (
     CALLS,
     TENANT,
     CallEvents,
-    eventually,
     get_call,
     held_calls,
     load_tenant,
