@@ -24,7 +24,8 @@ from dispatcher.domain import clock
 from tests.browser.conftest import Watched, front, open_page
 from tests.browser.test_pages import _console, _dashboard
 from tests.conftest import basic, demo_document, load_directory
-from tests.workers.conftest import API, CALLS, eventually, get_json, inbound_call, post_json
+from tests.polling import eventually
+from tests.workers.conftest import API, CALLS, get_json, inbound_call, post_json
 
 LOCK_STAR, PHONE_SALES = 9, 51
 ZONE = ZoneInfo("America/Los_Angeles")  # the demo tenant's

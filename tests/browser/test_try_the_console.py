@@ -15,8 +15,8 @@ from playwright.async_api import BrowserContext, expect
 from tests.browser.conftest import open_page
 from tests.conftest import basic
 from tests.dispatcher.test_demo_console import TALK_TIME_S, _agent_events, _document, _logged
+from tests.polling import eventually
 from tests.up import dispatcher_up
-from tests.workers.conftest import eventually
 
 LOCK_STAR = 9  # first group: agents 1 and 2
 INBOUND = {"call_type": "Voice Inbound (API)", "menu_id": LOCK_STAR}
