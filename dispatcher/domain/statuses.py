@@ -46,6 +46,10 @@ CALL_TRANSITIONS: dict[CallStatus, frozenset[CallStatus]] = {
     CallStatus.SWITCHING: frozenset({CallStatus.CONNECTING, CallStatus.FAILED}),
     CallStatus.CONNECTED: frozenset({CallStatus.FINISHED}),
 }
+# A call ends (store/lifecycle.py's end_call) by the move the table gives it: FINISHED once
+# connected, FAILED from any status that may fail; an ended call has no such move.
+# The statuses in which an agent holds the call (a voice slot of theirs).
+HELD_BY_AGENT = frozenset({CallStatus.ASSIGNED, CallStatus.CONNECTING, CallStatus.SWITCHING})
 
 
 class IllegalTransition(ValueError):
@@ -112,6 +116,26 @@ CHAT_TYPE_ALIASES: dict[str, ChatType] = {
     **{t.value: t for t in ChatType},
     "SMS": ChatType.MESSAGING_SMS,
 }
+
+
+class OfferState(StrEnum):
+    """An offer's state (stored on the offer hash); `open` rings, the others are final."""
+
+    OPEN = "open"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+
+
+class OfferStep(StrEnum):
+    """The `event` of a call's history entries that the offer scripts write (domain/history.py)."""
+
+    OFFERED = "offered"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
 
 
 class AgentStatus(StrEnum):

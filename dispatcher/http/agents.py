@@ -14,7 +14,6 @@ from redis.exceptions import RedisError
 
 from dispatcher.directory.schema import Agent
 from dispatcher.directory.tenant import Tenant
-from dispatcher.domain import clock
 from dispatcher.domain.errors import Conflict, InvalidRequest, NotFound
 from dispatcher.domain.fields import integer
 from dispatcher.domain.statuses import AgentStatus
@@ -23,7 +22,6 @@ from dispatcher.http.appkeys import METRICS, REDIS, SCRIPTS, SETTINGS
 from dispatcher.http.auth import Caller, caller_of, tenant_of
 from dispatcher.http.body import json_object
 from dispatcher.http.responses import json_response
-from dispatcher.store import jobs
 from dispatcher.store.desks import SUPERSEDED, Desk, is_announcement
 from dispatcher.store.keys import TenantKeys
 from dispatcher.store.lifecycle import OFFER_GONE, Calls
@@ -127,11 +125,6 @@ async def decline_offer(request: web.Request) -> web.Response:
     calls = calls_of(request, tenant)
     offer = await calls.decline(await _own_offer(caller, calls, _offer_id(request)))
     structlog.contextvars.bind_contextvars(call_id=offer.call_id, offer_id=offer.id)
-    # Re-route now: the next agents need not wait for the offer to expire.
-    now_ms = clock.to_ms(clock.now())
-    await calls.enqueue(
-        [jobs.JobSpec(jobs.ROUTE_CALL, tenant.subdomain, offer.call_id, now_ms, (), f"d{offer.id}")]
-    )
     return json_response({"id": offer.id, "call_id": offer.call_id, "state": "declined"})
 
 

@@ -11,7 +11,7 @@ from dispatcher.domain.objects import ChatObject
 from dispatcher.domain.records import ChatMeta
 from dispatcher.domain.statuses import TERMINAL_CHAT_STATUSES, ChatStatus
 from dispatcher.store import jobs, keys
-from dispatcher.store.scripts import Scripts
+from dispatcher.store.scripts import EndSession, Jobs, Scripts, Stale, Transition, Write
 
 OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
 
@@ -60,7 +60,7 @@ class Chats:
         spec = jobs.JobSpec(
             jobs.END_SMS_SESSION, self.tenant.subdomain, chat_id, due, (), str(now_ms)
         )
-        await jobs.enqueue(self.scripts, [spec])
+        await self.scripts.enqueue([spec], now_ms)
 
     async def finish(self, chat_id: int, attempts: int = 8) -> ChatObject | None:
         """Ends the chat and frees the consumer for a new session; None if it had ended."""
@@ -76,25 +76,23 @@ class Chats:
             doc = ended.model_dump_json()
             now_ms = clock.to_ms(now)
             webhooks = jobs.webhook_jobs(self.tenant, "chat", chat_id, doc, rev + 1, now_ms)
-            written = await self.scripts.transition(
-                keys=[
-                    self.keys.chat(chat_id),
-                    self.keys.chats_by_status(chat.status),
-                    self.keys.chats_by_status(ended.status),
-                    self.keys.scratch("none"),
-                    self.keys.agent(0),
-                    jobs.QUEUE_NAME,
-                    self.keys.scheduled,
-                ],
-                args=[rev, doc, ended.status, "", chat_id,
-                      clock.to_ms(clock.parse_iso(chat.created_at) or now), "", 0, "0",
-                      *jobs.script_args(webhooks, now_ms)],
-            )  # fmt: skip
-            if written:
-                await self.scripts.end_session(
-                    keys=[self.keys.sms_session(meta.end_user_number)], args=[chat_id]
-                )
-                event = {"type": "chat.updated", "chat": ended.model_dump(mode="json")}
-                await self.redis.publish(self.keys.events, orjson.dumps(event))
-                return ended
+            write = Write(
+                record=self.keys.chat(chat_id),
+                from_index=self.keys.chats_by_status(chat.status),
+                to_index=self.keys.chats_by_status(ended.status),
+                rev=rev,
+                doc=doc,
+                status=ended.status,
+                id=chat_id,
+                score=clock.to_ms(clock.parse_iso(chat.created_at) or now),
+            )
+            try:
+                await self.scripts.run(Transition(write, Jobs.of(webhooks, now_ms)))
+            except Stale:
+                continue
+            session = self.keys.sms_session(meta.end_user_number)
+            await self.scripts.run(EndSession(session, chat_id))
+            event = {"type": "chat.updated", "chat": ended.model_dump(mode="json")}
+            await self.redis.publish(self.keys.events, orjson.dumps(event))
+            return ended
         return None

@@ -15,11 +15,26 @@ from dispatcher.domain import clock, history, lifecycle
 from dispatcher.domain.errors import Conflict
 from dispatcher.domain.objects import CallObject
 from dispatcher.domain.records import CallMeta
-from dispatcher.domain.statuses import CallStatus, FailReason
+from dispatcher.domain.statuses import CALL_TRANSITIONS, HELD_BY_AGENT, CallStatus, FailReason
 from dispatcher.store import campaigns, jobs, keys
-from dispatcher.store.scripts import Scripts
+from dispatcher.store.buckets import Bucket
+from dispatcher.store.scripts import (
+    OFFER_GONE,
+    AcceptOffer,
+    DeclineOffer,
+    FireCampaignCall,
+    Held,
+    Jobs,
+    MakeOffers,
+    PickWaiting,
+    Scripts,
+    Stale,
+    TakeToken,
+    Transition,
+    Write,
+)
 
-OFFER_GONE = "Offer is no longer available"
+__all__ = ["OFFER_GONE"]
 
 
 class CallChanging(RuntimeError):
@@ -130,6 +145,7 @@ class Calls:
         raise CallChanging(f"call {call_id} kept changing")
 
     async def _write(self, before: Snapshot, change: Change) -> int:
+        """The change's compare-and-set: the new revision, or 0 when the call changed."""
         now_ms = clock.to_ms(clock.now())
         call = change.call
         doc = call.model_dump_json()
@@ -138,60 +154,64 @@ class Calls:
             if change.announce
             else []
         )
-        specs = [*change.jobs, *webhooks]
+        queued = Jobs.of([*change.jobs, *webhooks], now_ms)
+        write = self.write(before, call, change, now_ms)
+        campaign_id = before.meta.campaign_id
+        fires = before.call.status == CallStatus.SCHEDULED and call.status == CallStatus.QUEUED
+        try:
+            if campaign_id is not None and fires:
+                return await self._fire_in_campaign(call, campaign_id, write, queued)
+            return await self.scripts.run(Transition(write, queued))
+        except Stale:
+            return 0
+
+    def write(self, before: Snapshot, call: CallObject, change: Change, now_ms: int) -> Write:
+        """The compare-and-set of `before` into `call` (lib.lua's cas_transition)."""
         created = clock.parse_iso(call.created_at)
         menu_id = (change.meta or before.meta).menu_id or 0
         entry = history.change(before.call, call, now_ms) if change.announce else None
-        keys = [
-            self.keys.call(call.id),
-            self.keys.calls_by_status(before.call.status),
-            self.keys.calls_by_status(call.status),
-            self.keys.waiting(menu_id),
-            self.keys.agent(before.agent_id or 0),
-            jobs.QUEUE_NAME,
-            self.keys.scheduled,
-            self.keys.call_history(call.id),
-        ]
-        args = [
-            before.rev,
-            doc,
-            call.status,
-            change.meta.model_dump_json() if change.meta else "",
-            call.id,
-            clock.to_ms(created) if created else now_ms,
-            change.waiting,
-            now_ms,
-            "1" if change.release_agent else "0",
-            *jobs.script_args(specs, now_ms),
-            orjson.dumps(entry) if entry else "",  # the history entry's fixed place
-        ]
         campaign_id = before.meta.campaign_id
-        fires = before.call.status == CallStatus.SCHEDULED and call.status == CallStatus.QUEUED
-        if campaign_id is not None and fires:
-            return await self._fire_in_campaign(call, campaign_id, keys, args)
-        return int(await self.scripts.transition(keys=keys, args=args))
+        return Write(
+            record=self.keys.call(call.id),
+            from_index=self.keys.calls_by_status(before.call.status),
+            to_index=self.keys.calls_by_status(call.status),
+            rev=before.rev,
+            doc=call.model_dump_json(),
+            status=call.status,
+            id=call.id,
+            score=clock.to_ms(created) if created else now_ms,
+            meta=change.meta.model_dump_json() if change.meta else None,
+            waiting=self.keys.waiting(menu_id) if change.waiting else None,
+            waiting_op=change.waiting or None,
+            waiting_score=now_ms if change.waiting else None,
+            agent=self.keys.agent(before.agent_id or 0) if change.release_agent else None,
+            release=change.release_agent,
+            scheduled=self.keys.scheduled,
+            history=self.keys.call_history(call.id),
+            entry=orjson.dumps(entry).decode() if entry else None,
+            campaign=self.keys.campaign(campaign_id) if campaign_id is not None else None,
+        )
 
     async def _fire_in_campaign(
-        self, fired: CallObject, campaign_id: int, keys: list[str], args: list[Any]
+        self, fired: CallObject, campaign_id: int, write: Write, queued: Jobs
     ) -> int:
         """A call of a campaign fires only while its campaign runs: checked in the same atomic
         step as the compare-and-set (fire_campaign_call.lua)."""
         moments = [clock.parse_iso(fired.scheduled_at), clock.parse_iso(fired.queued_at)]
-        gate = [
-            self.keys.campaign(campaign_id),
-            self.keys.campaign_due(campaign_id),
-            self.keys.campaign_released(campaign_id),
-        ]
-        outcome = await self.scripts.fire_campaign_call(
-            keys=[*keys, *gate],
-            args=[*args, *(clock.to_ms(at) if at else 0 for at in moments), campaigns.BURST_S],
+        scheduled, queued_ms = (clock.to_ms(at) if at else 0 for at in moments)
+        fire = FireCampaignCall(
+            change=write,
+            jobs=queued,
+            due=self.keys.campaign_due(campaign_id),
+            released=self.keys.campaign_released(campaign_id),
+            scheduled=scheduled,
+            queued=queued_ms,
+            burst_s=campaigns.BURST_S,
         )
-        verdict = outcome[0].decode()
-        if verdict == "ok":
-            return int(outcome[1])
-        if verdict == "stale":
-            return 0
-        raise CampaignHeld(verdict, int(outcome[1]) if verdict == "early" else 0)
+        try:
+            return await self.scripts.run(fire)
+        except Held as held:
+            raise CampaignHeld(held.reason, held.wait_ms) from held  # type: ignore[arg-type]
 
     async def history_of(self, call: CallObject) -> list[dict[str, Any]]:
         """The call's history, oldest first: its creation, then the last stored entries."""
@@ -224,22 +244,19 @@ class Calls:
         agents whose earlier offers of the call rang out are woken for other calls."""
         now_ms = clock.to_ms(now)
         expires_ms = now_ms + int(timeout_s * 1000)
-        flat: list[str | int] = []
-        for agent_id, capacity, group in candidates:
-            flat += [agent_id, capacity, group]
-        made, rang_out = await self.scripts.make_offers(
-            keys=[
-                self.keys.call(call_id),
-                self.keys.call_offers(call_id),
-                self.keys.sequence("offer"),
-                self.keys.call_history(call_id),
-            ],
-            args=[self.keys.prefix, call_id, now_ms, expires_ms, *flat],
-        )
+        for _ in range(8):
+            try:
+                made, rang_out = await self.scripts.run(
+                    await self._offering(call_id, candidates, now_ms, expires_ms)
+                )
+                break
+            except Stale:
+                continue
+        else:
+            raise CallChanging(f"call {call_id} kept getting offers")
         offers = []
         groups = {agent_id: group for agent_id, _, group in candidates}
-        for i in range(0, len(made), 2):
-            agent_id, offer_id = int(made[i]), int(made[i + 1])
+        for agent_id, offer_id in made:
             offers.append(
                 Offer(offer_id, call_id, agent_id, groups[agent_id], now_ms, expires_ms, "open")
             )
@@ -249,13 +266,45 @@ class Calls:
                     pipe.publish(
                         self.keys.agent_events(offer.agent_id), _event("offer", offer.view())
                     )
-                made = {"type": "offers.made", "call_id": call_id}
-                made["agent_ids"] = [offer.agent_id for offer in offers]
-                pipe.publish(self.keys.events, orjson.dumps(made))
+                event = {"type": "offers.made", "call_id": call_id}
+                event["agent_ids"] = [offer.agent_id for offer in offers]
+                pipe.publish(self.keys.events, orjson.dumps(event))
                 await pipe.execute()
         if rang_out:
-            await self.wake_waiting_calls([int(agent_id) for agent_id in rang_out])
+            await self.wake_waiting_calls(rang_out)
         return offers
+
+    async def _offering(
+        self, call_id: int, candidates: list[tuple[int, int, str]], now_ms: int, expires_ms: int
+    ) -> MakeOffers:
+        """make_offers.lua, told of the call's offers so far and of offer ids reserved for
+        each candidate (the ids left unused go back to the counter)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hvals(self.keys.call_offers(call_id))
+            if candidates:
+                pipe.incrby(self.keys.sequence("offer"), len(candidates))
+            replies = await pipe.execute()
+        existing = [int(raw) for raw in replies[0]]
+        first = int(replies[1]) - len(candidates) + 1 if candidates else 0
+        agents = [str(agent_id) for agent_id, _, _ in candidates]
+        return MakeOffers(
+            call=self.keys.call(call_id),
+            call_offers=self.keys.call_offers(call_id),
+            offer_seq=self.keys.sequence("offer"),
+            history=self.keys.call_history(call_id),
+            existing={str(offer_id): self.keys.offer(offer_id) for offer_id in existing},
+            agents={agent: self.keys.agent(int(agent)) for agent in agents},
+            agent_offers={agent: self.keys.agent_offers(int(agent)) for agent in agents},
+            offers=[self.keys.offer(first + i) for i in range(len(candidates))],
+            call_id=call_id,
+            now=now_ms,
+            expires=expires_ms,
+            candidates=[
+                {"id": agent_id, "capacity": capacity, "group": group}
+                for agent_id, capacity, group in candidates
+            ],
+            first=first,
+        )
 
     async def offer(self, offer_id: int) -> Offer | None:
         raw = await self.redis.hgetall(self.keys.offer(offer_id))  # type: ignore[misc]
@@ -292,58 +341,53 @@ class Calls:
             now = clock.now()
             participant_id = await self.redis.incr(self.keys.sequence("participant"))
             call = lifecycle.assigned(snapshot.call, agent, participant_id, now)
-            outcome = await self._accept_script(offer, snapshot, call, now)
-            if outcome[0] == b"ok":
-                after = Snapshot(call, snapshot.meta, snapshot.rev + 1)
-                await self._after_accept(after, outcome[1:])
-                return Accepted(after, offer, clock.to_ms(now))
-            if outcome[0] != b"stale":
-                raise Conflict(OFFER_GONE)
+            try:
+                withdrawn = await self.scripts.run(
+                    await self._acceptance(offer, snapshot, call, now)
+                )
+            except Stale:
+                continue
+            after = Snapshot(call, snapshot.meta, snapshot.rev + 1)
+            await self._after_accept(after, withdrawn)
+            return Accepted(after, offer, clock.to_ms(now))
         raise CallChanging(f"call {offer.call_id} kept changing")
 
-    async def _accept_script(
+    async def _acceptance(
         self, offer: Offer, snapshot: Snapshot, call: CallObject, now: datetime
-    ) -> list[bytes]:
+    ) -> AcceptOffer:
+        """accept_offer.lua, told of the call's offers so far (to withdraw the others)."""
         now_ms = clock.to_ms(now)
         agent = self.tenant.agents_by_id[offer.agent_id]
         connect = jobs.JobSpec(jobs.CONNECT_CALL, self.tenant.subdomain, call.id, now_ms)
         doc = call.model_dump_json()
         webhooks = jobs.webhook_jobs(self.tenant, "call", call.id, doc, snapshot.rev + 1, now_ms)
-        specs = [connect, *webhooks]
-        created = clock.parse_iso(call.created_at)
-        result = await self.scripts.accept_offer(
-            keys=[
-                self.keys.offer(offer.id),
-                self.keys.call(call.id),
-                self.keys.agent(agent.id),
-                self.keys.call_offers(call.id),
-                self.keys.calls_by_status(CallStatus.QUEUED),
-                self.keys.calls_by_status(CallStatus.ASSIGNED),
-                self.keys.waiting(snapshot.meta.menu_id or 0),
-                jobs.QUEUE_NAME,
-                self.keys.call_history(call.id),
-            ],
-            args=[
-                self.keys.prefix,
-                now_ms,
-                snapshot.rev,
-                doc,
-                agent.capacity.voice,
-                clock.to_ms(created) if created else now_ms,
-                offer.id,
-                *jobs.script_args(specs, now_ms),
-            ],
+        offered = await self.redis.hgetall(self.keys.call_offers(call.id))  # type: ignore[misc]
+        others = {int(offer_id): int(agent_id) for agent_id, offer_id in offered.items()}
+        write = self.write(snapshot, call, Change(call, waiting="rem", announce=False), now_ms)
+        return AcceptOffer(
+            offer=self.keys.offer(offer.id),
+            change=write,
+            agent=self.keys.agent(agent.id),
+            agent_offers=self.keys.agent_offers(agent.id),
+            call_offers=self.keys.call_offers(call.id),
+            others={str(offer_id): self.keys.offer(offer_id) for offer_id in others},
+            other_agent_offers={
+                str(agent_id): self.keys.agent_offers(agent_id) for agent_id in others.values()
+            },
+            jobs=Jobs.of([connect, *webhooks], now_ms),
+            now=now_ms,
+            offer_id=offer.id,
+            agent_id=agent.id,
+            capacity=agent.capacity.voice,
         )
-        return list(result)
 
-    async def _after_accept(self, after: Snapshot, withdrawn: list[bytes]) -> None:
+    async def _after_accept(self, after: Snapshot, withdrawn: list[tuple[int, int]]) -> None:
         await self.announce(after)
         released = []
-        for i in range(0, len(withdrawn), 2):
-            agent_id = int(withdrawn[i])
+        for agent_id, offer_id in withdrawn:
             released.append(agent_id)
             await self.publish_to_agent(
-                agent_id, "offer_withdrawn", {"id": int(withdrawn[i + 1]), "call_id": after.call.id}
+                agent_id, "offer_withdrawn", {"id": offer_id, "call_id": after.call.id}
             )
         await self.wake_waiting_calls(released)  # no longer ringing: free for the next call
 
@@ -351,21 +395,26 @@ class Calls:
         offer = await self.offer(offer_id)
         if offer is None:
             raise Conflict(OFFER_GONE)
-        declined = await self.scripts.decline_offer(
-            keys=[
-                self.keys.offer(offer_id),
-                self.keys.agent_offers(offer.agent_id),
-                self.keys.call_history(offer.call_id),
-            ],
-            args=[offer_id, clock.to_ms(clock.now())],
+        await self.scripts.run(
+            DeclineOffer(
+                offer=self.keys.offer(offer_id),
+                agent_offers=self.keys.agent_offers(offer.agent_id),
+                history=self.keys.call_history(offer.call_id),
+                offer_id=offer_id,
+                now=clock.to_ms(clock.now()),
+            )
         )
-        if not declined:
-            raise Conflict(OFFER_GONE)
         await self.wake_waiting_calls([offer.agent_id])  # no longer ringing for this call
+        # Routed again now: the next agents need not wait for the offer to ring out.
+        now_ms = clock.to_ms(clock.now())
+        again = jobs.JobSpec(
+            jobs.ROUTE_CALL, self.tenant.subdomain, offer.call_id, now_ms, (), f"d{offer.id}"
+        )
+        await self.enqueue([again])
         return offer
 
     async def enqueue(self, specs: list[jobs.JobSpec]) -> None:
-        await jobs.enqueue(self.scripts, specs)
+        await self.scripts.enqueue(specs, clock.to_ms(clock.now()))
 
     async def wake_waiting_calls(self, agent_ids: Sequence[int], per_menu: int = 200) -> int:
         """Agents became free: route again the waiting calls that will ring for them (see
@@ -380,11 +429,29 @@ class Calls:
         if not menus:
             return 0
         now_ms = clock.to_ms(clock.now())
-        args: list[str | int] = [self.keys.prefix, per_menu, now_ms]
-        for agent in agents:
-            args += [agent.id, agent.capacity.voice, len(agent.languages), *agent.languages]
-        picked = await self.scripts.pick_waiting(
-            keys=[self.keys.waiting(menu_id) for menu_id in menus], args=args
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for menu_id in menus:
+                pipe.zrange(self.keys.waiting(menu_id), 0, per_menu - 1, withscores=True)
+            heads = await pipe.execute()
+        waiting = [int(raw) for raw, _ in sorted(
+            (entry for head in heads for entry in head), key=lambda entry: entry[1]
+        )]  # fmt: skip
+        if not waiting:
+            return 0
+        ids_ = [str(agent.id) for agent in agents]
+        picked = await self.scripts.run(
+            PickWaiting(
+                agents={i: self.keys.agent(int(i)) for i in ids_},
+                agent_offers={i: self.keys.agent_offers(int(i)) for i in ids_},
+                calls={str(c): self.keys.call(c) for c in waiting},
+                call_offers={str(c): self.keys.call_offers(c) for c in waiting},
+                now=now_ms,
+                agent_list=[
+                    {"id": a.id, "capacity": a.capacity.voice, "languages": a.languages}
+                    for a in agents
+                ],
+                waiting=waiting,
+            )
         )
         await self.enqueue(
             [
@@ -398,11 +465,8 @@ class Calls:
 
     async def take_carrier_token(self, rate: float) -> int:
         """0 when a call may be placed now, else the ms until the tenant's bucket refills."""
-        now_ms = clock.to_ms(clock.now())
-        wait = await self.scripts.take_token(
-            keys=[self.keys.carrier_bucket], args=[rate, max(1.0, rate), now_ms]
-        )
-        return int(wait)
+        bucket = Bucket(self.keys.carrier_bucket, rate, max(1.0, rate))
+        return await self.scripts.run(TakeToken(bucket))
 
 
 async def end_call(
@@ -431,19 +495,12 @@ async def end_call(
         if status == CallStatus.CONNECTED:
             finished = lifecycle.finished(current.call, now, by)
             return Change(finished, release_agent=True, jobs=hangups(current))
-        if status not in {
-            CallStatus.SCHEDULED,
-            CallStatus.QUEUED,
-            CallStatus.ASSIGNED,
-            CallStatus.CONNECTING,
-            CallStatus.SWITCHING,
-        }:
+        if CallStatus.FAILED not in CALL_TRANSITIONS.get(status, frozenset()):
             return None
         failed = lifecycle.failed(current.call, now, reason or FailReason.AG_CANCELED, details)
-        held = status in {CallStatus.ASSIGNED, CallStatus.CONNECTING, CallStatus.SWITCHING}
         return Change(
             failed,
-            release_agent=held,
+            release_agent=status in HELD_BY_AGENT,
             waiting="rem" if status == CallStatus.QUEUED else "",
             jobs=hangups(current),
         )

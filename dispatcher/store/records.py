@@ -11,7 +11,6 @@ from typing import Any, Literal
 
 import orjson
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
 from dispatcher.directory.tenant import Tenant
@@ -33,12 +32,26 @@ from dispatcher.store import idempotency, jobs, keys
 from dispatcher.store.buckets import Bucket
 from dispatcher.store.campaigns import CampaignLink
 from dispatcher.store.idempotency import Answer, Once
-from dispatcher.store.scripts import Scripts
+from dispatcher.store.keys import Key
+from dispatcher.store.scripting import Refused
+from dispatcher.store.scripts import (
+    NO_JOBS,
+    AllocateIds,
+    CreateRecord,
+    Jobs,
+    Missing,
+    Scripts,
+    SetFlags,
+)
 
 Kind = Literal["call", "chat"]
 CallPlan = OutboundPlan | QueuedPlan
 AGENT_NOT_AVAILABLE = "Agent is not available to take this call"
-_CLAIM_ERRORS = {0: AGENT_NOT_AVAILABLE, -1: ACTIVE_SESSION, -2: OPTED_OUT}
+_CLAIM_ERRORS = {
+    "agent_busy": AGENT_NOT_AVAILABLE,
+    "session_active": ACTIVE_SESSION,
+    "opted_out": OPTED_OUT,
+}
 
 
 @dataclass(frozen=True)
@@ -85,7 +98,7 @@ class _Claims:
     # The sorted set a call joins as it is stored, and its score there: a queued call waits in
     # its menu from the start (scored by creation), a scheduled one sits in the tenant's
     # scheduled set (scored by scheduled_at) until it fires.
-    joins: tuple[str, int] | None = None
+    joins: tuple[Key, int] | None = None
 
 
 class Records:
@@ -102,9 +115,9 @@ class Records:
     ) -> Answer:
         """201 with the call; 202 for an outbound call that waits for the agent's choice.
         With `bucket`, the request's token of its rate limit is taken with the ids (or 429)."""
-        ids = _ids(await self._allocate(_allocation(plan), bucket=bucket), bucket)
+        ids = _ids(await self._scripts.run(self._allocation(_allocation(plan), bucket)))
         creation = self._call_creation(plan, ids, key, None)
-        return _outcome(creation, await self._create(creation))
+        return await self._create(creation)
 
     async def create_calls(
         self, planned: Sequence[tuple[CallPlan, Once | None]], campaign: CampaignLink | None
@@ -114,19 +127,35 @@ class Records:
         `create_call`'s. One that fails its claims fails alone."""
         if not planned:
             return []
+        allocations = [self._allocation(_allocation(plan)) for plan, _ in planned]
         async with self._redis.pipeline(transaction=False) as pipe:
-            for plan, _ in planned:
-                await self._allocate(_allocation(plan), pipe)
+            for allocation in allocations:
+                await self._scripts.queue(allocation, pipe)
+            if campaign is not None:
+                pipe.hget(campaign.key, "pump_seq")
             allocated = await pipe.execute()
+        pump_seq = int(allocated.pop() or 0) if campaign is not None else 0
         creations = [
-            self._call_creation(plan, _ids(raw), key, campaign)
-            for (plan, key), raw in zip(planned, allocated, strict=True)
+            self._call_creation(plan, _ids(allocation.decode(raw)), key, campaign)
+            for (plan, key), allocation, raw in zip(planned, allocations, allocated, strict=True)
         ]
+        scripts = [self._record_script(creation) for creation in creations]
         async with self._redis.pipeline(transaction=False) as pipe:
-            for creation in creations:
-                await self._create(creation, pipe)
+            for script in scripts:
+                await self._scripts.queue(script, pipe)
+            if campaign is not None:
+                # One pump for the batch, due with its first call: after the calls, which it
+                # then finds stored (fire_campaign_call.lua checks the campaign itself).
+                wake = min(creation.due_ms for creation in creations)
+                pump = campaign.want_pump(pump_seq, wake)
+                await self._scripts.queue(pump, pipe)
             outcomes = await pipe.execute(raise_on_error=False)
-        return [_settled(c, raw) for c, raw in zip(creations, outcomes, strict=True)]
+        if campaign is not None:
+            await campaign.settle_pump(self._scripts, outcomes.pop(), pump)
+        return [
+            _settled(creation, script, raw)
+            for creation, script, raw in zip(creations, scripts, outcomes, strict=True)
+        ]
 
     def _call_creation(
         self, plan: CallPlan, ids: Ids, key: Once | None, campaign: CampaignLink | None
@@ -177,7 +206,8 @@ class Records:
         """200 with the chat; `bucket` as in `create_call`."""
         anonymous = None if plan.contact else plan.end_user_number
         participants = 2 if plan.agent else 1
-        ids = _ids(await self._allocate(("chat", participants, anonymous), bucket=bucket), bucket)
+        allocation = self._allocation(("chat", participants, anonymous), bucket)
+        ids = _ids(await self._scripts.run(allocation))
         now = ids.created
         chat, meta = sms_chat(plan, ids, now)
         job = jobs.JobSpec(jobs.SEND_SMS, self.tenant.subdomain, chat.id, clock.to_ms(now))
@@ -189,7 +219,7 @@ class Records:
         answer = Answer(200, doc, record_id=chat.id)
         meta_json = meta.model_dump_json()
         creation = _Creation("chat", chat, doc, meta_json, now, job, claims, answer, key)
-        return _outcome(creation, await self._create(creation))
+        return await self._create(creation)
 
     async def document(self, kind: Kind, record_id: int) -> bytes | None:
         raw: bytes | None = await self._redis.hget(  # type: ignore[misc]
@@ -229,16 +259,16 @@ class Records:
         )
 
     async def set_flags(self, call_id: int, changes: dict[str, bool]) -> CustomerFlags | None:
-        args: list[str] = []
-        for name, value in changes.items():
-            args += [f"flag:{name}", "1" if value else "0"]
-        if not await self._scripts.set_flags(keys=[self.keys.call(call_id)], args=args):
+        flags = {f"flag:{name}": "1" if value else "0" for name, value in changes.items()}
+        try:
+            await self._scripts.run(SetFlags(self.keys.call(call_id), flags))
+        except Missing:
             return None
         return await self.flags(call_id)
 
     async def page(self, kind: Kind, query: ListQuery) -> Page:
         index = self.keys.calls if kind == "call" else self.keys.chats
-        filters = [index]
+        filters: list[str] = [index]
         if query.status is not None:
             by_status = self.keys.calls_by_status if kind == "call" else self.keys.chats_by_status
             filters.append(by_status(query.status))
@@ -278,31 +308,33 @@ class Records:
             docs = await pipe.execute()
         return [doc for doc in docs if doc is not None]
 
-    def _record_key(self, kind: Kind, record_id: int) -> str:
+    def _record_key(self, kind: Kind, record_id: int) -> Key:
         return self.keys.call(record_id) if kind == "call" else self.keys.chat(record_id)
 
-    async def _allocate(
-        self, allocation: _Allocation, pipe: Pipeline | None = None, bucket: Bucket | None = None
-    ) -> Any:
-        """Runs allocate_ids.lua for the ids of one new record (after a token of `bucket`)
-        and returns its raw reply (read by `_ids`); or queues it on `pipe`, whose execute()
-        returns the replies."""
+    def _allocation(self, allocation: _Allocation, bucket: Bucket | None = None) -> AllocateIds:
+        """allocate_ids.lua for the ids of one new record (after a token of `bucket`)."""
         kind, participants, end_user_number = allocation
-        keys = [
-            self.keys.sequence(kind),
-            self.keys.sequence("participant"),
-            self.keys.sequence("end_user"),
-            self.keys.end_users,
-        ]
-        args: list[Any] = [participants, end_user_number or ""]
-        if bucket is not None:
-            keys.append(bucket.key)
-            args += bucket.script_args()
-        return await self._scripts.allocate_ids(keys=keys, args=args, client=pipe)
+        return AllocateIds(
+            record_seq=self.keys.sequence(kind),
+            participant_seq=self.keys.sequence("participant"),
+            end_user_seq=self.keys.sequence("end_user"),
+            end_users=self.keys.end_users,
+            participants=participants,
+            number=end_user_number,
+            bucket=bucket,
+        )
 
-    async def _create(self, creation: _Creation, pipe: Pipeline | None = None) -> Any:
-        """Runs create_record.lua for one creation and returns its raw reply; or queues it on
-        `pipe`, whose execute() returns the replies."""
+    async def _create(self, creation: _Creation) -> Answer:
+        """Runs create_record.lua for one creation: the client's answer (raises refusals)."""
+        script = self._record_script(creation)
+        try:
+            await self._scripts.run(script)
+        except Refused as refused:
+            return _refused(creation, refused)
+        return creation.answer
+
+    def _record_script(self, creation: _Creation) -> CreateRecord:
+        """create_record.lua for one creation."""
         record, claims, key, campaign = (
             creation.record,
             creation.claims,
@@ -310,51 +342,53 @@ class Records:
             creation.campaign,
         )
         now_ms = clock.to_ms(creation.now)
-        if creation.kind == "call":
-            assert isinstance(record, CallObject)
-            indexes = [
+        if isinstance(record, CallObject):
+            indexes = (
                 self.keys.calls,
                 self.keys.calls_by_status(record.status),
                 self.keys.calls_by_type(record.call_type),  # type: ignore[arg-type]
-            ]
+            )
         else:
-            assert isinstance(record, ChatObject)
-            indexes = [
+            indexes = (
                 self.keys.chats,
                 self.keys.chats_by_status(record.status),
                 self.keys.chats_by_type(record.chat_type),  # type: ignore[arg-type]
-            ]
-        return await self._scripts.create_record(
-            keys=[
-                self._record_key(creation.kind, record.id),
-                *indexes,
-                jobs.QUEUE_NAME,
-                self.keys.agent(claims.agent_id),
-                self.keys.sms_session(claims.consumer_number or ""),
-                self.keys.do_not_contact,
-                claims.joins[0] if claims.joins else self.keys.waiting(0),
-                key.redis_key if key else self.keys.idempotency("", ""),
-                campaign.key if campaign else self.keys.campaign(0),
-                campaign.due_key if campaign else self.keys.campaign_due(0),
-            ],
-            args=[
-                creation.doc,
-                creation.meta_json,
-                record.status,
-                now_ms,
-                record.id,
-                "" if claims.agent_capacity is None else claims.agent_capacity,
-                claims.consumer_number or "",
-                claims.session_ttl_ms,
-                claims.joins[1] if claims.joins else "",
-                record.lang if isinstance(record, CallObject) else "",
-                *(key.script_args() if key else ["", 0]),
-                creation.answer.status,
-                creation.answer.body if key else b"",
-                *(campaign.script_args(creation.due_ms) if campaign else ["", 0, "", b""]),
-                *jobs.script_args([creation.job] if creation.job else [], now_ms),
-            ],
-            client=pipe,
+            )
+        session = claims.consumer_number is not None
+        return CreateRecord(
+            record=self._record_key(creation.kind, record.id),
+            all=indexes[0],
+            by_status=indexes[1],
+            by_type=indexes[2],
+            jobs=Jobs.of([creation.job], now_ms) if creation.job else NO_JOBS,
+            doc=creation.doc.decode(),
+            meta=creation.meta_json,
+            status=record.status,
+            score=now_ms,
+            id=record.id,
+            lang=record.lang if isinstance(record, CallObject) else None,
+            agent=self.keys.agent(claims.agent_id) if claims.agent_capacity is not None else None,
+            capacity=claims.agent_capacity,
+            session=self.keys.sms_session(claims.consumer_number or "") if session else None,
+            do_not_contact=self.keys.do_not_contact if session else None,
+            number=claims.consumer_number,
+            session_ttl=claims.session_ttl_ms if session else None,
+            joins=claims.joins[0] if claims.joins else None,
+            joins_score=claims.joins[1] if claims.joins else None,
+            once=key.redis_key if key else None,
+            once_answer=(
+                {
+                    "fp": key.fingerprint,
+                    "ttl": key.ttl_ms,
+                    "status": creation.answer.status,
+                    "body": creation.answer.body.decode(),
+                }
+                if key
+                else None
+            ),
+            campaign=campaign.key if campaign else None,
+            campaign_due=campaign.due_key if campaign else None,
+            due=creation.due_ms if campaign else None,
         )
 
 
@@ -367,10 +401,7 @@ def _allocation(plan: CallPlan) -> _Allocation:
     return "call", 1, None if plan.contact else plan.end_user_number
 
 
-def _ids(raw: list[int], bucket: Bucket | None = None) -> Ids:
-    if raw[0] == 0:  # the rate limit refused the request: [0, ms to wait]
-        assert bucket is not None
-        raise bucket.refused(raw[1])
+def _ids(raw: tuple[int, int, int, int]) -> Ids:
     record_id, first_participant, end_user, created_ms = raw
     return Ids(
         record=record_id,
@@ -380,25 +411,30 @@ def _ids(raw: list[int], bucket: Bucket | None = None) -> Ids:
     )
 
 
-def _outcome(creation: _Creation, outcome: Any) -> Answer:
-    """What the client is answered, from create_record.lua's reply (raises the refusals)."""
-    if isinstance(outcome, list):  # a concurrent duplicate stored first
+def _refused(creation: _Creation, refused: Refused) -> Answer:
+    """What the client is answered when create_record.lua stored nothing (raises the claims'
+    refusals): a concurrent duplicate's first answer, replayed."""
+    if refused.code == "replay":
         assert creation.key is not None
-        return idempotency.replay(creation.key, outcome)
-    if outcome == -3:
+        detail = refused.detail
+        stored = [str(detail[name]).encode() for name in ("fp", "status", "body")]
+        return idempotency.replay(creation.key, stored)
+    if refused.code == "campaign_cancelled":
         raise cancelled()
-    if outcome != 1:
-        raise InvalidRequest(_CLAIM_ERRORS[int(outcome)])
-    return creation.answer
+    raise InvalidRequest(_CLAIM_ERRORS[refused.code])
 
 
-def _settled(creation: _Creation, outcome: Any) -> Answer | DispatchError:
-    """`_outcome` of one creation of a batch, its refusal returned rather than raised; an error
-    of Redis itself for this one script (not the connection: that fails the whole batch) is
-    answered as a 503 for this item alone."""
+def _settled(creation: _Creation, script: CreateRecord, outcome: Any) -> Answer | DispatchError:
+    """The answer to one creation of a batch, its refusal returned rather than raised; an
+    error of Redis itself for this one script (not the connection: that fails the whole
+    batch) is answered as a 503 for this item alone."""
     if isinstance(outcome, ResponseError):
         return ServiceUnavailable("Service unavailable")
     try:
-        return _outcome(creation, outcome)
-    except DispatchError as refused:
-        return refused
+        script.decode(outcome)
+    except Refused as refused:
+        try:
+            return _refused(creation, refused)
+        except DispatchError as error:
+            return error
+    return creation.answer
