@@ -18,13 +18,14 @@ from dispatcher.domain.errors import Conflict, InvalidRequest, NotFound
 from dispatcher.domain.fields import integer
 from dispatcher.domain.statuses import AgentStatus
 from dispatcher.http import listing, sse
-from dispatcher.http.appkeys import METRICS, REDIS, SCRIPTS, SETTINGS
+from dispatcher.http.appkeys import METRICS, SETTINGS, stores_of
 from dispatcher.http.auth import Caller, caller_of, tenant_of
 from dispatcher.http.body import json_object
 from dispatcher.http.responses import json_response
+from dispatcher.store.agents import AgentStore
 from dispatcher.store.desks import SUPERSEDED, Desk, is_announcement
 from dispatcher.store.keys import TenantKeys
-from dispatcher.store.lifecycle import OFFER_GONE, Calls
+from dispatcher.store.scripts import OFFER_GONE
 from dispatcher.store.stream_leases import StreamCap
 
 routes = web.RouteTableDef()
@@ -35,8 +36,8 @@ KEEP_ALIVE_S = 15.0
 AGENT_STREAMS = "Too many event streams open for this agent (at most {})"
 
 
-def calls_of(request: web.Request, tenant: Tenant) -> Calls:
-    return Calls(request.app[REDIS], request.app[SCRIPTS], tenant)
+def agents_of(request: web.Request, tenant: Tenant) -> AgentStore:
+    return stores_of(request, tenant).agents
 
 
 def agent_view(agent: Agent, live: dict[bytes, bytes]) -> dict[str, Any]:
@@ -60,11 +61,7 @@ async def list_agents(request: web.Request) -> web.Response:
     page, per = listing.paging(request.query)
     agents = sorted(tenant.agents_by_id.values(), key=lambda agent: agent.id)
     shown = agents[(page - 1) * per : page * per]
-    keys = TenantKeys(tenant.subdomain)
-    async with request.app[REDIS].pipeline(transaction=False) as pipe:
-        for agent in shown:
-            pipe.hgetall(keys.agent(agent.id))
-        lives = await pipe.execute()
+    lives = await agents_of(request, tenant).live([agent.id for agent in shown])
     return json_response(
         [agent_view(agent, live) for agent, live in zip(shown, lives, strict=True)],
         headers=listing.page_headers(request, page, per, len(agents)),
@@ -74,9 +71,7 @@ async def list_agents(request: web.Request) -> web.Response:
 @routes.get(BASE)
 async def get_agent(request: web.Request) -> web.Response:
     tenant, agent = await _own_agent(request)
-    live = await request.app[REDIS].hgetall(  # type: ignore[misc]
-        TenantKeys(tenant.subdomain).agent(agent.id)
-    )
+    (live,) = await agents_of(request, tenant).live([agent.id])
     return json_response(agent_view(agent, live))
 
 
@@ -87,30 +82,21 @@ async def put_status(request: web.Request) -> web.Response:
     raw = body.get("status")
     if not isinstance(raw, str) or raw not in set(AgentStatus):
         raise InvalidRequest("status must be one of available, unavailable, offline")
-    redis = request.app[REDIS]
-    key = TenantKeys(tenant.subdomain).agent(agent.id)
-    event = {"type": "agent.updated", "agent_id": agent.id, "status": raw}
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.hset(key, "status", str(raw))
-        pipe.hgetall(key)
-        pipe.publish(TenantKeys(tenant.subdomain).events, orjson.dumps(event))
-        _, live, _ = await pipe.execute()
-    if raw == AgentStatus.AVAILABLE:
-        await calls_of(request, tenant).wake_waiting_calls([agent.id])
+    live = await agents_of(request, tenant).set_status(agent.id, AgentStatus(raw))
     return json_response(agent_view(agent, live))
 
 
 @routes.get(BASE + "/offers")
 async def get_offers(request: web.Request) -> web.Response:
     tenant, agent = await _own_agent(request)
-    offers = await calls_of(request, tenant).open_offers(agent.id)
+    offers = await agents_of(request, tenant).open_offers(agent.id)
     return json_response([offer.view() for offer in offers])
 
 
 @routes.post("/apps/api/v1/offers/{id}/accept")
 async def accept_offer(request: web.Request) -> web.Response:
     caller = await caller_of(request)
-    calls = calls_of(request, caller.tenant)
+    calls = agents_of(request, caller.tenant)
     accepted = await calls.accept(await _own_offer(caller, calls, _offer_id(request)))
     request.app[METRICS].offer_accepted(accepted.waited_s)
     call = accepted.snapshot.call
@@ -122,7 +108,7 @@ async def accept_offer(request: web.Request) -> web.Response:
 async def decline_offer(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     tenant = caller.tenant
-    calls = calls_of(request, tenant)
+    calls = agents_of(request, tenant)
     offer = await calls.decline(await _own_offer(caller, calls, _offer_id(request)))
     structlog.contextvars.bind_contextvars(call_id=offer.call_id, offer_id=offer.id)
     return json_response({"id": offer.id, "call_id": offer.call_id, "state": "declined"})
@@ -136,7 +122,7 @@ async def agent_events(request: web.Request) -> web.StreamResponse:
     with a `superseded` event."""
     tenant, agent = await _own_agent(request)
     keys = TenantKeys(tenant.subdomain)
-    desk = Desk(request.app[REDIS], request.app[SCRIPTS], keys, agent.id)
+    desk = agents_of(request, tenant).desk(agent.id)
     caps = [_agent_cap(request, keys, agent.id), sse.tenant_cap(request, keys)]
     async with sse.subscribe(request, [keys.agent_events(agent.id)], caps) as stream:
         try:
@@ -185,7 +171,7 @@ async def _own_agent(request: web.Request) -> tuple[Tenant, Agent]:
     return caller.tenant, agent
 
 
-async def _own_offer(caller: Caller, calls: Calls, offer_id: int) -> int:
+async def _own_offer(caller: Caller, calls: AgentStore, offer_id: int) -> int:
     """The offer id, once an agent's token is known to be the one the offer was made to."""
     if caller.agent is not None:
         offer = await calls.offer(offer_id)

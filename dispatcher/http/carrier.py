@@ -11,13 +11,11 @@ from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import phones
 from dispatcher.domain.chat_requests import MAX_MESSAGE_CHARS
 from dispatcher.domain.errors import InvalidRequest
-from dispatcher.http.appkeys import REDIS
+from dispatcher.http.appkeys import stores_of
 from dispatcher.http.auth import tenant_of
 from dispatcher.http.body import json_object
 from dispatcher.http.responses import json_response
-from dispatcher.http.sms import chats_of
 from dispatcher.store.chats import is_opt_out
-from dispatcher.store.keys import TenantKeys
 
 routes = web.RouteTableDef()
 
@@ -49,13 +47,13 @@ async def receive_sms(
         raise InvalidRequest(f"{names[1]} is required")
     if len(text) > MAX_MESSAGE_CHARS:  # each message is kept with the chat
         raise InvalidRequest(f"{names[1]} is too long (at most {MAX_MESSAGE_CHARS} characters)")
-    chats = chats_of(request, tenant)
+    chats = stores_of(request, tenant).chats
     chat_id = await chats.active_chat(number)
     if chat_id is not None:
         structlog.contextvars.bind_contextvars(chat_id=chat_id)
     opted_out = is_opt_out(text)
     if opted_out:
-        await request.app[REDIS].sadd(TenantKeys(tenant.subdomain).do_not_contact, number)  # type: ignore[misc]
+        await chats.opt_out(number)
     if chat_id is not None:
         await chats.add_message(chat_id, "inbound", text)
         if opted_out:

@@ -17,13 +17,12 @@ from dispatcher.domain import clock
 from dispatcher.domain.errors import NotFound
 from dispatcher.domain.fields import integer
 from dispatcher.http import sse
-from dispatcher.http.appkeys import DIRECTORY, REDIS, SCRIPTS, SETTINGS
+from dispatcher.http.appkeys import DIRECTORY, REDIS, SETTINGS, stores_of
 from dispatcher.http.headers import cookie
 from dispatcher.http.operators import COOKIE, COOKIE_PATH, operator_of, still_open
 from dispatcher.http.responses import json_response
 from dispatcher.store.board import read_board
 from dispatcher.store.keys import TenantKeys
-from dispatcher.store.lifecycle import Calls
 from dispatcher.store.stats import tenant_stats
 from dispatcher.store.stream_leases import StreamCap
 
@@ -55,7 +54,7 @@ async def snapshot(request: web.Request) -> web.Response:
 async def call_detail(request: web.Request) -> web.Response:
     tenant = await operator_of(request)
     call_id = integer(request.match_info["id"])
-    calls = Calls(request.app[REDIS], request.app[SCRIPTS], tenant)
+    calls = stores_of(request, tenant).calls
     found = await calls.load(call_id) if call_id is not None else None
     if found is None:
         raise NotFound(CALL_NOT_FOUND)

@@ -18,11 +18,10 @@ from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import clock
 from dispatcher.domain.errors import Forbidden, InvalidRequest, NotFound
 from dispatcher.domain.fields import integer
-from dispatcher.http.appkeys import DIRECTORY, REDIS, SCRIPTS, SETTINGS
+from dispatcher.http.appkeys import DIRECTORY, SCRIPTS, SETTINGS, stores_of
 from dispatcher.http.body import raw_body
 from dispatcher.http.carrier import receive_sms
 from dispatcher.store import jobs
-from dispatcher.store.keys import TenantKeys
 
 log = structlog.get_logger("dispatcher.http.twilio")
 routes = web.RouteTableDef()
@@ -87,11 +86,9 @@ async def message_status(request: web.Request) -> web.Response:
     if status not in MESSAGE_FAILURES:
         log.info("twilio message status", chat_id=chat_id, message_status=status)
         return web.Response(status=204)
-    tenant_keys = TenantKeys(tenant.subdomain)
-    redis = request.app[REDIS]
-    first = await redis.set(tenant_keys.carrier_receipt(sid, status), 1, nx=True, ex=RECEIPT_TTL_S)
-    if first:
-        await redis.hincrby(tenant_keys.sms_delivery_failures, status, 1)  # type: ignore[misc]
+    first = await stores_of(request, tenant).chats.count_delivery_failure(
+        sid, status, RECEIPT_TTL_S
+    )
     log.warning(
         "sms not delivered",
         chat_id=chat_id,

@@ -32,8 +32,8 @@ from dispatcher.domain.errors import Conflict
 from dispatcher.store import jobs
 from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.keys import TenantKeys
-from dispatcher.store.lifecycle import Calls
 from dispatcher.store.scripts import Scripts
+from dispatcher.store.stores import Stores
 
 CHAOS = os.environ.get("DISPATCHER_CHAOS") == "1"
 BIN = Path(sys.executable).parent / "dispatcher"
@@ -303,7 +303,7 @@ async def accepting_agents(redis_url: str, agents: int) -> AsyncIterator[None]:
     async def accept_open_offers() -> None:
         tenant = await DirectoryCache(redis).tenant(SUBDOMAIN)
         assert tenant is not None
-        calls = Calls(redis, scripts, tenant)
+        calls = Stores.of(redis, scripts, tenant).agents
         for agent_id in range(1, agents + 1):
             for offer in await calls.open_offers(agent_id):
                 with contextlib.suppress(Conflict):
