@@ -16,7 +16,7 @@ if A.action == CAMPAIGN_ACTION.CANCEL then
   enqueue_jobs(K.jobs, A.jobs)
   return ok()
 end
-if state == CAMPAIGN.CANCELLED then return err('cancelled') end
+if state == CAMPAIGN.CANCELLED then return err(CAMPAIGN.CANCELLED) end
 if A.action == CAMPAIGN_ACTION.PAUSE then
   if state == CAMPAIGN.RUNNING then
     redis.call('HSET', K.campaign, 'state', CAMPAIGN.PAUSED, 'paused_at', A.now)

@@ -8,14 +8,14 @@
 -- K.change and A.change as cas_transition's (K.change.campaign: the campaign's hash), K.jobs,
 -- K.due (its calls not yet fired), K.released (its calls handed to a fire job); A.scheduled and
 -- A.queued (the call's scheduled ms and queued ms: the lateness its object shows), A.burst_s.
--- Answers the new revision, or err: `stale` (the call changed meanwhile), `paused`,
--- `cancelled`, `early` (with `wait_ms`).
+-- Answers the new revision, or err: `stale` (the call changed meanwhile), the campaign's state
+-- when it is paused or cancelled, `early` (with `wait_ms`).
 local campaign_key, id = K.change.campaign, A.change.id
 local campaign = redis.call('HMGET', campaign_key, 'state', 'rate', 'fire_tat')
-if campaign[1] == CAMPAIGN.CANCELLED then return err('cancelled') end
+if campaign[1] == CAMPAIGN.CANCELLED then return err(CAMPAIGN.CANCELLED) end
 if campaign[1] ~= CAMPAIGN.RUNNING then
   if redis.call('ZREM', K.released, id) == 1 then redis.call('ZADD', K.due, A.scheduled, id) end
-  return err('paused')
+  return err(CAMPAIGN.PAUSED)
 end
 local rate = tonumber(campaign[2])
 local interval = 1000 / rate

@@ -14,9 +14,9 @@ local function named(tree)
 end
 local K = named(A.k)
 
--- The one answer shape: {"ok": value} or {"err": code, ...details}.
+-- The one answer shape: {"ok": value} ({"ok": null} for none) or {"err": code, ...details}.
 local function ok(value)
-  if value == nil then value = true end
+  if value == nil then value = cjson.null end
   return cjson.encode({ok = value})
 end
 local function err(code, details)
