@@ -17,6 +17,7 @@ from dispatcher.domain.statuses import AgentStatus, CallStatus
 from dispatcher.store import jobs
 from dispatcher.store.calls import CallChanging, CallStore, Change, Snapshot
 from dispatcher.store.desks import Desk
+from dispatcher.store.scripting import Stale
 from dispatcher.store.scripts import (
     OFFER_GONE,
     AcceptOffer,
@@ -25,7 +26,6 @@ from dispatcher.store.scripts import (
     MakeOffers,
     PickWaiting,
     Scripts,
-    Stale,
 )
 
 

@@ -29,13 +29,13 @@ from dispatcher.store.records import (
     ids_of,
     settled,
 )
+from dispatcher.store.scripting import Stale
 from dispatcher.store.scripts import (
     FireCampaignCall,
     Held,
     Jobs,
     Missing,
     SetFlags,
-    Stale,
     TakeToken,
     Transition,
     Write,

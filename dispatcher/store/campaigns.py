@@ -17,7 +17,7 @@ from dispatcher.domain import clock
 from dispatcher.domain.campaigns import CampaignObject, CampaignPlan, campaign_object
 from dispatcher.store import jobs, keys
 from dispatcher.store.keys import Key, TenantKeys
-from dispatcher.store.scripting import Refused
+from dispatcher.store.scripting import Refused, Stale
 from dispatcher.store.scripts import (
     NO_JOBS,
     CampaignControl,
@@ -27,7 +27,6 @@ from dispatcher.store.scripts import (
     Pump,
     ReleaseCampaign,
     Scripts,
-    Stale,
     WantPump,
 )
 

@@ -17,7 +17,8 @@ from dispatcher.store import jobs
 from dispatcher.store.buckets import Bucket
 from dispatcher.store.idempotency import Answer, Once
 from dispatcher.store.records import Claims, Creation, Kind, RecordStore, ids_of
-from dispatcher.store.scripts import EndSession, Jobs, Stale, Transition, Write
+from dispatcher.store.scripting import Stale
+from dispatcher.store.scripts import EndSession, Jobs, Transition, Write
 
 OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from importlib.resources import files
@@ -58,6 +58,11 @@ class Part(Protocol):
         ...
 
 
+class Stale(Exception):
+    """What a script was told of its record (a revision, a counter, the offers so far) changed
+    since the caller read it: the script changed nothing, and the caller reads again."""
+
+
 class Refused(Exception):
     """A script's `{"err": code}` that its dataclass maps to no domain error."""
 
@@ -72,6 +77,9 @@ class Script(Generic[R]):
     """One call of the Lua script `lua/<name>.lua`."""
 
     name: ClassVar[str]
+    # The domain's errors of the script's err codes (each made from the answer's details);
+    # `stale` is every script's Stale, any other code a Refused.
+    errors: ClassVar[Mapping[str, Callable[[dict[str, Any]], Exception]]] = {}
 
     def result(self, ok: Any) -> R:
         """The typed result of the script's `ok` value."""
@@ -79,6 +87,10 @@ class Script(Generic[R]):
 
     def refusal(self, code: str, detail: dict[str, Any]) -> Exception:
         """The error an `{"err": code, ...}` answer raises."""
+        if code == "stale":
+            return Stale(self.name)
+        if code in self.errors:
+            return self.errors[code](detail)
         return Refused(self.name, code, detail)
 
     def parts(self) -> tuple[list[Key], bytes]:

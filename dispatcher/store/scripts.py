@@ -4,7 +4,7 @@ registration on a Redis client. The fields' comments say what the script does wi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 
+from dispatcher.domain.campaigns import CampaignState
 from dispatcher.domain.errors import Conflict
 from dispatcher.store import keys
 from dispatcher.store.buckets import Bucket
@@ -139,14 +140,6 @@ class Write:
         return tree, {name: value for name, value in arg.items() if value is not None}
 
 
-class Stale(Exception):
-    """The record, or what a script was told of it, changed since it was read: read again."""
-
-
-def _stale_or(script: Script[Any], code: str, detail: dict[str, Any]) -> Exception:
-    return Stale(script.name) if code == "stale" else Script.refusal(script, code, detail)
-
-
 # Calls and chats -------------------------------------------------------------------------
 
 
@@ -210,8 +203,9 @@ class SetFlags(Script[bool]):
     call: Key
     flags: Mapping[str, str]
 
-    def refusal(self, code: str, detail: dict[str, Any]) -> Exception:
-        return Missing(self.name) if code == "missing" else super().refusal(code, detail)
+    errors: ClassVar[Mapping[str, Callable[[dict[str, Any]], Exception]]] = {
+        "missing": lambda _: Missing("set_flags")
+    }
 
 
 class Missing(Exception):
@@ -225,9 +219,6 @@ class Transition(Script[int]):
     name: ClassVar[str] = "transition"
     change: Write
     jobs: Jobs
-
-    def refusal(self, code: str, detail: dict[str, Any]) -> Exception:
-        return _stale_or(self, code, detail)
 
 
 @dataclass(frozen=True)
@@ -243,10 +234,10 @@ class FireCampaignCall(Script[int]):
     queued: int
     burst_s: float
 
-    def refusal(self, code: str, detail: dict[str, Any]) -> Exception:
-        if code in ("paused", "cancelled", "early"):
-            return Held(code, int(detail.get("wait_ms", 0)))
-        return _stale_or(self, code, detail)
+    errors: ClassVar[Mapping[str, Callable[[dict[str, Any]], Exception]]] = {
+        code: lambda detail: Held(detail["err"], int(detail.get("wait_ms", 0)))
+        for code in (CampaignState.PAUSED, CampaignState.CANCELLED, "early")
+    }
 
 
 class Held(Exception):
@@ -295,9 +286,6 @@ class MakeOffers(Script[tuple[list[tuple[int, int]], list[int]]]):
         pairs = [(int(made[i]), int(made[i + 1])) for i in range(0, len(made), 2)]
         return pairs, [int(agent) for agent in list_of(ok["rang_out"])]
 
-    def refusal(self, code: str, detail: dict[str, Any]) -> Exception:
-        return _stale_or(self, code, detail)
-
 
 @dataclass(frozen=True)
 class AcceptOffer(Script[list[tuple[int, int]]]):
@@ -322,8 +310,10 @@ class AcceptOffer(Script[list[tuple[int, int]]]):
         flat = list_of(ok)
         return [(int(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
 
-    def refusal(self, code: str, detail: dict[str, Any]) -> Exception:
-        return Conflict(OFFER_GONE) if code in ("gone", "busy") else _stale_or(self, code, detail)
+    errors: ClassVar[Mapping[str, Callable[[dict[str, Any]], Exception]]] = {
+        "gone": lambda _: Conflict(OFFER_GONE),
+        "busy": lambda _: Conflict(OFFER_GONE),
+    }
 
 
 @dataclass(frozen=True)
@@ -335,8 +325,9 @@ class DeclineOffer(Script[None]):
     offer_id: int
     now: int
 
-    def refusal(self, code: str, detail: dict[str, Any]) -> Exception:
-        return Conflict(OFFER_GONE) if code == "gone" else super().refusal(code, detail)
+    errors: ClassVar[Mapping[str, Callable[[dict[str, Any]], Exception]]] = {
+        "gone": lambda _: Conflict(OFFER_GONE)
+    }
 
 
 @dataclass(frozen=True)
@@ -373,10 +364,9 @@ class CreateCampaign(Script[int]):
     max_waiting: int | str
     now: int
 
-    def refusal(self, code: str, detail: dict[str, Any]) -> Exception:
-        if code == "taken":
-            return NameTaken(int(detail["id"]))
-        return _stale_or(self, code, detail)
+    errors: ClassVar[Mapping[str, Callable[[dict[str, Any]], Exception]]] = {
+        "taken": lambda detail: NameTaken(int(detail["id"]))
+    }
 
 
 class NameTaken(Exception):
@@ -395,9 +385,6 @@ class CampaignControl(Script[None]):
     jobs: Jobs
     action: str
     now: int
-
-    def refusal(self, code: str, detail: dict[str, Any]) -> Exception:
-        return _stale_or(self, code, detail)
 
 
 @dataclass(frozen=True)
@@ -424,9 +411,6 @@ class ReleaseCampaign(Script[tuple[int, str]]):
     def result(self, ok: Any) -> tuple[int, str]:
         return int(ok[0]), str(ok[1])
 
-    def refusal(self, code: str, detail: dict[str, Any]) -> Exception:
-        return _stale_or(self, code, detail)
-
 
 @dataclass(frozen=True)
 class WantPump(Script[None]):
@@ -435,9 +419,6 @@ class WantPump(Script[None]):
     pump: Pump
     wake: int
     now: int
-
-    def refusal(self, code: str, detail: dict[str, Any]) -> Exception:
-        return _stale_or(self, code, detail)
 
 
 # The rest --------------------------------------------------------------------------------
@@ -476,8 +457,9 @@ class ClaimStream(Script[int]):
     expiry: int
     stream: str
 
-    def refusal(self, code: str, detail: dict[str, Any]) -> Exception:
-        return Full(int(detail["scope"])) if code == "full" else super().refusal(code, detail)
+    errors: ClassVar[Mapping[str, Callable[[dict[str, Any]], Exception]]] = {
+        "full": lambda detail: Full(int(detail["scope"]))
+    }
 
 
 class Full(Exception):
