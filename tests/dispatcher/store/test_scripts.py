@@ -7,17 +7,19 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from importlib.resources import files
+from typing import Any
 
 import orjson
 import pytest
 from redis.asyncio import Redis
+from redis.crc import key_slot
 
 from dispatcher.domain.errors import Conflict, TooManyRequests
 from dispatcher.domain.statuses import CallType, ChatType, FailReason
 from dispatcher.store import keys
 from dispatcher.store.buckets import Bucket
 from dispatcher.store.jobs import DELIVER_WEBHOOK, ROUTE_CALL, JobSpec
-from dispatcher.store.scripting import LUA_ENUMS, Refused, every_script, lua_enums
+from dispatcher.store.scripting import LUA_ENUMS, Refused, Script, every_script, lua_enums
 from dispatcher.store.scripts import (
     AllocateIds,
     ClaimStream,
@@ -232,3 +234,20 @@ async def test_a_script_flushed_from_redis_is_loaded_again_and_pipelines_run_scr
 def test_every_tenant_key_shares_the_tenant_hash_tag() -> None:
     assert DEMO.call(1) == "dsp:t:{demo}:call:1"
     assert DEMO.prefix == "dsp:t:{demo}:"
+
+
+def test_every_key_a_script_gets_of_a_tenant_is_in_the_tenant_slot() -> None:
+    """Each script's tenant keys share one Redis Cluster slot: the hash tag {subdomain}."""
+    bucket = Bucket(DEMO.api_bucket, 1, 1)
+    scripts: list[Script[Any]] = [
+        AllocateIds(
+            DEMO.sequence("call"), DEMO.sequence("participant"), DEMO.sequence("end_user"),
+            DEMO.end_users, 1, None, bucket,
+        ),
+        ClaimStream([DEMO.streams, DEMO.agent_streams(1), DEMO.session_streams("d")], [1, 1, 1],
+                    0, 1, "s"),
+        Enqueue(Jobs.of([JobSpec(ROUTE_CALL, "demo", 1, 5)], 1)),
+    ]  # fmt: skip
+    for script in scripts:
+        tenant_keys = [key for key in script.parts()[0] if not key.startswith("arq:")]
+        assert {key_slot(key.encode()) for key in tenant_keys} <= {key_slot(b"{demo}")}
