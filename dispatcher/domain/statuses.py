@@ -46,10 +46,18 @@ CALL_TRANSITIONS: dict[CallStatus, frozenset[CallStatus]] = {
     CallStatus.SWITCHING: frozenset({CallStatus.CONNECTING, CallStatus.FAILED}),
     CallStatus.CONNECTED: frozenset({CallStatus.FINISHED}),
 }
-# A call ends (store/lifecycle.py's end_call) by the move the table gives it: FINISHED once
-# connected, FAILED from any status that may fail; an ended call has no such move.
 # The statuses in which an agent holds the call (a voice slot of theirs).
 HELD_BY_AGENT = frozenset({CallStatus.ASSIGNED, CallStatus.CONNECTING, CallStatus.SWITCHING})
+
+
+def ending(current: CallStatus) -> CallStatus | None:
+    """The move that ends a call now (store/stores.py's end_call), as the table gives it:
+    finished from a status that may finish, else failed where it may fail; None once ended."""
+    moves = CALL_TRANSITIONS.get(current, frozenset())
+    for end in (CallStatus.FINISHED, CallStatus.FAILED):
+        if end in moves:
+            return end
+    return None
 
 
 class IllegalTransition(ValueError):

@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import clock, lifecycle
-from dispatcher.domain.statuses import CALL_TRANSITIONS, HELD_BY_AGENT, CallStatus, FailReason
+from dispatcher.domain.statuses import HELD_BY_AGENT, CallStatus, FailReason, ending
 from dispatcher.store import jobs
 from dispatcher.store.agents import AgentStore
 from dispatcher.store.calls import CallStore, Change, Snapshot
@@ -63,11 +63,12 @@ async def end_call(
 
     def decide(current: Snapshot) -> Change | None:
         status = CallStatus(current.call.status)
-        if status == CallStatus.CONNECTED:
+        end = ending(status)
+        if end is None:
+            return None
+        if end == CallStatus.FINISHED:
             finished = lifecycle.finished(current.call, now, by)
             return Change(finished, release_agent=True, jobs=hangups(current))
-        if CallStatus.FAILED not in CALL_TRANSITIONS.get(status, frozenset()):
-            return None
         failed = lifecycle.failed(current.call, now, reason or FailReason.AG_CANCELED, details)
         return Change(
             failed,
