@@ -1,17 +1,14 @@
-"""Rate limits: token buckets in Redis (lib.lua's take_tokens) shared by every process."""
+"""Rate limits: token buckets in Redis (lib.lua's take_tokens, taken by Scripts.take)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dispatcher.domain import clock
 from dispatcher.domain.errors import TooManyRequests
 from dispatcher.store.keys import Key
-
-if TYPE_CHECKING:
-    from dispatcher.store.scripts import Scripts
 
 
 @dataclass(frozen=True)
@@ -32,14 +29,3 @@ class Bucket:
         return TooManyRequests(
             f"Too many requests: the limit is {self.rate:g} per second", math.ceil(wait_ms / 1000)
         )
-
-
-async def take(scripts: Scripts, bucket: Bucket | None, tokens: int = 1) -> None:
-    """`tokens` of `bucket` (None: no limit), or 429 with the seconds to wait for them."""
-    if bucket is None or tokens <= 0:
-        return
-    from dispatcher.store.scripts import TakeToken
-
-    wait_ms = await scripts.run(TakeToken(bucket, tokens))
-    if wait_ms:
-        raise bucket.refused(wait_ms)

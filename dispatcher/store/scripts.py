@@ -507,3 +507,11 @@ class Scripts:
         """ARQ jobs queued outside any other write (a write queues its own in its script)."""
         if specs:
             await self.run(Enqueue(jobs=Jobs.of(specs, now_ms)))
+
+    async def take(self, bucket: Bucket | None, tokens: int = 1) -> None:
+        """`tokens` of `bucket` (None: no limit), or 429 with the seconds to wait for them."""
+        if bucket is None or tokens <= 0:
+            return
+        wait_ms = await self.run(TakeToken(bucket, tokens))
+        if wait_ms:
+            raise bucket.refused(wait_ms)
