@@ -2,13 +2,13 @@
 
 A script's dataclass (a subclass of `Script`, named by its `name`) is all Python knows of it:
 its fields typed with `Key` (alone, optional, in a list or a dict) are the keys it touches, a
-field holding a `Part` brings keys and arguments of its own, and every other field is an
-argument. `parts()` turns one instance into KEYS (every key, named once each) and one JSON
-argument: the arguments, and under `k` the keys' positions by field name, which lib.lua's
-prologue decodes into `A` (arguments) and `K` (key names by field). Every script answers one
-JSON shape, `{"ok": value}` or `{"err": code, ...}`, read in one place (`Script.decode`): the
-`ok` value through `result`, an `err` through `refusal` (a domain error, or `Refused`).
-The scripts' dataclasses are in store/scripts.py, which registers them."""
+field holding a `Part` (or a dataclass of inputs) brings keys and arguments of its own, and
+every other field is an argument. `parts()` turns one instance into KEYS (every key, named
+once) and one JSON argument: the arguments, and under `k` the keys' places by field name, which
+lib.lua's prologue decodes into `A` (arguments) and `K` (key names by field). Every script
+answers one JSON shape, `{"ok": value}` or `{"err": code, ...}`, read in one place
+(`Script.decode`): the `ok` value through `result`, an `err` through `refusal` (a domain error,
+`Stale`, or `Refused`). The scripts' dataclasses are in store/scripts.py, which registers them."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import functools
 import json
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, is_dataclass
 from enum import StrEnum
 from importlib.resources import files
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
@@ -96,22 +96,8 @@ class Script(Generic[R]):
     def parts(self) -> tuple[list[Key], bytes]:
         """KEYS, and the one JSON argument (arguments, and `k`: key positions by name)."""
         keys: dict[Key, int] = {}
-        where: dict[str, Any] = {}
-        args: dict[str, Any] = {}
-        for attr, name, is_key in _layout(typing.cast(type, type(self))):
-            value = getattr(self, attr)
-            if value is None:
-                continue
-            if is_key:
-                where[name] = _place(value, keys)
-            elif hasattr(value, "lua"):
-                tree, arg = value.lua()
-                if tree is not None:
-                    where[name] = _place(tree, keys)
-                args[name] = arg
-            else:
-                args[name] = value
-        args["k"] = where
+        tree, args = split(self)
+        args["k"] = _place(tree, keys)
         return list(keys), orjson.dumps(args)
 
     def decode(self, raw: bytes | str) -> R:
@@ -119,6 +105,30 @@ class Script(Generic[R]):
         if "err" in answer:
             raise self.refusal(answer["err"], answer)
         return self.result(answer.get("ok"))
+
+
+def split(inputs: Any) -> tuple[dict[str, KeyTree], dict[str, Any]]:
+    """A dataclass of inputs as (its keys by name, its arguments by name): fields typed with
+    `Key` are keys, a Part brings both, a dataclass within is split the same way, anything
+    else is an argument; a None is left out."""
+    tree: dict[str, KeyTree] = {}
+    args: dict[str, Any] = {}
+    for attr, name, is_key in _layout(typing.cast(type, type(inputs))):
+        value = getattr(inputs, attr)
+        if value is None:
+            continue
+        if is_key:
+            tree[name] = value
+            continue
+        if hasattr(value, "lua"):
+            subtree, args[name] = value.lua()
+        elif is_dataclass(value):
+            subtree, args[name] = split(value)
+        else:
+            subtree, args[name] = None, value
+        if subtree is not None:
+            tree[name] = subtree
+    return tree, args
 
 
 def _place(tree: KeyTree, keys: dict[Key, int]) -> Any:

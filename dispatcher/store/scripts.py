@@ -90,8 +90,8 @@ class Write:
     what it writes if the record is still at `rev`."""
 
     record: Key
-    from_index: Key  # the status index it leaves
-    to_index: Key  # the one it joins (the same when the status stays)
+    from_index: Key = field(metadata=lua_name("from"))  # the status index it leaves
+    to_index: Key = field(metadata=lua_name("to"))  # the one it joins (the same if it stays)
     rev: int
     doc: str
     status: str
@@ -99,7 +99,7 @@ class Write:
     score: int  # its index score: created ms
     meta: str | None = None  # None keeps it
     waiting: Key | None = None  # the menu's waiting set, with `waiting_op`
-    waiting_op: str | None = None  # "add" or "rem"
+    waiting_op: str | None = field(default=None, metadata=lua_name("waiting"))  # "add", "rem"
     waiting_score: int | None = None
     agent: Key | None = None  # the agent hash whose held call `release` gives back
     release: bool = False
@@ -107,37 +107,6 @@ class Write:
     history: Key | None = None  # the call's history, with `entry`
     entry: str | None = None
     campaign: Key | None = None  # a call of a campaign moves its counts of each status
-
-    def lua(self) -> tuple[KeyTree, Any]:
-        tree = {
-            "record": self.record,
-            "from": self.from_index,
-            "to": self.to_index,
-            **{
-                name: key
-                for name, key in [
-                    ("waiting", self.waiting),
-                    ("agent", self.agent),
-                    ("scheduled", self.scheduled),
-                    ("history", self.history),
-                    ("campaign", self.campaign),
-                ]
-                if key is not None
-            },
-        }
-        arg = {
-            "rev": self.rev,
-            "doc": self.doc,
-            "status": self.status,
-            "id": self.id,
-            "score": self.score,
-            "meta": self.meta,
-            "waiting": self.waiting_op,
-            "waiting_score": self.waiting_score,
-            "release": self.release,
-            "entry": self.entry,
-        }
-        return tree, {name: value for name, value in arg.items() if value is not None}
 
 
 # Calls and chats -------------------------------------------------------------------------
