@@ -8,6 +8,7 @@ from typing import Any
 import structlog
 
 from dispatcher.domain import clock, lifecycle
+from dispatcher.domain.campaigns import CampaignState
 from dispatcher.domain.records import first_groups
 from dispatcher.domain.statuses import CallStatus, FailReason
 from dispatcher.store import jobs
@@ -80,9 +81,9 @@ async def _held(calls: CallStore, call_id: int, held: CampaignHeld) -> str:
     ends failed here, if the cancel's sweep has not failed it already), or the call came too
     early for the campaign's pace (workers that fell behind ran several at once): it tries
     again when its turn comes."""
-    if held.reason == "paused":
+    if held.reason == CampaignState.PAUSED:
         return "campaign paused: held"
-    if held.reason == "cancelled":
+    if held.reason == CampaignState.CANCELLED:
         await fail_unfired(calls, call_id)
         return "campaign cancelled"
     due = clock.to_ms(clock.now()) + held.wait_ms

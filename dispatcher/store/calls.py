@@ -21,18 +21,18 @@ from dispatcher.store.idempotency import Answer, Once
 from dispatcher.store.keys import Key
 from dispatcher.store.records import (
     AGENT_NOT_AVAILABLE,
+    Allocation,
     Claims,
     Creation,
     Kind,
     RecordStore,
-    _Allocation,
     ids_of,
     settled,
 )
 from dispatcher.store.scripting import Stale
 from dispatcher.store.scripts import (
+    CampaignHeld,
     FireCampaignCall,
-    Held,
     Jobs,
     Missing,
     SetFlags,
@@ -42,21 +42,11 @@ from dispatcher.store.scripts import (
 )
 
 CallPlan = OutboundPlan | QueuedPlan
-__all__ = ["AGENT_NOT_AVAILABLE", "CallPlan"]
+__all__ = ["AGENT_NOT_AVAILABLE", "CallPlan", "CampaignHeld"]
 
 
 class CallChanging(RuntimeError):
     """The call kept changing under us; the job is retried by ARQ."""
-
-
-class CampaignHeld(Exception):
-    """A call of a campaign was not fired (fire_campaign_call.lua): its campaign is paused or
-    cancelled, or the call came `wait_ms` too early for the campaign's pace."""
-
-    def __init__(self, reason: Literal["paused", "cancelled", "early"], wait_ms: int = 0) -> None:
-        super().__init__(f"campaign call held: {reason}")
-        self.reason = reason
-        self.wait_ms = wait_ms
 
 
 @dataclass(frozen=True)
@@ -320,10 +310,7 @@ class CallStore(RecordStore):
             queued=queued_ms,
             burst_s=campaigns.BURST_S,
         )
-        try:
-            return await self._scripts.run(fire)
-        except Held as held:
-            raise CampaignHeld(held.reason, held.wait_ms) from held  # type: ignore[arg-type]
+        return await self._scripts.run(fire)
 
     async def history_of(self, call: CallObject) -> list[dict[str, Any]]:
         """The call's history, oldest first: its creation, then the last stored entries."""
@@ -408,7 +395,7 @@ class CallStore(RecordStore):
         return entries
 
 
-def _allocation(plan: CallPlan) -> _Allocation:
+def _allocation(plan: CallPlan) -> Allocation:
     if isinstance(plan, OutboundPlan):
         return "call", 2, None
     return "call", 1, None if plan.contact else plan.end_user_number

@@ -163,7 +163,7 @@ class RecordStore:
             docs = await pipe.execute()
         return [doc for doc in docs if doc is not None]
 
-    def _allocation(self, allocation: _Allocation, bucket: Bucket | None = None) -> AllocateIds:
+    def _allocation(self, allocation: Allocation, bucket: Bucket | None = None) -> AllocateIds:
         """allocate_ids.lua for the ids of one new record (after a token of `bucket`)."""
         kind, participants, end_user_number = allocation
         return AllocateIds(
@@ -244,7 +244,7 @@ class RecordStore:
         )
 
 
-_Allocation = tuple[Kind, int, str | None]  # kind, participants to number, anonymous number
+Allocation = tuple[Kind, int, str | None]  # kind, participants to number, anonymous number
 
 
 def ids_of(raw: tuple[int, int, int, int]) -> Ids:

@@ -192,7 +192,7 @@ class Transition(Script[int]):
 
 @dataclass(frozen=True)
 class FireCampaignCall(Script[int]):
-    """The new revision; Stale, or campaigns.Held when the campaign holds the call."""
+    """The new revision; Stale, or CampaignHeld when the campaign holds the call."""
 
     name: ClassVar[str] = "fire_campaign_call"
     change: Write  # its `campaign` key is the gate
@@ -204,12 +204,12 @@ class FireCampaignCall(Script[int]):
     burst_s: float
 
     errors: ClassVar[Mapping[str, Callable[[dict[str, Any]], Exception]]] = {
-        code: lambda detail: Held(detail["err"], int(detail.get("wait_ms", 0)))
+        code: lambda detail: CampaignHeld(detail["err"], int(detail.get("wait_ms", 0)))
         for code in (CampaignState.PAUSED, CampaignState.CANCELLED, "early")
     }
 
 
-class Held(Exception):
+class CampaignHeld(Exception):
     """A call of a campaign was not fired (fire_campaign_call.lua): its campaign is paused or
     cancelled, or the call came `wait_ms` too early for the campaign's pace."""
 
