@@ -34,6 +34,8 @@ from dispatcher.domain.statuses import (
 from dispatcher.store.keys import Key
 
 R = TypeVar("R")
+# A script's err codes and the domain errors they raise, each made from the answer's details.
+Errors = Mapping[str, Callable[[dict[str, Any]], Exception]]
 # Where keys sit in a field's value or a part's: one key, or lists and dicts of them.
 KeyTree = Key | list["KeyTree"] | Mapping[str, "KeyTree"] | None
 
@@ -77,9 +79,8 @@ class Script(Generic[R]):
     """One call of the Lua script `lua/<name>.lua`."""
 
     name: ClassVar[str]
-    # The domain's errors of the script's err codes (each made from the answer's details);
-    # `stale` is every script's Stale, any other code a Refused.
-    errors: ClassVar[Mapping[str, Callable[[dict[str, Any]], Exception]]] = {}
+    # `stale` is every script's Stale; a code neither here nor `stale` is a Refused.
+    errors: ClassVar[Errors] = {}
 
     def result(self, ok: Any) -> R:
         """The typed result of the script's `ok` value."""

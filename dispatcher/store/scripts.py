@@ -4,7 +4,7 @@ registration on a Redis client. The fields' comments say what the script does wi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -19,6 +19,7 @@ from dispatcher.store.buckets import Bucket
 from dispatcher.store.jobs import PUMP_CAMPAIGN, JobSpec
 from dispatcher.store.keys import Key
 from dispatcher.store.scripting import (
+    Errors,
     KeyTree,
     R,
     Script,
@@ -167,14 +168,12 @@ class CreateRecord(Script[None]):
 
 
 @dataclass(frozen=True)
-class SetFlags(Script[bool]):
+class SetFlags(Script[None]):
     name: ClassVar[str] = "set_flags"
     call: Key
     flags: Mapping[str, str]
 
-    errors: ClassVar[Mapping[str, Callable[[dict[str, Any]], Exception]]] = {
-        "missing": lambda _: Missing("set_flags")
-    }
+    errors: ClassVar[Errors] = {"missing": lambda _: Missing("set_flags")}
 
 
 class Missing(Exception):
@@ -203,7 +202,7 @@ class FireCampaignCall(Script[int]):
     queued: int
     burst_s: float
 
-    errors: ClassVar[Mapping[str, Callable[[dict[str, Any]], Exception]]] = {
+    errors: ClassVar[Errors] = {
         code: lambda detail: CampaignHeld(detail["err"], int(detail.get("wait_ms", 0)))
         for code in (CampaignState.PAUSED, CampaignState.CANCELLED, "early")
     }
@@ -279,7 +278,7 @@ class AcceptOffer(Script[list[tuple[int, int]]]):
         flat = list_of(ok)
         return [(int(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
 
-    errors: ClassVar[Mapping[str, Callable[[dict[str, Any]], Exception]]] = {
+    errors: ClassVar[Errors] = {
         "gone": lambda _: Conflict(OFFER_GONE),
         "busy": lambda _: Conflict(OFFER_GONE),
     }
@@ -294,9 +293,7 @@ class DeclineOffer(Script[None]):
     offer_id: int
     now: int
 
-    errors: ClassVar[Mapping[str, Callable[[dict[str, Any]], Exception]]] = {
-        "gone": lambda _: Conflict(OFFER_GONE)
-    }
+    errors: ClassVar[Errors] = {"gone": lambda _: Conflict(OFFER_GONE)}
 
 
 @dataclass(frozen=True)
@@ -333,9 +330,7 @@ class CreateCampaign(Script[int]):
     max_waiting: int | str
     now: int
 
-    errors: ClassVar[Mapping[str, Callable[[dict[str, Any]], Exception]]] = {
-        "taken": lambda detail: NameTaken(int(detail["id"]))
-    }
+    errors: ClassVar[Errors] = {"taken": lambda detail: NameTaken(int(detail["id"]))}
 
 
 class NameTaken(Exception):
@@ -426,9 +421,7 @@ class ClaimStream(Script[int]):
     expiry: int
     stream: str
 
-    errors: ClassVar[Mapping[str, Callable[[dict[str, Any]], Exception]]] = {
-        "full": lambda detail: Full(int(detail["scope"]))
-    }
+    errors: ClassVar[Errors] = {"full": lambda detail: Full(int(detail["scope"]))}
 
 
 class Full(Exception):
