@@ -12,9 +12,8 @@ from dispatcher.domain import clock, lifecycle
 from dispatcher.domain.campaigns import CANCELLED_DETAILS, CampaignState
 from dispatcher.domain.statuses import CallStatus, FailReason
 from dispatcher.store import jobs
-from dispatcher.store.campaigns import Campaigns
-from dispatcher.store.lifecycle import Calls, Change, Snapshot
-from workers.context import calls_of, typed
+from dispatcher.store.calls import CallStore, Change, Snapshot
+from workers.context import stores_of, typed
 
 log = structlog.get_logger("workers.campaigns")
 
@@ -22,16 +21,13 @@ SWEEP_CHUNK = 500  # calls failed by one sweep job; the next chunk is the next j
 SWEEP_CONCURRENCY = 50
 
 
-def campaigns_of(calls: Calls) -> Campaigns:
-    return Campaigns(calls.redis, calls.scripts, calls.tenant.subdomain)
-
-
 async def pump_campaign(ctx: dict[str, Any], subdomain: str, campaign_id: int, menu_id: int) -> str:
     """Hands the due calls to fire jobs as far as the pace allows, and queues the next pump
     itself (release_campaign.lua): one pump per campaign, whichever worker runs it."""
-    context = typed(ctx)
-    campaigns = Campaigns(context["redis"], context["scripts"], subdomain)
-    released, state = await campaigns.release(campaign_id, menu_id)
+    stores = await stores_of(typed(ctx), subdomain)
+    if stores is None:
+        return "no tenant"
+    released, state = await stores.campaigns.release(campaign_id, menu_id)
     return f"released {released} ({state})"
 
 
@@ -41,10 +37,10 @@ async def sweep_campaign(
     """After a cancel: fails one chunk of the calls not yet fired, then queues the next chunk.
     Idempotent (a failed call is failed once; a fired one is left alone), so a job run again
     after a crash changes nothing twice."""
-    calls = await calls_of(typed(ctx), subdomain)
-    if calls is None:
+    stores = await stores_of(typed(ctx), subdomain)
+    if stores is None:
         return "no tenant"
-    campaigns = campaigns_of(calls)
+    calls, campaigns = stores.calls, stores.campaigns
     if await campaigns.state_of(campaign_id) != CampaignState.CANCELLED:
         return "not cancelled"
     ids = await campaigns.unfired(campaign_id, SWEEP_CHUNK)
@@ -74,7 +70,7 @@ async def sweep_campaign(
     return f"failed {failed} of {len(ids)}"
 
 
-async def fail_unfired(calls: Calls, call_id: int) -> bool:
+async def fail_unfired(calls: CallStore, call_id: int) -> bool:
     """A call of a cancelled campaign that has not fired ends failed, and says why."""
     now = clock.now()
 

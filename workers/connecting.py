@@ -11,8 +11,9 @@ from dispatcher.carriers.base import CarrierError, Dial
 from dispatcher.domain import clock, lifecycle
 from dispatcher.domain.statuses import TERMINAL_CALL_STATUSES, CallStatus, FailReason
 from dispatcher.store import jobs
-from dispatcher.store.lifecycle import Calls, Change, Snapshot, end_call
-from workers.context import WorkerContext, calls_of, typed
+from dispatcher.store.calls import CallStore, Change, Snapshot
+from dispatcher.store.stores import Stores, end_call
+from workers.context import WorkerContext, stores_of, typed
 from workers.retries import retry_if_worth_it
 
 log = structlog.get_logger("workers.connecting")
@@ -35,9 +36,10 @@ async def connect_call(ctx: dict[str, Any], subdomain: str, call_id: int) -> str
     """assigned -> connecting -> dialled. Excess calls over the tenant's calls per second wait
     for a token of the shared bucket (re-queued, never dropped)."""
     context = typed(ctx)
-    calls = await calls_of(context, subdomain)
+    stores = await stores_of(context, subdomain)
+    calls = stores.calls if stores else None
     snapshot = await calls.load(call_id) if calls else None
-    if calls is None or snapshot is None:
+    if stores is None or calls is None or snapshot is None:
         return "no call"
     if snapshot.call.status == CallStatus.ASSIGNED:
         if snapshot.meta.pending_action is not None:
@@ -54,7 +56,7 @@ async def connect_call(ctx: dict[str, Any], subdomain: str, call_id: int) -> str
         return "not connecting"
     if snapshot.meta.carrier_call_id is not None:
         return "dialled already"
-    return await _dial(context, calls, snapshot)
+    return await _dial(context, stores, snapshot)
 
 
 def _to_connecting(current: Snapshot) -> Change | None:
@@ -63,7 +65,8 @@ def _to_connecting(current: Snapshot) -> Change | None:
     return Change(lifecycle.connecting(current.call))
 
 
-async def _dial(context: WorkerContext, calls: Calls, snapshot: Snapshot) -> str:
+async def _dial(context: WorkerContext, stores: Stores, snapshot: Snapshot) -> str:
+    calls = stores.calls
     number = snapshot.meta.end_user_number
     try:
         carrier = context["carriers"].of(calls.tenant)
@@ -79,22 +82,22 @@ async def _dial(context: WorkerContext, calls: Calls, snapshot: Snapshot) -> str
             )
         )
     except CarrierError as exc:
-        return await _not_dialled(context, calls, snapshot.call.id, exc)
+        return await _not_dialled(context, stores, snapshot.call.id, exc)
     return await _record_dialled(calls, snapshot.call.id, carrier_id)
 
 
 async def _not_dialled(
-    context: WorkerContext, calls: Calls, call_id: int, exc: CarrierError
+    context: WorkerContext, stores: Stores, call_id: int, exc: CarrierError
 ) -> str:
     """A carrier that was busy or out of reach is tried again, DIAL_TRIES times in all; any
     other refusal fails the call with the carrier's reason."""
     retry_if_worth_it(exc, context["job_try"], DIAL_TRIES, "dial")
     log.warning("carrier refused the call", error=str(exc), fail_reason=exc.fail_reason)
-    await end_call(calls, call_id, FailReason(exc.fail_reason), details=str(exc))
+    await end_call(stores, call_id, FailReason(exc.fail_reason), details=str(exc))
     return "carrier refused"
 
 
-async def _record_dialled(calls: Calls, call_id: int, carrier_id: str) -> str:
+async def _record_dialled(calls: CallStore, call_id: int, carrier_id: str) -> str:
     """Records the carrier's call; the first carrier call recorded is the call's (a status
     callback may record it before the dial's answer arrives). Any other carrier call for it,
     or one placed for a call that ended meanwhile, is hung up."""
@@ -122,7 +125,7 @@ def _adopt(carrier_id: str) -> Callable[[Snapshot], Change | None]:
     return record
 
 
-def _hangup(calls: Calls, call_id: int, carrier_id: str) -> jobs.JobSpec:
+def _hangup(calls: CallStore, call_id: int, carrier_id: str) -> jobs.JobSpec:
     return jobs.hangup(calls.tenant.subdomain, call_id, carrier_id, clock.to_ms(clock.now()))
 
 
@@ -137,19 +140,20 @@ async def carrier_result(
     ...). A result that names its carrier call (`carrier_call_id`, from a status callback)
     counts only for the call's own carrier call."""
     context = typed(ctx)
-    calls = await calls_of(context, subdomain)
-    if calls is None:
+    stores = await stores_of(context, subdomain)
+    if stores is None:
         return "no tenant"
+    calls = stores.calls
     context["metrics"].carrier_result(calls.tenant.doc.settings.carrier, outcome)
     if carrier_call_id is not None:
         settled = await _settle_carrier_call(calls, call_id, outcome, carrier_call_id)
         if settled is not None:
             return settled
-    return await _apply_result(calls, call_id, outcome)
+    return await _apply_result(stores, call_id, outcome)
 
 
 async def _settle_carrier_call(
-    calls: Calls, call_id: int, outcome: str, carrier_id: str
+    calls: CallStore, call_id: int, outcome: str, carrier_id: str
 ) -> str | None:
     """None when the result applies to the call. A carrier call still alive that is not the
     call's own (a dial repeated after its answer was lost), or whose call has ended here, is
@@ -169,7 +173,8 @@ async def _settle_carrier_call(
     return None
 
 
-async def _apply_result(calls: Calls, call_id: int, outcome: str) -> str:
+async def _apply_result(stores: Stores, call_id: int, outcome: str) -> str:
+    calls = stores.calls
     if outcome == "ringing":
         return "ringing"
     now = clock.now()
@@ -185,10 +190,10 @@ async def _apply_result(calls: Calls, call_id: int, outcome: str) -> str:
         # Only an answered call completes: when its answer is still to come (a retried job
         # runs late), the call was connected all the same, and it finishes.
         await calls.apply(call_id, answer)
-        ended = await end_call(calls, call_id, None, by="disconnected_by_end_user")
+        ended = await end_call(stores, call_id, None, by="disconnected_by_end_user")
         return "finished" if ended else "ignored"
     reason = CARRIER_FAILURES.get(outcome, FailReason.UNKNOWN)
-    return "failed" if await end_call(calls, call_id, reason) else "ignored"
+    return "failed" if await end_call(stores, call_id, reason) else "ignored"
 
 
 async def hangup_call(ctx: dict[str, Any], subdomain: str, call_id: int, carrier_id: str) -> str:

@@ -11,10 +11,9 @@ from arq.connections import ArqRedis
 from dispatcher.carriers.registry import Carriers
 from dispatcher.metrics import Metrics
 from dispatcher.settings import Settings
-from dispatcher.store.chats import Chats
 from dispatcher.store.directory import DirectoryCache
-from dispatcher.store.lifecycle import Calls
 from dispatcher.store.scripts import Scripts
+from dispatcher.store.stores import Stores
 
 if TYPE_CHECKING:
     from workers.webhooks import WebhookLane
@@ -40,11 +39,7 @@ def typed(ctx: dict[str, Any]) -> WorkerContext:
     return ctx  # type: ignore[return-value]
 
 
-async def calls_of(ctx: WorkerContext, subdomain: str) -> Calls | None:
+async def stores_of(ctx: WorkerContext, subdomain: str) -> Stores | None:
+    """The tenant's stores (store/stores.py), None when the tenant is gone."""
     tenant = await ctx["directory"].tenant(subdomain)
-    return Calls(ctx["redis"], ctx["scripts"], tenant) if tenant else None
-
-
-async def chats_of(ctx: WorkerContext, subdomain: str) -> Chats | None:
-    tenant = await ctx["directory"].tenant(subdomain)
-    return Chats(ctx["redis"], ctx["scripts"], tenant) if tenant else None
+    return Stores.of(ctx["redis"], ctx["scripts"], tenant) if tenant else None

@@ -11,8 +11,8 @@ from dispatcher.directory.schema import Menu
 from dispatcher.domain import clock, lifecycle, routing
 from dispatcher.domain.statuses import CallStatus, FailReason
 from dispatcher.store import jobs
-from dispatcher.store.lifecycle import Calls, Change, Snapshot
-from workers.context import calls_of, typed
+from dispatcher.store.calls import CallStore, Change, Snapshot
+from workers.context import stores_of, typed
 
 log = structlog.get_logger("workers.routing")
 
@@ -20,9 +20,15 @@ log = structlog.get_logger("workers.routing")
 async def route_call(ctx: dict[str, Any], subdomain: str, call_id: int) -> str:
     """One routing step; safe to run any number of times. It schedules the next step itself
     (next cascade group, or the queue's maximum wait); agents who become free wake it too."""
-    calls = await calls_of(typed(ctx), subdomain)
+    stores = await stores_of(typed(ctx), subdomain)
+    calls = stores.calls if stores else None
     snapshot = await calls.load(call_id) if calls else None
-    if calls is None or snapshot is None or snapshot.call.status != CallStatus.QUEUED:
+    if (
+        stores is None
+        or calls is None
+        or snapshot is None
+        or snapshot.call.status != CallStatus.QUEUED
+    ):
         return "not queued"
     # ARQ may start a job up to half a millisecond before its score: judge at the due time at
     # least, or the next step would get this job's own id and never be queued.
@@ -39,7 +45,7 @@ async def route_call(ctx: dict[str, Any], subdomain: str, call_id: int) -> str:
     snapshot = await _cast_new_groups(calls, snapshot, menu, queued_at, now)
     if snapshot is None:
         return "changed"
-    offers = await calls.make_offers(
+    offers = await stores.agents.make_offers(
         call_id, _candidates(calls, snapshot, menu, queued_at, now), now, menu.offer_timeout_s
     )
     wake = min(routing.next_unlock(menu, queued_at, now) or deadline, deadline)
@@ -54,7 +60,7 @@ async def route_call(ctx: dict[str, Any], subdomain: str, call_id: int) -> str:
 
 
 async def _cast_new_groups(
-    calls: Calls, snapshot: Snapshot, menu: Menu, queued_at: datetime, now: datetime
+    calls: CallStore, snapshot: Snapshot, menu: Menu, queued_at: datetime, now: datetime
 ) -> Snapshot | None:
     names = [routing.group_name(i) for i in routing.unlocked_groups(menu, queued_at, now)]
     cast = {event.group for event in snapshot.call.offer_events}
@@ -72,7 +78,7 @@ async def _cast_new_groups(
 
 
 def _candidates(
-    calls: Calls, snapshot: Snapshot, menu: Menu, queued_at: datetime, now: datetime
+    calls: CallStore, snapshot: Snapshot, menu: Menu, queued_at: datetime, now: datetime
 ) -> list[tuple[int, int, str]]:
     """Agents of the unlocked groups who speak the call's language, each once."""
     seen: set[int] = set()
@@ -86,7 +92,7 @@ def _candidates(
     return found
 
 
-async def _fail(calls: Calls, call_id: int, now: datetime, reason: FailReason) -> None:
+async def _fail(calls: CallStore, call_id: int, now: datetime, reason: FailReason) -> None:
     def decide(current: Snapshot) -> Change | None:
         if current.call.status != CallStatus.QUEUED:
             return None

@@ -8,12 +8,14 @@ from typing import Any
 import structlog
 
 from dispatcher.domain import clock, lifecycle
+from dispatcher.domain.campaigns import CampaignState
 from dispatcher.domain.records import first_groups
 from dispatcher.domain.statuses import CallStatus, FailReason
 from dispatcher.store import jobs
-from dispatcher.store.lifecycle import Calls, CampaignHeld, Change, Snapshot
-from workers.campaigns import campaigns_of, fail_unfired
-from workers.context import calls_of, typed
+from dispatcher.store.calls import CallStore, CampaignHeld, Change, Snapshot
+from dispatcher.store.stores import Stores
+from workers.campaigns import fail_unfired
+from workers.context import stores_of, typed
 from workers.routing import route_call
 
 log = structlog.get_logger("workers.scheduling")
@@ -24,9 +26,10 @@ async def fire_scheduled_call(ctx: dict[str, Any], subdomain: str, call_id: int)
     call, not two: firing is what campaigns do by the thousand each second). If a worker dies
     between the two, ARQ runs this job again, which finds the call queued and routes it."""
     context = typed(ctx)
-    calls = await calls_of(context, subdomain)
-    if calls is None:
+    stores = await stores_of(context, subdomain)
+    if stores is None:
         return "no tenant"
+    calls = stores.calls
     now = clock.now()
 
     def decide(current: Snapshot) -> Change | None:
@@ -48,19 +51,19 @@ async def fire_scheduled_call(ctx: dict[str, Any], subdomain: str, call_id: int)
             context["metrics"].scheduled_fired(lateness_ms / 1000)
         log.info("scheduled call fired", tenant=subdomain, call_id=call_id, lateness_ms=lateness_ms)
         return f"fired {lateness_ms} ms late; " + await route_call(ctx, subdomain, call_id)
-    return await _not_fired_here(ctx, calls, call_id, after)
+    return await _not_fired_here(ctx, stores, call_id, after)
 
 
 async def _not_fired_here(
-    ctx: dict[str, Any], calls: Calls, call_id: int, after: Snapshot | None
+    ctx: dict[str, Any], stores: Stores, call_id: int, after: Snapshot | None
 ) -> str:
     """The call did not fire in this job: its menu was deleted (`after`), or it had fired
     already, or ended."""
-    subdomain = calls.tenant.subdomain
-    current = after or await calls.load(call_id)
+    subdomain = stores.tenant.subdomain
+    current = after or await stores.calls.load(call_id)
     if current is not None and current.meta.campaign_id is not None:
         # Not fired by this job (ended, or fired by another): its campaign is done with it.
-        await campaigns_of(calls).forget(current.meta.campaign_id, [call_id])
+        await stores.campaigns.forget(current.meta.campaign_id, [call_id])
     if after is not None:
         return "menu deleted"
     if current is None or current.call.status != CallStatus.QUEUED:
@@ -73,14 +76,14 @@ def _lateness_ms(fired: Snapshot, now: datetime) -> int | None:
     return clock.to_ms(now) - clock.to_ms(scheduled) if scheduled else None
 
 
-async def _held(calls: Calls, call_id: int, held: CampaignHeld) -> str:
+async def _held(calls: CallStore, call_id: int, held: CampaignHeld) -> str:
     """Its campaign is paused (the call went back to wait for the resume), cancelled (the call
     ends failed here, if the cancel's sweep has not failed it already), or the call came too
     early for the campaign's pace (workers that fell behind ran several at once): it tries
     again when its turn comes."""
-    if held.reason == "paused":
+    if held.reason == CampaignState.PAUSED:
         return "campaign paused: held"
-    if held.reason == "cancelled":
+    if held.reason == CampaignState.CANCELLED:
         await fail_unfired(calls, call_id)
         return "campaign cancelled"
     due = clock.to_ms(clock.now()) + held.wait_ms

@@ -8,7 +8,7 @@ import structlog
 
 from dispatcher.carriers.base import CarrierError, Sms
 from dispatcher.domain.statuses import TERMINAL_CHAT_STATUSES, ChatStatus
-from workers.context import chats_of, typed
+from workers.context import stores_of, typed
 from workers.retries import retry_if_worth_it
 
 log = structlog.get_logger("workers.sms")
@@ -18,7 +18,8 @@ SEND_TRIES = 3
 
 async def send_sms(ctx: dict[str, Any], subdomain: str, chat_id: int) -> str:
     context = typed(ctx)
-    chats = await chats_of(context, subdomain)
+    stores = await stores_of(context, subdomain)
+    chats = stores.chats if stores else None
     loaded = await chats.load(chat_id) if chats else None
     if chats is None or loaded is None:
         return "no chat"
@@ -48,7 +49,8 @@ async def send_sms(ctx: dict[str, Any], subdomain: str, chat_id: int) -> str:
 
 async def end_sms_session(ctx: dict[str, Any], subdomain: str, chat_id: int) -> str:
     """Runs a timeout after each message; ends the session unless a later message kept it."""
-    chats = await chats_of(typed(ctx), subdomain)
+    stores = await stores_of(typed(ctx), subdomain)
+    chats = stores.chats if stores else None
     loaded = await chats.load(chat_id) if chats else None
     if chats is None or loaded is None:
         return "no chat"

@@ -35,6 +35,12 @@ ONLY_SCHEDULED = "Only scheduled calls can join a campaign"
 CANCELLED_DETAILS = "Campaign cancelled before the call fired"
 
 
+class CampaignAction(StrEnum):
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
+
+
 class CampaignState(StrEnum):
     RUNNING = "running"
     PAUSED = "paused"

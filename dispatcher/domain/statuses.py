@@ -46,6 +46,18 @@ CALL_TRANSITIONS: dict[CallStatus, frozenset[CallStatus]] = {
     CallStatus.SWITCHING: frozenset({CallStatus.CONNECTING, CallStatus.FAILED}),
     CallStatus.CONNECTED: frozenset({CallStatus.FINISHED}),
 }
+# The statuses in which an agent holds the call (a voice slot of theirs).
+HELD_BY_AGENT = frozenset({CallStatus.ASSIGNED, CallStatus.CONNECTING, CallStatus.SWITCHING})
+
+
+def ending(current: CallStatus) -> CallStatus | None:
+    """The move that ends a call now (store/stores.py's end_call), as the table gives it:
+    finished from a status that may finish, else failed where it may fail; None once ended."""
+    moves = CALL_TRANSITIONS.get(current, frozenset())
+    for end in (CallStatus.FINISHED, CallStatus.FAILED):
+        if end in moves:
+            return end
+    return None
 
 
 class IllegalTransition(ValueError):
@@ -69,6 +81,8 @@ class ChatStatus(StrEnum):
 
 
 TERMINAL_CHAT_STATUSES = frozenset({ChatStatus.FINISHED, ChatStatus.FAILED})
+# A chat in one of these is an open SMS session (in the order of ChatStatus).
+OPEN_CHAT_STATUSES = tuple(status for status in ChatStatus if status not in TERMINAL_CHAT_STATUSES)
 
 
 class FailReason(StrEnum):
@@ -112,6 +126,26 @@ CHAT_TYPE_ALIASES: dict[str, ChatType] = {
     **{t.value: t for t in ChatType},
     "SMS": ChatType.MESSAGING_SMS,
 }
+
+
+class OfferState(StrEnum):
+    """An offer's state (stored on the offer hash); `open` rings, the others are final."""
+
+    OPEN = "open"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+
+
+class OfferStep(StrEnum):
+    """The `event` of a call's history entries that the offer scripts write (domain/history.py)."""
+
+    OFFERED = "offered"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
 
 
 class AgentStatus(StrEnum):

@@ -15,19 +15,20 @@ from redis.exceptions import RedisError
 
 from dispatcher.directory.schema import Agent
 from dispatcher.directory.tenant import Tenant
-from dispatcher.domain import clock
 from dispatcher.domain.errors import Conflict, InvalidRequest, NotFound
 from dispatcher.domain.fields import integer
 from dispatcher.domain.statuses import AgentStatus
 from dispatcher.http import listing, sse
-from dispatcher.http.appkeys import METRICS, REDIS, SCRIPTS, SETTINGS
+from dispatcher.http.appkeys import METRICS, SETTINGS, stores_of
 from dispatcher.http.auth import Caller, caller_of, tenant_of
 from dispatcher.http.body import json_object
 from dispatcher.http.responses import json_response
-from dispatcher.store import jobs
+from dispatcher.store.agents import AgentStore
+from dispatcher.store.calls import Snapshot
 from dispatcher.store.desks import SUPERSEDED, Desk, is_announcement, is_release
 from dispatcher.store.keys import TenantKeys
-from dispatcher.store.lifecycle import OFFER_GONE, Calls, Snapshot
+from dispatcher.store.scripts import OFFER_GONE
+from dispatcher.store.stores import Stores
 from dispatcher.store.stream_leases import StreamCap
 
 routes = web.RouteTableDef()
@@ -43,8 +44,8 @@ STANDBY = "standby"
 READY = "ready"
 
 
-def calls_of(request: web.Request, tenant: Tenant) -> Calls:
-    return Calls(request.app[REDIS], request.app[SCRIPTS], tenant)
+def agents_of(request: web.Request, tenant: Tenant) -> AgentStore:
+    return stores_of(request, tenant).agents
 
 
 def agent_view(agent: Agent, live: dict[bytes, bytes]) -> dict[str, Any]:
@@ -68,11 +69,7 @@ async def list_agents(request: web.Request) -> web.Response:
     page, per = listing.paging(request.query)
     agents = sorted(tenant.agents_by_id.values(), key=lambda agent: agent.id)
     shown = agents[(page - 1) * per : page * per]
-    keys = TenantKeys(tenant.subdomain)
-    async with request.app[REDIS].pipeline(transaction=False) as pipe:
-        for agent in shown:
-            pipe.hgetall(keys.agent(agent.id))
-        lives = await pipe.execute()
+    lives = await agents_of(request, tenant).live([agent.id for agent in shown])
     return json_response(
         [agent_view(agent, live) for agent, live in zip(shown, lives, strict=True)],
         headers=listing.page_headers(request, page, per, len(agents)),
@@ -82,9 +79,7 @@ async def list_agents(request: web.Request) -> web.Response:
 @routes.get(BASE)
 async def get_agent(request: web.Request) -> web.Response:
     tenant, agent = await _own_agent(request)
-    live = await request.app[REDIS].hgetall(  # type: ignore[misc]
-        TenantKeys(tenant.subdomain).agent(agent.id)
-    )
+    (live,) = await agents_of(request, tenant).live([agent.id])
     return json_response(agent_view(agent, live))
 
 
@@ -95,23 +90,14 @@ async def put_status(request: web.Request) -> web.Response:
     raw = body.get("status")
     if not isinstance(raw, str) or raw not in set(AgentStatus):
         raise InvalidRequest("status must be one of available, unavailable, offline")
-    redis = request.app[REDIS]
-    key = TenantKeys(tenant.subdomain).agent(agent.id)
-    event = {"type": "agent.updated", "agent_id": agent.id, "status": raw}
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.hset(key, "status", str(raw))
-        pipe.hgetall(key)
-        pipe.publish(TenantKeys(tenant.subdomain).events, orjson.dumps(event))
-        _, live, _ = await pipe.execute()
-    if raw == AgentStatus.AVAILABLE:
-        await calls_of(request, tenant).wake_waiting_calls([agent.id])
+    live = await agents_of(request, tenant).set_status(agent.id, AgentStatus(raw))
     return json_response(agent_view(agent, live))
 
 
 @routes.get(BASE + "/offers")
 async def get_offers(request: web.Request) -> web.Response:
     tenant, agent = await _own_agent(request)
-    offers = await calls_of(request, tenant).open_offers(agent.id)
+    offers = await agents_of(request, tenant).open_offers(agent.id)
     return json_response([offer.view() for offer in offers])
 
 
@@ -127,26 +113,28 @@ async def get_end_user(request: web.Request) -> web.Response:
     """The number of the end user on a call the agent is offered or holds (the call object
     carries none): what a console shows as the caller."""
     tenant, agent = await _own_agent(request)
-    calls = calls_of(request, tenant)
+    stores = stores_of(request, tenant)
     call_id = integer(request.match_info["call_id"])
-    snapshot = await calls.load(call_id) if call_id is not None else None
-    if snapshot is None or not await _reaches(calls, agent, snapshot):
+    snapshot = await stores.calls.load(call_id) if call_id is not None else None
+    if snapshot is None or not await _reaches(stores, agent, snapshot):
         raise NotFound(CALL_NOT_FOUND)
     number = snapshot.meta.end_user_number
     return json_response({"call_id": snapshot.call.id, "end_user_number": number})
 
 
-async def _reaches(calls: Calls, agent: Agent, snapshot: Snapshot) -> bool:
+async def _reaches(stores: Stores, agent: Agent, snapshot: Snapshot) -> bool:
     """The agent holds the call, or has an open offer of it."""
     if snapshot.agent_id == agent.id:
         return True
-    return any(offer.call_id == snapshot.call.id for offer in await calls.open_offers(agent.id))
+    return any(
+        offer.call_id == snapshot.call.id for offer in await stores.agents.open_offers(agent.id)
+    )
 
 
 @routes.post("/apps/api/v1/offers/{id}/accept")
 async def accept_offer(request: web.Request) -> web.Response:
     caller = await caller_of(request)
-    calls = calls_of(request, caller.tenant)
+    calls = agents_of(request, caller.tenant)
     accepted = await calls.accept(await _own_offer(caller, calls, _offer_id(request)))
     request.app[METRICS].offer_accepted(accepted.waited_s)
     call = accepted.snapshot.call
@@ -158,14 +146,9 @@ async def accept_offer(request: web.Request) -> web.Response:
 async def decline_offer(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     tenant = caller.tenant
-    calls = calls_of(request, tenant)
+    calls = agents_of(request, tenant)
     offer = await calls.decline(await _own_offer(caller, calls, _offer_id(request)))
     structlog.contextvars.bind_contextvars(call_id=offer.call_id, offer_id=offer.id)
-    # Re-route now: the next agents need not wait for the offer to expire.
-    now_ms = clock.to_ms(clock.now())
-    await calls.enqueue(
-        [jobs.JobSpec(jobs.ROUTE_CALL, tenant.subdomain, offer.call_id, now_ms, (), f"d{offer.id}")]
-    )
     return json_response({"id": offer.id, "call_id": offer.call_id, "state": "declined"})
 
 
@@ -180,7 +163,7 @@ async def agent_events(request: web.Request) -> web.StreamResponse:
     tenant, agent = await _own_agent(request)
     standby = _standby_wanted(request)
     keys = TenantKeys(tenant.subdomain)
-    desk = Desk(request.app[REDIS], request.app[SCRIPTS], keys, agent.id)
+    desk = agents_of(request, tenant).desk(agent.id)
     caps = [_agent_cap(request, keys, agent.id), sse.tenant_cap(request, keys)]
     async with sse.subscribe(request, [keys.agent_events(agent.id)], caps) as stream:
         try:
@@ -267,7 +250,7 @@ async def _own_agent(request: web.Request) -> tuple[Tenant, Agent]:
     return caller.tenant, agent
 
 
-async def _own_offer(caller: Caller, calls: Calls, offer_id: int) -> int:
+async def _own_offer(caller: Caller, calls: AgentStore, offer_id: int) -> int:
     """The offer id, once an agent's token is known to be the one the offer was made to."""
     if caller.agent is not None:
         offer = await calls.offer(offer_id)

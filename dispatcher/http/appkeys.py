@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from redis.asyncio import Redis
 
+from dispatcher.directory.tenant import Tenant
 from dispatcher.metrics import LiveGauges, Metrics
 from dispatcher.settings import Settings
 from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.scripts import Scripts
+from dispatcher.store.stores import Stores
 
 if TYPE_CHECKING:  # sse.py and subscriber.py read these keys themselves
     from dispatcher.http.sse import EventStreams
@@ -29,3 +31,8 @@ EVENT_STREAMS: web.AppKey[EventStreams] = web.AppKey("event_streams")
 SUBSCRIBER: web.AppKey[Subscriber] = web.AppKey("subscriber")
 # The request's deadline (settings.request_timeout_s), which an event stream lifts once open.
 DEADLINE = web.RequestKey("deadline", asyncio.Timeout)
+
+
+def stores_of(request: web.Request, tenant: Tenant) -> Stores:
+    """The tenant's stores (store/stores.py): the one way a handler reaches a tenant's data."""
+    return Stores.of(request.app[REDIS], request.app[SCRIPTS], tenant)

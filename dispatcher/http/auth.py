@@ -18,7 +18,6 @@ from dispatcher.domain.fields import integer
 from dispatcher.http.appkeys import DIRECTORY, SCRIPTS, SETTINGS
 from dispatcher.http.client_address import client_address
 from dispatcher.http.headers import credential
-from dispatcher.store import buckets
 from dispatcher.store.buckets import Bucket
 from dispatcher.store.keys import TenantKeys, refused_bucket
 
@@ -104,7 +103,7 @@ async def within_rate_limit(request: web.Request, tenant: Tenant) -> None:
 async def charge(request: web.Request, tenant: Tenant, tokens: int) -> None:
     """`tokens` of the tenant's bucket (at most its burst), or 429 with the seconds to wait
     until they are there: a batch pays for its items on top of its request's one token."""
-    await buckets.take(request.app[SCRIPTS], tenant_bucket(request, tenant), tokens)
+    await request.app[SCRIPTS].take(tenant_bucket(request, tenant), tokens)
 
 
 def tenant_bucket(request: web.Request, tenant: Tenant) -> Bucket | None:
@@ -121,7 +120,7 @@ async def refused(request: web.Request) -> None:
     settings = request.app[SETTINGS]
     rate, burst = settings.refused_rate_limit_per_s, settings.refused_rate_limit_burst
     bucket = Bucket(refused_bucket(client_address(request)), rate, burst) if rate else None
-    await buckets.take(request.app[SCRIPTS], bucket)
+    await request.app[SCRIPTS].take(bucket)
 
 
 async def tenant_to_create(request: web.Request) -> tuple[Tenant, Charge]:
@@ -151,4 +150,4 @@ class Charge:
     async def __aexit__(self, kind: type[BaseException] | None, *_: object) -> None:
         # Not after a storage failure or a cancellation: the token would not be taken either.
         if kind is None or issubclass(kind, DispatchError):
-            await buckets.take(self._scripts, self.for_create())
+            await self._scripts.take(self.for_create())

@@ -15,15 +15,15 @@ from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import batches, call_requests, clock
 from dispatcher.domain.campaigns import check_joins, with_campaign_defaults
 from dispatcher.domain.errors import DispatchError, InvalidRequest
-from dispatcher.http.appkeys import REDIS, SETTINGS
+from dispatcher.http.appkeys import SETTINGS, stores_of
 from dispatcher.http.auth import charge, tenant_of
 from dispatcher.http.body import NOT_AN_OBJECT, json_object
-from dispatcher.http.calls import BASE, records_of
+from dispatcher.http.calls import BASE
 from dispatcher.http.responses import json_response
 from dispatcher.store import idempotency
+from dispatcher.store.calls import CallPlan, CallStore
 from dispatcher.store.campaigns import CampaignLink
 from dispatcher.store.idempotency import Answer, Once
-from dispatcher.store.records import CallPlan, Records
 
 routes = web.RouteTableDef()
 NO_IDEMPOTENCY_KEY = (
@@ -73,15 +73,15 @@ async def answer_batch(
         raise InvalidRequest(NO_IDEMPOTENCY_KEY)
     requests = batches.items_of(await json_object(request))
     await charge(request, tenant, batches.tokens_for(len(requests)) - 1)  # 1 taken already
-    records = records_of(request, tenant)
+    records = stores_of(request, tenant).calls
     ttl_s = request.app[SETTINGS].idempotency_ttl_s
     items = [_item(records, raw, ttl_s, joining) for raw in requests]
-    await _replay(request, [item for item in items if item.pending and item.key])
+    await _replay(records, [item for item in items if item.pending and item.key])
     await _create(records, [item for item in items if item.pending], joining)
     return json_response(_answer(items))
 
 
-def _item(records: Records, raw: object, ttl_s: int, joining: Joining | None) -> _Item:
+def _item(records: CallStore, raw: object, ttl_s: int, joining: Joining | None) -> _Item:
     """The item's shape and client_token, checked first as POST /calls checks its body and
     Idempotency-Key first."""
     item = _Item(body={})
@@ -96,12 +96,12 @@ def _item(records: Records, raw: object, ttl_s: int, joining: Joining | None) ->
     return item
 
 
-async def _replay(request: web.Request, keyed: list[_Item]) -> None:
+async def _replay(records: CallStore, keyed: list[_Item]) -> None:
     """Items whose client_token has an answer get it again (or 409 for another call)."""
     if not keyed:
         return
     keys = [item.key for item in keyed if item.key is not None]
-    stored = await idempotency.recall_many(request.app[REDIS], keys)
+    stored = await records.recall_many(keys)
     for item, key, first in zip(keyed, keys, stored, strict=True):
         if first[0] is None:
             continue
@@ -111,7 +111,7 @@ async def _replay(request: web.Request, keyed: list[_Item]) -> None:
             item.refused = refused
 
 
-async def _create(records: Records, pending: list[_Item], joining: Joining | None) -> None:
+async def _create(records: CallStore, pending: list[_Item], joining: Joining | None) -> None:
     """Validation of each item, then one pipelined creation of the valid ones."""
     wanted = {id(item): call_requests.wanted_parent(item.body) for item in pending}
     parent_ids = {parent_id for parent_id in wanted.values() if parent_id is not None}

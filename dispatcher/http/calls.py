@@ -8,19 +8,18 @@ import structlog
 from aiohttp import web
 
 from dispatcher.directory.schema import Agent
-from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import call_requests, clock
 from dispatcher.domain.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from dispatcher.domain.fields import integer
 from dispatcher.domain.objects import CallObject, CustomerFlags
 from dispatcher.http import listing
-from dispatcher.http.appkeys import REDIS, SCRIPTS, SETTINGS
+from dispatcher.http.appkeys import SETTINGS, stores_of
 from dispatcher.http.auth import caller_of, tenant_of, tenant_to_create
 from dispatcher.http.body import json_object
 from dispatcher.http.responses import answer_response, json_response
 from dispatcher.store import idempotency
-from dispatcher.store.lifecycle import Calls, end_call
-from dispatcher.store.records import Records
+from dispatcher.store.records import RecordStore
+from dispatcher.store.stores import end_call
 
 routes = web.RouteTableDef()
 BASE = "/apps/api/v1/calls"
@@ -29,18 +28,14 @@ NOT_YOUR_CALL = "An agent's token reaches the calls assigned to that agent only"
 FLAG_ALIASES = {"repeat_customers": "repeat_customer"}
 
 
-def records_of(request: web.Request, tenant: Tenant) -> Records:
-    return Records(request.app[REDIS], request.app[SCRIPTS], tenant)
-
-
 @routes.post(BASE)
 async def create_call(request: web.Request) -> web.Response:
     tenant, charge = await tenant_to_create(request)
     async with charge:
         body = await json_object(request)
-        records = records_of(request, tenant)
+        records = stores_of(request, tenant).calls
         key = once_for(request, records, "calls", body)
-        replayed = await idempotency.recall(request.app[REDIS], key)
+        replayed = await records.recall(key)
         if replayed is not None:
             return answer_response(replayed)
         parent_id = call_requests.wanted_parent(body)
@@ -58,7 +53,7 @@ def created(answer: idempotency.Answer, field: str) -> web.Response:
 
 
 def once_for(
-    request: web.Request, records: Records, scope: str, body: dict[str, Any]
+    request: web.Request, records: RecordStore, scope: str, body: dict[str, Any]
 ) -> idempotency.Once | None:
     """The request's Idempotency-Key, if it has one, for this tenant and endpoint."""
     return idempotency.once(
@@ -73,7 +68,7 @@ def once_for(
 @routes.get(BASE)
 async def list_calls(request: web.Request) -> web.Response:
     tenant = await tenant_of(request)
-    return await listing.respond(request, records_of(request, tenant), "call")
+    return await listing.respond(request, stores_of(request, tenant).calls)
 
 
 # Not `batch`: that path is POST /calls/batch's alone, and a GET of it a 405 saying so.
@@ -81,7 +76,7 @@ async def list_calls(request: web.Request) -> web.Response:
 async def get_call(request: web.Request) -> web.Response:
     """The call object; an agent's token reads the calls assigned to that agent only."""
     caller = await caller_of(request)
-    doc = await records_of(request, caller.tenant).document("call", _call_id(request))
+    doc = await stores_of(request, caller.tenant).calls.document(_call_id(request))
     if doc is None:
         raise NotFound(CALL_NOT_FOUND)
     if caller.agent is not None:
@@ -98,7 +93,7 @@ def _held_by(agent: Agent, holder_id: int | None) -> None:
 @routes.get(BASE + "/{id}/customer_flag")
 async def get_customer_flag(request: web.Request) -> web.Response:
     tenant = await tenant_of(request)
-    flags = await records_of(request, tenant).flags(_call_id(request))
+    flags = await stores_of(request, tenant).calls.flags(_call_id(request))
     if flags is None:
         raise NotFound(CALL_NOT_FOUND)
     return json_response(flags)
@@ -117,7 +112,7 @@ async def patch_customer_flag(request: web.Request) -> web.Response:
         if not isinstance(value, bool):
             raise InvalidRequest(f"{key} must be a boolean")
         changes[name] = value
-    flags = await records_of(request, tenant).set_flags(call_id, changes)
+    flags = await stores_of(request, tenant).calls.set_flags(call_id, changes)
     if flags is None:
         raise NotFound(CALL_NOT_FOUND)
     return json_response(flags)
@@ -137,13 +132,13 @@ async def finish_call(request: web.Request) -> web.Response:
     token ends the calls assigned to that agent only."""
     caller = await caller_of(request)
     call_id = _call_id(request)
-    calls = Calls(request.app[REDIS], request.app[SCRIPTS], caller.tenant)
-    found = await calls.load(call_id)
+    stores = stores_of(request, caller.tenant)
+    found = await stores.calls.load(call_id)
     if found is None:
         raise NotFound(CALL_NOT_FOUND)
     if caller.agent is not None:
         _held_by(caller.agent, found.call.agent_info.id if found.call.agent_info else None)
-    after = await end_call(calls, call_id, None, by="disconnected_by_agent", hang_up=True)
+    after = await end_call(stores, call_id, None, by="disconnected_by_agent", hang_up=True)
     if after is None:
         raise Conflict("Call has already ended")
     return json_response(after.call)

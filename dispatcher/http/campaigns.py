@@ -16,7 +16,7 @@ from dispatcher.domain.campaigns import (
 from dispatcher.domain.errors import Conflict, NotFound
 from dispatcher.domain.fields import integer
 from dispatcher.http import listing
-from dispatcher.http.appkeys import REDIS, SCRIPTS
+from dispatcher.http.appkeys import stores_of
 from dispatcher.http.auth import tenant_of
 from dispatcher.http.batches import Joining, answer_batch
 from dispatcher.http.body import json_object
@@ -28,15 +28,11 @@ routes = web.RouteTableDef()
 BASE = "/apps/api/v1/campaigns"
 
 
-def campaigns_of(request: web.Request, tenant: Tenant) -> Campaigns:
-    return Campaigns(request.app[REDIS], request.app[SCRIPTS], tenant.subdomain)
-
-
 @routes.post(BASE)
 async def create_campaign(request: web.Request) -> web.Response:
     tenant = await tenant_of(request)
     plan = validate_campaign(await json_object(request), tenant)
-    campaigns = campaigns_of(request, tenant)
+    campaigns = stores_of(request, tenant).campaigns
     created, campaign_id = await campaigns.create(plan)
     if not created:
         raise Conflict(NAME_TAKEN)
@@ -47,7 +43,7 @@ async def create_campaign(request: web.Request) -> web.Response:
 async def list_campaigns(request: web.Request) -> web.Response:
     """Newest first, paged as GET /calls; `name` picks the campaign of that name."""
     tenant = await tenant_of(request)
-    campaigns = campaigns_of(request, tenant)
+    campaigns = stores_of(request, tenant).campaigns
     page, per = listing.paging(request.query)
     query = ListQuery(page=page, per=per)
     name = request.query.get("name")
@@ -64,7 +60,7 @@ async def list_campaigns(request: web.Request) -> web.Response:
 @routes.get(BASE + "/{id}")
 async def get_campaign(request: web.Request) -> web.Response:
     tenant = await tenant_of(request)
-    return json_response(await _read(campaigns_of(request, tenant), _campaign_id(request)))
+    return json_response(await _read(stores_of(request, tenant).campaigns, _campaign_id(request)))
 
 
 @routes.post(BASE + "/{id}/pause")
@@ -117,7 +113,7 @@ async def _read(campaigns: Campaigns, campaign_id: int) -> CampaignObject:
 async def _existing(request: web.Request, tenant: Tenant) -> tuple[Campaigns, int, tuple[int, str]]:
     """The tenant's campaigns, the id in the path, and that campaign's menu and state; 404 when
     there is no such campaign."""
-    campaigns = campaigns_of(request, tenant)
+    campaigns = stores_of(request, tenant).campaigns
     campaign_id = _campaign_id(request)
     basics = await campaigns.basics(campaign_id)
     if basics is None:

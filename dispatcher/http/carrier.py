@@ -10,13 +10,11 @@ from aiohttp import web
 from dispatcher.carriers.base import InboundSms
 from dispatcher.carriers.simulated import SimulatedCarrier
 from dispatcher.directory.tenant import Tenant
-from dispatcher.http.appkeys import REDIS
+from dispatcher.http.appkeys import stores_of
 from dispatcher.http.auth import tenant_of
 from dispatcher.http.body import json_object
 from dispatcher.http.responses import json_response
-from dispatcher.http.sms import chats_of
 from dispatcher.store.chats import is_opt_out
-from dispatcher.store.keys import TenantKeys
 
 routes = web.RouteTableDef()
 
@@ -38,13 +36,13 @@ async def receive_sms(
     session alive; an opt-out word ends it and puts the number on the tenant's do-not-contact
     list. Returns the active chat and the opt-out."""
     number, text = message.sender, message.text
-    chats = chats_of(request, tenant)
+    chats = stores_of(request, tenant).chats
     chat_id = await chats.active_chat(number)
     if chat_id is not None:
         structlog.contextvars.bind_contextvars(chat_id=chat_id)
     opted_out = is_opt_out(text)
     if opted_out:
-        await request.app[REDIS].sadd(TenantKeys(tenant.subdomain).do_not_contact, number)  # type: ignore[misc]
+        await chats.opt_out(number)
     if chat_id is not None:
         await chats.add_message(chat_id, "inbound", text)
         if opted_out:

@@ -17,13 +17,12 @@ from dispatcher.domain import clock
 from dispatcher.domain.errors import NotFound
 from dispatcher.domain.fields import integer
 from dispatcher.http import sse
-from dispatcher.http.appkeys import DIRECTORY, REDIS, SCRIPTS, SETTINGS
+from dispatcher.http.appkeys import DIRECTORY, REDIS, SETTINGS, stores_of
 from dispatcher.http.headers import cookie
 from dispatcher.http.operators import COOKIE, COOKIE_PATH, operator_of, still_open
 from dispatcher.http.responses import json_response
 from dispatcher.store.board import open_sms_sessions, read_board, read_campaigns
 from dispatcher.store.keys import TenantKeys
-from dispatcher.store.lifecycle import Calls
 from dispatcher.store.stats import tenant_stats
 from dispatcher.store.stream_leases import StreamCap
 
@@ -45,8 +44,9 @@ async def picture(request: web.Request, tenant: Tenant) -> dict[str, Any]:
     at_ms = clock.to_ms(clock.now())
     stats = await tenant_stats(redis, tenant, at_ms)
     board = await read_board(redis, tenant, at_ms)
-    campaigns = await read_campaigns(redis, request.app[SCRIPTS], tenant)
-    sessions = await open_sms_sessions(redis, tenant)
+    stores = stores_of(request, tenant)
+    campaigns = await read_campaigns(stores)
+    sessions = await open_sms_sessions(stores)
     return {
         **stats.as_dict(),
         **board.as_dict(),
@@ -66,7 +66,7 @@ async def snapshot(request: web.Request) -> web.Response:
 async def call_detail(request: web.Request) -> web.Response:
     tenant = await operator_of(request)
     call_id = integer(request.match_info["id"])
-    calls = Calls(request.app[REDIS], request.app[SCRIPTS], tenant)
+    calls = stores_of(request, tenant).calls
     found = await calls.load(call_id) if call_id is not None else None
     if found is None:
         raise NotFound(CALL_NOT_FOUND)

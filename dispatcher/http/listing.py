@@ -19,7 +19,7 @@ from dispatcher.http import headers as request_headers
 from dispatcher.http.appkeys import SETTINGS
 from dispatcher.http.responses import json_array, json_response
 from dispatcher.store.keys import TenantKeys
-from dispatcher.store.records import Kind, ListQuery, Page, Records
+from dispatcher.store.records import Kind, ListQuery, Page, RecordStore
 
 DEFAULT_PER = 100
 MAX_PER = 1000
@@ -43,13 +43,13 @@ _FILTERS: dict[Kind, tuple[frozenset[str], str, Callable[[TenantKeys, str], str 
 }
 
 
-async def respond(request: web.Request, records: Records, kind: Kind) -> web.Response:
+async def respond(request: web.Request, records: RecordStore) -> web.Response:
     """GET /calls or /chats: one page of stored objects, with Total, Per-Page and Link."""
-    statuses, type_param, type_index = _FILTERS[kind]
+    statuses, type_param, type_index = _FILTERS[records.kind]
     query = parse_query(
         request.query, statuses, type_param, lambda raw: type_index(records.keys, raw)
     )
-    page = await records.page(kind, query)
+    page = await records.page(query)
     return json_response(json_array(page.items), headers=headers(request, query, page))
 
 

@@ -10,16 +10,15 @@ from aiohttp import web
 from multidict import MultiDict
 
 from dispatcher.carriers import twilio
-from dispatcher.carriers.twilio import CallbackCheck, DeliveryReport, TwilioCarrier
+from dispatcher.carriers.twilio import CallbackCheck, TwilioCarrier
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import clock
 from dispatcher.domain.errors import Forbidden, NotFound
 from dispatcher.domain.fields import integer
-from dispatcher.http.appkeys import DIRECTORY, REDIS, SCRIPTS, SETTINGS
+from dispatcher.http.appkeys import DIRECTORY, SCRIPTS, SETTINGS, stores_of
 from dispatcher.http.body import raw_body
 from dispatcher.http.carrier import receive_sms
 from dispatcher.store import jobs
-from dispatcher.store.keys import TenantKeys
 
 log = structlog.get_logger("dispatcher.http.twilio")
 routes = web.RouteTableDef()
@@ -53,7 +52,9 @@ async def message_status(request: web.Request) -> web.Response:
     if not report.failed:
         log.info("twilio message status", chat_id=chat_id, message_status=report.status)
         return web.Response(status=204)
-    first = await _count_failure(request, tenant, report)
+    first = await stores_of(request, tenant).chats.count_delivery_failure(
+        report.carrier_message_id, report.status, RECEIPT_TTL_S
+    )
     log.warning(
         "sms not delivered",
         chat_id=chat_id,
@@ -63,17 +64,6 @@ async def message_status(request: web.Request) -> web.Response:
         repeated=not first,
     )
     return web.Response(status=204)
-
-
-async def _count_failure(request: web.Request, tenant: Tenant, report: DeliveryReport) -> bool:
-    """Counts a delivery failure once per (message, status); True the first time."""
-    sid, status = report.carrier_message_id, report.status
-    tenant_keys = TenantKeys(tenant.subdomain)
-    redis = request.app[REDIS]
-    first = await redis.set(tenant_keys.carrier_receipt(sid, status), 1, nx=True, ex=RECEIPT_TTL_S)
-    if first:
-        await redis.hincrby(tenant_keys.sms_delivery_failures, status, 1)  # type: ignore[misc]
-    return bool(first)
 
 
 @routes.post(twilio.INBOUND_SMS_PATH)

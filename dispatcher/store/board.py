@@ -13,19 +13,17 @@ from redis.asyncio import Redis
 
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import clock
+from dispatcher.domain.objects import ChatObject
 from dispatcher.domain.phones import mask
+from dispatcher.domain.records import ChatMeta
 from dispatcher.domain.statuses import (
-    TERMINAL_CHAT_STATUSES,
     AgentStatus,
     CallStatus,
-    ChatStatus,
 )
 from dispatcher.store import keys
-from dispatcher.store.campaigns import Campaigns
-from dispatcher.store.scripts import Scripts
+from dispatcher.store.stores import Stores
 
 MINUTE_MS = 60_000
-OPEN_CHAT_STATUSES = [status for status in ChatStatus if status not in TERMINAL_CHAT_STATUSES]
 
 
 @dataclass(frozen=True)
@@ -122,69 +120,45 @@ def summary(call: dict[str, Any], at_ms: int) -> dict[str, Any]:
     }
 
 
-async def read_campaigns(
-    redis: Redis, scripts: Scripts, tenant: Tenant, latest: int = 10
-) -> list[dict[str, Any]]:
+async def read_campaigns(stores: Stores, latest: int = 10) -> list[dict[str, Any]]:
     """The newest campaigns as the campaign API reads them, with when their calls not yet fired
     are due (the first and the last of them; null when none is left)."""
-    campaigns = Campaigns(redis, scripts, tenant.subdomain)
+    campaigns = stores.campaigns
     _, ids = await campaigns.page(1, latest)
     found = await campaigns.read_many(ids)
-    async with redis.pipeline(transaction=False) as pipe:
-        for campaign in found:
-            pipe.zrange(campaigns.keys.campaign_due(campaign.id), 0, 0, withscores=True)
-            pipe.zrange(campaigns.keys.campaign_due(campaign.id), -1, -1, withscores=True)
-        replies: Iterator[Any] = iter(await pipe.execute())
-    menus = {menu.id: menu.name for menu in tenant.doc.menus}
+    spans = await campaigns.due_spans([campaign.id for campaign in found])
+    menus = {menu.id: menu.name for menu in stores.tenant.doc.menus}
     return [
         {
             **campaign.model_dump(mode="json", include=_CAMPAIGN_FIELDS),
             "menu": menus.get(campaign.menu_id),
-            "next_due_at": _due_at(next(replies)),
-            "last_due_at": _due_at(next(replies)),
+            "next_due_at": _due_at(first),
+            "last_due_at": _due_at(last),
         }
-        for campaign in found
+        for campaign, (first, last) in zip(found, spans, strict=True)
     ]
 
 
 _CAMPAIGN_FIELDS = {"id", "name", "menu_id", "state", "pacing", "total", "progress"}
 
 
-def _due_at(first: list[tuple[bytes, float]]) -> str | None:
-    return clock.iso(clock.from_ms(int(first[0][1]))) if first else None
+def _due_at(at_ms: int | None) -> str | None:
+    return clock.iso(clock.from_ms(at_ms)) if at_ms is not None else None
 
 
-async def open_sms_sessions(redis: Redis, tenant: Tenant, latest: int = 20) -> list[dict[str, Any]]:
+async def open_sms_sessions(stores: Stores, latest: int = 20) -> list[dict[str, Any]]:
     """The newest chats not ended, each with its consumer's number masked (a wall screen shows
-    them) and how many messages it holds. Two round trips: the ids, then the chats."""
-    tenant_keys = keys.TenantKeys(tenant.subdomain)
-    async with redis.pipeline(transaction=False) as pipe:
-        for status in OPEN_CHAT_STATUSES:
-            by_status = tenant_keys.chats_by_status(status)
-            pipe.zrange(by_status, 0, latest - 1, desc=True, withscores=True)
-        found = [entry for reply in await pipe.execute() for entry in reply]
-    ids = [int(raw) for raw, _ in sorted(found, key=lambda entry: -entry[1])[:latest]]
-    async with redis.pipeline(transaction=False) as pipe:
-        for chat_id in ids:
-            pipe.hmget(tenant_keys.chat(chat_id), ["doc", "meta"])
-            pipe.llen(tenant_keys.chat_messages(chat_id))
-        replies: Iterator[Any] = iter(await pipe.execute())
-    sessions = []
-    for _ in ids:
-        (doc, meta), messages = next(replies), next(replies)
-        if doc is not None and meta is not None:
-            sessions.append(_session(orjson.loads(doc), orjson.loads(meta), int(messages)))
-    return sessions
+    them) and how many messages it holds."""
+    return [_session(*found) for found in await stores.chats.newest_open(latest)]
 
 
-def _session(chat: dict[str, Any], meta: dict[str, Any], messages: int) -> dict[str, Any]:
-    agent = chat.get("agent_info") or {}
+def _session(chat: ChatObject, meta: ChatMeta, messages: int) -> dict[str, Any]:
     return {
-        "id": chat["id"],
-        "status": chat["status"],
-        "created_at": chat["created_at"],
-        "end_user_number": mask(meta.get("end_user_number") or ""),
-        "outbound_number": chat.get("outbound_number"),
-        "agent": agent.get("name"),
+        "id": chat.id,
+        "status": chat.status,
+        "created_at": chat.created_at,
+        "end_user_number": mask(meta.end_user_number or ""),
+        "outbound_number": chat.outbound_number,
+        "agent": chat.agent_info.name if chat.agent_info else None,
         "messages": messages,
     }

@@ -9,15 +9,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from redis.asyncio import Redis
 
 from dispatcher.domain import clock
 from dispatcher.domain.campaigns import CampaignObject, CampaignPlan, campaign_object
-from dispatcher.store import jobs
-from dispatcher.store.keys import TenantKeys
-from dispatcher.store.scripts import Scripts
+from dispatcher.store import jobs, keys
+from dispatcher.store.keys import Key, TenantKeys
+from dispatcher.store.scripting import Refused, Stale
+from dispatcher.store.scripts import (
+    NO_JOBS,
+    CampaignControl,
+    CreateCampaign,
+    Jobs,
+    NameTaken,
+    Pump,
+    ReleaseCampaign,
+    Scripts,
+    WantPump,
+)
 
 # The pump's pace-keeping (release_campaign.lua). Calls due within the lookahead are handed to
 # fire jobs queued at their own time, so a campaign under its pace fires on time; pumps run at
@@ -32,18 +43,45 @@ STALE_RELEASE_MS = 60_000  # a handed-over call whose fire job never ran is hand
 Action = Literal["pause", "resume", "cancel"]
 
 
+ATTEMPTS = 8  # reads of a campaign's pump count before a script that names its next pump
+
+
 @dataclass(frozen=True)
 class CampaignLink:
-    """What storing a call of a campaign needs (create_record.lua): its keys and its pump."""
+    """What storing calls of a campaign needs (create_record.lua): its keys, and its pump, wanted
+    once the calls are stored (want_pump.lua)."""
 
+    subdomain: str
     campaign_id: int
-    key: str
-    due_key: str
-    pump_prefix: str
+    key: Key
+    due_key: Key
     pump_payload: bytes
 
-    def script_args(self, due_ms: int) -> list[str | bytes | int]:
-        return [self.campaign_id, due_ms, self.pump_prefix, self.pump_payload]
+    def want_pump(self, seq: int, wake_ms: int) -> WantPump:
+        pump = Pump(self.subdomain, self.campaign_id, seq, self.pump_payload)
+        return WantPump(self.key, pump, wake_ms, clock.to_ms(clock.now()))
+
+    async def settle_pump(self, scripts: Scripts, outcome: Any, asked: WantPump) -> None:
+        """The pump wanted with a batch, asked again (with the count read again) if another
+        pump was counted meanwhile."""
+        try:
+            asked.decode(outcome)
+            return
+        except Stale:
+            pass
+        for _ in range(ATTEMPTS):
+            seq = await _pump_seq(scripts, self.key)
+            try:
+                await scripts.run(self.want_pump(seq, asked.wake))
+                return
+            except Stale:
+                continue
+        raise Stale("want_pump")
+
+
+async def _pump_seq(scripts: Scripts, campaign_key: Key) -> int:
+    raw = await scripts.redis.hget(campaign_key, "pump_seq")  # type: ignore[misc]
+    return int(raw or 0)
 
 
 class Campaigns:
@@ -57,18 +95,30 @@ class Campaigns:
 
     async def create(self, plan: CampaignPlan) -> tuple[bool, int]:
         """(True, id) when created; (False, id) of the campaign that has this name already."""
-        created, campaign_id = await self._scripts.create_campaign(
-            keys=[self.keys.campaign_names, self.keys.sequence("campaign"), self.keys.campaigns],
-            args=[
-                self.keys.prefix,
-                plan.name,
-                plan.menu.id,
-                repr(plan.calls_per_second),
-                "" if plan.max_waiting is None else plan.max_waiting,
-                clock.to_ms(clock.now()),
-            ],
-        )
-        return bool(created), int(campaign_id)
+        seq = self.keys.sequence("campaign")
+        for _ in range(ATTEMPTS):
+            campaign_id = int(await self._redis.get(seq) or 0) + 1
+            try:
+                created = await self._scripts.run(
+                    CreateCampaign(
+                        names=self.keys.campaign_names,
+                        seq=seq,
+                        all=self.keys.campaigns,
+                        campaign=self.keys.campaign(campaign_id),
+                        id=campaign_id,
+                        campaign_name=plan.name,
+                        menu_id=plan.menu.id,
+                        rate=repr(plan.calls_per_second),
+                        max_waiting="" if plan.max_waiting is None else plan.max_waiting,
+                        now=clock.to_ms(clock.now()),
+                    )
+                )
+            except NameTaken as taken:
+                return False, taken.campaign_id
+            except Stale:
+                continue
+            return True, created
+        raise Stale("create_campaign")
 
     async def read(self, campaign_id: int) -> CampaignObject | None:
         found = await self.read_many([campaign_id])
@@ -117,58 +167,104 @@ class Campaigns:
     def link(self, campaign_id: int, menu_id: int) -> CampaignLink:
         now_ms = clock.to_ms(clock.now())
         return CampaignLink(
+            subdomain=self.subdomain,
             campaign_id=campaign_id,
             key=self.keys.campaign(campaign_id),
             due_key=self.keys.campaign_due(campaign_id),
-            pump_prefix=self._pump_prefix(campaign_id),
             pump_payload=self._pump(campaign_id, menu_id).payload(now_ms),
         )
 
     async def control(self, campaign_id: int, menu_id: int, action: Action) -> str:
         """'ok', 'missing' or 'cancelled' (see campaign_control.lua). A cancel queues the sweep
         that fails the calls not yet fired (workers/campaigns.py)."""
-        now_ms = clock.to_ms(clock.now())
-        sweep = jobs.JobSpec(jobs.SWEEP_CAMPAIGN, self.subdomain, campaign_id, now_ms)
-        outcome = await self._scripts.campaign_control(
-            keys=[self.keys.campaign(campaign_id), jobs.QUEUE_NAME],
-            args=[
-                action,
-                now_ms,
-                self._pump_prefix(campaign_id),
-                self._pump(campaign_id, menu_id).payload(now_ms),
-                *jobs.script_args([sweep] if action == "cancel" else [], now_ms),
-            ],
-        )
-        return outcome.decode() if isinstance(outcome, bytes) else str(outcome)
+        for _ in range(ATTEMPTS):
+            now_ms = clock.to_ms(clock.now())
+            sweep = jobs.JobSpec(jobs.SWEEP_CAMPAIGN, self.subdomain, campaign_id, now_ms)
+            control = CampaignControl(
+                campaign=self.keys.campaign(campaign_id),
+                pump=await self._next_pump(campaign_id, menu_id, now_ms),
+                jobs=Jobs.of([sweep], now_ms) if action == "cancel" else NO_JOBS,
+                action=action,
+                now=now_ms,
+            )
+            try:
+                await self._scripts.run(control)
+            except Stale:
+                continue
+            except Refused as refused:
+                return refused.code
+            return "ok"
+        raise Stale("campaign_control")
 
     async def release(self, campaign_id: int, menu_id: int) -> tuple[int, str]:
         """One run of the pump: (calls handed to fire jobs, the campaign's state)."""
+        for _ in range(ATTEMPTS):
+            try:
+                return await self._scripts.run(await self._release(campaign_id, menu_id))
+            except Stale:
+                continue
+        raise Stale("release_campaign")
+
+    async def _release(self, campaign_id: int, menu_id: int) -> ReleaseCampaign:
+        """The pump's run, told of the calls it may hand over (each one's fire job named)."""
         now_ms = clock.to_ms(clock.now())
-        head, tail = jobs.payload_around_id(jobs.FIRE_SCHEDULED_CALL, self.subdomain, now_ms)
-        released, state = await self._scripts.release_campaign(
-            keys=[
-                self.keys.campaign(campaign_id),
-                self.keys.campaign_due(campaign_id),
-                self.keys.campaign_released(campaign_id),
-                self.keys.waiting(menu_id),
-                jobs.QUEUE_NAME,
-            ],
-            args=[
-                now_ms,
-                f"{jobs.FIRE_SCHEDULED_CALL}:{self.subdomain}:",
-                head,
-                tail,
-                self._pump_prefix(campaign_id),
-                self._pump(campaign_id, menu_id).payload(now_ms),
-                LOOKAHEAD_MS,
-                MIN_PUMP_INTERVAL_MS,
-                MAX_RELEASED_PER_PUMP,
-                BURST_S,
-                FULL_QUEUE_POLL_MS,
-                STALE_RELEASE_MS,
-            ],
+        due, released = (
+            self.keys.campaign_due(campaign_id),
+            self.keys.campaign_released(campaign_id),
         )
-        return int(released), state.decode() if isinstance(state, bytes) else str(state)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zrangebyscore(due, "-inf", now_ms + LOOKAHEAD_MS, 0, MAX_RELEASED_PER_PUMP)
+            pipe.zrangebyscore(released, "-inf", now_ms - STALE_RELEASE_MS)
+            pipe.hget(self.keys.campaign(campaign_id), "pump_seq")
+            soon, stale, seq = await pipe.execute()
+        fires = {}
+        for raw in {*soon, *stale}:
+            spec = jobs.JobSpec(jobs.FIRE_SCHEDULED_CALL, self.subdomain, int(raw), now_ms)
+            job_id = f"{spec.job_id}:r{now_ms}"
+            fires[raw.decode()] = {"job": job_id, "payload": spec.payload(now_ms).decode()}
+        pump = Pump(
+            self.subdomain,
+            campaign_id,
+            int(seq or 0),
+            self._pump_payload(campaign_id, menu_id, now_ms),
+        )
+        return ReleaseCampaign(
+            campaign=self.keys.campaign(campaign_id),
+            due=due,
+            released=released,
+            waiting=self.keys.waiting(menu_id),
+            queue=keys.QUEUE,
+            fires={call_id: keys.arq_job(fire["job"]) for call_id, fire in fires.items()},
+            pump=pump,
+            now=now_ms,
+            fire_jobs=fires,
+            lookahead=LOOKAHEAD_MS,
+            min_interval=MIN_PUMP_INTERVAL_MS,
+            most=MAX_RELEASED_PER_PUMP,
+            burst_s=BURST_S,
+            full_poll=FULL_QUEUE_POLL_MS,
+            stale_after=STALE_RELEASE_MS,
+        )
+
+    async def _next_pump(self, campaign_id: int, menu_id: int, now_ms: int) -> Pump:
+        raw = await self._redis.hget(self.keys.campaign(campaign_id), "pump_seq")  # type: ignore[misc]
+        return Pump(
+            self.subdomain,
+            campaign_id,
+            int(raw or 0),
+            self._pump_payload(campaign_id, menu_id, now_ms),
+        )
+
+    async def due_spans(self, ids: Sequence[int]) -> list[tuple[int | None, int | None]]:
+        """For each campaign, when its first and its last call not yet handed over are due
+        (ms; None when none is left), in one pipelined round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for campaign_id in ids:
+                pipe.zrange(self.keys.campaign_due(campaign_id), 0, 0, withscores=True)
+                pipe.zrange(self.keys.campaign_due(campaign_id), -1, -1, withscores=True)
+            replies = await pipe.execute()
+        ends = [int(reply[0][1]) if reply else None for reply in replies]
+        return list(zip(ends[::2], ends[1::2], strict=True))
 
     async def unfired(self, campaign_id: int, limit: int) -> list[int]:
         """Up to `limit` calls of the campaign not yet fired (waiting, or handed over)."""
@@ -189,5 +285,5 @@ class Campaigns:
     def _pump(self, campaign_id: int, menu_id: int) -> jobs.JobSpec:
         return jobs.JobSpec(jobs.PUMP_CAMPAIGN, self.subdomain, campaign_id, 0, (menu_id,))
 
-    def _pump_prefix(self, campaign_id: int) -> str:
-        return f"{jobs.PUMP_CAMPAIGN}:{self.subdomain}:{campaign_id}:"
+    def _pump_payload(self, campaign_id: int, menu_id: int, now_ms: int) -> bytes:
+        return self._pump(campaign_id, menu_id).payload(now_ms)

@@ -12,7 +12,7 @@ import orjson
 from redis.asyncio import Redis
 
 from dispatcher.store.keys import TenantKeys
-from dispatcher.store.scripts import Scripts
+from dispatcher.store.scripts import ReleaseDesk, Scripts
 
 # The event an agent's stream announces when it takes the desk, and the one an older stream
 # then sends its client before it ends (the console and simulated agents sign out on it).
@@ -62,7 +62,7 @@ class Desk:
     async def release(self) -> None:
         """Frees the desk key, unless a newer desk holds it; then a stream on standby may
         take it."""
-        if await self._scripts.release_desk(keys=[self._key], args=[self.id]):
+        if await self._scripts.run(ReleaseDesk(self._key, self.id)):
             await self._redis.publish(self._channel, orjson.dumps({"event": RELEASED}))
 
 

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from dispatcher.directory.schema import DirectoryFile, TenantDoc, TenantRecord
 from dispatcher.directory.tenant import Tenant, hash_token
 from dispatcher.store import keys
-from dispatcher.store.scripts import Scripts
+from dispatcher.store.scripts import RaiseCounter, Scripts
 
 
 async def save(
@@ -44,9 +44,8 @@ async def save(
                 pipe.hsetnx(tenant_keys.agent(agent.id), "status", agent.status.value)
             highest_contact = max((c.id for c in tenant.contacts), default=0)
             # Anonymous end users are numbered after the CRM's contacts.
-            await scripts.raise_counter(
-                keys=[tenant_keys.sequence("end_user")], args=[highest_contact], client=pipe
-            )
+            counter = RaiseCounter(tenant_keys.sequence("end_user"), highest_contact)
+            await scripts.queue(counter, pipe)
             if on_tenant is not None:
                 on_tenant()
         await pipe.execute()

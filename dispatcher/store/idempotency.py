@@ -20,7 +20,7 @@ import orjson
 from redis.asyncio import Redis
 
 from dispatcher.domain.errors import Conflict, InvalidRequest
-from dispatcher.store.keys import TenantKeys
+from dispatcher.store.keys import Key, TenantKeys
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -47,13 +47,10 @@ class Answer:
 class Once:
     """One client key of one endpoint of a tenant, and the fingerprint of the request body."""
 
-    redis_key: str
+    redis_key: Key
     fingerprint: str
     ttl_ms: int
     reused: str = KEY_REUSED  # the Conflict's message when another body used the key
-
-    def script_args(self) -> list[str | int]:
-        return [self.fingerprint, self.ttl_ms]
 
 
 def once(

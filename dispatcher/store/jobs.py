@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from arq.jobs import serialize_job
 
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import clock
-from dispatcher.store.scripts import Scripts
+from dispatcher.store import keys
+
+if TYPE_CHECKING:
+    from dispatcher.store.scripts import Scripts
 
 # Names of the worker functions (workers/settings.py registers them under these names).
 ROUTE_CALL = "route_call"
@@ -74,6 +77,12 @@ class JobSpec:
     def ttl_ms(self, now_ms: int) -> int:
         return max(self.run_at_ms - now_ms, 0) + EXPIRES_EXTRA_MS
 
+    @property
+    def queue(self) -> keys.Key:
+        """Webhook deliveries go to an ARQ queue of their own, which the worker's webhook lane
+        drains: a slow receiver then holds no routing, firing or dialing."""
+        return keys.WEBHOOK_QUEUE if self.function == DELIVER_WEBHOOK else keys.QUEUE
+
 
 _CHAT_JOBS = frozenset({SEND_SMS, END_SMS_SESSION})
 
@@ -93,11 +102,10 @@ def log_fields(job_id: str) -> dict[str, str | int]:
     return fields
 
 
-# The ARQ queue the ingress writes to and the workers read; ARQ's default name.
-QUEUE_NAME = "arq:queue"
-# Webhook deliveries' own queue, drained by the workers' webhook lane (workers/settings.py).
-# The Lua library's enqueue_jobs sends deliver_webhook jobs there by their id (lib.lua).
-WEBHOOK_QUEUE_NAME = "arq:queue:webhooks"
+# The ARQ queue the ingress writes to and the workers read (ARQ's default name), and webhook
+# deliveries' own, drained by the workers' webhook lane (workers/settings.py): see JobSpec.queue.
+QUEUE_NAME = keys.QUEUE
+WEBHOOK_QUEUE_NAME = keys.WEBHOOK_QUEUE
 
 
 def webhook_jobs(
@@ -113,26 +121,6 @@ def webhook_jobs(
     ]
 
 
-def payload_around_id(function: str, subdomain: str, now_ms: int) -> tuple[bytes, bytes]:
-    """The payload of the job `function(subdomain, <id>)`, cut where the id goes: a script that
-    picks the ids itself (release_campaign.lua) writes head + id + tail."""
-    sentinel = b"987654321987654"  # 15 digits: not the 13 of a time in ms, after the id
-    head, tail = (
-        JobSpec(function, subdomain, int(sentinel), now_ms).payload(now_ms).rsplit(sentinel, 1)
-    )
-    return head, tail
-
-
-def script_args(specs: list[JobSpec], now_ms: int) -> list[str | bytes | int]:
-    """Jobs as the Lua library's enqueue_jobs reads them from ARGV."""
-    args: list[str | bytes | int] = [len(specs)]
-    for spec in specs:
-        args += [spec.job_id, spec.payload(now_ms), spec.run_at_ms, spec.ttl_ms(now_ms)]
-    return args
-
-
 async def enqueue(scripts: Scripts, specs: list[JobSpec]) -> None:
     """Queue jobs outside any other write (a write queues its jobs in its own script)."""
-    if specs:
-        now_ms = clock.to_ms(clock.now())
-        await scripts.enqueue(keys=[QUEUE_NAME], args=script_args(specs, now_ms))
+    await scripts.enqueue(specs, clock.to_ms(clock.now()))

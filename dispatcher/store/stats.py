@@ -11,16 +11,14 @@ from redis.asyncio import Redis
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import clock
 from dispatcher.domain.statuses import (
-    TERMINAL_CHAT_STATUSES,
+    OPEN_CHAT_STATUSES,
     AgentStatus,
     CallStatus,
-    ChatStatus,
 )
 from dispatcher.store import keys
 
 SCHEDULE_HORIZON_MS = 3_600_000  # "due in the next hour"
 # A chat is an SMS session until it ends (finished by timeout, opt-out or the API).
-_OPEN_CHAT_STATUSES = [status for status in ChatStatus if status not in TERMINAL_CHAT_STATUSES]
 
 
 @dataclass(frozen=True)
@@ -71,7 +69,7 @@ async def tenant_stats(redis: Redis, tenant: Tenant, now_ms: int | None = None) 
         for agent in agents:
             pipe.hget(tenant_keys.agent(agent.id), "status")
             pipe.zcount(tenant_keys.agent_offers(agent.id), f"({at_ms}", "+inf")
-        for chat_status in _OPEN_CHAT_STATUSES:
+        for chat_status in OPEN_CHAT_STATUSES:
             pipe.zcard(tenant_keys.chats_by_status(chat_status))
         pipe.zcount(tenant_keys.scheduled, "-inf", at_ms + SCHEDULE_HORIZON_MS)
         replies: Iterator[Any] = iter(await pipe.execute())
@@ -86,7 +84,7 @@ async def tenant_stats(redis: Redis, tenant: Tenant, now_ms: int | None = None) 
         agent_status = raw_status.decode() if raw_status is not None else AgentStatus.OFFLINE.value
         by_agent_status[agent_status] = by_agent_status.get(agent_status, 0) + 1
         offers += int(next(replies))
-    sessions = sum(int(next(replies)) for _ in _OPEN_CHAT_STATUSES)
+    sessions = sum(int(next(replies)) for _ in OPEN_CHAT_STATUSES)
     return TenantStats(
         subdomain=tenant.subdomain,
         at_ms=at_ms,

@@ -16,7 +16,8 @@ from redis.exceptions import RedisError
 
 from dispatcher.domain import clock
 from dispatcher.domain.errors import TooManyRequests
-from dispatcher.store.scripts import Scripts
+from dispatcher.store.keys import Key
+from dispatcher.store.scripts import ClaimStream, Full, Scripts
 
 log = structlog.get_logger("dispatcher.store.stream_leases")
 
@@ -30,7 +31,7 @@ class StreamCap:
     """At most `limit` streams open at once under the sorted set `key`; `refusal` is the
     429's message."""
 
-    key: str
+    key: Key
     limit: int
     refusal: str
 
@@ -41,12 +42,17 @@ async def leased(redis: Redis, scripts: Scripts, caps: Sequence[StreamCap]) -> A
     (the first full scope's refusal) without taking any."""
     stream_id = secrets.token_hex(8)
     keys = [cap.key for cap in caps]
-    full = await scripts.claim_stream(
-        keys=keys,
-        args=[_now_ms(), _expiry_ms(), stream_id, *(cap.limit for cap in caps)],
+    claim = ClaimStream(
+        scopes=keys,
+        caps=[cap.limit for cap in caps],
+        now=_now_ms(),
+        expiry=_expiry_ms(),
+        stream=stream_id,
     )
-    if full:
-        raise TooManyRequests(caps[int(full) - 1].refusal, RETRY_AFTER_S)
+    try:
+        await scripts.run(claim)
+    except Full as full:
+        raise TooManyRequests(caps[full.scope - 1].refusal, RETRY_AFTER_S) from None
     renewing = asyncio.create_task(_renew(redis, keys, stream_id))
     try:
         yield
@@ -57,7 +63,7 @@ async def leased(redis: Redis, scripts: Scripts, caps: Sequence[StreamCap]) -> A
         await _release(redis, keys, stream_id)
 
 
-async def _renew(redis: Redis, keys: list[str], stream_id: str) -> None:
+async def _renew(redis: Redis, keys: list[Key], stream_id: str) -> None:
     while True:
         await asyncio.sleep(RENEW_S)
         try:
@@ -70,7 +76,7 @@ async def _renew(redis: Redis, keys: list[str], stream_id: str) -> None:
             log.warning("event stream lease not renewed: Redis is unavailable", exc_info=True)
 
 
-async def _release(redis: Redis, keys: list[str], stream_id: str) -> None:
+async def _release(redis: Redis, keys: list[Key], stream_id: str) -> None:
     try:
         async with redis.pipeline(transaction=False) as pipe:
             for key in keys:

@@ -30,8 +30,8 @@ from dispatcher.domain.errors import Conflict
 from dispatcher.store import jobs
 from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.keys import TenantKeys
-from dispatcher.store.lifecycle import Calls
 from dispatcher.store.scripts import Scripts
+from dispatcher.store.stores import Stores
 from tests.polling import POLL_S, eventually
 from tests.ports import free_port
 
@@ -280,7 +280,7 @@ async def accepting_agents(redis_url: str, agents: int) -> AsyncIterator[None]:
     async def accept_open_offers() -> None:
         tenant = await DirectoryCache(redis).tenant(SUBDOMAIN)
         assert tenant is not None
-        calls = Calls(redis, scripts, tenant)
+        calls = Stores.of(redis, scripts, tenant).agents
         for agent_id in range(1, agents + 1):
             for offer in await calls.open_offers(agent_id):
                 with contextlib.suppress(Conflict):

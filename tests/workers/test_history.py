@@ -11,8 +11,8 @@ from redis.asyncio import Redis
 
 from dispatcher.domain import clock, lifecycle
 from dispatcher.domain.statuses import FailReason
+from dispatcher.store.calls import CallStore, Change, Snapshot
 from dispatcher.store.directory import DirectoryCache
-from dispatcher.store.lifecycle import Calls, Change, Snapshot
 from dispatcher.store.scripts import Scripts
 from tests.conftest import basic
 from tests.workers.conftest import (
@@ -28,10 +28,10 @@ from tests.workers.conftest import (
 PHONE_SALES = 51  # multicast to agents 1, 2 and 4
 
 
-async def _calls(redis: Redis) -> Calls:
+async def _calls(redis: Redis) -> CallStore:
     tenant = await DirectoryCache(redis).tenant("demo")
     assert tenant is not None
-    return Calls(redis, Scripts.register(redis), tenant)
+    return CallStore(redis, Scripts.register(redis), tenant)
 
 
 def _without_times(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

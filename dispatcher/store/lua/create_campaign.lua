@@ -1,14 +1,17 @@
 -- Creates a campaign under a name not yet taken by another of the tenant's campaigns.
--- KEYS[1] hash of names -> ids, KEYS[2] campaign counter, KEYS[3] index of all (by creation ms)
--- ARGV[1] tenant key prefix, ARGV[2] name, ARGV[3] menu id, ARGV[4] calls per second,
--- ARGV[5] max calls waiting ('' for no cap), ARGV[6] now ms
--- Returns {1, id} when created, or {0, id} of the campaign that has the name already.
-local taken = redis.call('HGET', KEYS[1], ARGV[2])
-if taken then return {0, tonumber(taken)} end
-local id = redis.call('INCR', KEYS[2])
-redis.call('HSET', ARGV[1] .. 'campaign:' .. id,
-  'id', id, 'name', ARGV[2], 'menu_id', ARGV[3], 'rate', ARGV[4], 'max_waiting', ARGV[5],
-  'state', 'running', 'created_at', ARGV[6], 'total', 0, 'fired', 0, 'late_sum', 0, 'late_max', 0)
-redis.call('HSET', KEYS[1], ARGV[2], id)
-redis.call('ZADD', KEYS[3], ARGV[6], id)
-return {1, id}
+-- K.names (name -> id), K.seq (the campaign counter), K.all (every id by creation ms), K.campaign
+-- (the hash of the campaign numbered A.id, the counter's next value when the caller read it).
+-- A.name, A.menu_id, A.rate, A.max_waiting ('' for no cap), A.now.
+-- Answers the id, or err `taken` with the `id` of the campaign that has the name already, or
+-- err `stale` when another campaign took the number meanwhile (the caller reads it again).
+local taken = redis.call('HGET', K.names, A.name)
+if taken then return err('taken', {id = tonumber(taken)}) end
+if tonumber(redis.call('GET', K.seq) or '0') + 1 ~= A.id then return err('stale') end
+redis.call('SET', K.seq, A.id)
+redis.call('HSET', K.campaign,
+  'id', A.id, 'name', A.name, 'menu_id', A.menu_id, 'rate', A.rate, 'max_waiting', A.max_waiting,
+  'state', CAMPAIGN.RUNNING, 'created_at', A.now, 'total', 0, 'fired', 0, 'late_sum', 0,
+  'late_max', 0)
+redis.call('HSET', K.names, A.name, A.id)
+redis.call('ZADD', K.all, A.now, A.id)
+return ok(A.id)

@@ -1,9 +1,9 @@
 -- Declines an open offer; the agent stays on the call's offer list, so is not offered it again.
--- KEYS[1] offer hash, KEYS[2] agent's open offers, KEYS[3] the call's history
--- ARGV[1] offer id, ARGV[2] now ms
-local offer = redis.call('HMGET', KEYS[1], 'state', 'agent_id')
-if offer[1] ~= 'open' then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'declined')
-redis.call('ZREM', KEYS[2], ARGV[1])
-record_history(KEYS[3], offer_entry(ARGV[2], 'declined', offer[2], ARGV[1]))
-return 1
+-- K.offer, K.agent_offers (the agent's open offers), K.history (the call's); A.offer_id, A.now.
+-- Answers err `gone` when the offer is not open.
+local offer = redis.call('HMGET', K.offer, 'state', 'agent_id')
+if offer[1] ~= OFFER.OPEN then return err('gone') end
+redis.call('HSET', K.offer, 'state', OFFER.DECLINED)
+redis.call('ZREM', K.agent_offers, A.offer_id)
+record_history(K.history, offer_entry(A.now, OFFER_STEP.DECLINED, offer[2], A.offer_id))
+return ok()

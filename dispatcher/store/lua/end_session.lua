@@ -1,4 +1,6 @@
--- Ends a consumer's SMS session only if it is still the session of this chat.
--- KEYS[1] session key; ARGV[1] chat id. Returns 1 when deleted.
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
+-- Ends a consumer's SMS session (K.session) only if it is still the session of A.chat_id.
+-- Answers whether it was deleted.
+if redis.call('GET', K.session) == tostring(A.chat_id) then
+  return ok(redis.call('DEL', K.session) == 1)
+end
+return ok(false)

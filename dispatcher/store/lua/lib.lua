@@ -1,34 +1,50 @@
--- Shared by the scripts below (prepended when they are registered).
--- Keys built here all live on one Redis (primary): this product does not run on Redis Cluster.
+-- Shared by every script (prepended when they are registered, after the enum tables that
+-- store/scripting.py generates: CALL, CHAT, AGENT, OFFER, OFFER_STEP, CAMPAIGN, CAMPAIGN_ACTION).
+-- Every key a script touches arrives in KEYS, named in store/keys.py; all of one tenant's share
+-- its hash tag, so each script runs within one Redis Cluster slot.
 
--- Webhook deliveries go to an ARQ queue of their own (jobs.WEBHOOK_QUEUE_NAME), which the
--- worker's webhook lane drains: a slow receiver then holds no routing, firing or dialing.
-local WEBHOOK_JOB_PREFIX, WEBHOOK_QUEUE = 'deliver_webhook:', 'arq:queue:webhooks'
+-- The one argument (store/scripting.py): A holds the arguments, K the key names by field name
+-- (`k` in the JSON maps each field to its places in KEYS; an absent key is an absent field).
+local A = cjson.decode(ARGV[1])
+local function named(tree)
+  if type(tree) == 'number' then return KEYS[tree] end
+  local out = {}
+  for name, value in pairs(tree) do out[name] = named(value) end
+  return out
+end
+local K = named(A.k)
 
--- Queue ARQ jobs read from ARGV starting at `at`: count, then per job: id, payload, score, ttl ms.
--- A job id already queued or finished is not queued again. The key prefixes are ARQ's own
--- (arq.constants job_key_prefix, result_key_prefix).
-local function enqueue_jobs(queue, at)
-  local count = tonumber(ARGV[at])
-  for i = 0, count - 1 do
-    local base = at + 1 + i * 4
-    local id = ARGV[base]
-    local job_key, result_key = 'arq:job:' .. id, 'arq:result:' .. id
-    if redis.call('EXISTS', job_key, result_key) == 0 then
-      redis.call('SET', job_key, ARGV[base + 1], 'PX', ARGV[base + 3])
-      local into = queue
-      if string.sub(id, 1, #WEBHOOK_JOB_PREFIX) == WEBHOOK_JOB_PREFIX then into = WEBHOOK_QUEUE end
-      redis.call('ZADD', into, ARGV[base + 2], id)
+-- The one answer shape: {"ok": value} ({"ok": null} for none) or {"err": code, ...details}.
+local function ok(value)
+  if value == nil then value = cjson.null end
+  return cjson.encode({ok = value})
+end
+local function err(code, details)
+  details = details or {}
+  details.err = code
+  return cjson.encode(details)
+end
+
+-- Queue ARQ jobs (store/scripting.py's Jobs): per job its id, payload, score and ttl ms in
+-- `jobs`, its ARQ job key, result key and queue in `keys`. A job id already queued or
+-- finished is not queued again.
+local function enqueue_jobs(keys, jobs)
+  for i, job in ipairs(jobs or {}) do
+    local k = keys[i]
+    if redis.call('EXISTS', k.job, k.result) == 0 then
+      redis.call('SET', k.job, job.payload, 'PX', job.ttl)
+      redis.call('ZADD', k.queue, job.score, job.id)
     end
   end
-  return at + 1 + count * 4
 end
 
 -- A token bucket shared by every process: takes `cost` tokens (at most the burst, or a request
--- could never pass) of the bucket hash at `key`; returns 0 when they were taken, else the ms to
--- wait. The bucket is forgotten once it would be full again (an absent bucket is a full one).
--- A rate too small to refill in ten years (1e-300) waits ten years: inf is no integer for Redis.
-local function take_tokens(key, rate, burst, now, cost)
+-- could never pass) of the bucket hash at `key` (b: rate, burst, now); returns 0 when they were
+-- taken, else the ms to wait. The bucket is forgotten once it would be full again (an absent
+-- bucket is a full one). A rate too small to refill in ten years (1e-300) waits ten years: inf
+-- is no integer for Redis.
+local function take_tokens(key, b, cost)
+  local rate, burst, now = b.rate, b.burst, b.now
   cost = math.min(cost, burst)
   local decade_ms = 315360000000
   local state = redis.call('HMGET', key, 'tokens', 'at')
@@ -73,64 +89,58 @@ end
 
 -- Voice slots an agent has taken: calls held plus offers still ringing (expired ones are
 -- dropped from its offers set here).
-local function busy_slots(agent_key, now_ms)
-  local offers = agent_key .. ':offers'
-  redis.call('ZREMRANGEBYSCORE', offers, '-inf', now_ms)
-  return tonumber(redis.call('HGET', agent_key, 'voice') or '0') + redis.call('ZCARD', offers)
+local function busy_slots(agent_key, offers_key, now_ms)
+  redis.call('ZREMRANGEBYSCORE', offers_key, '-inf', now_ms)
+  return tonumber(redis.call('HGET', agent_key, 'voice') or '0') + redis.call('ZCARD', offers_key)
 end
 
--- The compare-and-set of a stored call (transition.lua, and fire_campaign_call.lua in front of
--- its campaign's gate), applied only if its revision is still ARGV[1]. Moves the status index,
--- the menu's waiting set and the agent's held calls, leaves the scheduled set when a scheduled
--- call moves on, appends the change to the call's history and queues follow-up jobs. A call of a
--- campaign (its hash names the campaign's, `campaign_key`) moves its campaign's count of each
--- status too.
--- KEYS[1] call hash, KEYS[2] old status index, KEYS[3] new status index, KEYS[4] waiting set,
--- KEYS[5] agent hash, KEYS[6] ARQ queue, KEYS[7] scheduled set, KEYS[8] the call's history
--- ARGV[1] expected rev, ARGV[2] doc, ARGV[3] status, ARGV[4] meta ('' keeps it), ARGV[5] call id,
--- ARGV[6] created ms (index score), ARGV[7] waiting op ('add', 'rem' or ''), ARGV[8] waiting score,
--- ARGV[9] '1' to release one voice slot of the agent, ARGV[10..] jobs (see enqueue_jobs), then
--- the history entry of the change ('' or absent for none).
--- Returns the new revision (0 when the call changed meanwhile, or does not exist) and the index
--- of the first ARGV after the history entry.
-local function cas_transition()
-  local after_jobs = 11 + tonumber(ARGV[10]) * 4
-  local stored = redis.call('HMGET', KEYS[1], 'rev', 'status', 'campaign_key')
+-- The compare-and-set of a stored call or chat (store/calls.py's Change): k and a are the
+-- change's keys and arguments. Applied only if its revision is still a.rev. Moves the status
+-- index, the menu's waiting set and the agent's held calls, leaves the scheduled set when a
+-- scheduled call moves on, and appends the change to the call's history. A call of a campaign
+-- (k.campaign) moves its campaign's count of each status too.
+-- Returns the new revision, or nil when the record changed meanwhile (or does not exist).
+local function cas_transition(k, a)
+  local stored = redis.call('HMGET', k.record, 'rev', 'status')
   local rev = tonumber(stored[1] or '0')
-  if rev == 0 or rev ~= tonumber(ARGV[1]) then return 0, after_jobs + 1 end
-  if stored[2] == 'scheduled' and ARGV[3] ~= 'scheduled' then redis.call('ZREM', KEYS[7], ARGV[5]) end
-  if stored[3] and KEYS[2] ~= KEYS[3] then
-    redis.call('HINCRBY', stored[3], 'n:' .. stored[2], -1)
-    redis.call('HINCRBY', stored[3], 'n:' .. ARGV[3], 1)
+  if rev == 0 or rev ~= a.rev then return nil end
+  if k.scheduled and stored[2] == CALL.SCHEDULED and a.status ~= CALL.SCHEDULED then
+    redis.call('ZREM', k.scheduled, a.id)
   end
-  redis.call('HSET', KEYS[1], 'doc', ARGV[2], 'status', ARGV[3], 'rev', rev + 1)
-  if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'meta', ARGV[4]) end
-  if KEYS[2] ~= KEYS[3] then
-    redis.call('ZREM', KEYS[2], member(ARGV[5]))
-    redis.call('ZADD', KEYS[3], ARGV[6], member(ARGV[5]))
+  if k.campaign and k.from ~= k.to then
+    redis.call('HINCRBY', k.campaign, 'n:' .. stored[2], -1)
+    redis.call('HINCRBY', k.campaign, 'n:' .. a.status, 1)
   end
-  if ARGV[7] == 'add' then redis.call('ZADD', KEYS[4], ARGV[8], ARGV[5]) end
-  if ARGV[7] == 'rem' then redis.call('ZREM', KEYS[4], ARGV[5]) end
-  if ARGV[9] == '1' then release_voice(KEYS[5]) end
-  enqueue_jobs(KEYS[6], 10)
-  local entry = ARGV[after_jobs]
-  if KEYS[8] and entry and entry ~= '' then record_history(KEYS[8], entry) end
-  return rev + 1, after_jobs + 1
+  redis.call('HSET', k.record, 'doc', a.doc, 'status', a.status, 'rev', rev + 1)
+  if a.meta then redis.call('HSET', k.record, 'meta', a.meta) end
+  if k.from ~= k.to then
+    redis.call('ZREM', k.from, member(a.id))
+    redis.call('ZADD', k.to, a.score, member(a.id))
+  end
+  if a.waiting == 'add' then redis.call('ZADD', k.waiting, a.waiting_score, a.id) end
+  if a.waiting == 'rem' then redis.call('ZREM', k.waiting, a.id) end
+  if a.release then release_voice(k.agent) end
+  if a.entry then record_history(k.history, a.entry) end
+  return rev + 1
+end
+
+-- Whether the campaign's pumps were counted on since the caller read `pump.seq` (its next pump
+-- job's key, k.job, is named after the count): the caller reads it again and retries.
+local function pump_moved(campaign_key, pump)
+  return tonumber(redis.call('HGET', campaign_key, 'pump_seq') or '0') ~= pump.seq
 end
 
 -- A campaign's pump job (workers/campaigns.py) is wanted at `wake` ms: it is queued unless one
 -- is already due no later than that (`pump_at`), so that one pump runs per campaign however
 -- many batches, resumes and pumps ask. A pump overdue by more than 10 s is taken for lost and
--- replaced. Job ids are `<prefix><n>`, n counting the campaign's pumps.
-local function want_pump(campaign_key, queue, prefix, payload, wake, now)
-  wake, now = tonumber(wake), tonumber(now)
+-- replaced. Job ids count the campaign's pumps (pump.seq + 1 is the next, k: its keys).
+local function want_pump(campaign_key, k, pump, wake, now)
   local at = tonumber(redis.call('HGET', campaign_key, 'pump_at') or '0')
   if at > 0 and at <= wake and at > now - 10000 then return end
-  redis.call('HSET', campaign_key, 'pump_at', wake)
-  local id = prefix .. redis.call('HINCRBY', campaign_key, 'pump_seq', 1)
+  redis.call('HSET', campaign_key, 'pump_at', wake, 'pump_seq', pump.seq + 1)
   -- PX takes integers only, and `wake` has a fraction whenever the pace's interval has one
   -- (1000 ms / 3 calls a second): the SET would fail, the pump job with it, and the campaign
   -- stall behind the `pump_at` just written.
-  redis.call('SET', 'arq:job:' .. id, payload, 'PX', math.ceil(math.max(wake - now, 0)) + 86400000)
-  redis.call('ZADD', queue, wake, id)
+  redis.call('SET', k.job, pump.payload, 'PX', math.ceil(math.max(wake - now, 0)) + 86400000)
+  redis.call('ZADD', k.queue, wake, pump.id)
 end

@@ -1,41 +1,62 @@
 -- Offers a queued call to agents who are available, have a voice slot free of calls and of
 -- other open offers (an agent rings for one call per free slot, as a phone would), and were
 -- never offered this call before (declined or expired offers are not repeated).
--- KEYS[1] call hash, KEYS[2] the call's offers (hash agent id -> offer id), KEYS[3] offer counter,
--- KEYS[4] the call's history
--- ARGV[1] tenant key prefix, ARGV[2] call id, ARGV[3] now ms, ARGV[4] expires ms,
--- then per agent: agent id, voice capacity, group name
+-- K.call, K.call_offers (agent id -> offer id), K.offer_seq, K.history (the call's);
+-- K.existing (offer id -> key: the call's offers when the caller read them), K.agents and
+-- K.agent_offers (agent id -> the agent's hash, its open offers), K.offers (the keys of the
+-- offer ids the caller reserved, A.first onwards, one a candidate).
+-- A.call_id, A.now, A.expires (ms), A.candidates (id, capacity, group), A.first.
 -- Offers of the call that rang out unanswered are marked expired first: their agents are free
--- to ring for other calls (the caller wakes them), though never again for this one.
--- Returns {made, rang_out}: made is a flat list agent id, offer id, ... of the offers made;
--- rang_out the ids of the agents whose offers rang out.
-if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return {{}, {}} end
-local prefix, made, rang_out = ARGV[1], {}, {}
-local offered = redis.call('HGETALL', KEYS[2])
-for i = 1, #offered, 2 do
-  local offer_key = prefix .. 'offer:' .. offered[i + 1]
-  local offer = redis.call('HMGET', offer_key, 'state', 'expires_at')
-  if offer[1] == 'open' and tonumber(offer[2]) <= tonumber(ARGV[3]) then
-    redis.call('HSET', offer_key, 'state', 'expired')
-    table.insert(rang_out, offered[i])
-    record_history(KEYS[4], offer_entry(ARGV[3], 'expired', offered[i], offered[i + 1]))
+-- to ring for other calls (the caller wakes them), though never again for this one. Reserved
+-- ids left unused go back to the counter unless another reservation came after.
+-- Answers {made: agent id, offer id, ... of the offers made; rang_out: ids of the agents whose
+-- offers rang out}, or err `stale` when the call got offers the caller did not read.
+local function settle(used)
+  local last = A.first + #K.offers - 1
+  if #K.offers > 0 and tonumber(redis.call('GET', K.offer_seq) or '0') == last then
+    redis.call('SET', K.offer_seq, A.first - 1 + used)
   end
 end
-for i = 5, #ARGV, 3 do
-  local agent_id, capacity, group = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
-  local agent_key = prefix .. 'agent:' .. agent_id
-  if redis.call('HEXISTS', KEYS[2], agent_id) == 0
-      and redis.call('HGET', agent_key, 'status') == 'available'
-      and busy_slots(agent_key, ARGV[3]) < capacity then
-    local offer_id = redis.call('INCR', KEYS[3])
-    redis.call('HSET', prefix .. 'offer:' .. offer_id, 'call_id', ARGV[2], 'agent_id', agent_id,
-      'group', group, 'offered_at', ARGV[3], 'expires_at', ARGV[4], 'state', 'open')
-    redis.call('PEXPIREAT', prefix .. 'offer:' .. offer_id, tonumber(ARGV[4]) + 86400000)
-    redis.call('HSET', KEYS[2], agent_id, offer_id)
-    redis.call('ZADD', prefix .. 'agent:' .. agent_id .. ':offers', ARGV[4], offer_id)
+if redis.call('HGET', K.call, 'status') ~= CALL.QUEUED then
+  settle(0)
+  return ok({made = {}, rang_out = {}})
+end
+local made, rang_out = {}, {}
+local offered = redis.call('HGETALL', K.call_offers)
+for i = 2, #offered, 2 do
+  if not K.existing[offered[i]] then
+    settle(0)
+    return err('stale')
+  end
+end
+for i = 1, #offered, 2 do
+  local offer_key = K.existing[offered[i + 1]]
+  local offer = redis.call('HMGET', offer_key, 'state', 'expires_at')
+  if offer[1] == OFFER.OPEN and tonumber(offer[2]) <= A.now then
+    redis.call('HSET', offer_key, 'state', OFFER.EXPIRED)
+    table.insert(rang_out, offered[i])
+    record_history(K.history, offer_entry(A.now, OFFER_STEP.EXPIRED, offered[i], offered[i + 1]))
+  end
+end
+local used = 0
+for _, candidate in ipairs(A.candidates) do
+  local agent_id = tostring(candidate.id)
+  local agent_key, agent_offers = K.agents[agent_id], K.agent_offers[agent_id]
+  if redis.call('HEXISTS', K.call_offers, agent_id) == 0
+      and redis.call('HGET', agent_key, 'status') == AGENT.AVAILABLE
+      and busy_slots(agent_key, agent_offers, A.now) < candidate.capacity then
+    used = used + 1
+    local offer_id, offer_key = A.first + used - 1, K.offers[used]
+    redis.call('HSET', offer_key, 'call_id', A.call_id, 'agent_id', agent_id,
+      'group', candidate.group, 'offered_at', A.now, 'expires_at', A.expires,
+      'state', OFFER.OPEN)
+    redis.call('PEXPIREAT', offer_key, A.expires + 86400000)
+    redis.call('HSET', K.call_offers, agent_id, offer_id)
+    redis.call('ZADD', agent_offers, A.expires, offer_id)
     table.insert(made, agent_id)
     table.insert(made, offer_id)
-    record_history(KEYS[4], offer_entry(ARGV[3], 'offered', agent_id, offer_id))
+    record_history(K.history, offer_entry(A.now, OFFER_STEP.OFFERED, agent_id, offer_id))
   end
 end
-return {made, rang_out}
+settle(used)
+return ok({made = made, rang_out = rang_out})

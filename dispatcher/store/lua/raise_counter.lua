@@ -1,4 +1,4 @@
--- Raises a counter to at least ARGV[1] (never lowers it).
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if current < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
-return 1
+-- Raises K.counter to at least A.at_least (never lowers it).
+local current = tonumber(redis.call('GET', K.counter) or '0')
+if current < A.at_least then redis.call('SET', K.counter, A.at_least) end
+return ok()

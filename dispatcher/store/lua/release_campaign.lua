@@ -6,57 +6,61 @@
 -- under its pace fires on time. Then the pump wants itself again for the next call that may fire
 -- (or, while the queue is full, a short poll). A paused or cancelled campaign releases nothing
 -- (a resume wakes the pump again).
--- KEYS[1] campaign hash, KEYS[2] calls not yet fired (by scheduled ms), KEYS[3] calls handed
--- to a fire job (by hand-over ms), KEYS[4] the menu's waiting set, KEYS[5] ARQ queue
--- ARGV[1] now ms, ARGV[2] fire job id prefix, ARGV[3] fire payload up to the call id,
--- ARGV[4] fire payload after it, ARGV[5] pump job id prefix, ARGV[6] pump payload,
--- ARGV[7] lookahead ms, ARGV[8] least ms between pumps, ARGV[9] most calls a run, ARGV[10]
--- burst in seconds of rate, ARGV[11] poll ms while the queue is full, ARGV[12] ms after which a
--- handed call whose job never ran is handed again
--- Returns {calls released, state}.
-local now = tonumber(ARGV[1])
-local c = redis.call('HMGET', KEYS[1], 'state', 'rate', 'max_waiting', 'tat', 'pump_at')
-if not c[1] then return {0, 'missing'} end
-if c[5] and tonumber(c[5]) <= now then redis.call('HDEL', KEYS[1], 'pump_at') end
-if c[1] ~= 'running' then return {0, c[1]} end
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[12]))) do
-  redis.call('ZREM', KEYS[3], id)
-  redis.call('ZADD', KEYS[2], now, id)
+-- K.campaign, K.due (calls not yet fired, by scheduled ms), K.released (calls handed to a fire
+-- job, by hand-over ms), K.waiting (the menu's), K.queue, K.fires (call id -> its fire job's
+-- key), K.pump (the next pump job's keys).
+-- A.now, A.fires (call id -> its fire job's id and payload: the calls the caller saw due), A.pump,
+-- A.lookahead ms, A.min_interval (least ms between pumps), A.most (calls a run), A.burst_s
+-- (burst in seconds of rate), A.full_poll (ms while the queue is full), A.stale_after (ms after
+-- which a handed call whose job never ran is handed again).
+-- Answers {calls released, state}, or err `stale` when the pumps were counted on since
+-- A.pump.seq was read (nothing done: the caller reads again).
+local now = A.now
+local c = redis.call('HMGET', K.campaign, 'state', 'rate', 'max_waiting', 'tat', 'pump_at')
+if not c[1] then return ok({0, 'missing'}) end
+if pump_moved(K.campaign, A.pump) then return err('stale') end
+if c[5] and tonumber(c[5]) <= now then redis.call('HDEL', K.campaign, 'pump_at') end
+if c[1] ~= CAMPAIGN.RUNNING then return ok({0, c[1]}) end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.released, '-inf', now - A.stale_after)) do
+  redis.call('ZREM', K.released, id)
+  redis.call('ZADD', K.due, now, id)
 end
 -- GCRA: one call every `interval` ms; a call may fire `tolerance` ms ahead of the theoretical
 -- arrival time `tat` (so `burst` calls may fire together after a quiet spell).
 local interval = 1000 / tonumber(c[2])
-local tolerance = (math.max(1, tonumber(c[2]) * tonumber(ARGV[10])) - 1) * interval
+local tolerance = (math.max(1, tonumber(c[2]) * A.burst_s) - 1) * interval
 local tat = tonumber(c[4] or '0')
-local room = tonumber(ARGV[9])
+local room = A.most
 local capped = false
 if c[3] and c[3] ~= '' then
-  local free = tonumber(c[3]) - redis.call('ZCARD', KEYS[4]) - redis.call('ZCARD', KEYS[3])
+  local free = tonumber(c[3]) - redis.call('ZCARD', K.waiting) - redis.call('ZCARD', K.released)
   if free <= room then room, capped = free, true end
 end
-local horizon = now + tonumber(ARGV[7])
+local horizon = now + A.lookahead
 local due = {}
 if room > 0 then
-  due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', horizon, 'WITHSCORES', 'LIMIT', 0, room)
+  due = redis.call('ZRANGEBYSCORE', K.due, '-inf', horizon, 'WITHSCORES', 'LIMIT', 0, room)
 end
 local released = 0
 for i = 1, #due, 2 do
   local id = due[i]
+  local fire = A.fires[id]
+  -- Due since the caller looked: the next pump (wanted below for it) hands it over.
+  if not fire then break end
   local at = math.floor(math.max(tonumber(due[i + 1]), tat - tolerance, now))
   if at > horizon then break end
-  local job = ARGV[2] .. id .. ':r' .. now
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('ZADD', KEYS[3], now, id)
-  redis.call('SET', 'arq:job:' .. job, ARGV[3] .. id .. ARGV[4], 'PX', at - now + 86400000)
-  redis.call('ZADD', KEYS[5], at, job)
+  redis.call('ZREM', K.due, id)
+  redis.call('ZADD', K.released, now, id)
+  redis.call('SET', K.fires[id], fire.payload, 'PX', at - now + 86400000)
+  redis.call('ZADD', K.queue, at, fire.job)
   tat = math.max(tat, at) + interval
   released = released + 1
 end
-redis.call('HSET', KEYS[1], 'tat', tat)
-local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+redis.call('HSET', K.campaign, 'tat', tat)
+local first = redis.call('ZRANGE', K.due, 0, 0, 'WITHSCORES')
 if #first > 0 then
-  local wake = math.max(tonumber(first[2]), tat - tolerance) - tonumber(ARGV[7])
-  if capped and released >= room then wake = now + tonumber(ARGV[11]) end
-  want_pump(KEYS[1], KEYS[5], ARGV[5], ARGV[6], math.max(wake, now + tonumber(ARGV[8])), now)
+  local wake = math.max(tonumber(first[2]), tat - tolerance) - A.lookahead
+  if capped and released >= room then wake = now + A.full_poll end
+  want_pump(K.campaign, K.pump, A.pump, math.max(wake, now + A.min_interval), now)
 end
-return {released, 'running'}
+return ok({released, CAMPAIGN.RUNNING})

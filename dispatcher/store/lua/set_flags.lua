@@ -1,5 +1,5 @@
 -- Sets customer flags on a call that exists; never creates a half record.
--- KEYS[1] call hash; ARGV: field, value, field, value, ...
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if #ARGV > 0 then redis.call('HSET', KEYS[1], unpack(ARGV)) end
-return 1
+-- K.call; A.flags field -> value. Answers err `missing` when there is no such call.
+if redis.call('EXISTS', K.call) == 0 then return err('missing') end
+for field, value in pairs(A.flags) do redis.call('HSET', K.call, field, value) end
+return ok()

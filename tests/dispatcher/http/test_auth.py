@@ -75,7 +75,7 @@ async def test_every_listed_token_works(client: TestClient[Any, Any], redis: Red
 
 async def test_tokens_are_stored_only_as_salted_hashes(redis: Redis, demo: dict[str, Any]) -> None:
     stored = b"".join(
-        [await redis.get(key) or b"" for key in await redis.keys("dsp:t:demo:directory")]
+        [await redis.get(key) or b"" for key in await redis.keys("dsp:t:{demo}:directory")]
     )
     assert b"demo-token" not in stored and b"demo-agent-" not in stored
     assert stored.count(b"hmac-sha256$") == 1 + 4  # the tenant's token and its 4 agents'

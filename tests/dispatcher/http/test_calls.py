@@ -73,7 +73,7 @@ async def test_agent_must_choose_among_the_contacts_numbers(
         "choices": ["+18596579625", "+18596579626"],
     }
     # Naming one of the contact's numbers settles the choice.
-    await redis.hset("dsp:t:demo:agent:2", "voice", "0")
+    await redis.hset("dsp:t:{demo}:agent:2", "voice", "0")
     settled = await client.post(
         CALLS, json={**body, "end_user_number": "+1 859-657-9626"}, headers=basic()
     )
@@ -124,7 +124,7 @@ async def test_concurrent_outbound_calls_claim_capacity_once(
         *[client.post(CALLS, json=OUTBOUND, headers=basic()) for _ in range(30)]
     )
     assert sorted(r.status for r in responses) == [201, 201] + [400] * 28
-    assert await redis.hget("dsp:t:demo:agent:1", "voice") == b"2"
+    assert await redis.hget("dsp:t:{demo}:agent:1", "voice") == b"2"
     listed = await client.get(f"{CALLS}?call_type=Voice Outbound (API)", headers=basic())
     assert listed.headers["Total"] == "2"
 
@@ -259,7 +259,7 @@ async def test_unknown_call_is_404(
         response = await client.request(method, path, json={"bad_actor": True}, headers=basic())
         assert response.status == 404
         assert await response.json() == {"message": "Call not found"}
-    assert await redis.keys("dsp:t:demo:call:*") == []
+    assert await redis.keys("dsp:t:{demo}:call:*") == []
 
 
 async def _create_calls(client: TestClient[Any, Any], count: int) -> list[dict[str, Any]]:

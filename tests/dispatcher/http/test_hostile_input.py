@@ -259,7 +259,7 @@ async def test_huge_and_odd_values_in_every_field_are_4xx_or_stored_as_sent(
     http: TestClient[Any, Any], redis: Redis, kind: str, field: str
 ) -> None:
     for value in [HUGE, *ODD, " " * 100_000, -(2**63), 2**64 - 1, 1e308, [HUGE], {"a": ODD}]:
-        await redis.delete("dsp:t:demo:agent:2")  # free the agent's voice slot again
+        await redis.delete("dsp:t:{demo}:agent:2")  # free the agent's voice slot again
         status, answer = await _post(http, kind, {**VALID_BODIES[kind], field: value})
         if status >= 400:
             assert status == 400 and set(answer) == {"message"}, answer

@@ -15,8 +15,8 @@ from dispatcher.http.appkeys import LIVE_GAUGES
 from dispatcher.metrics import LiveGauges, live_families
 from dispatcher.settings import Settings
 from dispatcher.store.directory import DirectoryCache
-from dispatcher.store.lifecycle import Calls
 from dispatcher.store.scripts import Scripts
+from dispatcher.store.stores import Stores
 from tests.conftest import basic, demo_document, load_directory
 from tests.dispatcher.http.test_openapi import conforming
 from tests.scrape import families, samples, value
@@ -178,7 +178,7 @@ async def test_an_accepted_offer_is_timed(
     call = await created.json()
     tenant = await DirectoryCache(redis).tenant("demo")
     assert tenant is not None
-    calls = Calls(redis, Scripts.register(redis), tenant)
+    calls = Stores.of(redis, Scripts.register(redis), tenant).agents
     offered_at = clock.now()
     [offer] = await calls.make_offers(call["id"], [(2, 1, "g1")], offered_at, 30)
     accepted = await client.post(f"/apps/api/v1/offers/{offer.id}/accept", headers=basic())

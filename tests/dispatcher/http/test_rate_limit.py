@@ -11,8 +11,9 @@ from redis.asyncio import Redis
 
 from dispatcher.app import create_app
 from dispatcher.settings import Settings
+from dispatcher.store.buckets import Bucket
 from dispatcher.store.keys import TenantKeys
-from dispatcher.store.scripts import Scripts
+from dispatcher.store.scripts import Scripts, TakeToken
 from tests.conftest import basic, demo_document, load_directory
 
 CALLS = "/apps/api/v1/calls"
@@ -114,11 +115,11 @@ async def test_zero_means_no_limit(client: TestClient[Any, Any], redis: Redis) -
 
 async def test_the_bucket_refills_at_its_rate(redis: Redis) -> None:
     """The Lua bucket on a given clock: bursts, exact waits, refill, and no refill past full."""
-    take = Scripts.register(redis).take_token
+    scripts = Scripts.register(redis)
     bucket = TenantKeys("demo").api_bucket
 
     async def at(now_ms: int) -> int:
-        return int(await take(keys=[bucket], args=[4, 2, now_ms]))
+        return await scripts.run(TakeToken(Bucket(bucket, 4, 2, at_ms=now_ms)))
 
     assert [await at(1000), await at(1000)] == [0, 0]
     assert await at(1000) == 250  # one token every 250 ms at 4/s

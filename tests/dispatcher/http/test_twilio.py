@@ -128,7 +128,7 @@ async def test_unsigned_and_missigned_callbacks_are_403_on_every_route(
         moved = await ingress.post(elsewhere, data=form, headers={"X-Twilio-Signature": sig})
         assert (moved.status, await conforming(moved, template)) == (403, INVALID)
     assert await redis.zcard(jobs.QUEUE_NAME) == 0
-    assert not await redis.exists("dsp:t:demo:sms:do_not_contact")
+    assert not await redis.exists("dsp:t:{demo}:sms:do_not_contact")
 
 
 @pytest.mark.parametrize(
@@ -178,7 +178,7 @@ async def test_message_statuses_count_failures_once_per_message_and_status(
         response = await signed_post(ingress, path, form)
         assert response.status == 204
         assert await conforming(response, MESSAGE_STATUS) is None
-    assert await redis.hgetall("dsp:t:demo:sms:delivery_failures") == {
+    assert await redis.hgetall("dsp:t:{demo}:sms:delivery_failures") == {
         b"failed": b"2",
         b"undelivered": b"1",
     }

@@ -31,12 +31,12 @@ async def test_inbound_call_is_stored_indexed_and_enqueued_as_json(
     client: TestClient[Any, Any], redis: Redis, demo: dict[str, Any]
 ) -> None:
     call = await (await client.post(CALLS, json=INBOUND, headers=basic())).json()
-    stored = await redis.hgetall("dsp:t:demo:call:1")
+    stored = await redis.hgetall("dsp:t:{demo}:call:1")
     assert orjson.loads(stored[b"doc"]) == call
     assert (stored[b"status"], stored[b"rev"]) == (b"queued", b"1")
     assert orjson.loads(stored[b"meta"])["end_user_number"] == "+12051234567"
     for index in ("calls", "calls:status:queued", "calls:type:inbound"):
-        assert await redis.zrange(f"dsp:t:demo:{index}", 0, -1) == [b"000000000000001"]
+        assert await redis.zrange(f"dsp:t:{{demo}}:{index}", 0, -1) == [b"000000000000001"]
     assert list(await _queued_jobs(redis)) == ["route_call:demo:1"]
     raw = await redis.get("arq:job:route_call:demo:1")
     assert raw is not None
@@ -66,13 +66,13 @@ async def test_scheduled_call_job_runs_at_scheduled_at(
 async def test_refused_claim_writes_nothing(
     client: TestClient[Any, Any], redis: Redis, demo: dict[str, Any]
 ) -> None:
-    await redis.hset("dsp:t:demo:agent:1", "status", "unavailable")
+    await redis.hset("dsp:t:{demo}:agent:1", "status", "unavailable")
     response = await client.post(CALLS, json=OUTBOUND, headers=basic())
     assert response.status == 400
-    assert await redis.keys("dsp:t:demo:call:*") == []
-    assert await redis.exists("dsp:t:demo:calls") == 0
+    assert await redis.keys("dsp:t:{demo}:call:*") == []
+    assert await redis.exists("dsp:t:{demo}:calls") == 0
     assert await _queued_jobs(redis) == {}
-    assert await redis.hget("dsp:t:demo:agent:1", "voice") is None
+    assert await redis.hget("dsp:t:{demo}:agent:1", "voice") is None
 
 
 async def test_outbound_call_waiting_for_a_choice_has_no_job_yet(
@@ -81,7 +81,7 @@ async def test_outbound_call_waiting_for_a_choice_has_no_job_yet(
     direct = await client.post(CALLS, json=OUTBOUND, headers=basic())
     assert direct.status == 201
     assert list(await _queued_jobs(redis)) == ["dial_outbound:demo:1"]
-    assert await redis.hget("dsp:t:demo:agent:1", "voice") == b"1"
+    assert await redis.hget("dsp:t:{demo}:agent:1", "voice") == b"1"
 
 
 async def test_a_job_id_already_queued_is_not_queued_twice(

@@ -11,9 +11,9 @@ from redis.asyncio import Redis
 from dispatcher.domain import clock
 from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.keys import TenantKeys
-from dispatcher.store.lifecycle import Calls
 from dispatcher.store.scripts import Scripts
 from dispatcher.store.stats import MenuQueue, tenant_stats
+from dispatcher.store.stores import Stores
 from tests.conftest import basic
 from workers.scheduling import fire_scheduled_call
 from workers.settings import shutdown, startup
@@ -87,7 +87,7 @@ async def test_the_picture_counts_what_the_api_created(
     await _set_status(client, 4, "offline")
     tenant = await DirectoryCache(redis).tenant("demo")
     assert tenant is not None
-    calls = Calls(redis, Scripts.register(redis), tenant)
+    calls = Stores.of(redis, Scripts.register(redis), tenant).agents
     offers = await calls.make_offers(first["id"], [(2, 1, "g1")], clock.now(), 30)
     assert len(offers) == 1
 

@@ -11,10 +11,11 @@ from redis.asyncio import Redis
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import clock
 from dispatcher.store import jobs
+from dispatcher.store.agents import AgentStore
 from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.keys import TenantKeys
-from dispatcher.store.lifecycle import Calls
 from dispatcher.store.scripts import Scripts
+from dispatcher.store.stores import Stores
 from tests.conftest import basic, demo_document, load_directory
 
 CALLS = "/apps/api/v1/calls"
@@ -37,10 +38,10 @@ async def _queue_calls(client: TestClient[Any, Any], langs: list[str]) -> list[i
     return ids
 
 
-async def _calls(redis: Redis) -> Calls:
+async def _calls(redis: Redis) -> AgentStore:
     tenant = await DirectoryCache(redis).tenant("demo")
     assert tenant is not None
-    return Calls(redis, Scripts.register(redis), tenant)
+    return Stores.of(redis, Scripts.register(redis), tenant).agents
 
 
 async def _woken(redis: Redis) -> list[str]:

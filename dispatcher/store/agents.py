@@ -1,0 +1,329 @@
+"""A tenant's agents in Redis: live state, offers, and waking the calls waiting for them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from dispatcher.domain import clock, lifecycle
+from dispatcher.domain.errors import Conflict
+from dispatcher.domain.objects import CallObject
+from dispatcher.domain.statuses import AgentStatus, CallStatus
+from dispatcher.store import jobs
+from dispatcher.store.calls import CallChanging, CallStore, Change, Snapshot
+from dispatcher.store.desks import Desk
+from dispatcher.store.scripting import Stale
+from dispatcher.store.scripts import (
+    OFFER_GONE,
+    AcceptOffer,
+    DeclineOffer,
+    Jobs,
+    MakeOffers,
+    PickWaiting,
+    Scripts,
+)
+
+
+@dataclass(frozen=True)
+class Offer:
+    id: int
+    call_id: int
+    agent_id: int
+    group: str
+    offered_at_ms: int
+    expires_at_ms: int
+    state: str
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "call_id": self.call_id,
+            "group": self.group,
+            "offered_at": clock.iso(clock.from_ms(self.offered_at_ms)),
+            "expires_at": clock.iso(clock.from_ms(self.expires_at_ms)),
+        }
+
+
+@dataclass(frozen=True)
+class Accepted:
+    snapshot: Snapshot
+    offer: Offer
+    accepted_at_ms: int
+
+    @property
+    def waited_s(self) -> float:
+        """How long the offer rang before the agent took it."""
+        return (self.accepted_at_ms - self.offer.offered_at_ms) / 1000
+
+
+class AgentStore:
+    """One tenant's agents in Redis: their live state (status, calls held), the offers of calls
+    to them, and the waking of waiting calls when they have room again. Assigning a call goes
+    through the call's own compare-and-set (CallStore.write)."""
+
+    def __init__(self, redis: Redis, scripts: Scripts, calls: CallStore) -> None:
+        self._redis = redis
+        self._scripts = scripts
+        self._calls = calls
+        self.tenant = calls.tenant
+        self.keys = calls.keys
+
+    async def live(self, agent_ids: Sequence[int]) -> list[dict[bytes, bytes]]:
+        """Each agent's live state (`status`, `voice`: calls held), in this order."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for agent_id in agent_ids:
+                pipe.hgetall(self.keys.agent(agent_id))
+            states: list[dict[bytes, bytes]] = await pipe.execute()
+        return states
+
+    async def set_status(self, agent_id: int, status: AgentStatus) -> dict[bytes, bytes]:
+        """Writes and announces the agent's status; an agent now available wakes the calls
+        waiting for them. Returns the agent's live state."""
+        key = self.keys.agent(agent_id)
+        event = {"type": "agent.updated", "agent_id": agent_id, "status": status.value}
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, "status", status.value)
+            pipe.hgetall(key)
+            pipe.publish(self.keys.events, orjson.dumps(event))
+            _, live, _ = await pipe.execute()
+        if status == AgentStatus.AVAILABLE:
+            await self.wake_waiting_calls([agent_id])
+        return live  # type: ignore[no-any-return]
+
+    def desk(self, agent_id: int) -> Desk:
+        """A new event stream's claim on the agent's desk (store/desks.py)."""
+        return Desk(self._redis, self._scripts, self.keys, agent_id)
+
+    async def make_offers(
+        self, call_id: int, candidates: list[tuple[int, int, str]], now: datetime, timeout_s: float
+    ) -> list[Offer]:
+        """Offers for (agent id, voice capacity, group) candidates; returns those made. The
+        agents whose earlier offers of the call rang out are woken for other calls."""
+        now_ms = clock.to_ms(now)
+        expires_ms = now_ms + int(timeout_s * 1000)
+        for _ in range(8):
+            try:
+                made, rang_out = await self._scripts.run(
+                    await self._offering(call_id, candidates, now_ms, expires_ms)
+                )
+                break
+            except Stale:
+                continue
+        else:
+            raise CallChanging(f"call {call_id} kept getting offers")
+        offers = []
+        groups = {agent_id: group for agent_id, _, group in candidates}
+        for agent_id, offer_id in made:
+            offers.append(
+                Offer(offer_id, call_id, agent_id, groups[agent_id], now_ms, expires_ms, "open")
+            )
+        if offers:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for offer in offers:
+                    pipe.publish(
+                        self.keys.agent_events(offer.agent_id), _event("offer", offer.view())
+                    )
+                event = {"type": "offers.made", "call_id": call_id}
+                event["agent_ids"] = [offer.agent_id for offer in offers]
+                pipe.publish(self.keys.events, orjson.dumps(event))
+                await pipe.execute()
+        if rang_out:
+            await self.wake_waiting_calls(rang_out)
+        return offers
+
+    async def _offering(
+        self, call_id: int, candidates: list[tuple[int, int, str]], now_ms: int, expires_ms: int
+    ) -> MakeOffers:
+        """make_offers.lua, told of the call's offers so far and of offer ids reserved for
+        each candidate (the ids left unused go back to the counter)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hvals(self.keys.call_offers(call_id))
+            if candidates:
+                pipe.incrby(self.keys.sequence("offer"), len(candidates))
+            replies = await pipe.execute()
+        existing = [int(raw) for raw in replies[0]]
+        first = int(replies[1]) - len(candidates) + 1 if candidates else 0
+        agents = [str(agent_id) for agent_id, _, _ in candidates]
+        return MakeOffers(
+            call=self.keys.call(call_id),
+            call_offers=self.keys.call_offers(call_id),
+            offer_seq=self.keys.sequence("offer"),
+            history=self.keys.call_history(call_id),
+            existing={str(offer_id): self.keys.offer(offer_id) for offer_id in existing},
+            agents={agent: self.keys.agent(int(agent)) for agent in agents},
+            agent_offers={agent: self.keys.agent_offers(int(agent)) for agent in agents},
+            offers=[self.keys.offer(first + i) for i in range(len(candidates))],
+            call_id=call_id,
+            now=now_ms,
+            expires=expires_ms,
+            candidates=[
+                {"id": agent_id, "capacity": capacity, "group": group}
+                for agent_id, capacity, group in candidates
+            ],
+            first=first,
+        )
+
+    async def offer(self, offer_id: int) -> Offer | None:
+        raw = await self._redis.hgetall(self.keys.offer(offer_id))  # type: ignore[misc]
+        if not raw:
+            return None
+        return Offer(
+            id=offer_id,
+            call_id=int(raw[b"call_id"]),
+            agent_id=int(raw[b"agent_id"]),
+            group=raw[b"group"].decode(),
+            offered_at_ms=int(raw[b"offered_at"]),
+            expires_at_ms=int(raw[b"expires_at"]),
+            state=raw[b"state"].decode(),
+        )
+
+    async def open_offers(self, agent_id: int) -> list[Offer]:
+        now_ms = clock.to_ms(clock.now())
+        key = self.keys.agent_offers(agent_id)
+        await self._redis.zremrangebyscore(key, "-inf", now_ms)
+        offers = [await self.offer(int(i)) for i in await self._redis.zrange(key, 0, -1)]
+        return [o for o in offers if o is not None and o.state == "open"]
+
+    async def accept(self, offer_id: int, attempts: int = 8) -> Accepted:
+        """The first accept wins; any later one, or one for an expired or withdrawn offer, is
+        a Conflict. The connect job is queued in the same step as the assignment."""
+        offer = await self.offer(offer_id)
+        agent = self.tenant.agents_by_id.get(offer.agent_id) if offer else None
+        if offer is None or agent is None:
+            raise Conflict(OFFER_GONE)
+        for _ in range(attempts):
+            snapshot = await self._calls.load(offer.call_id)
+            if snapshot is None or snapshot.call.status != CallStatus.QUEUED:
+                raise Conflict(OFFER_GONE)
+            now = clock.now()
+            participant_id = await self._redis.incr(self.keys.sequence("participant"))
+            call = lifecycle.assigned(snapshot.call, agent, participant_id, now)
+            try:
+                withdrawn = await self._scripts.run(
+                    await self._acceptance(offer, snapshot, call, now)
+                )
+            except Stale:
+                continue
+            after = Snapshot(call, snapshot.meta, snapshot.rev + 1)
+            await self._after_accept(after, withdrawn)
+            return Accepted(after, offer, clock.to_ms(now))
+        raise CallChanging(f"call {offer.call_id} kept changing")
+
+    async def _acceptance(
+        self, offer: Offer, snapshot: Snapshot, call: CallObject, now: datetime
+    ) -> AcceptOffer:
+        """accept_offer.lua, told of the call's offers so far (to withdraw the others)."""
+        now_ms = clock.to_ms(now)
+        agent = self.tenant.agents_by_id[offer.agent_id]
+        connect = jobs.JobSpec(jobs.CONNECT_CALL, self.tenant.subdomain, call.id, now_ms)
+        doc = call.model_dump_json()
+        webhooks = jobs.webhook_jobs(self.tenant, "call", call.id, doc, snapshot.rev + 1, now_ms)
+        offered = await self._redis.hgetall(self.keys.call_offers(call.id))  # type: ignore[misc]
+        others = {int(offer_id): int(agent_id) for agent_id, offer_id in offered.items()}
+        write = self._calls.write(
+            snapshot, call, Change(call, waiting="rem", announce=False), now_ms
+        )
+        return AcceptOffer(
+            offer=self.keys.offer(offer.id),
+            change=write,
+            agent=self.keys.agent(agent.id),
+            agent_offers=self.keys.agent_offers(agent.id),
+            call_offers=self.keys.call_offers(call.id),
+            others={str(offer_id): self.keys.offer(offer_id) for offer_id in others},
+            other_agent_offers={
+                str(agent_id): self.keys.agent_offers(agent_id) for agent_id in others.values()
+            },
+            jobs=Jobs.of([connect, *webhooks], now_ms),
+            now=now_ms,
+            offer_id=offer.id,
+            agent_id=agent.id,
+            capacity=agent.capacity.voice,
+        )
+
+    async def _after_accept(self, after: Snapshot, withdrawn: list[tuple[int, int]]) -> None:
+        await self._calls.announce(after)
+        released = []
+        for agent_id, offer_id in withdrawn:
+            released.append(agent_id)
+            await self._calls.publish_to_agent(
+                agent_id, "offer_withdrawn", {"id": offer_id, "call_id": after.call.id}
+            )
+        await self.wake_waiting_calls(released)  # no longer ringing: free for the next call
+
+    async def decline(self, offer_id: int) -> Offer:
+        offer = await self.offer(offer_id)
+        if offer is None:
+            raise Conflict(OFFER_GONE)
+        await self._scripts.run(
+            DeclineOffer(
+                offer=self.keys.offer(offer_id),
+                agent_offers=self.keys.agent_offers(offer.agent_id),
+                history=self.keys.call_history(offer.call_id),
+                offer_id=offer_id,
+                now=clock.to_ms(clock.now()),
+            )
+        )
+        await self.wake_waiting_calls([offer.agent_id])  # no longer ringing for this call
+        # Routed again now: the next agents need not wait for the offer to ring out.
+        now_ms = clock.to_ms(clock.now())
+        again = jobs.JobSpec(
+            jobs.ROUTE_CALL, self.tenant.subdomain, offer.call_id, now_ms, (), f"d{offer.id}"
+        )
+        await self._calls.enqueue([again])
+        return offer
+
+    async def wake_waiting_calls(self, agent_ids: Sequence[int], per_menu: int = 200) -> int:
+        """Agents became free: route again the waiting calls that will ring for them (see
+        pick_waiting.lua), looking at the first `per_menu` calls of each of their menus."""
+        agents = [self.tenant.agents_by_id[i] for i in agent_ids if i in self.tenant.agents_by_id]
+        ids = {agent.id for agent in agents}
+        menus = [
+            menu.id
+            for menu in self.tenant.doc.menus
+            if any(agent_id in ids for group in menu.groups for agent_id in group)
+        ]
+        if not menus:
+            return 0
+        now_ms = clock.to_ms(clock.now())
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for menu_id in menus:
+                pipe.zrange(self.keys.waiting(menu_id), 0, per_menu - 1, withscores=True)
+            heads = await pipe.execute()
+        waiting = [int(raw) for raw, _ in sorted(
+            (entry for head in heads for entry in head), key=lambda entry: entry[1]
+        )]  # fmt: skip
+        if not waiting:
+            return 0
+        ids_ = [str(agent.id) for agent in agents]
+        picked = await self._scripts.run(
+            PickWaiting(
+                agents={i: self.keys.agent(int(i)) for i in ids_},
+                agent_offers={i: self.keys.agent_offers(int(i)) for i in ids_},
+                calls={str(c): self.keys.call(c) for c in waiting},
+                call_offers={str(c): self.keys.call_offers(c) for c in waiting},
+                now=now_ms,
+                agent_list=[
+                    {"id": a.id, "capacity": a.capacity.voice, "languages": a.languages}
+                    for a in agents
+                ],
+                waiting=waiting,
+            )
+        )
+        await self._calls.enqueue(
+            [
+                jobs.JobSpec(
+                    jobs.ROUTE_CALL, self.tenant.subdomain, int(raw), now_ms, (), f"w{now_ms}"
+                )
+                for raw in picked
+            ]
+        )
+        return len(picked)
+
+
+def _event(kind: str, data: dict[str, Any]) -> bytes:
+    return orjson.dumps({"event": kind, "data": data})

@@ -1,0 +1,405 @@
+"""A tenant's calls in Redis: creation, compare-and-set transitions, reads and their events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import orjson
+
+from dispatcher.domain import clock, history
+from dispatcher.domain.call_requests import OutboundPlan, ParentCall, QueuedPlan
+from dispatcher.domain.errors import DispatchError
+from dispatcher.domain.objects import CallObject, CustomerFlags
+from dispatcher.domain.records import CallMeta, Ids, outbound_call, pending_choice, queued_call
+from dispatcher.domain.statuses import CallStatus, CallType
+from dispatcher.store import campaigns, jobs
+from dispatcher.store.buckets import Bucket
+from dispatcher.store.campaigns import CampaignLink
+from dispatcher.store.idempotency import Answer, Once
+from dispatcher.store.keys import Key
+from dispatcher.store.records import (
+    AGENT_NOT_AVAILABLE,
+    Allocation,
+    Claims,
+    Creation,
+    Kind,
+    RecordStore,
+    ids_of,
+    settled,
+)
+from dispatcher.store.scripting import Stale
+from dispatcher.store.scripts import (
+    CampaignHeld,
+    FireCampaignCall,
+    Jobs,
+    Missing,
+    SetFlags,
+    TakeToken,
+    Transition,
+    Write,
+)
+
+CallPlan = OutboundPlan | QueuedPlan
+__all__ = ["AGENT_NOT_AVAILABLE", "CallPlan", "CampaignHeld"]
+
+
+class CallChanging(RuntimeError):
+    """The call kept changing under us; the job is retried by ARQ."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    call: CallObject
+    meta: CallMeta
+    rev: int
+
+    @property
+    def agent_id(self) -> int | None:
+        if self.meta.agent_id is not None:
+            return self.meta.agent_id
+        return self.call.agent_info.id if self.call.agent_info else None
+
+
+@dataclass
+class Change:
+    call: CallObject
+    meta: CallMeta | None = None
+    jobs: list[jobs.JobSpec] = field(default_factory=list)
+    waiting: Literal["add", "rem", ""] = ""
+    release_agent: bool = False
+    announce: bool = True  # False for changes clients cannot see (private facts only)
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """Everything one call holds in Redis: the keys that are its alone, and its entries (the
+    call's or its offers' members) in keys it shares with other calls. Archiving a call and
+    then deleting exactly these leaves nothing of it behind."""
+
+    keys: list[Key]
+    entries: list[tuple[Key, str]]  # (sorted set, member)
+
+
+class CallStore(RecordStore):
+    """One tenant's calls, the only code that knows a call's layout in Redis: created with their
+    first job in one atomic step, then every write a compare-and-set on the call's revision."""
+
+    kind: ClassVar[Kind] = "call"
+
+    async def create_call(
+        self, plan: CallPlan, key: Once | None = None, bucket: Bucket | None = None
+    ) -> Answer:
+        """201 with the call; 202 for an outbound call that waits for the agent's choice.
+        With `bucket`, the request's token of its rate limit is taken with the ids (or 429)."""
+        ids = ids_of(await self._scripts.run(self._allocation(_allocation(plan), bucket)))
+        creation = self._call_creation(plan, ids, key, None)
+        return await self._create(creation)
+
+    async def create_calls(
+        self, planned: Sequence[tuple[CallPlan, Once | None]], campaign: CampaignLink | None
+    ) -> list[Answer | DispatchError]:
+        """Many calls (a batch), in the order given, in two pipelined round trips: their ids,
+        then their records, each written by the same script and interpreted the same way as
+        `create_call`'s. One that fails its claims fails alone."""
+        if not planned:
+            return []
+        allocations = [self._allocation(_allocation(plan)) for plan, _ in planned]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for allocation in allocations:
+                await self._scripts.queue(allocation, pipe)
+            if campaign is not None:
+                pipe.hget(campaign.key, "pump_seq")
+            allocated = await pipe.execute()
+        pump_seq = int(allocated.pop() or 0) if campaign is not None else 0
+        creations = [
+            self._call_creation(plan, ids_of(allocation.decode(raw)), key, campaign)
+            for (plan, key), allocation, raw in zip(planned, allocations, allocated, strict=True)
+        ]
+        scripts = [self._record_script(creation) for creation in creations]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for script in scripts:
+                await self._scripts.queue(script, pipe)
+            if campaign is not None:
+                # One pump for the batch, due with its first call: after the calls, which it
+                # then finds stored (fire_campaign_call.lua checks the campaign itself).
+                wake = min(creation.due_ms for creation in creations)
+                pump = campaign.want_pump(pump_seq, wake)
+                await self._scripts.queue(pump, pipe)
+            outcomes = await pipe.execute(raise_on_error=False)
+        if campaign is not None:
+            await campaign.settle_pump(self._scripts, outcomes.pop(), pump)
+        return [
+            settled(creation, script, raw)
+            for creation, script, raw in zip(creations, scripts, outcomes, strict=True)
+        ]
+
+    def _call_creation(
+        self, plan: CallPlan, ids: Ids, key: Once | None, campaign: CampaignLink | None
+    ) -> Creation:
+        if isinstance(plan, OutboundPlan):
+            return self._outbound(plan, ids, key)
+        return self._queued(plan, ids, key, campaign)
+
+    def _outbound(self, plan: OutboundPlan, ids: Ids, key: Once | None) -> Creation:
+        now = ids.created
+        call, meta = outbound_call(plan, self.tenant, ids, now)
+        doc = call.model_dump_json().encode()
+        job, answer = None, Answer(201, doc, record_id=call.id)
+        if meta.pending_action is None:
+            job = jobs.JobSpec(jobs.DIAL_OUTBOUND, self.tenant.subdomain, call.id, clock.to_ms(now))
+        else:
+            pending = orjson.dumps(pending_choice(plan, call.id, meta))
+            answer = Answer(202, pending, record_id=call.id)
+        claims = Claims(agent_id=plan.agent.id, agent_capacity=plan.agent.capacity.voice)
+        return Creation("call", call, doc, meta.model_dump_json(), now, job, claims, answer, key)
+
+    def _queued(
+        self, plan: QueuedPlan, ids: Ids, key: Once | None, campaign: CampaignLink | None
+    ) -> Creation:
+        now = ids.created
+        call, meta = queued_call(plan, self.tenant, ids, now)
+        run_at, function = clock.to_ms(now), jobs.ROUTE_CALL
+        if plan.scheduled_at is not None:
+            run_at, function = clock.to_ms(plan.scheduled_at), jobs.FIRE_SCHEDULED_CALL
+            joins = (self.keys.scheduled, run_at)
+        else:
+            joins = (self.keys.waiting(plan.menu.id), run_at)
+        job: jobs.JobSpec | None = jobs.JobSpec(function, self.tenant.subdomain, call.id, run_at)
+        if campaign is not None:
+            # Its campaign's pump fires it, at the campaign's pace: no job of its own.
+            job, meta.campaign_id = None, campaign.campaign_id
+        claims = Claims(joins=joins)
+        doc = call.model_dump_json().encode()
+        answer = Answer(201, doc, record_id=call.id)
+        meta_json = meta.model_dump_json()
+        return Creation(
+            "call", call, doc, meta_json, now, job, claims, answer, key, campaign, run_at
+        )
+
+    async def parent_call(self, call_id: int) -> ParentCall | None:
+        raw_meta = await self._redis.hget(self.keys.call(call_id), "meta")  # type: ignore[misc]
+        if raw_meta is None:
+            return None
+        return ParentCall(id=call_id, menu_id=CallMeta.model_validate_json(raw_meta).menu_id)
+
+    async def parent_calls(self, call_ids: set[int]) -> dict[int, ParentCall]:
+        """`parent_call` of many ids in one pipelined round trip; ids of no call left out."""
+        ordered = sorted(call_ids)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for call_id in ordered:
+                pipe.hget(self.keys.call(call_id), "meta")
+            metas = await pipe.execute()
+        return {
+            call_id: ParentCall(id=call_id, menu_id=CallMeta.model_validate_json(meta).menu_id)
+            for call_id, meta in zip(ordered, metas, strict=True)
+            if meta is not None
+        }
+
+    async def flags(self, call_id: int) -> CustomerFlags | None:
+        fields = list(CustomerFlags.model_fields)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.exists(self.keys.call(call_id))
+            pipe.hmget(self.keys.call(call_id), [f"flag:{name}" for name in fields])
+            exists, values = await pipe.execute()
+        if not exists:
+            return None
+        return CustomerFlags(
+            **{name: value == b"1" for name, value in zip(fields, values, strict=True)}
+        )
+
+    async def set_flags(self, call_id: int, changes: dict[str, bool]) -> CustomerFlags | None:
+        flags = {f"flag:{name}": "1" if value else "0" for name, value in changes.items()}
+        try:
+            await self._scripts.run(SetFlags(self.keys.call(call_id), flags))
+        except Missing:
+            return None
+        return await self.flags(call_id)
+
+    async def load(self, call_id: int) -> Snapshot | None:
+        doc, meta, rev = await self._redis.hmget(self.keys.call(call_id), ["doc", "meta", "rev"])  # type: ignore[misc]
+        if doc is None or meta is None or rev is None:
+            return None
+        return Snapshot(
+            call=CallObject.model_validate_json(doc),
+            meta=CallMeta.model_validate_json(meta),
+            rev=int(rev),
+        )
+
+    async def apply(
+        self, call_id: int, decide: Callable[[Snapshot], Change | None], attempts: int = 8
+    ) -> Snapshot | None:
+        """Load, decide, write if unchanged meanwhile; None when there was nothing to do."""
+        for _ in range(attempts):
+            snapshot = await self.load(call_id)
+            if snapshot is None:
+                return None
+            change = decide(snapshot)
+            if change is None:
+                return None
+            rev = await self._write(snapshot, change)
+            if rev:
+                after = Snapshot(change.call, change.meta or snapshot.meta, rev)
+                if change.announce:
+                    await self.announce(after)
+                return after
+        raise CallChanging(f"call {call_id} kept changing")
+
+    async def _write(self, before: Snapshot, change: Change) -> int:
+        """The change's compare-and-set: the new revision, or 0 when the call changed."""
+        now_ms = clock.to_ms(clock.now())
+        call = change.call
+        doc = call.model_dump_json()
+        webhooks = (
+            jobs.webhook_jobs(self.tenant, "call", call.id, doc, before.rev + 1, now_ms)
+            if change.announce
+            else []
+        )
+        queued = Jobs.of([*change.jobs, *webhooks], now_ms)
+        write = self.write(before, call, change, now_ms)
+        campaign_id = before.meta.campaign_id
+        fires = before.call.status == CallStatus.SCHEDULED and call.status == CallStatus.QUEUED
+        try:
+            if campaign_id is not None and fires:
+                return await self._fire_in_campaign(call, campaign_id, write, queued)
+            return await self._scripts.run(Transition(write, queued))
+        except Stale:
+            return 0
+
+    def write(self, before: Snapshot, call: CallObject, change: Change, now_ms: int) -> Write:
+        """The compare-and-set of `before` into `call` (lib.lua's cas_transition)."""
+        created = clock.parse_iso(call.created_at)
+        menu_id = (change.meta or before.meta).menu_id or 0
+        entry = history.change(before.call, call, now_ms) if change.announce else None
+        campaign_id = before.meta.campaign_id
+        return Write(
+            record=self.keys.call(call.id),
+            from_index=self.keys.calls_by_status(before.call.status),
+            to_index=self.keys.calls_by_status(call.status),
+            rev=before.rev,
+            doc=call.model_dump_json(),
+            status=call.status,
+            id=call.id,
+            score=clock.to_ms(created) if created else now_ms,
+            meta=change.meta.model_dump_json() if change.meta else None,
+            waiting=self.keys.waiting(menu_id) if change.waiting else None,
+            waiting_op=change.waiting or None,
+            waiting_score=now_ms if change.waiting else None,
+            agent=self.keys.agent(before.agent_id or 0) if change.release_agent else None,
+            release=change.release_agent,
+            scheduled=self.keys.scheduled,
+            history=self.keys.call_history(call.id),
+            entry=orjson.dumps(entry).decode() if entry else None,
+            campaign=self.keys.campaign(campaign_id) if campaign_id is not None else None,
+        )
+
+    async def _fire_in_campaign(
+        self, fired: CallObject, campaign_id: int, write: Write, queued: Jobs
+    ) -> int:
+        """A call of a campaign fires only while its campaign runs: checked in the same atomic
+        step as the compare-and-set (fire_campaign_call.lua)."""
+        moments = [clock.parse_iso(fired.scheduled_at), clock.parse_iso(fired.queued_at)]
+        scheduled, queued_ms = (clock.to_ms(at) if at else 0 for at in moments)
+        fire = FireCampaignCall(
+            change=write,
+            jobs=queued,
+            due=self.keys.campaign_due(campaign_id),
+            released=self.keys.campaign_released(campaign_id),
+            scheduled=scheduled,
+            queued=queued_ms,
+            burst_s=campaigns.BURST_S,
+        )
+        return await self._scripts.run(fire)
+
+    async def history_of(self, call: CallObject) -> list[dict[str, Any]]:
+        """The call's history, oldest first: its creation, then the last stored entries."""
+        stored = await self._redis.lrange(self.keys.call_history(call.id), 0, -1)  # type: ignore[misc]
+        return [history.created(call), *(orjson.loads(raw) for raw in stored)]
+
+    async def announce(self, snapshot: Snapshot) -> None:
+        """The tenant's channel gets every change; the call's agent gets it too (their
+        console follows the call they hold), after `assigned` when it is the assignment."""
+        call = snapshot.call.model_dump(mode="json")
+        agent_id = snapshot.agent_id
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.publish(self.keys.events, orjson.dumps({"type": "call.updated", "call": call}))
+            if agent_id is not None:
+                channel = self.keys.agent_events(agent_id)
+                if snapshot.call.status == CallStatus.ASSIGNED:
+                    pipe.publish(channel, _event("assigned", {"call_id": snapshot.call.id}))
+                pipe.publish(channel, _event("call_updated", call))
+            await pipe.execute()
+
+    async def publish_to_agent(self, agent_id: int, kind: str, data: dict[str, Any]) -> None:
+        await self._redis.publish(self.keys.agent_events(agent_id), _event(kind, data))
+
+    # Offers ---------------------------------------------------------------------------------
+
+    async def enqueue(self, specs: list[jobs.JobSpec]) -> None:
+        await self._scripts.enqueue(specs, clock.to_ms(clock.now()))
+
+    async def take_carrier_token(self, rate: float) -> int:
+        """0 when a call may be placed now, else the ms until the tenant's bucket refills."""
+        bucket = Bucket(self.keys.carrier_bucket, rate, max(1.0, rate))
+        return await self._scripts.run(TakeToken(bucket))
+
+    async def footprint(self, call_id: int) -> Footprint | None:
+        """Every key and index entry the call holds now (None when there is no such call): its
+        hash, history and offers, its offers' hashes, and its members in the tenant's indexes,
+        its menu's waiting set, the scheduled set, its campaign's sets and its agents' open
+        offers. The ARQ jobs of the call are not listed: they expire by themselves."""
+        snapshot = await self.load(call_id)
+        if snapshot is None:
+            return None
+        offered = await self._redis.hgetall(self.keys.call_offers(call_id))  # type: ignore[misc]
+        offers = {int(offer_id): int(agent_id) for agent_id, offer_id in offered.items()}
+        own = [
+            self.keys.call(call_id),
+            self.keys.call_history(call_id),
+            self.keys.call_offers(call_id),
+            *(self.keys.offer(offer_id) for offer_id in sorted(offers)),
+        ]
+        entries = self._entries(snapshot, offers)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in own:
+                pipe.exists(key)
+            for key, member in entries:
+                pipe.zscore(key, member)
+            found = await pipe.execute()
+        held = found[len(own) :]
+        return Footprint(
+            keys=[key for key, exists in zip(own, found, strict=False) if exists],
+            entries=[
+                entry for entry, score in zip(entries, held, strict=True) if score is not None
+            ],
+        )
+
+    def _entries(self, snapshot: Snapshot, offers: dict[int, int]) -> list[tuple[Key, str]]:
+        """Where the call may have members (checked by `footprint`)."""
+        call, meta = snapshot.call, snapshot.meta
+        padded, plain = f"{call.id:015d}", str(call.id)
+        entries = [
+            (self.keys.calls, padded),
+            (self.keys.calls_by_status(call.status), padded),
+            (self.keys.calls_by_type(CallType(call.call_type)), padded),
+            (self.keys.scheduled, plain),
+        ]
+        if meta.menu_id is not None:
+            entries.append((self.keys.waiting(meta.menu_id), plain))
+        if meta.campaign_id is not None:
+            entries.append((self.keys.campaign_due(meta.campaign_id), plain))
+            entries.append((self.keys.campaign_released(meta.campaign_id), plain))
+        for offer_id, agent_id in sorted(offers.items()):
+            entries.append((self.keys.agent_offers(agent_id), str(offer_id)))
+        return entries
+
+
+def _allocation(plan: CallPlan) -> Allocation:
+    if isinstance(plan, OutboundPlan):
+        return "call", 2, None
+    return "call", 1, None if plan.contact else plan.end_user_number
+
+
+def _event(kind: str, data: dict[str, Any]) -> bytes:
+    return orjson.dumps({"event": kind, "data": data})

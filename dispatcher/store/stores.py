@@ -1,0 +1,83 @@
+"""A tenant's stores, got in one way, and what spans them: ending a call frees its agent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from dispatcher.directory.tenant import Tenant
+from dispatcher.domain import clock, lifecycle
+from dispatcher.domain.statuses import HELD_BY_AGENT, CallStatus, FailReason, ending
+from dispatcher.store import jobs
+from dispatcher.store.agents import AgentStore
+from dispatcher.store.calls import CallStore, Change, Snapshot
+from dispatcher.store.campaigns import Campaigns
+from dispatcher.store.chats import ChatStore
+from dispatcher.store.scripts import Scripts
+
+
+@dataclass(frozen=True)
+class Stores:
+    """The owners of a tenant's aggregates: calls, chats, agents (with their offers), campaigns.
+    HTTP handlers and jobs write Redis through these only."""
+
+    tenant: Tenant
+    calls: CallStore
+    chats: ChatStore
+    agents: AgentStore
+    campaigns: Campaigns
+
+    @classmethod
+    def of(cls, redis: Redis, scripts: Scripts, tenant: Tenant) -> Stores:
+        calls = CallStore(redis, scripts, tenant)
+        return cls(
+            tenant=tenant,
+            calls=calls,
+            chats=ChatStore(redis, scripts, tenant),
+            agents=AgentStore(redis, scripts, calls),
+            campaigns=Campaigns(redis, scripts, tenant.subdomain),
+        )
+
+
+async def end_call(
+    stores: Stores,
+    call_id: int,
+    reason: FailReason | None,
+    *,
+    by: str = "disconnected_by_unknown",
+    details: str | None = None,
+    hang_up: bool = False,
+) -> Snapshot | None:
+    """Ends a call that has not ended: finished if connected, else failed with `reason`
+    (ag_canceled when none is given). Frees the agent's slot and wakes the calls waiting.
+    With `hang_up` (the end did not come from the carrier), a call the carrier has placed is
+    hung up there by a job queued with the change."""
+    now = clock.now()
+
+    def hangups(current: Snapshot) -> list[jobs.JobSpec]:
+        carrier_id = current.meta.carrier_call_id
+        if not hang_up or carrier_id is None:
+            return []
+        return [jobs.hangup(stores.tenant.subdomain, current.call.id, carrier_id, clock.to_ms(now))]
+
+    def decide(current: Snapshot) -> Change | None:
+        status = CallStatus(current.call.status)
+        end = ending(status)
+        if end is None:
+            return None
+        if end == CallStatus.FINISHED:
+            finished = lifecycle.finished(current.call, now, by)
+            return Change(finished, release_agent=True, jobs=hangups(current))
+        failed = lifecycle.failed(current.call, now, reason or FailReason.AG_CANCELED, details)
+        return Change(
+            failed,
+            release_agent=status in HELD_BY_AGENT,
+            waiting="rem" if status == CallStatus.QUEUED else "",
+            jobs=hangups(current),
+        )
+
+    after = await stores.calls.apply(call_id, decide)
+    if after is not None and after.agent_id is not None:
+        await stores.agents.wake_waiting_calls([after.agent_id])
+    return after
