@@ -21,6 +21,7 @@ import structlog
 import uvloop
 from aiohttp import web
 from pydantic import AliasChoices, SecretStr, ValidationError
+from redis.exceptions import RedisError
 
 from dispatcher import logs, metrics, progress
 from dispatcher.app import create_app, create_worker_app
@@ -37,7 +38,7 @@ from dispatcher.metrics import Metrics
 from dispatcher.redis_connection import connect, connect_arq
 from dispatcher.redis_embedded import EmbeddedRedis, die_with_parent, discover_url
 from dispatcher.settings import Settings
-from dispatcher.store import directory
+from dispatcher.store import directory, layout
 from dispatcher.store.scripts import Scripts
 
 log = structlog.get_logger("dispatcher.cli")
@@ -272,6 +273,40 @@ def load_config(file: Path, data_dir: Path | None, progress: bool | None) -> Non
         )
 
 
+@main.command(short_help="Bring what Redis holds to this release's layout.")
+@_data_dir
+def migrate(data_dir: Path | None) -> None:
+    """Bring what Redis holds to this release's layout (store/layout.py): stop the older
+    release's processes first. Idempotent; `dispatcher up` runs it before it serves."""
+    settings = _require_redis(_settings(None, None, data_dir))
+    renamed = asyncio.run(_migrate(settings))
+    click.echo(f"layout {layout.CURRENT}: {renamed} {'key' if renamed == 1 else 'keys'} renamed")
+
+
+async def _migrate(settings: Settings) -> int:
+    redis = connect(settings)
+    try:
+        return await layout.migrate(redis)
+    finally:
+        await redis.aclose()
+
+
+async def _refuse_outdated(settings: Settings) -> None:
+    """`serve` and `worker` start only on a Redis of this release's layout. A Redis that cannot
+    be reached now is not checked: the process waits for it as it always did."""
+    redis = connect(settings)
+    try:
+        await layout.refuse_outdated(redis)
+    except layout.OutdatedLayout as outdated:
+        raise click.ClickException(str(outdated)) from None
+    except RedisError:
+        structlog.get_logger("dispatcher.cli").warning(
+            "Redis is unreachable: its key layout was not checked"
+        )
+    finally:
+        await redis.aclose()
+
+
 async def _store_directory(
     settings: Settings, document: DirectoryFile, show: bool | None = False
 ) -> None:
@@ -300,6 +335,7 @@ def _stop_on_signals() -> asyncio.Event:
 
 
 async def _work_until_stopped(settings: Settings, burst: bool) -> None:
+    await _refuse_outdated(settings)
     stop = _stop_on_signals()
     process_metrics = Metrics()
     if settings.metrics_port is None:
@@ -321,6 +357,7 @@ async def _work_until_stopped(settings: Settings, burst: bool) -> None:
 
 async def _up(settings: Settings, document: DirectoryFile | None, simulate_agents: bool) -> None:
     async with _redis_for(settings) as settings:
+        await _migrate(settings)
         await _serve_until_stopped(
             settings, document, with_worker=True, simulate_agents=simulate_agents
         )
@@ -366,6 +403,8 @@ async def _serve_until_stopped(
     processes: int = 1,
     reuse_port: bool = False,
 ) -> None:
+    if not with_worker:  # serve; up has migrated
+        await _refuse_outdated(settings)
     if document is not None:
         await _store_directory(settings, _callers_wait(document) if simulate_agents else document)
     stop = _stop_on_signals()

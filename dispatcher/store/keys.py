@@ -16,6 +16,7 @@ Key = NewType("Key", str)
 ROOT = "dsp"
 TENANTS = Key(f"{ROOT}:tenants")  # hash: subdomain -> version of its stored directory
 WORKERS = Key(f"{ROOT}:workers")  # sorted set: worker id -> its last heartbeat (ms)
+LAYOUT = Key(f"{ROOT}:layout")  # the layout of these keys (store/layout.py)
 
 # ARQ's queues: the main one (ARQ's default name) and the webhook lane's (workers/settings.py).
 QUEUE = Key(default_queue_name)

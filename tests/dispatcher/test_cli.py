@@ -386,3 +386,26 @@ def test_the_demo_banner_names_its_credentials_and_simulated_agents() -> None:
         " 3 demo-agent-3, 4 demo-agent-4); the simulated agents leave that agent's menus to you"
         " until the console closes",
     ]
+
+
+def test_worker_refuses_an_outdated_redis_until_migrate_renames_it(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    store = redis.Redis.from_url(redis_url)
+    store.flushdb()
+    store.hset("dsp:tenants", "demo", "v1")  # as an older release stored its tenant
+    store.set("dsp:t:demo:directory", "{}")
+    refused = CliRunner().invoke(main, ["worker"])
+    assert (refused.exit_code, refused.stderr) == (
+        1,
+        "Error: Redis holds keys of layout 1, written by an older release; stop its processes "
+        "and run `dispatcher migrate` (this release uses layout 2)\n",
+    )
+    migrated = CliRunner().invoke(main, ["migrate"])
+    assert (migrated.exit_code, migrated.stdout) == (0, "layout 2: 1 key renamed\n")
+    assert store.get("dsp:t:{demo}:directory") == b"{}"
+    again = CliRunner().invoke(main, ["migrate"])
+    assert (again.exit_code, again.stdout) == (0, "layout 2: 0 keys renamed\n")
+    store.flushdb()
+    store.close()

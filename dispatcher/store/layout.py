@@ -1,0 +1,124 @@
+"""The layout of the product's keys in Redis, and the upgrade of a Redis written by an older
+release. Layout 2 (issue 15) put every key of a tenant under the Redis Cluster hash tag of its
+subdomain, `dsp:t:{<subdomain>}:`, where layout 1 wrote `dsp:t:<subdomain>:`, and a call of a
+campaign no longer names its campaign's key in its hash (`campaign_key`: its meta has the id).
+
+`dispatcher migrate` (and `dispatcher up`, before it serves) renames a layout-1 Redis in place:
+every key of every tenant, its expiry kept, then the layout is written down. It is idempotent,
+and a second run after an interrupted one finishes the job. ARQ's keys (`arq:*`), the tenants'
+hash, the workers' heartbeats and the refused-credentials buckets did not change. The ingress
+and the workers of the older release must be stopped first: they would go on writing layout-1
+keys. `serve` and `worker` refuse to start on a Redis that still holds layout-1 tenants."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from dispatcher.store import keys
+
+CURRENT = 2
+RENAMES_PER_ROUND_TRIP = 500
+
+
+class OutdatedLayout(RuntimeError):
+    """Redis holds keys of an older release's layout."""
+
+
+async def version(redis: Redis) -> int:
+    """The layout Redis holds: as written down, else 1 when any tenant still has a layout-1
+    directory key, else (an empty Redis, or one of tenants stored by this release) CURRENT."""
+    written = await redis.get(keys.LAYOUT)
+    if written is not None:
+        return int(written)
+    return 1 if await _old_tenants(redis) else CURRENT
+
+
+async def refuse_outdated(redis: Redis) -> None:
+    """Raises OutdatedLayout when Redis needs `dispatcher migrate` first; writes the layout
+    down when it does not."""
+    found = await version(redis)
+    if found < CURRENT:
+        raise OutdatedLayout(
+            f"Redis holds keys of layout {found}, written by an older release; stop its "
+            f"processes and run `dispatcher migrate` (this release uses layout {CURRENT})"
+        )
+    await redis.set(keys.LAYOUT, CURRENT, nx=True)
+
+
+async def migrate(redis: Redis, on_renamed: Callable[[int], None] | None = None) -> int:
+    """Brings a layout-1 Redis to the current layout; returns how many keys it renamed."""
+    renamed = 0
+    if await version(redis) < CURRENT:
+        for subdomain in await _subdomains(redis):
+            renamed += await _rename_tenant(redis, subdomain, on_renamed)
+    await redis.set(keys.LAYOUT, CURRENT)
+    return renamed
+
+
+async def _subdomains(redis: Redis) -> list[str]:
+    return sorted(raw.decode() for raw in await redis.hkeys(keys.TENANTS))  # type: ignore[misc]
+
+
+async def _old_tenants(redis: Redis) -> list[str]:
+    subdomains = await _subdomains(redis)
+    async with redis.pipeline(transaction=False) as pipe:
+        for subdomain in subdomains:
+            pipe.exists(_old_prefix(subdomain) + "directory")
+        found = await pipe.execute()
+    return [subdomain for subdomain, there in zip(subdomains, found, strict=True) if there]
+
+
+def _old_prefix(subdomain: str) -> str:
+    return f"{keys.ROOT}:t:{subdomain}:"
+
+
+def _glob_escaped(text: str) -> str:
+    return "".join(f"\\{char}" if char in "*?[]\\" else char for char in text)
+
+
+async def _rename_tenant(
+    redis: Redis, subdomain: str, on_renamed: Callable[[int], None] | None
+) -> int:
+    """RENAME keeps each key's expiry; a call hash loses the `campaign_key` field layout 2
+    reads no more. Keys are renamed in pipelined batches as SCAN finds them."""
+    old, new = _old_prefix(subdomain), keys.TenantKeys(subdomain).prefix
+    renamed = 0
+    batch: list[bytes] = []
+    async for raw in redis.scan_iter(match=_glob_escaped(old) + "*", count=1000):
+        batch.append(raw)
+        if len(batch) == RENAMES_PER_ROUND_TRIP:
+            renamed += await _rename(redis, batch, old, new, on_renamed)
+            batch = []
+    return renamed + await _rename(redis, batch, old, new, on_renamed)
+
+
+async def _rename(
+    redis: Redis,
+    batch: list[bytes],
+    old: str,
+    new: str,
+    on_renamed: Callable[[int], None] | None,
+) -> int:
+    if not batch:
+        return 0
+    async with redis.pipeline(transaction=False) as pipe:
+        for raw in batch:
+            name = new + raw.decode()[len(old) :]
+            pipe.rename(raw, name)
+            if _is_call_hash(raw.decode()[len(old) :]):
+                pipe.hdel(name, "campaign_key")
+        replies = await pipe.execute(raise_on_error=False)
+    for reply in replies:  # SCAN may name a key twice: its second RENAME finds no such key
+        if isinstance(reply, ResponseError) and "no such key" not in str(reply):
+            raise reply
+    if on_renamed is not None:
+        on_renamed(len(batch))
+    return len(batch)
+
+
+def _is_call_hash(rest: str) -> bool:
+    kind, _, record = rest.partition(":")
+    return kind == "call" and record.isdigit()

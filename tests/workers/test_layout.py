@@ -1,0 +1,108 @@
+"""A Redis written by the release before the hash tag (layout 1: `dsp:t:<subdomain>:`) is
+brought to this release's layout by `layout.migrate`: every key of a real call's life comes
+back under its new name with the same contents and expiry; `serve` and `worker` refuse an
+outdated Redis; a second migration renames nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
+
+from dispatcher.store import keys, layout
+from tests.conftest import basic
+from tests.workers.conftest import (
+    API,
+    EXTRA_AGENTS,
+    MULTICAST_MENU,
+    TENANT,
+    inbound_call,
+    load_tenant,
+    stop_worker,
+    wait_for_offer,
+    wait_for_status,
+)
+from workers.settings import create_worker
+
+OLD_PREFIX = "dsp:t:demo:"
+
+
+async def _contents(redis: Redis, key: str) -> tuple[str, Any, bool]:
+    """A key's type, contents and whether it expires."""
+    kind = (await redis.type(key)).decode()
+    read = {
+        "string": lambda: redis.get(key),
+        "hash": lambda: redis.hgetall(key),
+        "zset": lambda: redis.zrange(key, 0, -1, withscores=True),
+        "list": lambda: redis.lrange(key, 0, -1),
+        "set": lambda: redis.smembers(key),
+    }[kind]
+    return kind, await read(), await redis.pttl(key) > 0
+
+
+async def _tenant_keys(redis: Redis, prefix: str) -> dict[str, tuple[str, Any, bool]]:
+    """Every key under `prefix`, by its name after the prefix."""
+    found = [raw.decode() async for raw in redis.scan_iter(match=prefix.replace("{", "\\{") + "*")]
+    return {key[len(prefix) :]: await _contents(redis, key) for key in found}
+
+
+async def _live_calls(client: TestClient[Any, Any], redis_url: str, redis: Redis) -> None:
+    """A call carried to `finished` and one still ringing, by a real worker, then stopped."""
+    await load_tenant(redis, menus={MULTICAST_MENU: {"offer_timeout_s": 60, "max_wait_s": 120}})
+    arq_worker = create_worker(redis_url, handle_signals=False, poll_delay=0.01)
+    polling = asyncio.create_task(arq_worker.async_run())
+    try:
+        first = (await inbound_call(client, MULTICAST_MENU))["id"]
+        offer = await wait_for_offer(client, EXTRA_AGENTS[0], first)
+        accepted = await client.post(f"{API}/offers/{offer['id']}/accept", headers=basic())
+        assert accepted.status == 200
+        await wait_for_status(client, first, "finished")
+        ringing = (await inbound_call(client, MULTICAST_MENU))["id"]
+        await wait_for_offer(client, EXTRA_AGENTS[-1], ringing)
+    finally:
+        await stop_worker(arq_worker, polling)
+
+
+async def _as_layout_one(redis: Redis) -> None:
+    """What the older release left: the same keys under the old prefix, call hashes of
+    campaign calls naming their campaign's key, and no layout written down."""
+    async for raw in redis.scan_iter(match=TENANT.prefix.replace("{", "\\{") + "*"):
+        rest = raw.decode()[len(TENANT.prefix) :]
+        await redis.rename(raw, OLD_PREFIX + rest)
+    await redis.hset(OLD_PREFIX + "call:1", "campaign_key", OLD_PREFIX + "campaign:7")  # type: ignore[misc]
+    await redis.delete(keys.LAYOUT)
+
+
+async def test_a_layout_one_redis_is_renamed_in_place_with_its_contents_and_expiries(
+    client: TestClient[Any, Any], redis_url: str, redis: Redis
+) -> None:
+    await _live_calls(client, redis_url, redis)
+    before = await _tenant_keys(redis, TENANT.prefix)
+    assert any(expires for _, _, expires in before.values())  # the ringing offer's keys
+    await _as_layout_one(redis)
+
+    assert await layout.version(redis) == 1
+    with pytest.raises(layout.OutdatedLayout) as refused:
+        await layout.refuse_outdated(redis)
+    assert str(refused.value) == (
+        "Redis holds keys of layout 1, written by an older release; stop its processes and run "
+        "`dispatcher migrate` (this release uses layout 2)"
+    )
+
+    assert await layout.migrate(redis) == len(before)
+    assert await _tenant_keys(redis, TENANT.prefix) == before
+    assert await _tenant_keys(redis, OLD_PREFIX) == {}
+    assert await redis.get(keys.LAYOUT) == b"2"
+    assert await layout.migrate(redis) == 0
+    await layout.refuse_outdated(redis)  # passes
+
+
+async def test_an_empty_or_current_redis_needs_no_migration(redis: Redis) -> None:
+    assert await layout.version(redis) == layout.CURRENT
+    await layout.refuse_outdated(redis)
+    assert await redis.get(keys.LAYOUT) == b"2"  # written down at the first start
+    await load_tenant(redis)
+    assert await layout.version(redis) == layout.CURRENT
