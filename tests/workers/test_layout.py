@@ -33,14 +33,19 @@ OLD_PREFIX = "dsp:t:demo:"
 async def _contents(redis: Redis, key: str) -> tuple[str, Any, bool]:
     """A key's type, contents and whether it expires."""
     kind = (await redis.type(key)).decode()
-    read = {
-        "string": lambda: redis.get(key),
-        "hash": lambda: redis.hgetall(key),
-        "zset": lambda: redis.zrange(key, 0, -1, withscores=True),
-        "list": lambda: redis.lrange(key, 0, -1),
-        "set": lambda: redis.smembers(key),
-    }[kind]
-    return kind, await read(), await redis.pttl(key) > 0
+    contents: Any
+    if kind == "string":
+        contents = await redis.get(key)
+    elif kind == "hash":
+        contents = await redis.hgetall(key)
+    elif kind == "zset":
+        contents = await redis.zrange(key, 0, -1, withscores=True)
+    elif kind == "list":
+        contents = await redis.lrange(key, 0, -1)
+    else:
+        assert kind == "set", kind
+        contents = await redis.smembers(key)
+    return kind, contents, await redis.pttl(key) > 0
 
 
 async def _tenant_keys(redis: Redis, prefix: str) -> dict[str, tuple[str, Any, bool]]:
@@ -72,7 +77,7 @@ async def _as_layout_one(redis: Redis) -> None:
     async for raw in redis.scan_iter(match=TENANT.prefix.replace("{", "\\{") + "*"):
         rest = raw.decode()[len(TENANT.prefix) :]
         await redis.rename(raw, OLD_PREFIX + rest)
-    await redis.hset(OLD_PREFIX + "call:1", "campaign_key", OLD_PREFIX + "campaign:7")  # type: ignore[misc]
+    await redis.hset(OLD_PREFIX + "call:1", "campaign_key", OLD_PREFIX + "campaign:7")
     await redis.delete(keys.LAYOUT)
 
 
