@@ -21,15 +21,14 @@ async def route_call(ctx: dict[str, Any], subdomain: str, call_id: int) -> str:
     """One routing step; safe to run any number of times. It schedules the next step itself
     (next cascade group, or the queue's maximum wait); agents who become free wake it too."""
     stores = await stores_of(typed(ctx), subdomain)
-    calls = stores.calls if stores else None
-    snapshot = await calls.load(call_id) if calls else None
-    if (
-        stores is None
-        or calls is None
-        or snapshot is None
-        or snapshot.call.status != CallStatus.QUEUED
-    ):
+    menus = stores.tenant.menus_by_id if stores else {}
+    # Offer ids for every agent of the call's menu at most, read with the call (unused ones go
+    # back): the menu is the call's, so the bound is the largest menu's until it is known.
+    reserve = max((_agents_of(menu) for menu in menus.values()), default=0)
+    read = await stores.agents.load_for_routing(call_id, reserve) if stores else None
+    if stores is None or read is None or read.snapshot.call.status != CallStatus.QUEUED:
         return "not queued"
+    calls, snapshot = stores.calls, read.snapshot
     # ARQ may start a job up to half a millisecond before its score: judge at the due time at
     # least, or the next step would get this job's own id and never be queued.
     now = max(clock.now(), clock.from_ms(ctx.get("score") or 0))
@@ -42,12 +41,11 @@ async def route_call(ctx: dict[str, Any], subdomain: str, call_id: int) -> str:
     if now >= deadline:
         await _fail(calls, call_id, now, FailReason.EXPIRED)
         return "expired"
-    snapshot = await _cast_new_groups(calls, snapshot, menu, queued_at, now)
-    if snapshot is None:
+    cast = await _cast_new_groups(calls, snapshot, menu, queued_at, now)
+    if cast is None:
         return "changed"
-    offers = await stores.agents.make_offers(
-        call_id, _candidates(calls, snapshot, menu, queued_at, now), now, menu.offer_timeout_s
-    )
+    candidates = _candidates(calls, cast, menu, queued_at, now)
+    offers = await stores.agents.make_offers(call_id, candidates, now, menu.offer_timeout_s, read)
     wake = min(routing.next_unlock(menu, queued_at, now) or deadline, deadline)
     due_ms = clock.to_ms(wake)
     if offers:
@@ -90,6 +88,10 @@ def _candidates(
                 seen.add(agent_id)
                 found.append((agent_id, agent.capacity.voice, routing.group_name(index)))
     return found
+
+
+def _agents_of(menu: Menu) -> int:
+    return len({agent_id for group in menu.groups for agent_id in group})
 
 
 async def _fail(calls: CallStore, call_id: int, now: datetime, reason: FailReason) -> None:

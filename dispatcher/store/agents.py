@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from dispatcher.domain import clock, lifecycle
 from dispatcher.domain.errors import Conflict
@@ -61,6 +62,17 @@ class Accepted:
         return (self.accepted_at_ms - self.offer.offered_at_ms) / 1000
 
 
+@dataclass(frozen=True)
+class Routing:
+    """What a routing step reads in one round trip: the call, the ids of its offers so far,
+    and offer ids reserved for its candidates (`reserved` of them from `first`)."""
+
+    snapshot: Snapshot
+    existing: list[int]
+    first: int
+    reserved: int
+
+
 class AgentStore:
     """One tenant's agents in Redis: their live state (status, calls held), the offers of calls
     to them, and the waking of waiting calls when they have room again. Assigning a call goes
@@ -99,17 +111,38 @@ class AgentStore:
         """A new event stream's claim on the agent's desk (store/desks.py)."""
         return Desk(self._redis, self._scripts, self.keys, agent_id)
 
+    async def load_for_routing(self, call_id: int, reserve: int) -> Routing | None:
+        """The call, its offers so far and `reserve` offer ids, in one round trip (a routing
+        step then pays no read of its own before make_offers.lua)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            self._calls.queue_load(pipe, call_id)
+            replies = await self._queue_reservation(pipe, call_id, reserve)
+        snapshot = CallStore.snapshot_of(replies[0])
+        if snapshot is None:
+            return None
+        return Routing(snapshot, *self._reserved(replies[1:], reserve))
+
     async def make_offers(
-        self, call_id: int, candidates: list[tuple[int, int, str]], now: datetime, timeout_s: float
+        self,
+        call_id: int,
+        candidates: list[tuple[int, int, str]],
+        now: datetime,
+        timeout_s: float,
+        read: Routing | None = None,
     ) -> list[Offer]:
         """Offers for (agent id, voice capacity, group) candidates; returns those made. The
-        agents whose earlier offers of the call rang out are woken for other calls."""
+        agents whose earlier offers of the call rang out are woken for other calls. With `read`
+        (load_for_routing), its offers and reserved ids serve the first attempt."""
         now_ms = clock.to_ms(now)
         expires_ms = now_ms + int(timeout_s * 1000)
-        for _ in range(8):
+        for attempt in range(8):
+            if attempt == 0 and read is not None and read.reserved >= len(candidates):
+                prepared = (read.existing, read.first, read.reserved)
+            else:  # read again: the call got offers since, or nothing was read with it
+                prepared = await self._reserve(call_id, len(candidates))
             try:
                 made, rang_out = await self._scripts.run(
-                    await self._offering(call_id, candidates, now_ms, expires_ms)
+                    self._offering(call_id, candidates, now_ms, expires_ms, *prepared)
                 )
                 break
             except Stale:
@@ -136,18 +169,38 @@ class AgentStore:
             await self.wake_waiting_calls(rang_out)
         return offers
 
-    async def _offering(
-        self, call_id: int, candidates: list[tuple[int, int, str]], now_ms: int, expires_ms: int
-    ) -> MakeOffers:
-        """make_offers.lua, told of the call's offers so far and of offer ids reserved for
-        each candidate (the ids left unused go back to the counter)."""
+    async def _reserve(self, call_id: int, reserve: int) -> tuple[list[int], int, int]:
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hvals(self.keys.call_offers(call_id))
-            if candidates:
-                pipe.incrby(self.keys.sequence("offer"), len(candidates))
-            replies = await pipe.execute()
-        existing = [int(raw) for raw in replies[0]]
-        first = int(replies[1]) - len(candidates) + 1 if candidates else 0
+            replies = await self._queue_reservation(pipe, call_id, reserve)
+        return self._reserved(replies, reserve)
+
+    async def _queue_reservation(self, pipe: Pipeline, call_id: int, reserve: int) -> list[Any]:
+        """The call's offer ids so far and `reserve` new ones, queued on `pipe`, which is
+        executed: its replies."""
+        pipe.hvals(self.keys.call_offers(call_id))
+        if reserve:
+            pipe.incrby(self.keys.sequence("offer"), reserve)
+        replies: list[Any] = await pipe.execute()
+        return replies
+
+    @staticmethod
+    def _reserved(replies: list[Any], reserve: int) -> tuple[list[int], int, int]:
+        existing = [int(raw) for raw in replies[-2 if reserve else -1]]
+        first = int(replies[-1]) - reserve + 1 if reserve else 0
+        return existing, first, reserve
+
+    def _offering(
+        self,
+        call_id: int,
+        candidates: list[tuple[int, int, str]],
+        now_ms: int,
+        expires_ms: int,
+        existing: list[int],
+        first: int,
+        reserved: int,
+    ) -> MakeOffers:
+        """make_offers.lua, told of the call's offers so far and of the offer ids reserved
+        (at least one a candidate; the ids left unused go back to the counter)."""
         agents = [str(agent_id) for agent_id, _, _ in candidates]
         return MakeOffers(
             call=self.keys.call(call_id),
@@ -166,6 +219,7 @@ class AgentStore:
                 for agent_id, capacity, group in candidates
             ],
             first=first,
+            reserved=reserved,
         )
 
     async def offer(self, offer_id: int) -> Offer | None:
@@ -197,15 +251,20 @@ class AgentStore:
         if offer is None or agent is None:
             raise Conflict(OFFER_GONE)
         for _ in range(attempts):
-            snapshot = await self._calls.load(offer.call_id)
+            # One round trip: the call, the agent's participant id, the call's offers so far.
+            async with self._redis.pipeline(transaction=False) as pipe:
+                self._calls.queue_load(pipe, offer.call_id)
+                pipe.incr(self.keys.sequence("participant"))
+                pipe.hgetall(self.keys.call_offers(offer.call_id))
+                raw, participant_id, offered = await pipe.execute()
+            snapshot = CallStore.snapshot_of(raw)
             if snapshot is None or snapshot.call.status != CallStatus.QUEUED:
                 raise Conflict(OFFER_GONE)
             now = clock.now()
-            participant_id = await self._redis.incr(self.keys.sequence("participant"))
             call = lifecycle.assigned(snapshot.call, agent, participant_id, now)
             try:
                 withdrawn = await self._scripts.run(
-                    await self._acceptance(offer, snapshot, call, now)
+                    self._acceptance(offer, snapshot, call, now, offered)
                 )
             except Stale:
                 continue
@@ -214,19 +273,24 @@ class AgentStore:
             return Accepted(after, offer, clock.to_ms(now))
         raise CallChanging(f"call {offer.call_id} kept changing")
 
-    async def _acceptance(
-        self, offer: Offer, snapshot: Snapshot, call: CallObject, now: datetime
+    def _acceptance(
+        self,
+        offer: Offer,
+        snapshot: Snapshot,
+        call: CallObject,
+        now: datetime,
+        offered: dict[bytes, bytes],
     ) -> AcceptOffer:
-        """accept_offer.lua, told of the call's offers so far (to withdraw the others)."""
+        """accept_offer.lua, told of the call's offers so far (`offered`: agent id -> offer
+        id), to withdraw the others."""
         now_ms = clock.to_ms(now)
         agent = self.tenant.agents_by_id[offer.agent_id]
         connect = jobs.JobSpec(jobs.CONNECT_CALL, self.tenant.subdomain, call.id, now_ms)
         doc = call.model_dump_json()
         webhooks = jobs.webhook_jobs(self.tenant, "call", call.id, doc, snapshot.rev + 1, now_ms)
-        offered = await self._redis.hgetall(self.keys.call_offers(call.id))  # type: ignore[misc]
         others = {int(offer_id): int(agent_id) for agent_id, offer_id in offered.items()}
         write = self._calls.write(
-            snapshot, call, Change(call, waiting="rem", announce=False), now_ms
+            snapshot, call, Change(call, waiting="rem", announce=False), now_ms, doc
         )
         return AcceptOffer(
             offer=self.keys.offer(offer.id),

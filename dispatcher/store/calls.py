@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import orjson
+from redis.asyncio.client import Pipeline
 
 from dispatcher.domain import clock, history
 from dispatcher.domain.call_requests import OutboundPlan, ParentCall, QueuedPlan
@@ -47,6 +48,9 @@ __all__ = ["AGENT_NOT_AVAILABLE", "CallPlan", "CampaignHeld"]
 
 class CallChanging(RuntimeError):
     """The call kept changing under us; the job is retried by ARQ."""
+
+
+SNAPSHOT_FIELDS = ["doc", "meta", "rev"]  # what `load` reads of a call's hash
 
 
 @dataclass(frozen=True)
@@ -218,7 +222,16 @@ class CallStore(RecordStore):
         return await self.flags(call_id)
 
     async def load(self, call_id: int) -> Snapshot | None:
-        doc, meta, rev = await self._redis.hmget(self.keys.call(call_id), ["doc", "meta", "rev"])  # type: ignore[misc]
+        return self.snapshot_of(await self._redis.hmget(self.keys.call(call_id), SNAPSHOT_FIELDS))  # type: ignore[misc]
+
+    def queue_load(self, pipe: Pipeline, call_id: int) -> None:
+        """`load` on a pipeline of the caller's, read back by `snapshot_of` (a job that reads
+        more than the call then pays one round trip for all of it)."""
+        pipe.hmget(self.keys.call(call_id), SNAPSHOT_FIELDS)
+
+    @staticmethod
+    def snapshot_of(fields: list[bytes | None]) -> Snapshot | None:
+        doc, meta, rev = fields
         if doc is None or meta is None or rev is None:
             return None
         return Snapshot(
@@ -257,7 +270,7 @@ class CallStore(RecordStore):
             else []
         )
         queued = Jobs.of([*change.jobs, *webhooks], now_ms)
-        write = self.write(before, call, change, now_ms)
+        write = self.write(before, call, change, now_ms, doc)
         campaign_id = before.meta.campaign_id
         fires = before.call.status == CallStatus.SCHEDULED and call.status == CallStatus.QUEUED
         try:
@@ -267,8 +280,17 @@ class CallStore(RecordStore):
         except Stale:
             return 0
 
-    def write(self, before: Snapshot, call: CallObject, change: Change, now_ms: int) -> Write:
-        """The compare-and-set of `before` into `call` (lib.lua's cas_transition)."""
+    def write(
+        self,
+        before: Snapshot,
+        call: CallObject,
+        change: Change,
+        now_ms: int,
+        doc: str | None = None,
+    ) -> Write:
+        """The compare-and-set of `before` into `call` (lib.lua's cas_transition); `doc` is
+        the call's JSON when the caller has it already (serialising a call is the costliest
+        Python of a transition: once per change)."""
         created = clock.parse_iso(call.created_at)
         menu_id = (change.meta or before.meta).menu_id or 0
         entry = history.change(before.call, call, now_ms) if change.announce else None
@@ -278,7 +300,7 @@ class CallStore(RecordStore):
             from_index=self.keys.calls_by_status(before.call.status),
             to_index=self.keys.calls_by_status(call.status),
             rev=before.rev,
-            doc=call.model_dump_json(),
+            doc=doc if doc is not None else call.model_dump_json(),
             status=call.status,
             id=call.id,
             score=clock.to_ms(created) if created else now_ms,

@@ -120,27 +120,35 @@ def split(inputs: Any) -> tuple[dict[str, KeyTree], dict[str, Any]]:
             continue
         if is_key:
             tree[name] = value
-            continue
-        if hasattr(value, "lua"):
+        elif type(value) in _PLAIN:  # most arguments: no lookups on them
+            args[name] = value
+        elif hasattr(value, "lua"):
             subtree, args[name] = value.lua()
+            if subtree is not None:
+                tree[name] = subtree
         elif is_dataclass(value):
-            subtree, args[name] = split(value)
+            tree[name], args[name] = split(value)
         else:
-            subtree, args[name] = None, value
-        if subtree is not None:
-            tree[name] = subtree
+            args[name] = value
     return tree, args
+
+
+# Argument types that are neither a Part nor a dataclass of inputs.
+_PLAIN = frozenset({int, str, float, bool, bytes, list, dict})
 
 
 def _place(tree: KeyTree, keys: dict[Key, int]) -> Any:
     """The tree with each key replaced by its 1-based place in KEYS (a key named twice has
-    one place)."""
-    if isinstance(tree, str):
-        return keys.setdefault(tree, len(keys) + 1)
-    if isinstance(tree, Mapping):
-        return {str(name): _place(value, keys) for name, value in tree.items()}
+    one place). A key is a str; dicts and lists hold keys (exact types: an ABC's isinstance
+    costs more than the rest of a script call's Python)."""
+    kind = type(tree)
+    if kind is str:
+        return keys.setdefault(typing.cast(Key, tree), len(keys) + 1)
+    if kind is dict or (kind is not list and isinstance(tree, Mapping)):
+        mapping = typing.cast(Mapping[str, KeyTree], tree)
+        return {str(name): _place(value, keys) for name, value in mapping.items()}
     assert tree is not None
-    return [_place(value, keys) for value in tree]
+    return [_place(value, keys) for value in typing.cast(list[KeyTree], tree)]
 
 
 def lua_name(name: str) -> dict[str, str]:

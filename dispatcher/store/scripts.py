@@ -248,6 +248,7 @@ class MakeOffers(Script[tuple[list[tuple[int, int]], list[int]]]):
     expires: int
     candidates: list[dict[str, Any]]
     first: int
+    reserved: int  # ids reserved from `first`, at least one a candidate (`offers` has those)
 
     def result(self, ok: Any) -> tuple[list[tuple[int, int]], list[int]]:
         made = list_of(ok["made"])

@@ -4,16 +4,17 @@
 -- K.call, K.call_offers (agent id -> offer id), K.offer_seq, K.history (the call's);
 -- K.existing (offer id -> key: the call's offers when the caller read them), K.agents and
 -- K.agent_offers (agent id -> the agent's hash, its open offers), K.offers (the keys of the
--- offer ids the caller reserved, A.first onwards, one a candidate).
--- A.call_id, A.now, A.expires (ms), A.candidates (id, capacity, group), A.first.
+-- first offer ids the caller reserved, A.first onwards, one a candidate).
+-- A.call_id, A.now, A.expires (ms), A.candidates (id, capacity, group), A.first, A.reserved
+-- (how many ids the caller reserved: at least one a candidate).
 -- Offers of the call that rang out unanswered are marked expired first: their agents are free
 -- to ring for other calls (the caller wakes them), though never again for this one. Reserved
 -- ids left unused go back to the counter unless another reservation came after.
 -- Answers {made: agent id, offer id, ... of the offers made; rang_out: ids of the agents whose
 -- offers rang out}, or err `stale` when the call got offers the caller did not read.
 local function settle(used)
-  local last = A.first + #K.offers - 1
-  if #K.offers > 0 and tonumber(redis.call('GET', K.offer_seq) or '0') == last then
+  local last = A.first + A.reserved - 1
+  if A.reserved > 0 and tonumber(redis.call('GET', K.offer_seq) or '0') == last then
     redis.call('SET', K.offer_seq, A.first - 1 + used)
   end
 end

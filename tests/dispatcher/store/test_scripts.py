@@ -83,6 +83,7 @@ def test_lists_and_maps_of_keys_keep_their_shape_and_a_key_named_twice_has_one_p
         expires=2,
         candidates=[{"id": 2, "capacity": 1, "group": "g"}],
         first=7,
+        reserved=2,
     )
     keys_, arg = offers.parts()
     assert len(keys_) == len(set(keys_)) == 9
@@ -144,7 +145,7 @@ def test_parts_bring_their_own_keys_and_arguments() -> None:
 def test_one_answer_shape_decoded_into_results_or_domain_errors() -> None:
     offers = MakeOffers(
         DEMO.call(1), DEMO.call_offers(1), DEMO.sequence("offer"), DEMO.call_history(1),
-        {}, {}, {}, [], 1, 1, 2, [], 0,
+        {}, {}, {}, [], 1, 1, 2, [], 0, 0,
     )  # fmt: skip
     assert offers.decode(b'{"ok":{"made":["2",7,"4",8],"rang_out":{}}}') == ([(2, 7), (4, 8)], [])
     decline = DeclineOffer(DEMO.offer(5), DEMO.agent_offers(2), DEMO.call_history(1), 5, 1)
