@@ -228,20 +228,21 @@ class RecordStore:
             joins=claims.joins[0] if claims.joins else None,
             joins_score=claims.joins[1] if claims.joins else None,
             once=key.redis_key if key else None,
-            once_answer=(
-                {
-                    "fp": key.fingerprint,
-                    "ttl": key.ttl_ms,
-                    "status": creation.answer.status,
-                    "body": creation.answer.body.decode(),
-                }
-                if key
-                else None
-            ),
+            once_answer=_once_answer(key, creation) if key else None,
             campaign=campaign.key if campaign else None,
             campaign_due=campaign.due_key if campaign else None,
             due=creation.due_ms if campaign else None,
         )
+
+
+def _once_answer(key: Once, creation: Creation) -> dict[str, Any]:
+    """What create_record.lua stores under the client's key. The body is left out when it is
+    the record itself (a 201 or 200 answer), which the script then stores: the record's JSON
+    is the bulk of the script's argument, and it would be there twice."""
+    answer = {"fp": key.fingerprint, "ttl": key.ttl_ms, "status": creation.answer.status}
+    if creation.answer.body != creation.doc:
+        answer["body"] = creation.answer.body.decode()
+    return answer
 
 
 Allocation = tuple[Kind, int, str | None]  # kind, participants to number, anonymous number

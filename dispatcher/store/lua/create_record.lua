@@ -5,7 +5,7 @@
 -- K.agent (A.capacity: its voice capacity), K.session and K.do_not_contact (A.number, the
 -- consumer, A.session_ttl ms), K.joins (the sorted set a call joins, at A.joins_score: a queued
 -- call's waiting set, a scheduled call's scheduled set), K.once (the Idempotency-Key's hash,
--- A.once: fp, ttl, status, body of the answer), K.campaign and K.campaign_due (a call of a
+-- A.once: fp, ttl, status, body of the answer, absent when it is A.doc), K.campaign and K.campaign_due (a call of a
 -- campaign, due at A.due ms).
 -- A.doc, A.meta, A.status, A.score (created ms), A.id, A.lang.
 -- Answers ok, or err: `replay` (the first answer under the same key: fp, status, body; nothing
@@ -44,7 +44,7 @@ if K.campaign then
 end
 enqueue_jobs(K.jobs, A.jobs)
 if K.once then
-  redis.call('HSET', K.once, 'fp', A.once.fp, 'status', A.once.status, 'body', A.once.body)
+  redis.call('HSET', K.once, 'fp', A.once.fp, 'status', A.once.status, 'body', A.once.body or A.doc)
   redis.call('PEXPIRE', K.once, A.once.ttl)
 end
 return ok()
