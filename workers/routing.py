@@ -21,10 +21,9 @@ async def route_call(ctx: dict[str, Any], subdomain: str, call_id: int) -> str:
     """One routing step; safe to run any number of times. It schedules the next step itself
     (next cascade group, or the queue's maximum wait); agents who become free wake it too."""
     stores = await stores_of(typed(ctx), subdomain)
-    menus = stores.tenant.menus_by_id if stores else {}
-    # Offer ids for every agent of the call's menu at most, read with the call (unused ones go
-    # back): the menu is the call's, so the bound is the largest menu's until it is known.
-    reserve = max((_agents_of(menu) for menu in menus.values()), default=0)
+    # Offer ids for as many agents as a menu has, read with the call (unused ones go back):
+    # the call's menu is not known before the call is read.
+    reserve = stores.tenant.most_menu_agents if stores else 0
     read = await stores.agents.load_for_routing(call_id, reserve) if stores else None
     if stores is None or read is None or read.snapshot.call.status != CallStatus.QUEUED:
         return "not queued"
@@ -88,10 +87,6 @@ def _candidates(
                 seen.add(agent_id)
                 found.append((agent_id, agent.capacity.voice, routing.group_name(index)))
     return found
-
-
-def _agents_of(menu: Menu) -> int:
-    return len({agent_id for group in menu.groups for agent_id in group})
 
 
 async def _fail(calls: CallStore, call_id: int, now: datetime, reason: FailReason) -> None:

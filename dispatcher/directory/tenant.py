@@ -82,6 +82,15 @@ class Tenant:
         return {menu.id: menu for menu in self.doc.menus}
 
     @cached_property
+    def most_menu_agents(self) -> int:
+        """The most agents any one menu offers its calls to (each agent once): how many offer
+        ids a routing step reserves before it knows the call's menu (workers/routing.py)."""
+        return max(
+            (len({agent for group in menu.groups for agent in group}) for menu in self.doc.menus),
+            default=0,
+        )
+
+    @cached_property
     def contacts_by_ticket(self) -> dict[str, Contact]:
         return {contact.ticket_id: contact for contact in self.doc.contacts}
 

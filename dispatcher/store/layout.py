@@ -106,10 +106,10 @@ async def _rename(
         return 0
     async with redis.pipeline(transaction=False) as pipe:
         for raw in batch:
-            name = new + raw.decode()[len(old) :]
-            pipe.rename(raw, name)
-            if _is_call_hash(raw.decode()[len(old) :]):
-                pipe.hdel(name, "campaign_key")
+            rest = raw.decode()[len(old) :]
+            pipe.rename(raw, new + rest)
+            if _is_call_hash(rest):
+                pipe.hdel(new + rest, "campaign_key")
         replies = await pipe.execute(raise_on_error=False)
     for reply in replies:  # SCAN may name a key twice: its second RENAME finds no such key
         if isinstance(reply, ResponseError) and "no such key" not in str(reply):
