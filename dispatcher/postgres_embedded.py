@@ -16,7 +16,8 @@ PostgreSQL refuses to run as root. Run as root (containers, CI), the server runs
 unprivileged system user instead: `postgres` where it exists, else `dispatcher-pg`, created
 with useradd. The cluster is chowned to that user, and every directory above the data directory
 and above the binaries gets the o+x (traverse) bit where it lacks it, so that user can reach
-them; the unix socket stays 0700, which root passes anyway.
+them; the unix socket stays 0700, which root passes anyway. A directory above made 0700 again
+while the server starts (each pytest session does so to /tmp/pytest-of-<user>) cuts it off.
 """
 
 from __future__ import annotations

@@ -45,12 +45,12 @@ def _uid_of(pid: int) -> int:
     return int(uid_line.split()[1])
 
 
-def test_start_query_stop_and_restart_at_the_same_url(tmp_path: Path) -> None:
-    server = EmbeddedPostgres(tmp_path)
+def test_start_query_stop_and_restart_at_the_same_url(pg_dir: Path) -> None:
+    server = EmbeddedPostgres(pg_dir)
     url = server.start()
-    assert url == f"postgresql://dispatcher@/dispatcher?host={tmp_path.resolve()}/pgsocket"
-    assert discover_url(tmp_path) == url
-    assert oct(os.stat(tmp_path / "postgres.url").st_mode & 0o777) == "0o600"
+    assert url == f"postgresql://dispatcher@/dispatcher?host={pg_dir.resolve()}/pgsocket"
+    assert discover_url(pg_dir) == url
+    assert oct(os.stat(pg_dir / "postgres.url").st_mode & 0o777) == "0o600"
     facts = (
         "SELECT concat_ws(' ', current_user, current_database(), pg_encoding_to_char(encoding),"
         " datcollate, current_setting('fsync')) FROM pg_database"
@@ -65,25 +65,25 @@ def test_start_query_stop_and_restart_at_the_same_url(tmp_path: Path) -> None:
     assert process is not None
     server.stop()
     assert process.poll() == 0  # a fast shutdown, not a kill
-    assert server.pid is None and discover_url(tmp_path) is None
+    assert server.pid is None and discover_url(pg_dir) is None
     assert server.start() == url
     assert _query(url, "SELECT answer FROM kept") == "yes"
     server.stop()
-    with EmbeddedPostgres(tmp_path) as again:  # another owner: the same cluster and socket
+    with EmbeddedPostgres(pg_dir) as again:  # another owner: the same cluster and socket
         assert again.url == url
         assert _query(url, "SELECT answer FROM kept") == "yes"
-    log = (tmp_path / "postgres.log").read_text()
+    log = (pg_dir / "postgres.log").read_text()
     assert "database system is ready to accept connections" in log
 
 
-def test_one_server_per_data_directory(tmp_path: Path) -> None:
-    with EmbeddedPostgres(tmp_path):
+def test_one_server_per_data_directory(pg_dir: Path) -> None:
+    with EmbeddedPostgres(pg_dir):
         with pytest.raises(RuntimeError, match="is in use by another embedded PostgreSQL"):
-            EmbeddedPostgres(tmp_path).start()
+            EmbeddedPostgres(pg_dir).start()
 
 
-def test_long_paths_fall_back_to_a_password_protected_loopback_port(tmp_path: Path) -> None:
-    deep = tmp_path / ("d" * 110)
+def test_long_paths_fall_back_to_a_password_protected_loopback_port(pg_dir: Path) -> None:
+    deep = pg_dir / ("d" * 110)
     server = EmbeddedPostgres(deep)
     url = server.start()
     try:
@@ -115,9 +115,9 @@ time.sleep(120)
 """
 
 
-def test_no_server_outlives_an_owner_killed_by_sigkill(tmp_path: Path) -> None:
+def test_no_server_outlives_an_owner_killed_by_sigkill(pg_dir: Path) -> None:
     owner = subprocess.Popen(
-        [sys.executable, "-c", OWNER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", OWNER, str(pg_dir)], stdout=subprocess.PIPE, text=True
     )
     try:
         assert owner.stdout is not None
@@ -135,6 +135,6 @@ def test_no_server_outlives_an_owner_killed_by_sigkill(tmp_path: Path) -> None:
         owner.wait()
         if owner.stdout is not None:
             owner.stdout.close()
-    assert "received fast shutdown request" in (tmp_path / "postgres.log").read_text()
-    with EmbeddedPostgres(tmp_path) as again:  # the lock went with the owner
+    assert "received fast shutdown request" in (pg_dir / "postgres.log").read_text()
+    with EmbeddedPostgres(pg_dir) as again:  # the lock went with the owner
         assert _query(again.url, "SELECT 1") == 1
