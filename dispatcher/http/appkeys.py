@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+import asyncpg
 from aiohttp import web
 from redis.asyncio import Redis
 
@@ -22,6 +23,8 @@ if TYPE_CHECKING:  # sse.py and subscriber.py read these keys themselves
 SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", Redis)
 SCRIPTS = web.AppKey("scripts", Scripts)
+# The pool to the history's PostgreSQL (dispatcher/history/database.py); None without one.
+DATABASE: web.AppKey[asyncpg.Pool | None] = web.AppKey("database")
 DIRECTORY = web.AppKey("directory", DirectoryCache)
 METRICS = web.AppKey("metrics", Metrics)
 # The live gauges /metrics reads from Redis: the API's has them, a worker's does not (None: one
