@@ -171,6 +171,15 @@ async def database_url(postgres_url: str, template_database: str) -> AsyncIterat
 
 
 @pytest.fixture
+def empty_database_url(postgres_url: str) -> Iterator[str]:
+    """A database of this test's own with nothing of the schema in it, dropped after it."""
+    name = f"t_empty_{secrets.token_hex(6)}"
+    _in_a_thread(_create_database(postgres_url, name))
+    yield database_in(postgres_url, name)
+    _in_a_thread(_drop_database(postgres_url, name))
+
+
+@pytest.fixture
 async def pg(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     """A pool on the test's database, as the service opens it (dispatcher/history/database.py)."""
     pool = await connect_pool(Settings(database_url=database_url))

@@ -1,16 +1,23 @@
 """The history schema, migrated by Alembic (migrations/): `dispatcher migrate` and
-`dispatcher up` bring a database to HEAD; the tests start from an empty one."""
+`dispatcher up` bring a database to HEAD; the tests start from an empty one.
+
+Alembic (and SQLAlchemy under it) is imported only when there is something to migrate: it takes
+a quarter of a second, which every other command would pay."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import asyncpg
-from alembic import command
-from alembic.config import Config
-from alembic.util.exc import CommandError
+import structlog
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+log = structlog.get_logger("dispatcher.history")
 
 # The revision this release's code reads and writes.
 HEAD = "0001"
@@ -24,24 +31,26 @@ class SchemaError(Exception):
     for one): the message says why."""
 
 
-def _config(url: str) -> Config:
-    config = Config()
-    config.set_main_option("script_location", "dispatcher.history:migrations")
-    config.attributes["url"] = url  # not a main option: it holds a password, and % in it
-    return config
-
-
 async def upgrade(url: str, revision: str = "head") -> str:
     """Applies the revisions the database lacks (none: a no-op) and returns the one it is at.
     Safe from several processes at once (migrations/env.py takes a lock)."""
+    before = await current(url)
+    if before == HEAD and revision == "head":
+        return HEAD
+    from alembic import command
+
     await _run(command.upgrade, url, revision)
     reached = await current(url)
     assert reached is not None
+    if reached != before:
+        log.info("history schema migrated", revision=reached, previous=before)
     return reached
 
 
 async def downgrade(url: str, revision: str = "base") -> str | None:
     """Takes the schema back to `revision` (base: nothing of it left)."""
+    from alembic import command
+
     await _run(command.downgrade, url, revision)
     return await current(url)
 
@@ -58,12 +67,23 @@ async def current(url: str) -> str | None:
         await connection.close()
 
 
+def alembic_config(url: str) -> Config:
+    """Alembic's configuration for the database at `url`, without an ini file."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", "dispatcher.history:migrations")
+    config.attributes["url"] = url  # not a main option: it holds a password, and % in it
+    return config
+
+
 async def _run(step: Callable[[Config, str], None], url: str, revision: str) -> None:
     """Alembic's command in a thread: env.py runs an event loop of its own."""
+    from alembic.util.exc import CommandError
 
     def run() -> None:
         with _ONE_AT_A_TIME:
-            step(_config(url), revision)
+            step(alembic_config(url), revision)
 
     try:
         await asyncio.to_thread(run)

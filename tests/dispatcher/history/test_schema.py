@@ -4,10 +4,8 @@ a second run a no-op, two processes migrating at once."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -15,7 +13,6 @@ import pytest
 from alembic.script import ScriptDirectory
 
 from dispatcher.history import schema
-from tests.conftest import _create_database, _drop_database, database_in
 
 COLUMNS = [
     ("tenant", "text", "NO", None),
@@ -47,15 +44,6 @@ WHERE n.nspname = 'public'
 """
 
 
-@pytest.fixture
-async def empty_url(postgres_url: str) -> AsyncIterator[str]:
-    """A database with nothing of the schema in it."""
-    name = f"t_empty_{secrets.token_hex(6)}"
-    await _create_database(postgres_url, name)
-    yield database_in(postgres_url, name)
-    await _drop_database(postgres_url, name)
-
-
 async def _fetch(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
     connection = await asyncpg.connect(url)
     try:
@@ -75,25 +63,30 @@ async def _tables(url: str) -> list[tuple[str, str]]:
 
 
 def test_head_is_the_last_revision_of_the_script_directory() -> None:
-    scripts = ScriptDirectory.from_config(schema._config("postgresql://unused"))
+    scripts = ScriptDirectory.from_config(schema.alembic_config("postgresql://unused"))
     assert scripts.get_current_head() == schema.HEAD
 
 
-async def test_an_empty_database_migrates_to_head_and_back_to_base(empty_url: str) -> None:
-    assert await schema.current(empty_url) is None
-    assert await schema.upgrade(empty_url) == schema.HEAD == "0001"
-    assert await schema.current(empty_url) == "0001"
-    assert await _tables(empty_url) == [("alembic_version", "r"), ("calls", "p"), ("chats", "p")]
+async def test_an_empty_database_migrates_to_head_and_back_to_base(empty_database_url: str) -> None:
+    url = empty_database_url
+    assert await schema.current(url) is None
+    assert await schema.upgrade(url) == schema.HEAD == "0001"
+    assert await schema.current(url) == "0001"
+    assert await _tables(url) == [
+        ("alembic_version", "r"),
+        ("calls", "p"),
+        ("chats", "p"),
+    ]
     for table in ("calls", "chats"):
         columns = await _fetch(
-            empty_url,
+            url,
             "SELECT column_name, data_type, is_nullable, column_default"
             " FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position",
             table,
         )
         assert [tuple(row) for row in columns] == COLUMNS
         indexes = await _fetch(
-            empty_url,
+            url,
             "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = $1 ORDER BY indexname",
             table,
         )
@@ -107,39 +100,40 @@ async def test_an_empty_database_migrates_to_head_and_back_to_base(empty_url: st
             (f"{table}_tenant_status_id", f"CREATE INDEX {table}_tenant_status_id ON ONLY"
              f" public.{table} USING btree (tenant, status, id)"),
         ]  # fmt: skip
-        [key] = await _fetch(empty_url, "SELECT pg_get_partkeydef($1::regclass) AS key", table)
+        [key] = await _fetch(url, "SELECT pg_get_partkeydef($1::regclass) AS key", table)
         assert key["key"] == "RANGE (created_at)"
-    assert await schema.downgrade(empty_url) is None
-    assert await _tables(empty_url) == [("alembic_version", "r")]  # Alembic's own, empty
-    functions = await _fetch(
-        empty_url, "SELECT proname FROM pg_proc WHERE proname LIKE 'dispatcher%'"
-    )
+    assert await schema.downgrade(url) is None
+    assert await _tables(url) == [("alembic_version", "r")]  # Alembic's own, empty
+    functions = await _fetch(url, "SELECT proname FROM pg_proc WHERE proname LIKE 'dispatcher%'")
     assert functions == []
-    assert await schema.upgrade(empty_url) == "0001"  # and up again from base
+    assert await schema.upgrade(url) == "0001"  # and up again from base
 
 
-async def test_a_second_upgrade_changes_nothing(empty_url: str) -> None:
-    await schema.upgrade(empty_url)
-    await _fetch(empty_url, "SELECT dispatcher_month_partition('calls', '2026-11-05')")
-    before = await _fetch(empty_url, CATALOG)
-    assert await schema.upgrade(empty_url) == "0001"
-    assert await _fetch(empty_url, CATALOG) == before
-    assert [tuple(row) for row in await _fetch(empty_url, "TABLE alembic_version")] == [("0001",)]
+async def test_a_second_upgrade_changes_nothing(empty_database_url: str) -> None:
+    url = empty_database_url
+    await schema.upgrade(url)
+    await _fetch(url, "SELECT dispatcher_month_partition('calls', '2026-11-05')")
+    before = await _fetch(url, CATALOG)
+    assert await schema.upgrade(url) == "0001"  # at HEAD: Alembic is not even started
+    assert await schema.upgrade(url, "0001") == "0001"  # Alembic, with nothing to do
+    assert await _fetch(url, CATALOG) == before
+    assert [tuple(row) for row in await _fetch(url, "TABLE alembic_version")] == [("0001",)]
 
 
 UPGRADE = "import asyncio, logging, sys; from dispatcher.history import schema; logging.basicConfig(level=logging.INFO); print(asyncio.run(schema.upgrade(sys.argv[1])))"  # noqa: E501
 
 
 @pytest.mark.subprocess
-async def test_two_processes_upgrading_at_once_take_turns(empty_url: str) -> None:
+async def test_two_processes_upgrading_at_once_take_turns(empty_database_url: str) -> None:
     """Both wait on the migration lock, held here; let go, one migrates and the other finds
     the schema at HEAD."""
-    holder = await asyncpg.connect(empty_url)
+    url = empty_database_url
+    holder = await asyncpg.connect(url)
     try:
         await holder.execute("SELECT pg_advisory_lock(hashtext('dispatcher.history.schema'))")
         processes = [
             subprocess.Popen(
-                [sys.executable, "-c", UPGRADE, empty_url],
+                [sys.executable, "-c", UPGRADE, url],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -162,13 +156,14 @@ async def test_two_processes_upgrading_at_once_take_turns(empty_url: str) -> Non
     finally:
         await holder.close()
     assert [process.returncode for process in processes] == [0, 0], outcomes
-    assert [stdout for stdout, _ in outcomes] == ["0001\n", "0001\n"]
+    assert [stdout.splitlines()[-1] for stdout, _ in outcomes] == ["0001", "0001"]
     assert sum("Running upgrade  -> 0001" in stderr for _, stderr in outcomes) == 1
-    assert [tuple(row) for row in await _fetch(empty_url, "TABLE alembic_version")] == [("0001",)]
+    assert [tuple(row) for row in await _fetch(url, "TABLE alembic_version")] == [("0001",)]
 
 
-async def test_a_database_ahead_of_this_release_is_refused(empty_url: str) -> None:
-    await schema.upgrade(empty_url)
-    await _fetch(empty_url, "UPDATE alembic_version SET version_num = '9999'")
+async def test_a_database_ahead_of_this_release_is_refused(empty_database_url: str) -> None:
+    url = empty_database_url
+    await schema.upgrade(url)
+    await _fetch(url, "UPDATE alembic_version SET version_num = '9999'")
     with pytest.raises(schema.SchemaError, match="Can't locate revision identified by '9999'"):
-        await schema.upgrade(empty_url)
+        await schema.upgrade(url)
