@@ -17,7 +17,8 @@ upsert makes the second copy the first one's equal. A record that changed after 
 
 A list reads both sides, and must show a record once while it moves. Its Redis half is one
 MULTI: the live ids, the archiving set and the pass counter. A PostgreSQL row counts only if
-its pass is no later than that counter and its id was not in that archiving set (`Visible`):
+its pass is no later than that counter and its id was not in that archiving set
+(records.Visible):
 a record copied before the read and still in Redis is in the archiving set, so it is listed
 from Redis; one whose pass began after the read is newer than the counter; one removed from
 Redis before the read was out of the archiving set with its row committed."""
@@ -35,14 +36,6 @@ from dispatcher.domain.statuses import CallType, ChatType
 from dispatcher.store.keys import Key, TenantKeys
 from dispatcher.store.records import Kind
 from dispatcher.store.scripts import BeginArchive, ReleaseArchived, Scripts
-
-
-@dataclass(frozen=True)
-class Visible:
-    """Which PostgreSQL rows a list read may show (see the module's docstring)."""
-
-    seq: int
-    moving: frozenset[int]
 
 
 @dataclass(frozen=True)

@@ -173,23 +173,30 @@ class CallStore(RecordStore):
         )
 
     async def parent_call(self, call_id: int) -> ParentCall | None:
-        raw_meta = await self._redis.hget(self.keys.call(call_id), "meta")  # type: ignore[misc]
-        if raw_meta is None:
-            return None
-        return ParentCall(id=call_id, menu_id=CallMeta.model_validate_json(raw_meta).menu_id)
+        return (await self.parent_calls({call_id})).get(call_id)
 
     async def parent_calls(self, call_ids: set[int]) -> dict[int, ParentCall]:
-        """`parent_call` of many ids in one pipelined round trip; ids of no call left out."""
+        """The calls of `call_ids` that exist, live or archived, with their menus (a new call
+        names one as its parent); read in one pipelined round trip, and one query for those
+        no longer in Redis."""
         ordered = sorted(call_ids)
         async with self._redis.pipeline(transaction=False) as pipe:
             for call_id in ordered:
                 pipe.hget(self.keys.call(call_id), "meta")
             metas = await pipe.execute()
-        return {
+        found = {
             call_id: ParentCall(id=call_id, menu_id=CallMeta.model_validate_json(meta).menu_id)
             for call_id, meta in zip(ordered, metas, strict=True)
             if meta is not None
         }
+        gone = [call_id for call_id in ordered if call_id not in found]
+        if gone and self._archive is not None:
+            archived = await self._archive.menus(self.tenant.subdomain, gone)
+            found |= {
+                call_id: ParentCall(id=call_id, menu_id=menu_id)
+                for call_id, menu_id in archived.items()
+            }
+        return found
 
     async def flags(self, call_id: int) -> CustomerFlags | None:
         fields = list(CustomerFlags.model_fields)
@@ -197,19 +204,39 @@ class CallStore(RecordStore):
             pipe.exists(self.keys.call(call_id))
             pipe.hmget(self.keys.call(call_id), [f"flag:{name}" for name in fields])
             exists, values = await pipe.execute()
-        if not exists:
+        if exists:
+            return CustomerFlags(
+                **{name: value == b"1" for name, value in zip(fields, values, strict=True)}
+            )
+        if self._archive is None:
             return None
-        return CustomerFlags(
-            **{name: value == b"1" for name, value in zip(fields, values, strict=True)}
-        )
+        return _flags(await self._archive.flags(self.tenant.subdomain, call_id))
 
     async def set_flags(self, call_id: int, changes: dict[str, bool]) -> CustomerFlags | None:
+        """Sets flags of a live call in Redis, of an archived one in its row."""
         flags = {f"flag:{name}": "1" if value else "0" for name, value in changes.items()}
         try:
             await self._scripts.run(SetFlags(self.keys.call(call_id), flags))
         except Missing:
-            return None
+            if self._archive is None:
+                return None
+            return _flags(await self._archive.set_flags(self.tenant.subdomain, call_id, changes))
         return await self.flags(call_id)
+
+    async def detail(self, call_id: int) -> tuple[CallObject, list[dict[str, Any]]] | None:
+        """The call and its history (the dashboard's call detail), live or archived."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hget(self.keys.call(call_id), "doc")
+            pipe.lrange(self.keys.call_history(call_id), 0, -1)
+            doc, stored = await pipe.execute()
+        entries = [orjson.loads(raw) for raw in stored]
+        if doc is None and self._archive is not None:
+            doc = await self._archive.document("call", self.tenant.subdomain, call_id)
+            entries = await self._archive.history("call", self.tenant.subdomain, call_id) or []
+        if doc is None:
+            return None
+        call = CallObject.model_validate_json(doc)
+        return call, [history.created(call), *entries]
 
     async def load(self, call_id: int) -> Snapshot | None:
         return self.snapshot_of(await self._redis.hmget(self.keys.call(call_id), SNAPSHOT_FIELDS))  # type: ignore[misc]
@@ -327,11 +354,6 @@ class CallStore(RecordStore):
         )
         return await self._scripts.run(fire)
 
-    async def history_of(self, call: CallObject) -> list[dict[str, Any]]:
-        """The call's history, oldest first: its creation, then the last stored entries."""
-        stored = await self._redis.lrange(self.keys.call_history(call.id), 0, -1)  # type: ignore[misc]
-        return [history.created(call), *(orjson.loads(raw) for raw in stored)]
-
     async def announce(self, snapshot: Snapshot) -> None:
         """The tenant's channel gets every change; the call's agent gets it too (their
         console follows the call they hold), after `assigned` when it is the assignment."""
@@ -385,6 +407,12 @@ class CallStore(RecordStore):
                 if score is not None
             ],
         )
+
+
+def _flags(stored: dict[str, bool] | None) -> CustomerFlags | None:
+    if stored is None:
+        return None
+    return CustomerFlags(**{name: bool(stored.get(name)) for name in CustomerFlags.model_fields})
 
 
 def _allocation(plan: CallPlan) -> Allocation:
