@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -165,9 +166,46 @@ class RecordStore:
         ids = sorted({*live.ids, *archived}, reverse=query.descending)[offset : offset + query.per]
         return Page(total=live.total + archived_total, items=await self._documents(ids))
 
-    async def _live(self, query: ListQuery, offset: int, count: int) -> Live:
+    async def stream(self, query: ListQuery, size: int = 1000) -> AsyncIterator[list[bytes]]:
+        """Every record of the list in its order (the page and per of `query` aside), live and
+        archived, each once, `size` at a time: an export holds one batch of objects, and the
+        ids of the live records (as many as Redis holds), whatever the list's length."""
+        live = await self._live(query, 0, None)
+        live_ids = collections.deque(live.ids)
+        archived: collections.deque[tuple[int, bytes]] = collections.deque()
+        more = self._archive is not None
+        after: int | None = None
+
+        def first(a: int, b: int) -> bool:
+            return a > b if query.descending else a < b
+
+        while live_ids or archived or more:
+            if more and not archived:
+                assert self._archive is not None
+                rows = await self._archive.batch(
+                    self.kind, self.tenant.subdomain, query, live.visible, size, after
+                )
+                archived.extend(rows)
+                more = len(rows) == size
+                after = rows[-1][0] if rows else after
+            picked: list[int | bytes] = []
+            while len(picked) < size and (live_ids or archived):
+                if more and not archived:
+                    break  # the archive's next rows may come before the next live id
+                if archived and (not live_ids or first(archived[0][0], live_ids[0])):
+                    picked.append(archived.popleft()[1])
+                else:
+                    picked.append(live_ids.popleft())
+            wanted = [item for item in picked if isinstance(item, int)]
+            docs = iter(await self._documents(wanted, keep_gaps=True))
+            batch = [item if isinstance(item, bytes) else next(docs) for item in picked]
+            if found := [doc for doc in batch if doc is not None]:
+                yield found
+
+    async def _live(self, query: ListQuery, offset: int, count: int | None) -> Live:
         """The Redis half of a list read, in one MULTI: how many live records match, the ids
-        from `offset` on (at most `count`), and what a PostgreSQL read may show beside them."""
+        from `offset` on (at most `count`; None: all), and what a PostgreSQL read may show
+        beside them."""
         index = self.keys.calls if self.kind == "call" else self.keys.chats
         filters: list[str] = []
         if query.status is not None:
@@ -190,7 +228,7 @@ class RecordStore:
                 low if query.descending else high,  # type: ignore[arg-type]
                 desc=query.descending,
                 byscore=True,
-                offset=offset,
+                offset=offset if count is not None else None,
                 num=count,
             )
             if scratch is not None:
@@ -212,9 +250,18 @@ class RecordStore:
             return self.keys.calls_by_type(CallType(record_type))
         return self.keys.chats_by_type(ChatType(record_type))
 
-    async def _documents(self, ids: Sequence[int]) -> list[bytes]:
+    @overload
+    async def _documents(self, ids: Sequence[int]) -> list[bytes]: ...
+    @overload
+    async def _documents(
+        self, ids: Sequence[int], keep_gaps: Literal[True]
+    ) -> list[bytes | None]: ...
+
+    async def _documents(
+        self, ids: Sequence[int], keep_gaps: bool = False
+    ) -> list[bytes] | list[bytes | None]:
         """The objects of `ids`, in order: from Redis, else (archived since the ids were
-        read) from PostgreSQL."""
+        read) from PostgreSQL; one gone from both is left out (None with `keep_gaps`)."""
         if not ids:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -228,6 +275,8 @@ class RecordStore:
                 doc if doc is not None else archived.get(record_id)
                 for record_id, doc in zip(ids, docs, strict=True)
             ]
+        if keep_gaps:
+            return list(docs)
         return [doc for doc in docs if doc is not None]
 
     def _allocation(self, allocation: Allocation, bucket: Bucket | None = None) -> AllocateIds:
