@@ -18,11 +18,13 @@ from tests.deploy.files import (
     HAPROXY_FILE,
     K8S_ENV_FILE,
     PENDING_FROM_OPS_METRICS,
+    PENDING_FROM_PGBASE,
     SHUTDOWN_MARGIN_S,
     SYSTEMD_ENV_EXAMPLE,
     dispatcher_commands,
     dispatcher_services,
     env_file,
+    interpolate,
     k8s_containers,
     k8s_raw_documents,
     pod_specs,
@@ -36,7 +38,15 @@ GRACE = "DISPATCHER_SHUTDOWN_GRACE_S"
 
 
 def _pending_variables() -> set[str]:
-    return {f"DISPATCHER_{name.upper()}" for name in PENDING_FROM_OPS_METRICS["settings"]}
+    ops_metrics = {f"DISPATCHER_{name.upper()}" for name in PENDING_FROM_OPS_METRICS["settings"]}
+    return ops_metrics | PENDING_FROM_PGBASE
+
+
+def test_names_wait_for_the_postgres_code_only_until_it_is_here() -> None:
+    """Once Settings reads DATABASE_URL, every PostgreSQL setting the files use is checked
+    against it: a name the code spells differently then fails the test above."""
+    if "DATABASE_URL" in settings_variables():
+        assert PENDING_FROM_PGBASE == set(), "empty PENDING_FROM_PGBASE in tests/deploy/files.py"
 
 
 def test_every_variable_the_deploy_files_set_is_a_setting() -> None:
@@ -159,5 +169,5 @@ def test_compose_environment_holds_valid_settings(monkeypatch: pytest.MonkeyPatc
         monkeypatch.delenv(name, raising=False)
     for service in dispatcher_services().values():
         for name, value in service["environment"].items():
-            monkeypatch.setenv(name, "" if value.startswith("${") else str(value))
+            monkeypatch.setenv(name, interpolate(str(value)))
         Settings()
