@@ -28,6 +28,7 @@ K8S_OVERLAYS = sorted(path.parent for path in (K8S / "overlays").glob("*/kustomi
 K8S_SECRET_EXAMPLE = K8S_BASE / "secret.example.yaml"
 K8S_ENV_FILE = K8S_BASE / "dispatcher.env"
 REDIS_VALUES = K8S / "redis" / "values.yaml"
+POSTGRES_CLUSTER = K8S / "postgres" / "cluster.yaml"
 ADAPTER_VALUES = K8S / "prometheus-adapter" / "values.yaml"
 SYSTEMD = DEPLOY / "systemd"
 SYSTEMD_ENV_EXAMPLE = SYSTEMD / "dispatcher.env.example"
@@ -43,6 +44,9 @@ WORKER_INSTANCE = "9101"
 # waits up to 5 s for the jobs it hands back (workers/settings.py, _drain), `serve --workers`
 # gives its siblings the grace + 5 s (dispatcher/cli.py, _stop_siblings); then closing.
 SHUTDOWN_MARGIN_S = 10
+# The commands that run once and exit, before the API and the workers (or beside them): no
+# graceful stop to wait for, no probes.
+ONE_SHOTS = {"migrate", "load-config"}
 
 # Names the deploy files used before branch ops-metrics (interfaces.md) was merged here, to be
 # checked once it was: empty since that merge, so every name is checked against the real code.
@@ -119,8 +123,9 @@ def k8s_base_files() -> list[Path]:
 
 
 def k8s_raw_documents() -> list[dict[str, Any]]:
-    """Every manifest as written (before kustomize): the base's resources and the example."""
-    paths = [*k8s_base_files(), K8S_SECRET_EXAMPLE]
+    """Every manifest as written (before kustomize): the base's resources, the example Secrets
+    and the PostgreSQL Cluster (applied on its own)."""
+    paths = [*k8s_base_files(), K8S_SECRET_EXAMPLE, POSTGRES_CLUSTER]
     return [doc for path in paths for doc in load_yaml_documents(path)]
 
 
@@ -138,6 +143,11 @@ def kustomize(directory: Path) -> tuple[dict[str, Any], ...]:
     )
     assert done.returncode == 0, done.stderr
     return tuple(doc for doc in yaml.safe_load_all(done.stdout) if doc)
+
+
+def one_shot(workload: str) -> bool:
+    """Whether a Deployment, Job, compose service or unit by that name runs one of ONE_SHOTS."""
+    return workload.removeprefix("dispatcher-").removesuffix(".service") in ONE_SHOTS
 
 
 def pod_specs(documents: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -27,6 +27,7 @@ from tests.deploy.files import (
     interpolate,
     k8s_containers,
     k8s_raw_documents,
+    one_shot,
     pod_specs,
     seconds,
     settings_variables,
@@ -98,7 +99,7 @@ def test_probed_paths_are_routes_of_the_app() -> None:
     probed: list[tuple[str, str, set[str]]] = []
     for name, container in k8s_containers(k8s_raw_documents()):
         for kind in ("readinessProbe", "livenessProbe"):
-            if kind not in container:  # the load-config Job
+            if kind not in container:  # the one-shot Jobs
                 continue
             path = container[kind]["httpGet"]["path"].split("?")[0]
             on_worker = container["args"][0] == "worker"
@@ -127,7 +128,7 @@ def _grace(environment: dict[str, Any]) -> float:
 def test_orchestrators_wait_longer_than_the_graceful_stop() -> None:
     k8s_grace = _grace(env_file(K8S_ENV_FILE))
     for name, spec in pod_specs(k8s_raw_documents()):
-        if name.endswith("load-config"):
+        if one_shot(name):
             continue
         (container,) = spec["containers"]
         pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("exec", {})
@@ -135,7 +136,7 @@ def test_orchestrators_wait_longer_than_the_graceful_stop() -> None:
         needed = pause + k8s_grace + SHUTDOWN_MARGIN_S
         assert spec["terminationGracePeriodSeconds"] >= needed, name
     for name, service in dispatcher_services().items():
-        if name != "load-config":
+        if not one_shot(name):
             needed = _grace(service["environment"]) + SHUTDOWN_MARGIN_S
             assert seconds(service["stop_grace_period"]) >= needed, name
             assert service["stop_signal"] == "SIGTERM"
