@@ -113,6 +113,12 @@ def env_file(path: Path) -> dict[str, str]:
     return {match[1]: match[2] for match in pairs if match}
 
 
+def env_file_set(path: Path) -> dict[str, str]:
+    """The assignments of an environment file that are in force (not commented out)."""
+    pairs = (re.match(r"([A-Z][A-Z0-9_]*)=(.*)", line.strip()) for line in _lines(path))
+    return {match[1]: match[2] for match in pairs if match}
+
+
 def _lines(path: Path) -> list[str]:
     return path.read_text().splitlines()
 

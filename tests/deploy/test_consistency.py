@@ -20,13 +20,17 @@ from tests.deploy.files import (
     PENDING_FROM_OPS_METRICS,
     PENDING_FROM_PGBASE,
     SHUTDOWN_MARGIN_S,
+    SYSTEMD_BIN,
     SYSTEMD_ENV_EXAMPLE,
     dispatcher_commands,
     dispatcher_services,
     env_file,
+    env_file_set,
     interpolate,
+    k8s_base_files,
     k8s_containers,
     k8s_raw_documents,
+    load_yaml_documents,
     one_shot,
     pod_specs,
     seconds,
@@ -34,6 +38,10 @@ from tests.deploy.files import (
     systemd_units,
     variables_set,
 )
+
+# The roles every deploy flavour runs, by the dispatcher command that runs them.
+API, WORKER, MIGRATE = "serve", "worker", "migrate"
+FLAVOURS = ["compose", "kubernetes", "systemd"]
 
 GRACE = "DISPATCHER_SHUTDOWN_GRACE_S"
 
@@ -161,8 +169,7 @@ def test_the_grace_is_the_same_everywhere() -> None:
 def test_env_files_hold_valid_settings(path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in settings_variables():
         monkeypatch.delenv(name, raising=False)
-    uncommented = {k: v for k, v in env_file(path).items() if f"#{k}=" not in path.read_text()}
-    for name, value in uncommented.items():
+    for name, value in env_file_set(path).items():
         monkeypatch.setenv(name, value)
     Settings()  # raises when a value is not valid
 
@@ -174,3 +181,50 @@ def test_compose_environment_holds_valid_settings(monkeypatch: pytest.MonkeyPatc
         for name, value in service["environment"].items():
             monkeypatch.setenv(name, interpolate(str(value)))
         Settings()
+
+
+def _roles(flavour: str) -> dict[str, tuple[str, set[str]]]:
+    """(where, the variables it is given) of each dispatcher command a deploy flavour runs,
+    by command (`serve`, `worker`, `migrate`, `load-config`)."""
+    found: dict[str, tuple[str, set[str]]] = {}
+    if flavour == "compose":
+        for name, service in dispatcher_services().items():
+            found[service["command"][0]] = (name, set(service["environment"]))
+    elif flavour == "kubernetes":
+        config_map = set(env_file_set(K8S_ENV_FILE))  # every container's envFrom
+        for name, container in k8s_containers(k8s_raw_documents()):
+            given = config_map | {e["name"] for e in container.get("env", [])}
+            found[container["args"][0]] = (name, given)
+    else:
+        environment_file = set(env_file_set(SYSTEMD_ENV_EXAMPLE))  # every unit's EnvironmentFile
+        for unit in systemd_units():
+            binary, command, *_ = unit.value("Service", "ExecStart").split()
+            assert binary == SYSTEMD_BIN
+            found[command] = (unit.path.name, environment_file)
+    return found
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_every_flavour_gives_the_api_and_the_workers_database_url(flavour: str) -> None:
+    roles = _roles(flavour)
+    for command in (API, WORKER, MIGRATE):
+        assert command in roles, f"{flavour}: nothing runs `dispatcher {command}`"
+        where, given = roles[command]
+        assert "DATABASE_URL" in given, f"{flavour} {where}"
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_every_flavour_migrates_before_the_api_and_the_workers_start(flavour: str) -> None:
+    roles = _roles(flavour)
+    migrate, _ = roles[MIGRATE]
+    for command in (API, WORKER):
+        where, _ = roles[command]
+        if flavour == "compose":
+            waits_for = dispatcher_services()[where]["depends_on"]
+            assert waits_for[migrate] == {"condition": "service_completed_successfully"}, where
+        elif flavour == "systemd":
+            (unit,) = [u for u in systemd_units() if u.path.name == where]
+            assert migrate in " ".join(unit.values("Unit", "After")).split(), where
+    if flavour == "kubernetes":  # kustomize orders nothing: a Job that `apply -k` creates
+        base = [doc for path in k8s_base_files() for doc in load_yaml_documents(path)]
+        assert migrate in {d["metadata"]["name"] for d in base if d["kind"] == "Job"}
