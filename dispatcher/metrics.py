@@ -119,6 +119,18 @@ class Metrics:
             ["reason"],
             registry=own,
         )
+        self.archived = Counter(
+            "dispatcher_archived_records",
+            "Ended records moved from Redis to PostgreSQL, by kind (call, chat).",
+            ["kind"],
+            registry=own,
+        )
+        self.archive_failures = Counter(
+            "dispatcher_archive_failures",
+            "Archiving ticks or batches that failed, by reason (postgres_unreachable, store).",
+            ["reason"],
+            registry=own,
+        )
         self.webhook_deferrals = Counter(
             "dispatcher_webhook_deferrals",
             "Webhook deliveries put off without a try: their tenant had its most in flight "

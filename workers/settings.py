@@ -12,6 +12,7 @@ import aiohttp
 import structlog
 from arq import Retry
 from arq.connections import ArqRedis
+from arq.cron import cron
 from arq.worker import func
 
 from dispatcher.carriers.base import Resources
@@ -22,6 +23,7 @@ from dispatcher.settings import Settings
 from dispatcher.store import jobs
 from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.scripts import Scripts
+from workers import archiver
 from workers.campaigns import pump_campaign, sweep_campaign
 from workers.connecting import carrier_result, connect_call, hangup_call
 from workers.redis_lost import REDIS_RETRY_S, lost_redis
@@ -107,6 +109,20 @@ WEBHOOK_FUNCTIONS = [
         measured(jobs.DELIVER_WEBHOOK, retried_when_redis_is_down(deliver_webhook)),
         name=jobs.DELIVER_WEBHOOK,
         max_tries=MAX_TRIES + 1,
+    )
+]
+
+# The archiver's tick (workers/archiver.py): one worker of the fleet runs each, as ARQ names a
+# cron job's run after its time; a tick runs past no other (its timeout is under the interval).
+CRON_JOBS = [
+    cron(
+        measured("archive", retried_when_redis_is_down(archiver.archive)),
+        name="archive",
+        second=set(range(0, 60, archiver.EVERY_S)),
+        unique=True,
+        timeout=archiver.EVERY_S * 6,
+        max_tries=1,
+        keep_result=0,
     )
 ]
 
@@ -221,6 +237,7 @@ def create_worker(
     worker = DispatchWorker(
         redis_pool=client,
         functions=FUNCTIONS,
+        cron_jobs=CRON_JOBS,
         queue_name=jobs.QUEUE_NAME,
         on_startup=startup,
         on_shutdown=shutdown,

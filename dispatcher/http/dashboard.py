@@ -67,11 +67,11 @@ async def call_detail(request: web.Request) -> web.Response:
     tenant = await operator_of(request)
     call_id = integer(request.match_info["id"])
     calls = stores_of(request, tenant).calls
-    found = await calls.load(call_id) if call_id is not None else None
+    found = await calls.detail(call_id) if call_id is not None else None
     if found is None:
         raise NotFound(CALL_NOT_FOUND)
-    history = await calls.history_of(found.call)
-    return json_response({"call": found.call.model_dump(mode="json"), "history": history})
+    call, history = found
+    return json_response({"call": call.model_dump(mode="json"), "history": history})
 
 
 @routes.get(COOKIE_PATH + "/events")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from aiohttp import web
 
@@ -18,7 +18,6 @@ from dispatcher.domain.statuses import (
 from dispatcher.http import headers as request_headers
 from dispatcher.http.appkeys import SETTINGS
 from dispatcher.http.responses import json_array, json_response
-from dispatcher.store.keys import TenantKeys
 from dispatcher.store.records import Kind, ListQuery, Page, RecordStore
 
 DEFAULT_PER = 100
@@ -26,48 +25,32 @@ MAX_PER = 1000
 SORT_COLUMNS = ("id", "created_at")  # both follow creation order
 
 
-def _call_type_index(keys: TenantKeys, raw: str) -> str | None:
-    call_type = CALL_TYPE_ALIASES.get(raw)
-    return keys.calls_by_type(call_type) if call_type else None
-
-
-def _chat_type_index(keys: TenantKeys, raw: str) -> str | None:
-    chat_type = CHAT_TYPE_ALIASES.get(raw)
-    return keys.chats_by_type(chat_type) if chat_type else None
-
-
-# Per kind: its statuses, the name of its type filter and the index of a type.
-_FILTERS: dict[Kind, tuple[frozenset[str], str, Callable[[TenantKeys, str], str | None]]] = {
-    "call": (frozenset(CallStatus), "call_type", _call_type_index),
-    "chat": (frozenset(ChatStatus), "chat_type", _chat_type_index),
+# Per kind: its statuses, the name of its type filter and the type values by their names.
+_FILTERS: dict[Kind, tuple[frozenset[str], str, Mapping[str, str]]] = {
+    "call": (frozenset(CallStatus), "call_type", CALL_TYPE_ALIASES),
+    "chat": (frozenset(ChatStatus), "chat_type", CHAT_TYPE_ALIASES),
 }
 
 
 async def respond(request: web.Request, records: RecordStore) -> web.Response:
     """GET /calls or /chats: one page of stored objects, with Total, Per-Page and Link."""
-    statuses, type_param, type_index = _FILTERS[records.kind]
-    query = parse_query(
-        request.query, statuses, type_param, lambda raw: type_index(records.keys, raw)
-    )
+    query = parse_query(request.query, records.kind)
     page = await records.page(query)
     return json_response(json_array(page.items), headers=headers(request, query, page))
 
 
-def parse_query(
-    query: Mapping[str, str],
-    statuses: frozenset[str],
-    type_param: str,
-    type_key: Callable[[str], str | None],
-) -> ListQuery:
+def parse_query(query: Mapping[str, str], kind: Kind) -> ListQuery:
+    """The list's filters, sort and page from its query string (400 on any bad one)."""
+    statuses, type_param, types = _FILTERS[kind]
     page, per = paging(query)
     status = query.get("status")
     if status is not None and status not in statuses:
         raise InvalidRequest("status is not valid")
     raw_type = query.get(type_param)
-    index = None
+    record_type = None
     if raw_type is not None:
-        index = type_key(raw_type)
-        if index is None:
+        record_type = types.get(raw_type)
+        if record_type is None:
             raise InvalidRequest(f"{type_param} is not valid")
     if query.get("sort_column", "id") not in SORT_COLUMNS:
         raise InvalidRequest("sort_column must be one of id, created_at")
@@ -78,7 +61,7 @@ def parse_query(
         page=page,
         per=per,
         status=status,
-        type_key=index,
+        type=record_type,
         created_from_ms=_moment(query, "created_at[from]"),
         created_to_ms=_moment(query, "created_at[to]"),
         descending=direction == "desc",

@@ -14,12 +14,12 @@ from dispatcher.domain.call_requests import OutboundPlan, ParentCall, QueuedPlan
 from dispatcher.domain.errors import DispatchError
 from dispatcher.domain.objects import CallObject, CustomerFlags
 from dispatcher.domain.records import CallMeta, Ids, outbound_call, pending_choice, queued_call
-from dispatcher.domain.statuses import CallStatus, CallType
+from dispatcher.domain.statuses import TERMINAL_CALL_STATUSES, CallStatus
 from dispatcher.store import campaigns, jobs
+from dispatcher.store.archiving import Footprint, call_footprint
 from dispatcher.store.buckets import Bucket
 from dispatcher.store.campaigns import CampaignLink
 from dispatcher.store.idempotency import Answer, Once
-from dispatcher.store.keys import Key
 from dispatcher.store.records import (
     AGENT_NOT_AVAILABLE,
     Allocation,
@@ -74,16 +74,6 @@ class Change:
     waiting: Literal["add", "rem", ""] = ""
     release_agent: bool = False
     announce: bool = True  # False for changes clients cannot see (private facts only)
-
-
-@dataclass(frozen=True)
-class Footprint:
-    """Everything one call holds in Redis: the keys that are its alone, and its entries (the
-    call's or its offers' members) in keys it shares with other calls. Archiving a call and
-    then deleting exactly these leaves nothing of it behind."""
-
-    keys: list[Key]
-    entries: list[tuple[Key, str]]  # (sorted set, member)
 
 
 class CallStore(RecordStore):
@@ -183,23 +173,30 @@ class CallStore(RecordStore):
         )
 
     async def parent_call(self, call_id: int) -> ParentCall | None:
-        raw_meta = await self._redis.hget(self.keys.call(call_id), "meta")  # type: ignore[misc]
-        if raw_meta is None:
-            return None
-        return ParentCall(id=call_id, menu_id=CallMeta.model_validate_json(raw_meta).menu_id)
+        return (await self.parent_calls({call_id})).get(call_id)
 
     async def parent_calls(self, call_ids: set[int]) -> dict[int, ParentCall]:
-        """`parent_call` of many ids in one pipelined round trip; ids of no call left out."""
+        """The calls of `call_ids` that exist, live or archived, with their menus (a new call
+        names one as its parent); read in one pipelined round trip, and one query for those
+        no longer in Redis."""
         ordered = sorted(call_ids)
         async with self._redis.pipeline(transaction=False) as pipe:
             for call_id in ordered:
                 pipe.hget(self.keys.call(call_id), "meta")
             metas = await pipe.execute()
-        return {
+        found = {
             call_id: ParentCall(id=call_id, menu_id=CallMeta.model_validate_json(meta).menu_id)
             for call_id, meta in zip(ordered, metas, strict=True)
             if meta is not None
         }
+        gone = [call_id for call_id in ordered if call_id not in found]
+        if gone and self._archive is not None:
+            archived = await self._archive.menus(self.tenant.subdomain, gone)
+            found |= {
+                call_id: ParentCall(id=call_id, menu_id=menu_id)
+                for call_id, menu_id in archived.items()
+            }
+        return found
 
     async def flags(self, call_id: int) -> CustomerFlags | None:
         fields = list(CustomerFlags.model_fields)
@@ -207,19 +204,39 @@ class CallStore(RecordStore):
             pipe.exists(self.keys.call(call_id))
             pipe.hmget(self.keys.call(call_id), [f"flag:{name}" for name in fields])
             exists, values = await pipe.execute()
-        if not exists:
+        if exists:
+            return CustomerFlags(
+                **{name: value == b"1" for name, value in zip(fields, values, strict=True)}
+            )
+        if self._archive is None:
             return None
-        return CustomerFlags(
-            **{name: value == b"1" for name, value in zip(fields, values, strict=True)}
-        )
+        return _flags(await self._archive.flags(self.tenant.subdomain, call_id))
 
     async def set_flags(self, call_id: int, changes: dict[str, bool]) -> CustomerFlags | None:
+        """Sets flags of a live call in Redis, of an archived one in its row."""
         flags = {f"flag:{name}": "1" if value else "0" for name, value in changes.items()}
         try:
             await self._scripts.run(SetFlags(self.keys.call(call_id), flags))
         except Missing:
-            return None
+            if self._archive is None:
+                return None
+            return _flags(await self._archive.set_flags(self.tenant.subdomain, call_id, changes))
         return await self.flags(call_id)
+
+    async def detail(self, call_id: int) -> tuple[CallObject, list[dict[str, Any]]] | None:
+        """The call and its history (the dashboard's call detail), live or archived."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hget(self.keys.call(call_id), "doc")
+            pipe.lrange(self.keys.call_history(call_id), 0, -1)
+            doc, stored = await pipe.execute()
+        entries = [orjson.loads(raw) for raw in stored]
+        if doc is None and self._archive is not None:
+            doc = await self._archive.document("call", self.tenant.subdomain, call_id)
+            entries = await self._archive.history("call", self.tenant.subdomain, call_id) or []
+        if doc is None:
+            return None
+        call = CallObject.model_validate_json(doc)
+        return call, [history.created(call), *entries]
 
     async def load(self, call_id: int) -> Snapshot | None:
         return self.snapshot_of(await self._redis.hmget(self.keys.call(call_id), SNAPSHOT_FIELDS))  # type: ignore[misc]
@@ -295,6 +312,7 @@ class CallStore(RecordStore):
         menu_id = (change.meta or before.meta).menu_id or 0
         entry = history.change(before.call, call, now_ms) if change.announce else None
         campaign_id = before.meta.campaign_id
+        ends = call.status in TERMINAL_CALL_STATUSES and before.call.status != call.status
         return Write(
             record=self.keys.call(call.id),
             from_index=self.keys.calls_by_status(before.call.status),
@@ -314,6 +332,8 @@ class CallStore(RecordStore):
             history=self.keys.call_history(call.id),
             entry=orjson.dumps(entry).decode() if entry else None,
             campaign=self.keys.campaign(campaign_id) if campaign_id is not None else None,
+            ended=self.keys.ended(self.kind) if ends else None,
+            ended_score=now_ms if ends else None,
         )
 
     async def _fire_in_campaign(
@@ -333,11 +353,6 @@ class CallStore(RecordStore):
             burst_s=campaigns.BURST_S,
         )
         return await self._scripts.run(fire)
-
-    async def history_of(self, call: CallObject) -> list[dict[str, Any]]:
-        """The call's history, oldest first: its creation, then the last stored entries."""
-        stored = await self._redis.lrange(self.keys.call_history(call.id), 0, -1)  # type: ignore[misc]
-        return [history.created(call), *(orjson.loads(raw) for raw in stored)]
 
     async def announce(self, snapshot: Snapshot) -> None:
         """The tenant's channel gets every change; the call's agent gets it too (their
@@ -367,54 +382,37 @@ class CallStore(RecordStore):
         return await self._scripts.run(TakeToken(bucket))
 
     async def footprint(self, call_id: int) -> Footprint | None:
-        """Every key and index entry the call holds now (None when there is no such call): its
-        hash, history and offers, its offers' hashes, and its members in the tenant's indexes,
-        its menu's waiting set, the scheduled set, its campaign's sets and its agents' open
-        offers. The ARQ jobs of the call are not listed: they expire by themselves."""
-        snapshot = await self.load(call_id)
-        if snapshot is None:
-            return None
-        offered = await self._redis.hgetall(self.keys.call_offers(call_id))  # type: ignore[misc]
-        offers = {int(offer_id): int(agent_id) for agent_id, offer_id in offered.items()}
-        own = [
-            self.keys.call(call_id),
-            self.keys.call_history(call_id),
-            self.keys.call_offers(call_id),
-            *(self.keys.offer(offer_id) for offer_id in sorted(offers)),
-        ]
-        entries = self._entries(snapshot, offers)
+        """Every key and index entry the call holds now (None when there is no such call);
+        archiving.call_footprint says where it looks."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            for key in own:
+            pipe.hmget(self.keys.call(call_id), ["doc", "meta"])
+            pipe.hgetall(self.keys.call_offers(call_id))
+            (doc, meta), offered = await pipe.execute()
+        if doc is None or meta is None:
+            return None
+        offers = {int(offer_id): int(agent_id) for agent_id, offer_id in offered.items()}
+        candidates = call_footprint(self.keys, orjson.loads(doc), orjson.loads(meta), offers)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in candidates.keys:
                 pipe.exists(key)
-            for key, member in entries:
+            for key, member in candidates.entries:
                 pipe.zscore(key, member)
             found = await pipe.execute()
-        held = found[len(own) :]
+        own, held = found[: len(candidates.keys)], found[len(candidates.keys) :]
         return Footprint(
-            keys=[key for key, exists in zip(own, found, strict=False) if exists],
+            keys=[key for key, exists in zip(candidates.keys, own, strict=True) if exists],
             entries=[
-                entry for entry, score in zip(entries, held, strict=True) if score is not None
+                entry
+                for entry, score in zip(candidates.entries, held, strict=True)
+                if score is not None
             ],
         )
 
-    def _entries(self, snapshot: Snapshot, offers: dict[int, int]) -> list[tuple[Key, str]]:
-        """Where the call may have members (checked by `footprint`)."""
-        call, meta = snapshot.call, snapshot.meta
-        padded, plain = f"{call.id:015d}", str(call.id)
-        entries = [
-            (self.keys.calls, padded),
-            (self.keys.calls_by_status(call.status), padded),
-            (self.keys.calls_by_type(CallType(call.call_type)), padded),
-            (self.keys.scheduled, plain),
-        ]
-        if meta.menu_id is not None:
-            entries.append((self.keys.waiting(meta.menu_id), plain))
-        if meta.campaign_id is not None:
-            entries.append((self.keys.campaign_due(meta.campaign_id), plain))
-            entries.append((self.keys.campaign_released(meta.campaign_id), plain))
-        for offer_id, agent_id in sorted(offers.items()):
-            entries.append((self.keys.agent_offers(agent_id), str(offer_id)))
-        return entries
+
+def _flags(stored: dict[str, bool] | None) -> CustomerFlags | None:
+    if stored is None:
+        return None
+    return CustomerFlags(**{name: bool(stored.get(name)) for name in CustomerFlags.model_fields})
 
 
 def _allocation(plan: CallPlan) -> Allocation:

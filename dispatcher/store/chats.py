@@ -134,6 +134,8 @@ class ChatStore(RecordStore):
                 status=ended.status,
                 id=chat_id,
                 score=clock.to_ms(clock.parse_iso(chat.created_at) or now),
+                ended=self.keys.ended(self.kind),
+                ended_score=now_ms,
             )
             try:
                 await self._scripts.run(Transition(write, Jobs.of(webhooks, now_ms)))

@@ -97,6 +97,21 @@ class TenantKeys:
     def chats_by_type(self, chat_type: ChatType) -> Key:
         return Key(f"{self.prefix}chats:type:{_CHAT_TYPE_SLUGS[chat_type]}")
 
+    def ended(self, kind: str) -> Key:
+        """Sorted set of the tenant's ended calls (kind "call") or chats ("chat") still in
+        Redis, scored by the ms they ended: the archiver's work (workers/archiver.py)."""
+        return Key(f"{self.prefix}{kind}s:ended")
+
+    def archiving(self, kind: str) -> Key:
+        """Set of the ids of calls or chats being copied to PostgreSQL and not yet removed
+        from Redis: a list leaves their copies out (store/archiving.py)."""
+        return Key(f"{self.prefix}{kind}s:archiving")
+
+    @property
+    def archive_seq(self) -> Key:
+        """Counter of the tenant's archiving passes; each row archived carries its pass."""
+        return Key(self.prefix + "seq:archive")
+
     def sequence(self, name: str) -> Key:
         """Counters behind ids: call, chat, participant, end_user."""
         return Key(f"{self.prefix}seq:{name}")

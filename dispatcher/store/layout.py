@@ -8,7 +8,11 @@ every key of every tenant, its expiry kept, then the layout is written down. It 
 and a second run after an interrupted one finishes the job. ARQ's keys (`arq:*`), the tenants'
 hash, the workers' heartbeats and the refused-credentials buckets did not change. The ingress
 and the workers of the older release must be stopped first: they would go on writing layout-1
-keys. `serve` and `worker` refuse to start on a Redis that still holds layout-1 tenants."""
+keys. `serve` and `worker` refuse to start on a Redis that still holds layout-1 tenants.
+
+Layout 3 (issue 17) added each tenant's ended sets, the archiver's work (store/archiving.py):
+the migration puts every call and chat that had already ended in them, as if it had ended at
+the migration, so that it is archived one hot retention later."""
 
 from __future__ import annotations
 
@@ -17,9 +21,11 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from dispatcher.domain import clock
+from dispatcher.domain.statuses import TERMINAL_CALL_STATUSES, TERMINAL_CHAT_STATUSES
 from dispatcher.store import keys
 
-CURRENT = 2
+CURRENT = 3
 RENAMES_PER_ROUND_TRIP = 500
 
 
@@ -51,11 +57,32 @@ async def refuse_outdated(redis: Redis) -> None:
 async def migrate(redis: Redis, on_renamed: Callable[[int], None] | None = None) -> int:
     """Brings a layout-1 Redis to the current layout; returns how many keys it renamed."""
     renamed = 0
-    if await version(redis) < CURRENT:
+    found = await version(redis)
+    if found < 2:
         for subdomain in await _subdomains(redis):
             renamed += await _rename_tenant(redis, subdomain, on_renamed)
+    if found < 3:
+        now_ms = clock.to_ms(clock.now())
+        for subdomain in await _subdomains(redis):
+            await _index_ended(redis, keys.TenantKeys(subdomain), now_ms)
     await redis.set(keys.LAYOUT, CURRENT)
     return renamed
+
+
+async def _index_ended(redis: Redis, tenant: keys.TenantKeys, now_ms: int) -> None:
+    """Layout 3: the records that had ended join their ended set (NX: one that ended since
+    keeps its own time), in pipelined batches as ZSCAN reads each terminal status index."""
+    indexes = [("call", tenant.calls_by_status(status)) for status in TERMINAL_CALL_STATUSES]
+    indexes += [("chat", tenant.chats_by_status(status)) for status in TERMINAL_CHAT_STATUSES]
+    for kind, index in indexes:
+        batch: list[bytes] = []
+        async for member, _ in redis.zscan_iter(index, count=1000):
+            batch.append(member)
+            if len(batch) == RENAMES_PER_ROUND_TRIP:
+                await redis.zadd(tenant.ended(kind), dict.fromkeys(batch, now_ms), nx=True)
+                batch = []
+        if batch:
+            await redis.zadd(tenant.ended(kind), dict.fromkeys(batch, now_ms), nx=True)
 
 
 async def _subdomains(redis: Redis) -> list[str]:

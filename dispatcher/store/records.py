@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -21,6 +22,7 @@ from dispatcher.domain.objects import CallObject, ChatObject
 from dispatcher.domain.records import (
     Ids,
 )
+from dispatcher.domain.statuses import CallType, ChatType
 from dispatcher.store import idempotency, jobs, keys
 from dispatcher.store.buckets import Bucket
 from dispatcher.store.campaigns import CampaignLink
@@ -34,6 +36,9 @@ from dispatcher.store.scripts import (
     Jobs,
     Scripts,
 )
+
+if TYPE_CHECKING:
+    from dispatcher.history.archive import Archive
 
 Kind = Literal["call", "chat"]
 AGENT_NOT_AVAILABLE = "Agent is not available to take this call"
@@ -51,11 +56,29 @@ class Page:
 
 
 @dataclass(frozen=True)
+class Visible:
+    """Which archived rows a list read may show beside the live records it read: those of an
+    archiving pass no later than `seq`, but for the ids still `moving` (store/archiving.py)."""
+
+    seq: int
+    moving: frozenset[int]
+
+
+@dataclass(frozen=True)
+class Live:
+    """The Redis half of a list read (RecordStore._live)."""
+
+    total: int
+    ids: list[int]
+    visible: Visible
+
+
+@dataclass(frozen=True)
 class ListQuery:
     page: int = 1
     per: int = 100
     status: str | None = None
-    type_key: str | None = None  # an index key from TenantKeys.calls_by_type / chats_by_type
+    type: str | None = None  # a CallType or ChatType value
     created_from_ms: int | None = None
     created_to_ms: int | None = None
     descending: bool = True
@@ -97,9 +120,12 @@ class RecordStore:
 
     kind: ClassVar[Kind]
 
-    def __init__(self, redis: Redis, scripts: Scripts, tenant: Tenant) -> None:
+    def __init__(
+        self, redis: Redis, scripts: Scripts, tenant: Tenant, archive: Archive | None = None
+    ) -> None:
         self._redis = redis
         self._scripts = scripts
+        self._archive = archive  # None: no history configured, Redis holds every record
         self.tenant = tenant
         self.keys = keys.TenantKeys(tenant.subdomain)
 
@@ -114,53 +140,143 @@ class RecordStore:
         return self.keys.call(record_id) if self.kind == "call" else self.keys.chat(record_id)
 
     async def document(self, record_id: int) -> bytes | None:
+        """The record's object as stored, live in Redis or archived in PostgreSQL."""
         raw: bytes | None = await self._redis.hget(  # type: ignore[misc]
             self._record_key(record_id), "doc"
         )
+        if raw is None and self._archive is not None:
+            raw = await self._archive.document(self.kind, self.tenant.subdomain, record_id)
         return raw
 
     async def page(self, query: ListQuery) -> Page:
+        """One page of the list, live and archived records merged in id order (which is
+        creation order), each once (store/archiving.py says how)."""
+        offset = (query.page - 1) * query.per
+        if self._archive is None:
+            live = await self._live(query, offset, query.per)
+            return Page(total=live.total, items=await self._documents(live.ids))
+        live = await self._live(query, 0, offset + query.per)
+        tenant = self.tenant.subdomain
+        archived_total = await self._archive.count(self.kind, tenant, query, live.visible)
+        archived: list[int] = []
+        if archived_total:
+            archived = await self._archive.ids(
+                self.kind, tenant, query, live.visible, offset + query.per
+            )
+        ids = sorted({*live.ids, *archived}, reverse=query.descending)[offset : offset + query.per]
+        return Page(total=live.total + archived_total, items=await self._documents(ids))
+
+    async def stream(self, query: ListQuery, size: int = 1000) -> AsyncIterator[list[bytes]]:
+        """Every record of the list in its order (the page and per of `query` aside), live and
+        archived, each once, `size` at a time: an export holds one batch of objects, and the
+        ids of the live records (as many as Redis holds), whatever the list's length."""
+        live = await self._live(query, 0, None)
+        live_ids = collections.deque(live.ids)
+        archived: collections.deque[tuple[int, bytes]] = collections.deque()
+        more = self._archive is not None
+        after: int | None = None
+
+        def first(a: int, b: int) -> bool:
+            return a > b if query.descending else a < b
+
+        while live_ids or archived or more:
+            if more and not archived:
+                assert self._archive is not None
+                rows = await self._archive.batch(
+                    self.kind, self.tenant.subdomain, query, live.visible, size, after
+                )
+                archived.extend(rows)
+                more = len(rows) == size
+                after = rows[-1][0] if rows else after
+            picked: list[int | bytes] = []
+            while len(picked) < size and (live_ids or archived):
+                if more and not archived:
+                    break  # the archive's next rows may come before the next live id
+                if archived and (not live_ids or first(archived[0][0], live_ids[0])):
+                    picked.append(archived.popleft()[1])
+                else:
+                    picked.append(live_ids.popleft())
+            wanted = [item for item in picked if isinstance(item, int)]
+            docs = iter(await self._documents(wanted, keep_gaps=True))
+            batch = [item if isinstance(item, bytes) else next(docs) for item in picked]
+            if found := [doc for doc in batch if doc is not None]:
+                yield found
+
+    async def _live(self, query: ListQuery, offset: int, count: int | None) -> Live:
+        """The Redis half of a list read, in one MULTI: how many live records match, the ids
+        from `offset` on (at most `count`; None: all), and what a PostgreSQL read may show
+        beside them."""
         index = self.keys.calls if self.kind == "call" else self.keys.chats
-        filters: list[str] = [index]
+        filters: list[str] = []
         if query.status is not None:
             by_status = (
                 self.keys.calls_by_status if self.kind == "call" else self.keys.chats_by_status
             )
             filters.append(by_status(query.status))
-        if query.type_key is not None:
-            filters.append(query.type_key)
+        if query.type is not None:
+            filters.append(self._type_index(query.type))
         low = query.created_from_ms if query.created_from_ms is not None else -math.inf
         high = query.created_to_ms if query.created_to_ms is not None else math.inf
-        scratch = None
-        if len(filters) > 1:
-            scratch = self.keys.scratch(uuid.uuid4().hex)
-            await self._redis.zinterstore(scratch, filters[1:], aggregate="MIN")
-            index = scratch
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.zcount(index, low, high)
-                pipe.zrange(
-                    index,
-                    high if query.descending else low,  # type: ignore[arg-type]
-                    low if query.descending else high,  # type: ignore[arg-type]
-                    desc=query.descending,
-                    byscore=True,
-                    offset=(query.page - 1) * query.per,
-                    num=query.per,
-                )
-                total, ids = await pipe.execute()
-        finally:
+        scratch = self.keys.scratch(uuid.uuid4().hex) if filters else None
+        async with self._redis.pipeline(transaction=True) as pipe:
             if scratch is not None:
-                await self._redis.delete(scratch)
-        return Page(total=total, items=await self._documents(ids))
+                pipe.zinterstore(scratch, filters, aggregate="MIN")
+            pipe.zcount(scratch or index, low, high)
+            pipe.zrange(
+                scratch or index,
+                high if query.descending else low,  # type: ignore[arg-type]
+                low if query.descending else high,  # type: ignore[arg-type]
+                desc=query.descending,
+                byscore=True,
+                offset=offset if count is not None else None,
+                num=count,
+            )
+            if scratch is not None:
+                pipe.delete(scratch)
+            pipe.smembers(self.keys.archiving(self.kind))
+            pipe.get(self.keys.archive_seq)
+            replies = await pipe.execute()
+        if scratch is not None:
+            replies = [replies[1], replies[2], *replies[4:]]
+        total, ids, moving, seq = replies
+        return Live(
+            total=total,
+            ids=[int(raw) for raw in ids],
+            visible=Visible(seq=int(seq or 0), moving=frozenset(int(raw) for raw in moving)),
+        )
 
-    async def _documents(self, ids: Sequence[bytes]) -> list[bytes]:
+    def _type_index(self, record_type: str) -> Key:
+        if self.kind == "call":
+            return self.keys.calls_by_type(CallType(record_type))
+        return self.keys.chats_by_type(ChatType(record_type))
+
+    @overload
+    async def _documents(self, ids: Sequence[int]) -> list[bytes]: ...
+    @overload
+    async def _documents(
+        self, ids: Sequence[int], keep_gaps: Literal[True]
+    ) -> list[bytes | None]: ...
+
+    async def _documents(
+        self, ids: Sequence[int], keep_gaps: bool = False
+    ) -> list[bytes] | list[bytes | None]:
+        """The objects of `ids`, in order: from Redis, else (archived since the ids were
+        read) from PostgreSQL; one gone from both is left out (None with `keep_gaps`)."""
         if not ids:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:
-            for raw_id in ids:
-                pipe.hget(self._record_key(int(raw_id)), "doc")
+            for record_id in ids:
+                pipe.hget(self._record_key(record_id), "doc")
             docs = await pipe.execute()
+        gone = [record_id for record_id, doc in zip(ids, docs, strict=True) if doc is None]
+        if gone and self._archive is not None:
+            archived = await self._archive.documents(self.kind, self.tenant.subdomain, gone)
+            docs = [
+                doc if doc is not None else archived.get(record_id)
+                for record_id, doc in zip(ids, docs, strict=True)
+            ]
+        if keep_gaps:
+            return list(docs)
         return [doc for doc in docs if doc is not None]
 
     def _allocation(self, allocation: Allocation, bucket: Bucket | None = None) -> AllocateIds:

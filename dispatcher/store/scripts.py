@@ -108,6 +108,8 @@ class Write:
     history: Key | None = None  # the call's history, with `entry`
     entry: str | None = None
     campaign: Key | None = None  # a call of a campaign moves its counts of each status
+    ended: Key | None = None  # the tenant's ended set, which a record joins as it ends
+    ended_score: int | None = None  # when it ended (ms)
 
 
 # Calls and chats -------------------------------------------------------------------------
@@ -174,6 +176,37 @@ class SetFlags(Script[None]):
     flags: Mapping[str, str]
 
     errors: ClassVar[Errors] = {"missing": lambda _: Missing("set_flags")}
+
+
+@dataclass(frozen=True)
+class BeginArchive(Script[dict[str, Any]]):
+    """Reads ended records due for archiving and marks them as being moved; the pass's
+    number and the records (store/archiving.py reads them)."""
+
+    name: ClassVar[str] = "begin_archive"
+    ended: Key
+    archiving: Key
+    seq: Key
+    records: list[Key]
+    histories: list[Key]
+    offers: list[Key] | None
+    ids: list[int]
+    members: list[str]
+    cutoff: int
+
+    def result(self, ok: Any) -> dict[str, Any]:
+        return {"seq": int(ok["seq"]), "records": list_of(ok["records"])}
+
+
+@dataclass(frozen=True)
+class ReleaseArchived(Script[int]):
+    """Removes archived records from Redis, each only if unchanged since it was copied."""
+
+    name: ClassVar[str] = "release_archived"
+    ended: Key
+    archiving: Key
+    records: list[dict[str, Key | list[Key]]]
+    moved: list[dict[str, Any]] = field(metadata=lua_name("records"))
 
 
 class Missing(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
 
@@ -15,6 +16,9 @@ from dispatcher.store.calls import CallStore, Change, Snapshot
 from dispatcher.store.campaigns import Campaigns
 from dispatcher.store.chats import ChatStore
 from dispatcher.store.scripts import Scripts
+
+if TYPE_CHECKING:
+    from dispatcher.history.archive import Archive
 
 
 @dataclass(frozen=True)
@@ -29,12 +33,15 @@ class Stores:
     campaigns: Campaigns
 
     @classmethod
-    def of(cls, redis: Redis, scripts: Scripts, tenant: Tenant) -> Stores:
-        calls = CallStore(redis, scripts, tenant)
+    def of(
+        cls, redis: Redis, scripts: Scripts, tenant: Tenant, archive: Archive | None = None
+    ) -> Stores:
+        """With `archive`, calls and chats are read from PostgreSQL too once archived."""
+        calls = CallStore(redis, scripts, tenant, archive)
         return cls(
             tenant=tenant,
             calls=calls,
-            chats=ChatStore(redis, scripts, tenant),
+            chats=ChatStore(redis, scripts, tenant, archive),
             agents=AgentStore(redis, scripts, calls),
             campaigns=Campaigns(redis, scripts, tenant.subdomain),
         )

@@ -9,7 +9,8 @@ from aiohttp.test_utils import TestClient
 from arq import Worker
 from redis.asyncio import Redis
 
-from dispatcher.store.calls import CallStore, Footprint
+from dispatcher.store.archiving import Footprint
+from dispatcher.store.calls import CallStore
 from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.scripts import Scripts
 from dispatcher.store.stores import Stores
@@ -86,5 +87,6 @@ async def test_the_footprint_is_what_redis_holds_of_the_call_ringing_and_ended(
         (TENANT.calls, f"{call_id:015d}"),
         (TENANT.calls_by_status("finished"), f"{call_id:015d}"),
         (TENANT.prefix + "calls:type:inbound", f"{call_id:015d}"),
+        (TENANT.ended("call"), f"{call_id:015d}"),  # it waits there to be archived
     }
     assert await (await _calls(redis)).footprint(call_id + 1) is None

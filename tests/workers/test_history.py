@@ -50,9 +50,9 @@ async def test_the_history_tells_offers_decline_accept_and_every_status(
     await wait_for_status(client, call_id, "finished")
 
     calls = await _calls(redis)
-    snapshot = await calls.load(call_id)
-    assert snapshot is not None
-    entries = await calls.history_of(snapshot.call)
+    detail = await calls.detail(call_id)
+    assert detail is not None
+    call, entries = detail
     assert _without_times(entries) == [
         {"event": "created", "call_type": "Voice Inbound (API)"},
         *({"event": "offered", "agent_id": a, "offer_id": offers[a]} for a in (1, 2, 4)),
@@ -70,7 +70,7 @@ async def test_the_history_tells_offers_decline_accept_and_every_status(
     ]
     times = [entry["at"] for entry in entries]
     assert times == sorted(times)
-    created_at = clock.parse_iso(snapshot.call.created_at)
+    created_at = clock.parse_iso(call.created_at)
     assert created_at is not None and times[0] == clock.to_ms(created_at)
 
 
@@ -94,7 +94,9 @@ async def test_a_failed_call_says_why_and_only_the_last_50_entries_are_kept(
     assert ended is not None
     stored = await redis.lrange(TENANT.call_history(call_id), 0, -1)
     assert len(stored) == 50
-    entries = await calls.history_of(ended.call)
+    detail = await calls.detail(call_id)
+    assert detail is not None
+    entries = detail[1]
     assert _without_times(entries[-2:]) == [
         {"event": "cascade", "groups": ["Group 1"]},
         {"event": "status", "from": "queued", "to": "failed", "reason": "expired"},

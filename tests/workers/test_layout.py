@@ -12,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
+from dispatcher.domain import clock
 from dispatcher.store import keys, layout
 from tests.conftest import basic
 from tests.workers.conftest import (
@@ -94,13 +95,13 @@ async def test_a_layout_one_redis_is_renamed_in_place_with_its_contents_and_expi
         await layout.refuse_outdated(redis)
     assert str(refused.value) == (
         "Redis holds keys of layout 1, written by an older release; stop its processes and run "
-        "`dispatcher migrate` (this release uses layout 2)"
+        "`dispatcher migrate` (this release uses layout 3)"
     )
 
     assert await layout.migrate(redis) == len(before)
     assert await _tenant_keys(redis, TENANT.prefix) == before
     assert await _tenant_keys(redis, OLD_PREFIX) == {}
-    assert await redis.get(keys.LAYOUT) == b"2"
+    assert await redis.get(keys.LAYOUT) == b"3"
     assert await layout.migrate(redis) == 0
     await layout.refuse_outdated(redis)  # passes
 
@@ -108,6 +109,25 @@ async def test_a_layout_one_redis_is_renamed_in_place_with_its_contents_and_expi
 async def test_an_empty_or_current_redis_needs_no_migration(redis: Redis) -> None:
     assert await layout.version(redis) == layout.CURRENT
     await layout.refuse_outdated(redis)
-    assert await redis.get(keys.LAYOUT) == b"2"  # written down at the first start
+    assert await redis.get(keys.LAYOUT) == b"3"  # written down at the first start
     await load_tenant(redis)
     assert await layout.version(redis) == layout.CURRENT
+
+
+async def test_a_layout_two_redis_gets_its_ended_records_in_the_ended_set(
+    client: TestClient[Any, Any], redis_url: str, redis: Redis
+) -> None:
+    await _live_calls(client, redis_url, redis)
+    finished = await redis.zscore(TENANT.ended("call"), f"{1:015d}")
+    assert finished is not None  # the call ended under this release
+    await redis.delete(TENANT.ended("call"))  # as layout 2 left it
+    await redis.set(keys.LAYOUT, 2)
+    with pytest.raises(layout.OutdatedLayout):
+        await layout.refuse_outdated(redis)
+
+    before = clock.to_ms(clock.now())
+    assert await layout.migrate(redis) == 0
+    ended = await redis.zrange(TENANT.ended("call"), 0, -1, withscores=True)
+    assert [member for member, _ in ended] == [f"{1:015d}".encode()]  # not the ringing one
+    assert ended[0][1] >= before  # as if it ended at the migration
+    assert await redis.get(keys.LAYOUT) == b"3"

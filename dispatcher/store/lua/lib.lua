@@ -98,7 +98,8 @@ end
 -- change's keys and arguments. Applied only if its revision is still a.rev. Moves the status
 -- index, the menu's waiting set and the agent's held calls, leaves the scheduled set when a
 -- scheduled call moves on, and appends the change to the call's history. A call of a campaign
--- (k.campaign) moves its campaign's count of each status too.
+-- (k.campaign) moves its campaign's count of each status too. A record that ends joins the
+-- tenant's ended set (k.ended), from which it is archived.
 -- Returns the new revision, or nil when the record changed meanwhile (or does not exist).
 local function cas_transition(k, a)
   local stored = redis.call('HMGET', k.record, 'rev', 'status')
@@ -121,6 +122,7 @@ local function cas_transition(k, a)
   if a.waiting == 'rem' then redis.call('ZREM', k.waiting, a.id) end
   if a.release then release_voice(k.agent) end
   if a.entry then record_history(k.history, a.entry) end
+  if k.ended then redis.call('ZADD', k.ended, a.ended_score, member(a.id)) end
   return rev + 1
 end
 

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from dispatcher.domain import clock
 from dispatcher.domain.errors import InvalidRequest
-from dispatcher.domain.statuses import CallStatus
 from dispatcher.http import listing
 from dispatcher.store.records import ListQuery
 from tests.hostile import any_text
@@ -33,12 +32,7 @@ instants = st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12
 
 
 def _parse(query: dict[str, str]) -> ListQuery:
-    return listing.parse_query(
-        query,
-        frozenset(CallStatus),
-        "call_type",
-        lambda raw: "index" if raw == "IncomingCall" else None,
-    )
+    return listing.parse_query(query, "call")
 
 
 @given(

@@ -1,0 +1,240 @@
+"""Ended calls and chats in PostgreSQL: their rows written by the archiver, and every read
+of them (one record, a list page, an export's batches, flags, history).
+
+Every query names its tenant: a row is only ever read or written with `tenant = $1`, and
+the table's name comes from the record kind, never from a request. A list's rows are the
+ones `Visible` lets through (store/archiving.py says why)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from dispatcher.domain import clock
+from dispatcher.history import partitions
+from dispatcher.store.archiving import Moving
+from dispatcher.store.records import Kind, ListQuery, Visible
+
+TABLES: dict[Kind, str] = {"call": "calls", "chat": "chats"}
+# The columns the archiver writes, in COPY's order (the table's others have defaults).
+COLUMNS = (
+    "tenant",
+    "id",
+    "created_at",
+    "ended_at",
+    "status",
+    "kind",
+    "menu_id",
+    "agent_id",
+    "campaign_id",
+    "fail_reason",
+    "wait_s",
+    "duration_s",
+    "rev",
+    "seq",
+    "doc",
+    "meta",
+    "history",
+    "flags",
+)
+_UPDATED = ", ".join(f"{name} = EXCLUDED.{name}" for name in COLUMNS[3:])
+
+
+def row_of(tenant: str, seq: int, record: Moving) -> tuple[Any, ...]:
+    """A record's row: its object as stored, and the columns lists and reports filter on."""
+    fields = record.fields
+    meta = orjson.loads(record.meta)
+    created = clock.parse_iso(fields["created_at"])
+    agent = fields.get("agent_info") or {}
+    duration = fields.get("call_duration" if record.kind == "call" else "chat_duration")
+    menu = meta.get("menu_id")
+    if menu is None and fields.get("selected_menu"):
+        menu = fields["selected_menu"].get("id")
+    return (
+        tenant,
+        record.id,
+        created,
+        clock.parse_iso(fields.get("ends_at")),
+        fields["status"],
+        fields["call_type" if record.kind == "call" else "chat_type"],
+        menu,
+        agent.get("id") if isinstance(agent, dict) else None,
+        meta.get("campaign_id"),
+        fields.get("fail_reason"),
+        fields.get("wait_duration"),
+        duration,
+        record.rev,
+        seq,
+        record.doc,
+        record.meta,
+        "[" + ",".join(record.history) + "]",
+        orjson.dumps(record.flags).decode(),
+    )
+
+
+@dataclass(frozen=True)
+class Archive:
+    """The history tables, through one connection pool."""
+
+    pool: asyncpg.Pool
+
+    async def store(self, kind: Kind, tenant: str, seq: int, records: Sequence[Moving]) -> int:
+        """Step 2 of a move: upserts the records' rows in one transaction (COPY into a
+        temporary table, then one INSERT ... ON CONFLICT), creating their months' partitions
+        first. A row is never replaced by an older revision of itself. How many were given."""
+        if not records:
+            return 0
+        rows = [row_of(tenant, seq, record) for record in records]
+        table = TABLES[kind]
+        months = {date(row[2].year, row[2].month, 1) for row in rows}
+        incoming = f"incoming_{table}"
+        async with self.pool.acquire() as conn:
+            await partitions.ensure_months(conn, table, months)
+            async with conn.transaction():
+                await conn.execute(
+                    f"CREATE TEMP TABLE IF NOT EXISTS {incoming} "
+                    f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                )
+                await conn.copy_records_to_table(incoming, records=rows, columns=COLUMNS)
+                names = ", ".join(COLUMNS)
+                await conn.execute(
+                    f"INSERT INTO {table} ({names}) SELECT {names} FROM {incoming} "
+                    "ON CONFLICT (tenant, id, created_at) DO UPDATE "
+                    f"SET {_UPDATED}, archived_at = now() WHERE {table}.rev <= EXCLUDED.rev"
+                )
+        return len(rows)
+
+    async def document(self, kind: Kind, tenant: str, record_id: int) -> bytes | None:
+        doc = await self.pool.fetchval(
+            f"SELECT doc FROM {TABLES[kind]} WHERE tenant = $1 AND id = $2", tenant, record_id
+        )
+        return doc.encode() if doc is not None else None
+
+    async def documents(self, kind: Kind, tenant: str, ids: Sequence[int]) -> dict[int, bytes]:
+        if not ids:
+            return {}
+        rows = await self.pool.fetch(
+            f"SELECT id, doc FROM {TABLES[kind]} WHERE tenant = $1 AND id = ANY($2::bigint[])",
+            tenant,
+            list(ids),
+        )
+        return {row["id"]: row["doc"].encode() for row in rows}
+
+    async def history(self, kind: Kind, tenant: str, record_id: int) -> list[Any] | None:
+        """A call's history entries (a chat's messages), oldest first; None if no such row."""
+        raw = await self.pool.fetchval(
+            f"SELECT history FROM {TABLES[kind]} WHERE tenant = $1 AND id = $2",
+            tenant,
+            record_id,
+        )
+        return orjson.loads(raw) if raw is not None else None
+
+    async def flags(self, tenant: str, call_id: int) -> dict[str, bool] | None:
+        raw = await self.pool.fetchval(
+            "SELECT flags FROM calls WHERE tenant = $1 AND id = $2", tenant, call_id
+        )
+        return orjson.loads(raw) if raw is not None else None
+
+    async def set_flags(
+        self, tenant: str, call_id: int, changes: dict[str, bool]
+    ) -> dict[str, bool] | None:
+        """Customer flags of an archived call (a CRM learns them after the call): merged into
+        the row's, the revision counted on; None if there is no such row."""
+        raw = await self.pool.fetchval(
+            "UPDATE calls SET flags = flags || $3::jsonb, rev = rev + 1 "
+            "WHERE tenant = $1 AND id = $2 RETURNING flags",
+            tenant,
+            call_id,
+            orjson.dumps(changes).decode(),
+        )
+        return orjson.loads(raw) if raw is not None else None
+
+    async def menus(self, tenant: str, call_ids: Sequence[int]) -> dict[int, int | None]:
+        """The menu of each archived call of `call_ids` (a new call's parent may be one)."""
+        if not call_ids:
+            return {}
+        rows = await self.pool.fetch(
+            "SELECT id, menu_id FROM calls WHERE tenant = $1 AND id = ANY($2::bigint[])",
+            tenant,
+            list(call_ids),
+        )
+        return {row["id"]: row["menu_id"] for row in rows}
+
+    async def count(self, kind: Kind, tenant: str, query: ListQuery, visible: Visible) -> int:
+        where, args = _where(tenant, query, visible)
+        return int(await self.pool.fetchval(f"SELECT count(*) FROM {TABLES[kind]} {where}", *args))
+
+    async def ids(
+        self,
+        kind: Kind,
+        tenant: str,
+        query: ListQuery,
+        visible: Visible,
+        limit: int,
+        after: int | None = None,
+    ) -> list[int]:
+        """The first `limit` ids of the list in its order (past `after`, for an export)."""
+        where, args = _where(tenant, query, visible, after)
+        direction = "DESC" if query.descending else "ASC"
+        args.append(limit)
+        rows = await self.pool.fetch(
+            f"SELECT id FROM {TABLES[kind]} {where} ORDER BY id {direction} LIMIT ${len(args)}",
+            *args,
+        )
+        return [row["id"] for row in rows]
+
+    async def batch(
+        self,
+        kind: Kind,
+        tenant: str,
+        query: ListQuery,
+        visible: Visible,
+        limit: int,
+        after: int | None = None,
+    ) -> list[tuple[int, bytes]]:
+        """The next `limit` (id, object) of the list in its order, past `after`: an export
+        reads its rows in these pages (keyset, so that no snapshot is held open)."""
+        where, args = _where(tenant, query, visible, after)
+        direction = "DESC" if query.descending else "ASC"
+        args.append(limit)
+        rows = await self.pool.fetch(
+            f"SELECT id, doc FROM {TABLES[kind]} {where} "
+            f"ORDER BY id {direction} LIMIT ${len(args)}",
+            *args,
+        )
+        return [(row["id"], row["doc"].encode()) for row in rows]
+
+
+def _where(
+    tenant: str, query: ListQuery, visible: Visible, after: int | None = None
+) -> tuple[str, list[Any]]:
+    """The WHERE clause of a list's query and its arguments (every value a parameter)."""
+    args: list[Any] = [tenant, visible.seq]
+    clauses = ["tenant = $1", "seq <= $2"]
+
+    def param(value: Any, cast: str = "") -> str:
+        args.append(value)
+        return f"${len(args)}{cast}"
+
+    if visible.moving:
+        clauses.append(f"id <> ALL({param(sorted(visible.moving), '::bigint[]')})")
+    if query.status is not None:
+        clauses.append(f"status = {param(query.status)}")
+    if query.type is not None:
+        clauses.append(f"kind = {param(query.type)}")
+    if query.created_from_ms is not None:
+        clauses.append(f"created_at >= {param(_moment(query.created_from_ms))}")
+    if query.created_to_ms is not None:
+        clauses.append(f"created_at <= {param(_moment(query.created_to_ms))}")
+    if after is not None:
+        clauses.append(f"id {'<' if query.descending else '>'} {param(after)}")
+    return "WHERE " + " AND ".join(clauses), args
+
+
+def _moment(ms: int) -> datetime:
+    return clock.from_ms(ms)
