@@ -10,6 +10,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from dispatcher.directory.tenant import Tenant
+from dispatcher.history.archive import Archive
 from dispatcher.metrics import LiveGauges, Metrics
 from dispatcher.settings import Settings
 from dispatcher.store.directory import DirectoryCache
@@ -37,5 +38,8 @@ DEADLINE = web.RequestKey("deadline", asyncio.Timeout)
 
 
 def stores_of(request: web.Request, tenant: Tenant) -> Stores:
-    """The tenant's stores (store/stores.py): the one way a handler reaches a tenant's data."""
-    return Stores.of(request.app[REDIS], request.app[SCRIPTS], tenant)
+    """The tenant's stores (store/stores.py): the one way a handler reaches a tenant's data;
+    with a database, its archived calls and chats too."""
+    pool = request.app[DATABASE]
+    archive = Archive(pool) if pool is not None else None
+    return Stores.of(request.app[REDIS], request.app[SCRIPTS], tenant, archive)
