@@ -27,6 +27,7 @@ from dispatcher.cli import banner, main
 from dispatcher.directory import loader
 from dispatcher.history import schema
 from dispatcher.postgres_embedded import discover_url as discover_database_url
+from dispatcher.store import layout
 from dispatcher.store.keys import TENANTS
 from tests.conftest import DEMO_FILE, basic
 from tests.ports import free_port
@@ -441,7 +442,7 @@ def test_migrate_applies_the_history_schema_to_database_url(
     without = CliRunner().invoke(main, ["migrate", "--data-dir", str(tmp_path)])
     assert (without.exit_code, without.stdout, without.stderr) == (
         0,
-        "layout 2: 0 keys renamed\n",
+        f"layout {layout.CURRENT}: 0 keys renamed\n",
         "schema: no PostgreSQL to migrate (set DATABASE_URL, or point --data-dir at a running "
         "`dispatcher up`)\n",
     )
@@ -450,7 +451,7 @@ def test_migrate_applies_the_history_schema_to_database_url(
         migrated = CliRunner().invoke(main, ["migrate"])
         assert (migrated.exit_code, migrated.stdout) == (
             0,
-            "layout 2: 0 keys renamed\nschema 0001\n",
+            f"layout {layout.CURRENT}: 0 keys renamed\nschema 0001\n",
         )
     assert asyncio.run(schema.current(empty_database_url)) == "0001"
     monkeypatch.setenv("DATABASE_URL", f"postgresql://dispatcher@127.0.0.1:{free_port()}/x")
@@ -471,7 +472,10 @@ def test_migrate_and_serve_find_the_postgres_of_a_running_up(
         text=True,
         check=False,
     )
-    assert (migrated.returncode, migrated.stdout) == (0, "layout 2: 0 keys renamed\nschema 0001\n")
+    assert (migrated.returncode, migrated.stdout) == (
+        0,
+        f"layout {layout.CURRENT}: 0 keys renamed\nschema 0001\n",
+    )
     port = free_port()
     log = tmp_path / "serve.log"
     with log.open("wb") as output:
