@@ -345,6 +345,10 @@ async def _migrate_history(settings: Settings) -> str:
         return await schema.upgrade(settings.database_url)
     except schema.SchemaError as exc:
         raise click.ClickException(str(exc)) from None
+    except _UNREACHABLE:
+        raise
+    except asyncpg.PostgresError as exc:  # a wrong password, a database that is not there
+        raise click.ClickException(f"PostgreSQL refused: {exc}") from None
 
 
 async def _refuse_outdated(settings: Settings) -> None:

@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 import orjson
@@ -29,7 +30,7 @@ from dispatcher.history import schema
 from dispatcher.postgres_embedded import discover_url as discover_database_url
 from dispatcher.store import layout
 from dispatcher.store.keys import TENANTS
-from tests.conftest import DEMO_FILE, basic
+from tests.conftest import DEMO_FILE, basic, database_in
 from tests.ports import free_port
 from tests.terminal import drain, frames, pseudo_terminal
 
@@ -458,6 +459,13 @@ def test_migrate_applies_the_history_schema_to_database_url(
     down = CliRunner().invoke(main, ["migrate"])
     assert down.exit_code == 1
     assert down.stderr.startswith("Error: PostgreSQL is unreachable: ")
+    gone = urlsplit(empty_database_url).path[1:] + "_gone"
+    monkeypatch.setenv("DATABASE_URL", database_in(empty_database_url, gone))
+    missing = CliRunner().invoke(main, ["migrate"])
+    assert (missing.exit_code, missing.stderr.splitlines()[-1]) == (
+        1,
+        f'Error: PostgreSQL refused: database "{gone}" does not exist',
+    )
 
 
 @pytest.mark.subprocess
