@@ -5,6 +5,7 @@ or half-moved when the move stops between its steps or a record changes meanwhil
 from __future__ import annotations
 
 import asyncio
+import copy
 from typing import Any
 
 import asyncpg
@@ -19,9 +20,10 @@ from dispatcher.metrics import Metrics
 from dispatcher.settings import Settings
 from dispatcher.store.archiving import HotRecords
 from dispatcher.store.directory import DirectoryCache
+from dispatcher.store.keys import TenantKeys
 from dispatcher.store.scripts import Scripts
 from dispatcher.store.stores import Stores, end_call
-from tests.conftest import ADMIN_TOKEN, basic
+from tests.conftest import ADMIN_TOKEN, basic, demo_document, load_directory
 from tests.workers.conftest import (
     API,
     CALLS,
@@ -33,7 +35,7 @@ from tests.workers.conftest import (
     wait_for_offer,
     wait_for_status,
 )
-from workers.archiver import BATCH, Archiver, Pass
+from workers.archiver import Archiver, PostgresDown
 
 PHONE_SALES = 51  # a demo menu (multicast to agents 1, 2 and 4)
 
@@ -55,18 +57,24 @@ async def archiver(redis: Redis, pg: asyncpg.Pool, settings: Settings) -> Archiv
     return Archiver(redis, Scripts.register(redis), Archive(pg), settings, Metrics())
 
 
-async def _tenant(redis: Redis) -> Tenant:
-    tenant = await DirectoryCache(redis, 0).tenant("demo")
+async def _tenant(redis: Redis, subdomain: str = "demo") -> Tenant:
+    tenant = await DirectoryCache(redis, 0).tenant(subdomain)
     assert tenant is not None
     return tenant
 
 
-async def _ended_calls(client: TestClient[Any, Any], redis: Redis, count: int) -> list[int]:
+async def _ended_calls(
+    client: TestClient[Any, Any], redis: Redis, count: int, tenant: str = "demo"
+) -> list[int]:
     """`count` inbound calls created through the API and ended as the API ends them."""
-    stores = Stores.of(redis, Scripts.register(redis), await _tenant(redis))
+    stores = Stores.of(redis, Scripts.register(redis), await _tenant(redis, tenant))
+    body = {"call_type": "Voice Inbound (API)", "menu_id": PHONE_SALES, "lang": "en"}
+    body["end_user_number"] = "+1 205-123-4567"
     ids = []
     for _ in range(count):
-        call_id = (await inbound_call(client, PHONE_SALES))["id"]
+        response = await client.post(CALLS, json=body, headers=basic(tenant, f"{tenant}-token"))
+        assert response.status == 201
+        call_id = (await response.json())["id"]
         assert await end_call(stores, call_id, FailReason.AG_CANCELED) is not None
         ids.append(call_id)
     return ids
@@ -242,8 +250,6 @@ async def test_an_unreachable_postgres_stops_nothing_but_archiving(
     )
     archiver = Archiver(redis, Scripts.register(redis), Archive(nowhere), settings, Metrics())
     try:
-        from workers.archiver import PostgresDown
-
         with pytest.raises(PostgresDown):
             await archiver.tick(deadline=asyncio.get_running_loop().time() + 5)
     finally:
@@ -254,12 +260,27 @@ async def test_an_unreachable_postgres_stops_nothing_but_archiving(
 
 
 async def test_one_tenants_backlog_does_not_hold_another_up(
-    client: TestClient[Any, Any], redis: Redis, archiver: Archiver
+    client: TestClient[Any, Any], redis: Redis, pg: asyncpg.Pool, settings: Settings
 ) -> None:
-    await load_tenant(redis)
-    await _ended_calls(client, redis, 2)
-    done = Pass()
-    hot = HotRecords(redis, Scripts.register(redis), "demo")
-    assert await archiver.move(hot, "call", 2**62, done) == 2
-    assert (done.batches, done.released) == (1, 2)
-    assert BATCH >= 100
+    document = demo_document()
+    other = copy.deepcopy(document["tenants"][0])
+    other["subdomain"] = "acme"
+    other["api_tokens"] = ["acme-token"]
+    other["agents"] = [{**agent, "api_tokens": []} for agent in other["agents"]]
+    document["tenants"].append(other)
+    await load_directory(redis, document)
+    busy = await _ended_calls(client, redis, 7)  # demo's backlog
+    quiet = await _ended_calls(client, redis, 1, tenant="acme")
+    archiver = Archiver(redis, Scripts.register(redis), Archive(pg), settings, Metrics(), batch=2)
+
+    done = await archiver.tick(asyncio.get_running_loop().time() + 30, rounds=1)
+
+    assert done.released == 3  # a batch of demo's, and acme's one
+    assert await redis.exists(TenantKeys("acme").call(quiet[0])) == 0
+    rows = await pg.fetch("SELECT tenant, id FROM calls ORDER BY tenant, id")
+    assert [(row["tenant"], row["id"]) for row in rows] == [
+        ("acme", quiet[0]),
+        *(("demo", call_id) for call_id in busy[:2]),
+    ]
+    rest = await archiver.tick(asyncio.get_running_loop().time() + 30)
+    assert rest.released == 5
