@@ -67,9 +67,9 @@ def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
 async def wired(
     own_redis: EmbeddedRedis, postgres: EmbeddedPostgres
 ) -> AsyncIterator[tuple[TestClient[Any, Any], Redis, asyncpg.Pool, Settings]]:
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         redis_url=own_redis.url,
-        admin_token=ADMIN_TOKEN,
+        admin_token=ADMIN_TOKEN,  # type: ignore[arg-type]
         database_url=postgres.url,
         hot_retention_s=0,
     )
@@ -226,18 +226,18 @@ async def test_a_worker_killed_between_the_copy_and_the_delete_leaves_it_to_the_
                 return len(await redis.smembers(TENANT.archiving("call"))) == len(ids)
 
             await _until(begun, 20, "the worker never began a move")
-            await redis.execute_command("CLIENT", "PAUSE", 60_000, "WRITE")  # no delete
+            await redis.client_pause(60_000, all=False)  # no delete
             await transaction.rollback()
 
             async def copied() -> bool:
-                return await pool.fetchval("SELECT count(*) FROM calls") == len(ids)
+                return bool(await pool.fetchval("SELECT count(*) FROM calls") == len(ids))
 
             await _until(copied, 20, "the copy never committed")
             await asyncio.sleep(0.2)  # the worker now waits to delete
         finally:
             first.send_signal(signal.SIGKILL)
             first.wait()
-            await redis.execute_command("CLIENT", "UNPAUSE")
+            await redis.client_unpause()
 
     assert await _in_redis(redis, ids) == ids  # killed between the steps: whole in Redis
     listed = await client.get(f"{CALLS}?per=100", headers=basic())
