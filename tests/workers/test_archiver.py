@@ -16,7 +16,8 @@ from redis.asyncio import Redis
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain.statuses import FailReason
 from dispatcher.history.archive import Archive
-from dispatcher.metrics import Metrics
+from dispatcher.http.appkeys import METRICS
+from dispatcher.metrics import LIVE_GAUGES_MAX_AGE_S, Metrics
 from dispatcher.settings import Settings
 from dispatcher.store.archiving import HotRecords
 from dispatcher.store.directory import DirectoryCache
@@ -24,6 +25,7 @@ from dispatcher.store.keys import TenantKeys
 from dispatcher.store.scripts import Scripts
 from dispatcher.store.stores import Stores, end_call
 from tests.conftest import ADMIN_TOKEN, basic, demo_document, load_directory
+from tests.scrape import value
 from tests.workers.conftest import (
     API,
     CALLS,
@@ -284,3 +286,35 @@ async def test_one_tenants_backlog_does_not_hold_another_up(
     ]
     rest = await archiver.tick(asyncio.get_running_loop().time() + 30)
     assert rest.released == 5
+
+
+async def test_metrics_tell_the_archives_backlog_its_lag_rows_and_pool(
+    client: TestClient[Any, Any], redis: Redis, pg: asyncpg.Pool, settings: Settings
+) -> None:
+    await load_tenant(redis)
+    await _ended_calls(client, redis, 2)
+    metrics = client.app[METRICS]
+    archiver = Archiver(redis, Scripts.register(redis), Archive(pg), settings, metrics)
+    await asyncio.sleep(0.05)  # ended for a while: with no hot retention, late by as much
+
+    before = await _scrape(client)
+    assert value(before, "dispatcher_archive_pending_records", tenant="demo", kind="call") == 2
+    assert value(before, "dispatcher_archive_pending_records", tenant="demo", kind="chat") == 0
+    lag = value(before, "dispatcher_archive_lag_seconds", tenant="demo", kind="call")
+    assert lag is not None and lag > 0
+    pool_max = value(before, "dispatcher_postgres_pool_max_connections")
+    assert pool_max == settings.pg_pool_max
+    assert value(before, "dispatcher_postgres_pool_connections", state="idle") is not None
+
+    await archiver.tick(asyncio.get_running_loop().time() + 30)
+    await asyncio.sleep(LIVE_GAUGES_MAX_AGE_S)  # the live gauges are read again
+    after = await _scrape(client)
+    assert value(after, "dispatcher_archive_pending_records", tenant="demo", kind="call") == 0
+    assert value(after, "dispatcher_archive_lag_seconds", tenant="demo", kind="call") == 0
+    assert value(after, "dispatcher_archived_records_total", kind="call") == 2
+
+
+async def _scrape(client: TestClient[Any, Any]) -> str:
+    response = await client.get("/metrics")
+    assert response.status == 200
+    return await response.text()
