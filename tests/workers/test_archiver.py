@@ -318,3 +318,35 @@ async def _scrape(client: TestClient[Any, Any]) -> str:
     response = await client.get("/metrics")
     assert response.status == 200
     return await response.text()
+
+
+async def test_archived_records_are_read_and_written_only_by_their_own_tenant(
+    client: TestClient[Any, Any], redis: Redis, pg: asyncpg.Pool, archiver: Archiver
+) -> None:
+    document = demo_document()
+    other = copy.deepcopy(document["tenants"][0])
+    other["subdomain"] = "acme"
+    other["api_tokens"] = ["acme-token"]
+    other["agents"] = [{**agent, "api_tokens": []} for agent in other["agents"]]
+    document["tenants"].append(other)
+    await load_directory(redis, document)
+    demo_ids = await _ended_calls(client, redis, 2)
+    acme_ids = await _ended_calls(client, redis, 3, tenant="acme")
+    assert acme_ids[:2] == demo_ids  # the same ids: each tenant counts its own
+    acme = basic("acme", "acme-token")
+    before = await (await client.get(f"{CALLS}?per=10", headers=acme)).read()
+    await archiver.tick(asyncio.get_running_loop().time() + 30)
+    assert await pg.fetchval("SELECT count(*) FROM calls") == 5
+
+    flagged = await client.patch(
+        f"{CALLS}/{demo_ids[0]}/customer_flag", json={"bad_actor": True}, headers=basic()
+    )
+    assert flagged.status == 200
+    acme_flags = await client.get(f"{CALLS}/{demo_ids[0]}/customer_flag", headers=acme)
+    assert (await acme_flags.json())["bad_actor"] is False
+    assert await (await client.get(f"{CALLS}?per=10", headers=acme)).read() == before
+    demo_list = await client.get(f"{CALLS}?per=10", headers=basic())
+    assert demo_list.headers["Total"] == "2"
+    assert [call["id"] for call in await demo_list.json()] == sorted(demo_ids, reverse=True)
+    missing = await client.get(f"{CALLS}/{acme_ids[2]}", headers=basic())
+    assert (missing.status, await missing.json()) == (404, {"message": "Call not found"})
