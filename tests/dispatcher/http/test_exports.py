@@ -26,6 +26,8 @@ from dispatcher.domain.exports import CALL_COLUMNS, CHAT_COLUMNS, cell
 from dispatcher.settings import Settings
 from dispatcher.store.keys import TenantKeys
 from tests.conftest import basic, demo_document, load_directory
+from tests.dispatcher.http.test_openapi import conforming
+from tests.test_docs_api import API_MD, tokens
 
 API = "/apps/api/v1"
 CALLS, CHATS = f"{API}/calls", f"{API}/chats"
@@ -169,6 +171,20 @@ async def test_chats_export(client: TestClient[Any, Any], demo: Any) -> None:
     ndjson = await _export(client, CHATS, {"created_at[from]": _since(chat), "format": "ndjson"})
     stored = [await (await client.get(f"{CHATS}/{n}", headers=basic())).read() for n in (2, 1)]
     assert await ndjson.read() == b"".join(doc + b"\n" for doc in stored)
+
+
+async def test_answers_conform_to_the_openapi_document(
+    client: TestClient[Any, Any], demo: Any
+) -> None:
+    calls = await _calls(client)
+    chat = await _create(client, f"{API}/sms", SMS)
+    for path, since in ((CALLS, _since(calls[0])), (CHATS, _since(chat))):
+        template = f"{path}/export"
+        zipped = await client.get(template, params={"created_at[from]": since}, headers=basic())
+        assert zipped.headers["Content-Encoding"] == "gzip"
+        await conforming(zipped, template)
+        refused = await client.get(template, params={"format": "xml"}, headers=basic())
+        assert await conforming(refused, template) == {"message": "format must be csv or ndjson"}
 
 
 @pytest.mark.parametrize("format_name", ["csv", "ndjson"])
@@ -464,3 +480,24 @@ async def test_memory_stays_flat_as_the_export_grows(redis_url: str, demo: Any) 
         await add(600)
         large = await peak(800)
     assert large < 1.5 * small, (small, large)
+
+
+def test_the_documented_csv_columns_are_the_codes() -> None:
+    """docs/api.md's table under "CSV columns": each column's place in the calls' and the
+    chats' CSV, and the field of the object it comes from."""
+    toks = tokens(API_MD)
+    start = next(i for i, tok in enumerate(toks) if tok.content == "CSV columns")
+    end = next(i for i, tok in enumerate(toks) if i > start and tok.type == "tbody_close")
+    rows: list[list[str]] = []
+    for tok in toks[start:end]:
+        if tok.type == "tr_open":
+            rows.append([])
+        elif tok.type == "inline" and rows:
+            rows[-1].append(tok.content.strip("`"))
+    documented: dict[str, list[tuple[int, str, str]]] = {"calls": [], "chats": []}
+    for call_place, chat_place, name, field in rows[1:]:
+        for kind, place in (("calls", call_place), ("chats", chat_place)):
+            if place:
+                documented[kind].append((int(place), name, field))
+    for kind, columns in (("calls", CALL_COLUMNS), ("chats", CHAT_COLUMNS)):
+        assert documented[kind] == [(n + 1, *column) for n, column in enumerate(columns)]
