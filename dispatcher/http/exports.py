@@ -88,55 +88,62 @@ def parse_export(query: Mapping[str, str], kind: Kind, now: datetime) -> Export:
 
 async def respond(request: web.Request, records: RecordStore) -> web.StreamResponse:
     """200 and the export, written batch by batch as storage gives them. The first batch is
-    read before the status is sent, so a storage failure there is still an error answer."""
+    read and encoded before the status is sent, so a failure there is still an error answer."""
     export = parse_export(request.query, records.kind, clock.now())
+    lines = exports.lines(export.format, records.kind)
     batches = records.stream(export.query, request.app[SETTINGS].export_batch_size)
-    first = await anext(batches, None)
-    response = web.StreamResponse(
-        headers={
-            hdrs.CONTENT_TYPE: MEDIA_TYPES[export.format],
-            hdrs.CONTENT_DISPOSITION: f'attachment; filename="{export.filename(records.kind)}"',
-            hdrs.CACHE_CONTROL: "no-store",
-            hdrs.VARY: hdrs.ACCEPT_ENCODING,
-            "X-Request-Id": request[REQUEST_ID],
-        }
-    )
+    first: list[bytes] = await anext(batches, [])
+    opening = lines.head() + lines.encode(first)
+    response = web.StreamResponse(headers=_headers(request, export, records.kind))
     if takes_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, "")):
         response.enable_compression(web.ContentCoding.gzip)
     await response.prepare(request)
     if request.method == hdrs.METH_HEAD:
         return response
     lift_deadline(request)  # an export lasts as long as it lasts; each batch has a deadline
-    lines = exports.lines(export.format, records.kind)
-    rows = await _send(request, response, lines, first, batches)
+    rows = await _send(request, response, (opening, len(first)), lines, batches)
     structlog.contextvars.bind_contextvars(rows=rows)
     return response
+
+
+def _headers(request: web.Request, export: Export, kind: Kind) -> dict[str, str]:
+    return {
+        hdrs.CONTENT_TYPE: MEDIA_TYPES[export.format],
+        hdrs.CONTENT_DISPOSITION: f'attachment; filename="{export.filename(kind)}"',
+        hdrs.CACHE_CONTROL: "no-store",  # personal data: no cache keeps a copy
+        hdrs.VARY: hdrs.ACCEPT_ENCODING,
+        "X-Request-Id": request[REQUEST_ID],
+    }
 
 
 async def _send(
     request: web.Request,
     response: web.StreamResponse,
+    opening: tuple[bytes, int],
     lines: exports.Lines,
-    batch: list[bytes] | None,
     batches: AsyncIterator[list[bytes]],
 ) -> int:
-    """Writes the export's lines, each batch read within the request timeout; the rows sent.
+    """Writes the opening (its bytes and rows), then each batch as it is read; the rows sent.
     The status is out by now: a failure can only cut the body short (`_cut`)."""
     timeout = request.app[SETTINGS].request_timeout_s
-    sent = 0
+    chunk, sent = opening
     try:
-        await response.write(lines.head())
-        while batch is not None:
+        await response.write(chunk)
+        while batch := await _next(batches, timeout):
             await response.write(lines.encode(batch))
             sent += len(batch)
-            async with asyncio.timeout(timeout):
-                batch = await anext(batches, None)
     except ConnectionResetError:  # the client went away: nobody to tell
         log.info("export left by its client", rows=sent)
     except Exception:
         log.warning("export cut short", rows=sent, exc_info=True)
         _cut(request)
     return sent
+
+
+async def _next(batches: AsyncIterator[list[bytes]], timeout: float) -> list[bytes]:
+    """The next batch, read within `timeout` (the request timeout); [] at the end."""
+    async with asyncio.timeout(timeout):
+        return await anext(batches, [])
 
 
 def _cut(request: web.Request) -> None:

@@ -421,6 +421,10 @@ async def test_a_failure_mid_stream_cuts_the_body_short(
             await zipped.read()
         still = await _export(one_a_batch, CALLS, {"created_at[from]": _since(calls[2])})
         assert still.status == 200
+    async with TestClient(TestServer(create_app(_settings(redis_url, 2)))) as two_a_batch:
+        # The first batch (calls 3 and 2) is read before the status: an error answer still.
+        failed = await _export(two_a_batch, CALLS, query)
+        assert (failed.status, await failed.json()) == (500, {"message": "Internal server error"})
 
 
 async def _raw_get(
