@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from dispatcher.history.database import close_pool, connect_pool
 from dispatcher.http import (
     agents,
     batches,
@@ -27,6 +28,7 @@ from dispatcher.http import (
     twilio,
 )
 from dispatcher.http.appkeys import (
+    DATABASE,
     DIRECTORY,
     EVENT_STREAMS,
     LIVE_GAUGES,
@@ -54,6 +56,17 @@ async def redis_context(app: web.Application) -> AsyncIterator[None]:
     await redis.aclose()
 
 
+async def database_context(app: web.Application) -> AsyncIterator[None]:
+    """The history's pool, when a database is configured. It connects on demand: the process
+    starts, and serves everything but history, while PostgreSQL is down."""
+    settings = app[SETTINGS]
+    pool = await connect_pool(settings) if settings.database_url is not None else None
+    app[DATABASE] = pool
+    yield
+    if pool is not None:
+        await close_pool(pool)
+
+
 def create_app(settings: Settings, process_metrics: Metrics | None = None) -> web.Application:
     """The API. `process_metrics` is shared with a worker in the same process (`dispatcher up`)."""
     answer_every_expect_header()
@@ -63,6 +76,7 @@ def create_app(settings: Settings, process_metrics: Metrics | None = None) -> we
     app[LIVE_GAUGES] = LiveGauges()
     app[EVENT_STREAMS] = sse.EventStreams()
     app.cleanup_ctx.append(redis_context)
+    app.cleanup_ctx.append(database_context)
     app.cleanup_ctx.append(subscriber.subscriber_context)
     app.on_shutdown.append(sse.close_event_streams)
     for module in (
@@ -95,6 +109,7 @@ def create_worker_app(settings: Settings, process_metrics: Metrics) -> web.Appli
     app[METRICS] = process_metrics
     app[LIVE_GAUGES] = None
     app.cleanup_ctx.append(redis_context)
+    app.cleanup_ctx.append(database_context)
     for module in (health, metrics):
         app.add_routes(module.routes)
     return app

@@ -170,7 +170,7 @@ class RecordStore:
         """Every record of the list in its order (the page and per of `query` aside), live and
         archived, each once, `size` at a time: an export holds one batch of objects, and the
         ids of the live records (as many as Redis holds), whatever the list's length."""
-        live = await self._live(query, 0, None)
+        live = await self._live(query, 0, -1)
         live_ids = collections.deque(live.ids)
         archived: collections.deque[tuple[int, bytes]] = collections.deque()
         more = self._archive is not None
@@ -202,9 +202,9 @@ class RecordStore:
             if found := [doc for doc in batch if doc is not None]:
                 yield found
 
-    async def _live(self, query: ListQuery, offset: int, count: int | None) -> Live:
+    async def _live(self, query: ListQuery, offset: int, count: int) -> Live:
         """The Redis half of a list read, in one MULTI: how many live records match, the ids
-        from `offset` on (at most `count`; None: all), and what a PostgreSQL read may show
+        from `offset` on (at most `count`; -1: all), and what a PostgreSQL read may show
         beside them."""
         index = self.keys.calls if self.kind == "call" else self.keys.chats
         filters: list[str] = []
@@ -228,8 +228,8 @@ class RecordStore:
                 low if query.descending else high,  # type: ignore[arg-type]
                 desc=query.descending,
                 byscore=True,
-                offset=offset if count is not None else None,
-                num=count,
+                offset=offset,
+                num=count,  # -1: all
             )
             if scratch is not None:
                 pipe.delete(scratch)

@@ -59,13 +59,7 @@ PENDING_FROM_OPS_METRICS: dict[str, set[str]] = {
 # The settings of the PostgreSQL history store (issue 17) the deploy files set, written while
 # that code was on branch pgbase: taken as known until Settings reads DATABASE_URL. From then
 # on this set must be empty (test_consistency), so every name is checked against the code.
-PENDING_FROM_PGBASE: set[str] = {
-    "DATABASE_URL",
-    "DISPATCHER_HOT_RETENTION_S",
-    "DISPATCHER_ARCHIVE_RETENTION_DAYS",
-    "DISPATCHER_PG_POOL_MAX",
-    "DISPATCHER_PG_STATEMENT_TIMEOUT_S",
-}
+PENDING_FROM_PGBASE: set[str] = set()
 # What the variables docker-compose.yml interpolates hold in the checks: one value for each
 # (POSTGRES_PASSWORD as `openssl rand -hex 32` makes it; the admin token left unset).
 COMPOSE_SHELL = {"POSTGRES_PASSWORD": "5f0e" * 16}

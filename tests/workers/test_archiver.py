@@ -5,7 +5,6 @@ or half-moved when the move stops between its steps or a record changes meanwhil
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -43,8 +42,11 @@ PHONE_SALES = 51  # a demo menu (multicast to agents 1, 2 and 4)
 def settings(redis_url: str, database_url: str) -> Settings:
     """The app reads archived records from the test's own database; records are due for
     archiving as soon as they end."""
-    return Settings(  # type: ignore[call-arg]
-        redis_url=redis_url, admin_token=ADMIN_TOKEN, database_url=database_url, hot_retention_s=0
+    return Settings(
+        redis_url=redis_url,
+        admin_token=ADMIN_TOKEN,  # type: ignore[arg-type]
+        database_url=database_url,
+        hot_retention_s=0,
     )
 
 
@@ -89,7 +91,9 @@ async def _members_of(redis: Redis, call_id: int) -> list[bytes]:
 
 async def _read(client: TestClient[Any, Any], path: str) -> tuple[int, bytes, dict[str, str]]:
     response = await client.get(path, headers=basic())
-    headers = {name: response.headers[name] for name in ("Total", "Link") if name in response.headers}
+    headers = {
+        name: response.headers[name] for name in ("Total", "Link") if name in response.headers
+    }
     return response.status, await response.read(), headers
 
 
@@ -124,7 +128,11 @@ async def test_an_ended_call_moves_whole_and_reads_back_the_same(
     assert await redis.smembers(TENANT.archiving("call")) == set()
     row = await pg.fetchrow("SELECT * FROM calls WHERE tenant = 'demo' AND id = $1", call_id)
     assert row is not None
-    assert (row["status"], row["kind"], row["menu_id"]) == ("finished", "Voice Inbound (API)", MULTICAST_MENU)
+    assert (row["status"], row["kind"], row["menu_id"]) == (
+        "finished",
+        "Voice Inbound (API)",
+        MULTICAST_MENU,
+    )
     assert row["agent_id"] == EXTRA_AGENTS[0]
     assert {path: await _read(client, path) for path in paths} == before
     assert await stores.calls.detail(call_id) == detail_before  # the dashboard's call detail
