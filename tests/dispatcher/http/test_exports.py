@@ -1,6 +1,7 @@
 """GET /calls/export and /chats/export: exact headers and bodies in CSV and NDJSON, gzip that
 decodes to the plain body, the lists' filters and sort, bad input, defused formulas, tenant
-isolation, a failure mid-stream, and memory that stays flat as the export grows."""
+isolation, a failure mid-stream, memory that stays flat as the export grows, and the same
+bytes once the records are archived in PostgreSQL (and while they move)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import copy
 import csv
 import gzip
 import io
+import time
 import tracemalloc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 import aiohttp
+import asyncpg
 import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -23,11 +26,19 @@ from redis.asyncio import Redis
 from dispatcher.app import create_app
 from dispatcher.domain import clock
 from dispatcher.domain.exports import CALL_COLUMNS, CHAT_COLUMNS, cell
+from dispatcher.domain.statuses import FailReason
+from dispatcher.history.archive import Archive
+from dispatcher.metrics import Metrics
 from dispatcher.settings import Settings
+from dispatcher.store.archiving import HotRecords
+from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.keys import TenantKeys
+from dispatcher.store.scripts import Scripts
+from dispatcher.store.stores import Stores, end_call
 from tests.conftest import basic, demo_document, load_directory
 from tests.dispatcher.http.test_openapi import conforming
 from tests.test_docs_api import API_MD, tokens
+from workers.archiver import Archiver
 
 API = "/apps/api/v1"
 CALLS, CHATS = f"{API}/calls", f"{API}/chats"
@@ -456,34 +467,64 @@ async def test_memory_stays_flat_as_the_export_grows(redis_url: str, demo: Any) 
     batch (50 here), never the whole export."""
     settings = _settings(redis_url, 50, rate_limit_per_s=0)
     async with TestClient(TestServer(create_app(settings))) as api:
-        since = clock.iso(clock.now() - timedelta(seconds=1))
-
-        async def add(count: int) -> None:
-            batch = await api.post(
-                f"{CALLS}/batch", json={"calls": [INBOUND] * count}, headers=basic()
-            )
-            assert (await batch.json())["created"] == count
-
-        async def peak(rows: int) -> int:
-            """The peak of traced memory over one export (client and server), read and
-            dropped a chunk at a time, as a client writing it to a file would."""
-            tracemalloc.start()
-            try:
-                response = await _export(api, CALLS, {"created_at[from]": since})
-                lines = 0
-                async for chunk in response.content.iter_chunked(1 << 16):
-                    lines += chunk.count(b"\r\n")
-                assert (response.status, lines) == (200, 1 + rows)
-                return tracemalloc.get_traced_memory()[1]
-            finally:
-                tracemalloc.stop()
-
-        await add(200)
-        await peak(200)  # warm up: the first export's imports and caches
-        small = await peak(200)
-        await add(600)
-        large = await peak(800)
+        small, large = await _peaks(api, settle=None)
     assert large < 1.5 * small, (small, large)
+
+
+async def test_memory_stays_flat_as_an_archived_export_grows(
+    redis_url: str, database_url: str, redis: Redis, pg: asyncpg.Pool, demo: Any
+) -> None:
+    """The same, every record ended and read back from PostgreSQL, a batch at a time."""
+    settings = _settings(
+        redis_url, 50, rate_limit_per_s=0, database_url=database_url, hot_retention_s=0
+    )
+    archiver = Archiver(redis, Scripts.register(redis), Archive(pg), settings, Metrics())
+    tenant = await DirectoryCache(redis, 0).tenant("demo")
+    assert tenant is not None
+    stores = Stores.of(redis, Scripts.register(redis), tenant)
+
+    async def end_and_archive(ids: range) -> None:
+        for call_id in ids:
+            assert await end_call(stores, call_id, FailReason.AG_CANCELED) is not None
+        await archiver.tick(deadline=time.monotonic() + 30)
+        assert await pg.fetchval("SELECT count(*) FROM calls") == ids.stop - 1
+
+    async with TestClient(TestServer(create_app(settings))) as api:
+        small, large = await _peaks(api, settle=end_and_archive)
+    assert large < 1.5 * small, (small, large)
+
+
+async def _peaks(
+    api: TestClient[Any, Any], settle: Callable[[range], Awaitable[None]] | None
+) -> tuple[int, int]:
+    """The peaks of traced memory over an export of 200 calls and over one of 800, each read
+    and dropped a chunk at a time as a client writing it to a file would; `settle` is given
+    the ids of each lot of new calls before the exports."""
+    since = clock.iso(clock.now() - timedelta(seconds=1))
+
+    async def add(first: int, count: int) -> None:
+        batch = await api.post(f"{CALLS}/batch", json={"calls": [INBOUND] * count}, headers=basic())
+        assert (await batch.json())["created"] == count
+        if settle is not None:
+            await settle(range(first, first + count))
+
+    async def peak(rows: int) -> int:
+        tracemalloc.start()
+        try:
+            response = await _export(api, CALLS, {"created_at[from]": since})
+            lines = 0
+            async for chunk in response.content.iter_chunked(1 << 16):
+                lines += chunk.count(b"\r\n")
+            assert (response.status, lines) == (200, 1 + rows)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    await add(1, 200)
+    await peak(200)  # warm up: the first export's imports and caches
+    small = await peak(200)
+    await add(201, 600)
+    return small, await peak(800)
 
 
 def test_the_documented_csv_columns_are_the_codes() -> None:
@@ -505,3 +546,99 @@ def test_the_documented_csv_columns_are_the_codes() -> None:
                 documented[kind].append((int(place), name, field))
     for kind, columns in (("calls", CALL_COLUMNS), ("chats", CHAT_COLUMNS)):
         assert documented[kind] == [(n + 1, *column) for n, column in enumerate(columns)]
+
+
+# -- archived records ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def history(redis_url: str, database_url: str) -> Settings:
+    """Exports two records a batch, over the test's own PostgreSQL; a record is due for
+    archiving as soon as it ends."""
+    return _settings(redis_url, 2, database_url=database_url, hot_retention_s=0)
+
+
+@pytest.fixture
+async def archiving(history: Settings, redis: Redis) -> AsyncIterator[TestClient[Any, Any]]:
+    async with TestClient(TestServer(create_app(history))) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def archiver(redis: Redis, pg: asyncpg.Pool, history: Settings) -> Archiver:
+    return Archiver(redis, Scripts.register(redis), Archive(pg), history, Metrics())
+
+
+async def _finish(client: TestClient[Any, Any], path: str, **auth: str) -> None:
+    finished = await client.post(f"{path}/finish", headers=basic(**auth))
+    assert finished.status == 200, await finished.text()
+
+
+ARCHIVE_QUERIES = [
+    (CALLS, {}),
+    (CALLS, {"sort_direction": "asc"}),
+    (CALLS, {"status": "failed"}),
+    (CALLS, {"status": "queued", "format": "ndjson"}),
+    (CALLS, {"call_type": "IncomingCall", "format": "ndjson", "sort_column": "created_at"}),
+    (CHATS, {}),
+    (CHATS, {"format": "ndjson", "sort_direction": "asc"}),
+    (CHATS, {"status": "finished"}),
+]
+
+
+async def _exports(client: TestClient[Any, Any], window: dict[str, str]) -> list[Any]:
+    """Each of ARCHIVE_QUERIES' answers: status, file name and body."""
+    found = []
+    for path, query in ARCHIVE_QUERIES:
+        response = await _export(client, path, {**query, **window})
+        found.append(
+            (response.status, response.headers["Content-Disposition"], await response.read())
+        )
+    return found
+
+
+async def test_archived_records_export_the_same_bytes(
+    archiving: TestClient[Any, Any],
+    acme: Any,
+    redis: Redis,
+    archiver: Archiver,
+    pg: asyncpg.Pool,
+) -> None:
+    """Calls 1, 3 and 4 and chat 1 end and move to PostgreSQL, calls 2 and 5 and chat 2 stay
+    live: every export reads as it did, live and archived merged in order across batches,
+    also while a move is half-done; acme's token still sees only acme's record."""
+    calls = [await _create(archiving, CALLS, body) for body in (INBOUND, INBOUND)]
+    calls += [await _create(archiving, CALLS, body) for body in (INBOUND, OUTBOUND, SCHEDULED)]
+    for call_id in (1, 3, 4):
+        await _finish(archiving, f"{CALLS}/{call_id}")
+    await _create(archiving, f"{API}/sms", SMS)
+    await _create(archiving, f"{API}/sms", {**SMS, "end_user_number": "+1 415-555-0101"})
+    await _finish(archiving, f"{CHATS}/1")
+    theirs = await _create(archiving, CALLS, INBOUND, subdomain="acme", token="acme-token")
+    await _finish(archiving, f"{CALLS}/{theirs['id']}", subdomain="acme", token="acme-token")
+    window = {"created_at[from]": _since(calls[0]), "created_at[to]": clock.iso(clock.now())}
+    live = await _exports(archiving, window)
+
+    # Half-moved: copied to PostgreSQL, still in Redis; each record is exported once.
+    hot = HotRecords(redis, Scripts.register(redis), "demo")
+    seq, records = await hot.begin("call", [1, 3, 4], cutoff_ms=2**62)
+    await archiver._archive.store("call", "demo", seq, records)
+    assert await _exports(archiving, window) == live
+
+    done = await archiver.tick(deadline=time.monotonic() + 30)
+    assert done.released == 5
+    rows = await pg.fetch("SELECT tenant, id FROM calls ORDER BY tenant, id")
+    assert [tuple(row) for row in rows] == [("acme", 1), ("demo", 1), ("demo", 3), ("demo", 4)]
+    assert await pg.fetchval("SELECT count(*) FROM chats WHERE tenant = 'demo'") == 1
+    for key in (TenantKeys("demo").call(1), TenantKeys("demo").chat(1)):
+        assert await redis.exists(key) == 0
+    assert await _exports(archiving, window) == live
+    failed = await _export(archiving, CALLS, {**window, "status": "failed", "format": "ndjson"})
+    assert [orjson.loads(line)["id"] for line in (await failed.read()).splitlines()] == [4, 3, 1]
+
+    acme_window = {**window, "format": "ndjson"}
+    acme_calls = await _export(archiving, CALLS, acme_window, subdomain="acme", token="acme-token")
+    [acme_call] = [orjson.loads(line) for line in (await acme_calls.read()).splitlines()]
+    assert (acme_call["id"], acme_call["status"]) == (theirs["id"], "failed")
+    acme_chats = await _export(archiving, CHATS, acme_window, subdomain="acme", token="acme-token")
+    assert await acme_chats.read() == b""
