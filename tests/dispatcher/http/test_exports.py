@@ -37,6 +37,7 @@ from dispatcher.store.scripts import Scripts
 from dispatcher.store.stores import Stores, end_call
 from tests.conftest import basic, demo_document, load_directory
 from tests.dispatcher.http.test_openapi import conforming
+from tests.ports import free_port
 from tests.test_docs_api import API_MD, tokens
 from workers.archiver import Archiver
 
@@ -460,6 +461,20 @@ async def _raw_get(
         chunks.append(body[:size])
         body = body[size + 2 :]
     return head, chunks, False
+
+
+async def test_postgresql_down_before_the_first_batch_is_503(redis_url: str, demo: Any) -> None:
+    """The archive is read for the first batch before the status goes out: with PostgreSQL
+    away (nothing listens) the export is the usual 503, not a 200 with nothing in it."""
+    database_url = f"postgresql://dispatcher@127.0.0.1:{free_port()}/dispatcher"
+    settings = _settings(redis_url, 2, database_url=database_url)
+    async with TestClient(TestServer(create_app(settings))) as api:
+        response = await _export(
+            api, CALLS, {"created_at[from]": LONG_AGO, "created_at[to]": "2020-02-01T00:00Z"}
+        )
+        assert response.status == 503
+        assert response.headers["Retry-After"] == "1"
+        assert await response.json() == {"message": "Service unavailable"}
 
 
 async def test_memory_stays_flat_as_the_export_grows(redis_url: str, demo: Any) -> None:
