@@ -62,8 +62,11 @@ async def database_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     pool = await connect_pool(settings) if settings.database_url is not None else None
     app[DATABASE] = pool
+    if pool is not None:
+        app[METRICS].pools.append(pool)
     yield
     if pool is not None:
+        app[METRICS].pools.remove(pool)
         await close_pool(pool)
 
 
@@ -73,7 +76,7 @@ def create_app(settings: Settings, process_metrics: Metrics | None = None) -> we
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[METRICS] = process_metrics or Metrics()
-    app[LIVE_GAUGES] = LiveGauges()
+    app[LIVE_GAUGES] = LiveGauges(hot_retention_s=settings.hot_retention_s)
     app[EVENT_STREAMS] = sse.EventStreams()
     app.cleanup_ctx.append(redis_context)
     app.cleanup_ctx.append(database_context)

@@ -152,6 +152,8 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx.setdefault("metrics", Metrics())  # create_worker passes the process's own
     # Connects on demand: a worker starts, and runs every other job, while PostgreSQL is down.
     ctx["database"] = await connect_pool(settings) if settings.database_url is not None else None
+    if ctx["database"] is not None:
+        ctx["metrics"].pools.append(ctx["database"])
     log.info("worker started", queue=jobs.QUEUE_NAME, carriers=sorted(ctx["carriers"]))
 
 
@@ -161,6 +163,8 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await session.close()
     pool = ctx.get("database")
     if pool is not None:
+        if pool in ctx["metrics"].pools:
+            ctx["metrics"].pools.remove(pool)
         await close_pool(pool)
 
 

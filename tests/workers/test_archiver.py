@@ -5,6 +5,7 @@ or half-moved when the move stops between its steps or a record changes meanwhil
 from __future__ import annotations
 
 import asyncio
+import copy
 from typing import Any
 
 import asyncpg
@@ -15,13 +16,16 @@ from redis.asyncio import Redis
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain.statuses import FailReason
 from dispatcher.history.archive import Archive
-from dispatcher.metrics import Metrics
+from dispatcher.http.appkeys import METRICS
+from dispatcher.metrics import LIVE_GAUGES_MAX_AGE_S, Metrics
 from dispatcher.settings import Settings
 from dispatcher.store.archiving import HotRecords
 from dispatcher.store.directory import DirectoryCache
+from dispatcher.store.keys import TenantKeys
 from dispatcher.store.scripts import Scripts
 from dispatcher.store.stores import Stores, end_call
-from tests.conftest import ADMIN_TOKEN, basic
+from tests.conftest import ADMIN_TOKEN, basic, demo_document, load_directory
+from tests.scrape import value
 from tests.workers.conftest import (
     API,
     CALLS,
@@ -33,7 +37,7 @@ from tests.workers.conftest import (
     wait_for_offer,
     wait_for_status,
 )
-from workers.archiver import BATCH, Archiver, Pass
+from workers.archiver import Archiver, PostgresDown
 
 PHONE_SALES = 51  # a demo menu (multicast to agents 1, 2 and 4)
 
@@ -55,18 +59,24 @@ async def archiver(redis: Redis, pg: asyncpg.Pool, settings: Settings) -> Archiv
     return Archiver(redis, Scripts.register(redis), Archive(pg), settings, Metrics())
 
 
-async def _tenant(redis: Redis) -> Tenant:
-    tenant = await DirectoryCache(redis, 0).tenant("demo")
+async def _tenant(redis: Redis, subdomain: str = "demo") -> Tenant:
+    tenant = await DirectoryCache(redis, 0).tenant(subdomain)
     assert tenant is not None
     return tenant
 
 
-async def _ended_calls(client: TestClient[Any, Any], redis: Redis, count: int) -> list[int]:
+async def _ended_calls(
+    client: TestClient[Any, Any], redis: Redis, count: int, tenant: str = "demo"
+) -> list[int]:
     """`count` inbound calls created through the API and ended as the API ends them."""
-    stores = Stores.of(redis, Scripts.register(redis), await _tenant(redis))
+    stores = Stores.of(redis, Scripts.register(redis), await _tenant(redis, tenant))
+    body = {"call_type": "Voice Inbound (API)", "menu_id": PHONE_SALES, "lang": "en"}
+    body["end_user_number"] = "+1 205-123-4567"
     ids = []
     for _ in range(count):
-        call_id = (await inbound_call(client, PHONE_SALES))["id"]
+        response = await client.post(CALLS, json=body, headers=basic(tenant, f"{tenant}-token"))
+        assert response.status == 201
+        call_id = (await response.json())["id"]
         assert await end_call(stores, call_id, FailReason.AG_CANCELED) is not None
         ids.append(call_id)
     return ids
@@ -242,8 +252,6 @@ async def test_an_unreachable_postgres_stops_nothing_but_archiving(
     )
     archiver = Archiver(redis, Scripts.register(redis), Archive(nowhere), settings, Metrics())
     try:
-        from workers.archiver import PostgresDown
-
         with pytest.raises(PostgresDown):
             await archiver.tick(deadline=asyncio.get_running_loop().time() + 5)
     finally:
@@ -254,12 +262,91 @@ async def test_an_unreachable_postgres_stops_nothing_but_archiving(
 
 
 async def test_one_tenants_backlog_does_not_hold_another_up(
-    client: TestClient[Any, Any], redis: Redis, archiver: Archiver
+    client: TestClient[Any, Any], redis: Redis, pg: asyncpg.Pool, settings: Settings
+) -> None:
+    document = demo_document()
+    other = copy.deepcopy(document["tenants"][0])
+    other["subdomain"] = "acme"
+    other["api_tokens"] = ["acme-token"]
+    other["agents"] = [{**agent, "api_tokens": []} for agent in other["agents"]]
+    document["tenants"].append(other)
+    await load_directory(redis, document)
+    busy = await _ended_calls(client, redis, 7)  # demo's backlog
+    quiet = await _ended_calls(client, redis, 1, tenant="acme")
+    archiver = Archiver(redis, Scripts.register(redis), Archive(pg), settings, Metrics(), batch=2)
+
+    done = await archiver.tick(asyncio.get_running_loop().time() + 30, rounds=1)
+
+    assert done.released == 3  # a batch of demo's, and acme's one
+    assert await redis.exists(TenantKeys("acme").call(quiet[0])) == 0
+    rows = await pg.fetch("SELECT tenant, id FROM calls ORDER BY tenant, id")
+    assert [(row["tenant"], row["id"]) for row in rows] == [
+        ("acme", quiet[0]),
+        *(("demo", call_id) for call_id in busy[:2]),
+    ]
+    rest = await archiver.tick(asyncio.get_running_loop().time() + 30)
+    assert rest.released == 5
+
+
+async def test_metrics_tell_the_archives_backlog_its_lag_rows_and_pool(
+    client: TestClient[Any, Any], redis: Redis, pg: asyncpg.Pool, settings: Settings
 ) -> None:
     await load_tenant(redis)
     await _ended_calls(client, redis, 2)
-    done = Pass()
-    hot = HotRecords(redis, Scripts.register(redis), "demo")
-    assert await archiver.move(hot, "call", 2**62, done) == 2
-    assert (done.batches, done.released) == (1, 2)
-    assert BATCH >= 100
+    metrics = client.app[METRICS]
+    archiver = Archiver(redis, Scripts.register(redis), Archive(pg), settings, metrics)
+    await asyncio.sleep(0.05)  # ended for a while: with no hot retention, late by as much
+
+    before = await _scrape(client)
+    assert value(before, "dispatcher_archive_pending_records", tenant="demo", kind="call") == 2
+    assert value(before, "dispatcher_archive_pending_records", tenant="demo", kind="chat") == 0
+    lag = value(before, "dispatcher_archive_lag_seconds", tenant="demo", kind="call")
+    assert lag is not None and lag > 0
+    pool_max = value(before, "dispatcher_postgres_pool_max_connections")
+    assert pool_max == settings.pg_pool_max
+    assert value(before, "dispatcher_postgres_pool_connections", state="idle") is not None
+
+    await archiver.tick(asyncio.get_running_loop().time() + 30)
+    await asyncio.sleep(LIVE_GAUGES_MAX_AGE_S)  # the live gauges are read again
+    after = await _scrape(client)
+    assert value(after, "dispatcher_archive_pending_records", tenant="demo", kind="call") == 0
+    assert value(after, "dispatcher_archive_lag_seconds", tenant="demo", kind="call") == 0
+    assert value(after, "dispatcher_archived_records_total", kind="call") == 2
+
+
+async def _scrape(client: TestClient[Any, Any]) -> str:
+    response = await client.get("/metrics")
+    assert response.status == 200
+    return await response.text()
+
+
+async def test_archived_records_are_read_and_written_only_by_their_own_tenant(
+    client: TestClient[Any, Any], redis: Redis, pg: asyncpg.Pool, archiver: Archiver
+) -> None:
+    document = demo_document()
+    other = copy.deepcopy(document["tenants"][0])
+    other["subdomain"] = "acme"
+    other["api_tokens"] = ["acme-token"]
+    other["agents"] = [{**agent, "api_tokens": []} for agent in other["agents"]]
+    document["tenants"].append(other)
+    await load_directory(redis, document)
+    demo_ids = await _ended_calls(client, redis, 2)
+    acme_ids = await _ended_calls(client, redis, 3, tenant="acme")
+    assert acme_ids[:2] == demo_ids  # the same ids: each tenant counts its own
+    acme = basic("acme", "acme-token")
+    before = await (await client.get(f"{CALLS}?per=10", headers=acme)).read()
+    await archiver.tick(asyncio.get_running_loop().time() + 30)
+    assert await pg.fetchval("SELECT count(*) FROM calls") == 5
+
+    flagged = await client.patch(
+        f"{CALLS}/{demo_ids[0]}/customer_flag", json={"bad_actor": True}, headers=basic()
+    )
+    assert flagged.status == 200
+    acme_flags = await client.get(f"{CALLS}/{demo_ids[0]}/customer_flag", headers=acme)
+    assert (await acme_flags.json())["bad_actor"] is False
+    assert await (await client.get(f"{CALLS}?per=10", headers=acme)).read() == before
+    demo_list = await client.get(f"{CALLS}?per=10", headers=basic())
+    assert demo_list.headers["Total"] == "2"
+    assert [call["id"] for call in await demo_list.json()] == sorted(demo_ids, reverse=True)
+    missing = await client.get(f"{CALLS}/{acme_ids[2]}", headers=basic())
+    assert (missing.status, await missing.json()) == (404, {"message": "Call not found"})
