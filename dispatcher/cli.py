@@ -1,5 +1,5 @@
 """The `dispatcher` command: up (all in one), serve (API), worker, load-config; and the API's
-clients: calls list|show, agents simulate."""
+clients: calls list|show|export, agents simulate."""
 
 from __future__ import annotations
 

@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     # redis_connection.CLIENT_OPTIONS.)
     request_timeout_s: float = Field(default=30.0, gt=0)
     keepalive_timeout_s: float = Field(default=75.0, gt=0)
+    # Records an export (GET /calls/export, /chats/export) reads and writes at a time: it holds
+    # about one batch of objects (3.5-5 KB each), however many it sends in all.
+    export_batch_size: int = Field(default=1000, ge=1, le=10_000)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # A job running longer is cancelled and retried. It also bounds how soon another worker

@@ -35,6 +35,9 @@ EVENT_STREAMS: web.AppKey[EventStreams] = web.AppKey("event_streams")
 SUBSCRIBER: web.AppKey[Subscriber] = web.AppKey("subscriber")
 # The request's deadline (settings.request_timeout_s), which an event stream lifts once open.
 DEADLINE = web.RequestKey("deadline", asyncio.Timeout)
+# The request's id (X-Request-Id), for an answer that sends its headers before its handler
+# returns, where the error middleware would set them too late.
+REQUEST_ID = web.RequestKey("request_id", str)
 
 
 def stores_of(request: web.Request, tenant: Tenant) -> Stores:
