@@ -124,6 +124,8 @@ class Settings(BaseSettings):
     # Records an export (GET /calls/export, /chats/export) reads and writes at a time: it holds
     # about one batch of objects (3.5-5 KB each), however many it sends in all.
     export_batch_size: int = Field(default=1000, ge=1, le=10_000)
+    # Exports one tenant may run at once, across the ingress processes (a 429 beyond).
+    exports_per_tenant: int = Field(default=2, ge=1, le=100)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # A job running longer is cancelled and retried. It also bounds how soon another worker

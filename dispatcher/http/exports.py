@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import cast, get_args
@@ -12,16 +13,19 @@ from typing import cast, get_args
 import structlog
 from aiohttp import hdrs, web
 
+from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import clock, exports
 from dispatcher.domain.errors import InvalidRequest
 from dispatcher.domain.exports import FormatName
 from dispatcher.http import listing
-from dispatcher.http.appkeys import REQUEST_ID, SETTINGS, stores_of
+from dispatcher.http.appkeys import REDIS, REQUEST_ID, SCRIPTS, SETTINGS, stores_of
 from dispatcher.http.auth import tenant_of
 from dispatcher.http.calls import BASE as CALLS
 from dispatcher.http.errors import lift_deadline
 from dispatcher.http.sms import CHATS
+from dispatcher.store.keys import TenantKeys
 from dispatcher.store.records import Kind, ListQuery, RecordStore
+from dispatcher.store.stream_leases import StreamCap, leased
 
 log = structlog.get_logger("dispatcher.http")
 routes = web.RouteTableDef()
@@ -37,6 +41,7 @@ NOT_PAGED = "page and per are not export parameters"
 BAD_FORMAT = "format must be csv or ndjson"
 FROM_REQUIRED = "created_at[from] is required"
 TO_BEFORE_FROM = "created_at[to] must not be before created_at[from]"
+TOO_MANY = "Too many exports running for this tenant (at most {})"
 RANGE_TOO_LONG = f"created_at[from] and created_at[to] must be at most {MAX_RANGE_DAYS} days apart"
 
 
@@ -57,13 +62,24 @@ class Export:
 @routes.get(CALLS + "/export")
 async def export_calls(request: web.Request) -> web.StreamResponse:
     tenant = await tenant_of(request)
-    return await respond(request, stores_of(request, tenant).calls)
+    async with _one_of_few(request, tenant):
+        return await respond(request, stores_of(request, tenant).calls)
 
 
 @routes.get(CHATS + "/export")
 async def export_chats(request: web.Request) -> web.StreamResponse:
     tenant = await tenant_of(request)
-    return await respond(request, stores_of(request, tenant).chats)
+    async with _one_of_few(request, tenant):
+        return await respond(request, stores_of(request, tenant).chats)
+
+
+def _one_of_few(request: web.Request, tenant: Tenant) -> AbstractAsyncContextManager[None]:
+    """A lease among the tenant's exports running at once, across every ingress process (429
+    when `DISPATCHER_EXPORTS_PER_TENANT` run already): a long export holds a connection and
+    reads storage for its whole length, and one tenant's must not take everyone's."""
+    limit = request.app[SETTINGS].exports_per_tenant
+    cap = StreamCap(TenantKeys(tenant.subdomain).exports, limit, TOO_MANY.format(limit))
+    return leased(request.app[REDIS], request.app[SCRIPTS], [cap])
 
 
 def parse_export(query: Mapping[str, str], kind: Kind, now: datetime) -> Export:

@@ -211,6 +211,11 @@ class TenantKeys:
         """Sorted set of the tenant's open event streams, scored by lease expiry (ms)."""
         return Key(self.prefix + "streams")
 
+    @property
+    def exports(self) -> Key:
+        """Sorted set of the tenant's exports running now, scored by lease expiry (ms)."""
+        return Key(self.prefix + "exports")
+
     def agent_streams(self, agent_id: int) -> Key:
         """Sorted set of the agent's open event streams, scored by lease expiry (ms)."""
         return Key(f"{self.prefix}agent:{agent_id}:streams")

@@ -35,6 +35,7 @@ from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.keys import TenantKeys
 from dispatcher.store.scripts import Scripts
 from dispatcher.store.stores import Stores, end_call
+from dispatcher.store.stream_leases import StreamCap, leased
 from tests.conftest import basic, demo_document, load_directory
 from tests.dispatcher.http.test_openapi import conforming
 from tests.ports import free_port
@@ -657,3 +658,26 @@ async def test_archived_records_export_the_same_bytes(
     assert (acme_call["id"], acme_call["status"]) == (theirs["id"], "failed")
     acme_chats = await _export(archiving, CHATS, acme_window, subdomain="acme", token="acme-token")
     assert await acme_chats.read() == b""
+
+
+async def test_a_tenant_runs_a_few_exports_at_once_and_no_more(
+    redis_url: str, redis: Redis, acme: Any
+) -> None:
+    settings = _settings(redis_url, 1, exports_per_tenant=1)
+    async with TestClient(TestServer(create_app(settings))) as client:
+        query = {"created_at[from]": _since((await _calls(client))[0])}
+        cap = StreamCap(TenantKeys("demo").exports, 1, "held by another ingress process")
+        async with leased(redis, Scripts.register(redis), [cap]):  # an export running elsewhere
+            refused = await _export(client, CALLS, query)
+            assert (refused.status, await refused.json()) == (
+                429,
+                {"message": "Too many exports running for this tenant (at most 1)"},
+            )
+            assert "Retry-After" in refused.headers
+            other = await _export(client, CALLS, query, subdomain="acme", token="acme-token")
+            assert other.status == 200  # another tenant's exports are its own
+            await other.read()
+        again = await _export(client, CALLS, query)
+        assert again.status == 200  # the other export ended: its lease with it
+        await again.read()
+        assert await redis.zcard(TenantKeys("demo").exports) == 0  # and this one's
