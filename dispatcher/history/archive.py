@@ -7,15 +7,17 @@ ones `Visible` lets through (store/archiving.py says why)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 import orjson
 
 from dispatcher.domain import clock
+from dispatcher.domain.errors import ServiceUnavailable
 from dispatcher.history import partitions
 from dispatcher.store.archiving import Moving
 from dispatcher.store.records import Kind, ListQuery, Visible
@@ -77,6 +79,35 @@ def row_of(tenant: str, seq: int, record: Moving) -> tuple[Any, ...]:
     )
 
 
+P = ParamSpec("P")
+T = TypeVar("T")
+# PostgreSQL away, restarting, out of connections, or a query past the statement timeout: a read
+# that needs the history answers 503 (Retry-After), as one that needs Redis does.
+UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
+
+
+def _served(read: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """A read the API serves: PostgreSQL unavailable is a 503, never a 500."""
+
+    @functools.wraps(read)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await read(*args, **kwargs)
+        except UNAVAILABLE as exc:
+            unavailable = ServiceUnavailable("Service unavailable")
+            unavailable.headers = {"Retry-After": "1"}
+            raise unavailable from exc
+
+    return run
+
+
 @dataclass(frozen=True)
 class Archive:
     """The history tables, through one connection pool."""
@@ -119,12 +150,14 @@ class Archive:
                     partitions.forget()
         return len(rows)
 
+    @_served
     async def document(self, kind: Kind, tenant: str, record_id: int) -> bytes | None:
         doc = await self.pool.fetchval(
             f"SELECT doc FROM {TABLES[kind]} WHERE tenant = $1 AND id = $2", tenant, record_id
         )
         return doc.encode() if doc is not None else None
 
+    @_served
     async def documents(self, kind: Kind, tenant: str, ids: Sequence[int]) -> dict[int, bytes]:
         if not ids:
             return {}
@@ -135,6 +168,7 @@ class Archive:
         )
         return {row["id"]: row["doc"].encode() for row in rows}
 
+    @_served
     async def history(self, kind: Kind, tenant: str, record_id: int) -> list[Any] | None:
         """A call's history entries (a chat's messages), oldest first; None if no such row."""
         raw = await self.pool.fetchval(
@@ -144,12 +178,14 @@ class Archive:
         )
         return orjson.loads(raw) if raw is not None else None
 
+    @_served
     async def flags(self, tenant: str, call_id: int) -> dict[str, bool] | None:
         raw = await self.pool.fetchval(
             "SELECT flags FROM calls WHERE tenant = $1 AND id = $2", tenant, call_id
         )
         return orjson.loads(raw) if raw is not None else None
 
+    @_served
     async def set_flags(
         self, tenant: str, call_id: int, changes: dict[str, bool]
     ) -> dict[str, bool] | None:
@@ -164,6 +200,7 @@ class Archive:
         )
         return orjson.loads(raw) if raw is not None else None
 
+    @_served
     async def menus(self, tenant: str, call_ids: Sequence[int]) -> dict[int, int | None]:
         """The menu of each archived call of `call_ids` (a new call's parent may be one)."""
         if not call_ids:
@@ -175,10 +212,12 @@ class Archive:
         )
         return {row["id"]: row["menu_id"] for row in rows}
 
+    @_served
     async def count(self, kind: Kind, tenant: str, query: ListQuery, visible: Visible) -> int:
         where, args = _where(tenant, query, visible)
         return int(await self.pool.fetchval(f"SELECT count(*) FROM {TABLES[kind]} {where}", *args))
 
+    @_served
     async def ids(
         self,
         kind: Kind,
@@ -198,6 +237,7 @@ class Archive:
         )
         return [row["id"] for row in rows]
 
+    @_served
     async def batch(
         self,
         kind: Kind,

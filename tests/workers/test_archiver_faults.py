@@ -140,6 +140,11 @@ async def test_postgres_stopped_holds_archiving_back_and_nothing_else(
     assert await _in_redis(redis, ids) == ids
     assert await _objects(client, ids) == objects
     assert (await inbound_call(client, PHONE_SALES))["status"] == "queued"  # the API serves
+    for needs_history in (f"{CALLS}?per=10", f"{CALLS}/{ids[-1] + 100}"):
+        # A list, or a call Redis does not hold, cannot be answered without the archive.
+        refused = await client.get(needs_history, headers=basic())
+        assert (refused.status, await refused.json()) == (503, {"message": "Service unavailable"})
+        assert refused.headers["Retry-After"] == "1"
     ready = await client.get("/readyz?exclude=workers")
     assert (ready.status, await ready.json()) == (
         200,
