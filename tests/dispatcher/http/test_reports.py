@@ -35,6 +35,7 @@ from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.scripts import Scripts
 from dispatcher.store.stores import Stores
 from tests.conftest import ADMIN_TOKEN, basic, demo_document, load_directory
+from tests.dispatcher.http.test_dashboard import login
 from tests.dispatcher.http.test_openapi import conforming
 from workers.archiver import Archiver
 
@@ -615,6 +616,23 @@ async def test_an_agents_token_is_refused(client: TestClient[Any, Any]) -> None:
     assert await response.json() == {
         "message": "This route needs the tenant's API token, not an agent's"
     }
+
+
+async def test_the_dashboard_reads_the_last_seven_days(
+    client: TestClient[Any, Any], redis: Redis, pg: asyncpg.Pool
+) -> None:
+    await _known_calls(client, redis)
+    await _archive(redis, pg)
+    await login(client, {"subdomain": "demo", "token": "demo-token"})
+    response = await client.get("/dashboard/api/week")
+    assert response.status == 200
+    week = await response.json()
+    assert week["group_by"] == "day" and len(week["buckets"]) == 7
+    assert week["totals"] == TOTALS
+    assert week["buckets"][-1] == {"start": week["buckets"][-1]["start"], **TOTALS}
+    today = datetime.now(LOS_ANGELES).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert week["buckets"][-1]["start"] == clock.iso(today)
+    assert week["from"] == clock.iso(today - timedelta(days=6))
 
 
 async def test_a_database_that_does_not_answer_is_503(
