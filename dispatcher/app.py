@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from dispatcher.history.database import close_pool, connect_pool
 from dispatcher.http import (
     agents,
     batches,
@@ -14,6 +15,7 @@ from dispatcher.http import (
     carrier,
     dashboard,
     docs,
+    exports,
     health,
     manager,
     metrics,
@@ -27,6 +29,7 @@ from dispatcher.http import (
     twilio,
 )
 from dispatcher.http.appkeys import (
+    DATABASE,
     DIRECTORY,
     EVENT_STREAMS,
     LIVE_GAUGES,
@@ -54,15 +57,30 @@ async def redis_context(app: web.Application) -> AsyncIterator[None]:
     await redis.aclose()
 
 
+async def database_context(app: web.Application) -> AsyncIterator[None]:
+    """The history's pool, when a database is configured. It connects on demand: the process
+    starts, and serves everything but history, while PostgreSQL is down."""
+    settings = app[SETTINGS]
+    pool = await connect_pool(settings) if settings.database_url is not None else None
+    app[DATABASE] = pool
+    if pool is not None:
+        app[METRICS].pools.append(pool)
+    yield
+    if pool is not None:
+        app[METRICS].pools.remove(pool)
+        await close_pool(pool)
+
+
 def create_app(settings: Settings, process_metrics: Metrics | None = None) -> web.Application:
     """The API. `process_metrics` is shared with a worker in the same process (`dispatcher up`)."""
     answer_every_expect_header()
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[METRICS] = process_metrics or Metrics()
-    app[LIVE_GAUGES] = LiveGauges()
+    app[LIVE_GAUGES] = LiveGauges(hot_retention_s=settings.hot_retention_s)
     app[EVENT_STREAMS] = sse.EventStreams()
     app.cleanup_ctx.append(redis_context)
+    app.cleanup_ctx.append(database_context)
     app.cleanup_ctx.append(subscriber.subscriber_context)
     app.on_shutdown.append(sse.close_event_streams)
     for module in (
@@ -71,6 +89,7 @@ def create_app(settings: Settings, process_metrics: Metrics | None = None) -> we
         openapi,
         docs,
         batches,
+        exports,
         calls,
         campaigns,
         reports,
@@ -95,6 +114,7 @@ def create_worker_app(settings: Settings, process_metrics: Metrics) -> web.Appli
     app[METRICS] = process_metrics
     app[LIVE_GAUGES] = None
     app.cleanup_ctx.append(redis_context)
+    app.cleanup_ctx.append(database_context)
     for module in (health, metrics):
         app.add_routes(module.routes)
     return app

@@ -1,5 +1,5 @@
 """The `dispatcher` command: up (all in one), serve (API), worker, load-config; and the API's
-clients: calls list|show, agents simulate."""
+clients: calls list|show|export, agents simulate."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
 
+import asyncpg
 import click
 import structlog
 import uvloop
@@ -33,8 +35,11 @@ from dispatcher.client.api import ApiError, Client, Unreachable
 from dispatcher.client.calls import calls
 from dispatcher.directory import loader
 from dispatcher.directory.schema import DirectoryFile, TenantFile
+from dispatcher.history import schema
 from dispatcher.http.manager import summary
 from dispatcher.metrics import Metrics
+from dispatcher.postgres_embedded import EmbeddedPostgres
+from dispatcher.postgres_embedded import discover_url as discover_database_url
 from dispatcher.redis_connection import connect, connect_arq
 from dispatcher.redis_embedded import EmbeddedRedis, die_with_parent, discover_url
 from dispatcher.settings import Settings
@@ -49,7 +54,7 @@ _data_dir = click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Where the embedded Redis keeps its files [DISPATCHER_DATA_DIR].",
+    help="Where the embedded Redis and PostgreSQL keep their files [DISPATCHER_DATA_DIR].",
 )
 _config = click.option(
     "--config",
@@ -90,7 +95,14 @@ def _secrets(settings: Settings) -> list[str]:
     """Every secret the settings hold, for the logs to redact wherever it shows up."""
     held = [getattr(settings, name) for name in type(settings).model_fields]
     held += [account.auth_token for account in settings.twilio_accounts.values()]
-    return [secret.get_secret_value() for secret in held if isinstance(secret, SecretStr)]
+    found = [secret.get_secret_value() for secret in held if isinstance(secret, SecretStr)]
+    return found + _url_secrets(settings.database_url)
+
+
+def _url_secrets(url: str | None) -> list[str]:
+    """A URL with a password in it, and the password as written and decoded."""
+    password = urlsplit(url).password if url else None
+    return [url, password, unquote(password)] if url and password else []
 
 
 def _variable(field: str) -> str:
@@ -135,6 +147,27 @@ def _require_redis(settings: Settings) -> Settings:
     return settings.model_copy(update={"redis_url": url})
 
 
+NO_DATABASE = "set DATABASE_URL, or point --data-dir at a running `dispatcher up`"
+
+
+def _find_database(settings: Settings) -> Settings:
+    """DATABASE_URL, else the embedded PostgreSQL of a running `up` in the data directory (the
+    settings as they are when there is neither)."""
+    if settings.database_url is not None:
+        return settings
+    url = discover_database_url(settings.data_dir)
+    if url is None:
+        return settings
+    logs.redact_too(_url_secrets(url))
+    return settings.model_copy(update={"database_url": url})
+
+
+def _warn_without_history(settings: Settings) -> None:
+    """`serve` and `worker` with no PostgreSQL found run without call history, and say so."""
+    if settings.database_url is None:
+        log.warning(f"no PostgreSQL: running without call history ({NO_DATABASE})")
+
+
 @click.group()
 def main() -> None:
     """Self-hosted dispatch API for calls and SMS (CCAI Platform compatible).
@@ -172,7 +205,8 @@ def up(
     data_dir: Path | None,
     simulate_agents: bool,
 ) -> None:
-    """Run everything in one process: embedded Redis (unless REDIS_URL is set), API and worker."""
+    """Run everything in one process: embedded Redis (unless REDIS_URL is set) and PostgreSQL
+    (unless DATABASE_URL is set), API and worker."""
     if simulate_agents and config_file is None:
         raise click.UsageError(
             "--simulate-agents needs --config: the simulated agents sign in with the agent "
@@ -205,8 +239,8 @@ def serve(
     processes: int,
     reuse_port: bool,
 ) -> None:
-    """Run the API only, against REDIS_URL (scale out by running several)."""
-    settings = _require_redis(_settings(host, port, data_dir))
+    """Run the API only, against REDIS_URL and DATABASE_URL (scale out by running several)."""
+    settings = _find_database(_require_redis(_settings(host, port, data_dir)))
     document = _read_directory(config_file, settings)
     with _shared_metrics(processes):
         _run_long(
@@ -243,9 +277,8 @@ def _shared_metrics(processes: int) -> Iterator[None]:
     help="Serve /metrics, /healthz and /readyz on this port [DISPATCHER_METRICS_PORT].",
 )
 def worker(data_dir: Path | None, burst: bool, metrics_port: int | None) -> None:
-    """Run an ARQ worker against REDIS_URL (scale out by running several)."""
-
-    settings = _require_redis(_settings(None, None, data_dir))
+    """Run an ARQ worker against REDIS_URL and DATABASE_URL (scale out by running several)."""
+    settings = _find_database(_require_redis(_settings(None, None, data_dir)))
     if metrics_port is not None:
         settings = settings.model_copy(update={"metrics_port": metrics_port})
     _run_long(_work_until_stopped(settings, burst))
@@ -273,14 +306,24 @@ def load_config(file: Path, data_dir: Path | None, progress: bool | None) -> Non
         )
 
 
-@main.command(short_help="Bring what Redis holds to this release's layout.")
+@main.command(short_help="Bring Redis's layout and PostgreSQL's schema to this release's.")
 @_data_dir
 def migrate(data_dir: Path | None) -> None:
-    """Bring what Redis holds to this release's layout (store/layout.py): stop the older
-    release's processes first. Idempotent; `dispatcher up` runs it before it serves."""
+    """Bring what Redis holds to this release's layout (store/layout.py), and the history's
+    PostgreSQL (DATABASE_URL, or the `up` running in --data-dir) to this release's schema
+    (dispatcher/history/migrations): stop the older release's processes first. Idempotent;
+    `dispatcher up` runs both before it serves."""
     settings = _require_redis(_settings(None, None, data_dir))
     renamed = asyncio.run(_migrate(settings))
     click.echo(f"layout {layout.CURRENT}: {renamed} {'key' if renamed == 1 else 'keys'} renamed")
+    settings = _find_database(settings)
+    if settings.database_url is None:
+        click.echo(f"schema: no PostgreSQL to migrate ({NO_DATABASE})", err=True)
+        return
+    try:
+        click.echo(f"schema {asyncio.run(_migrate_history(settings))}")
+    except _UNREACHABLE as exc:
+        raise click.ClickException(f"PostgreSQL is unreachable: {exc}") from None
 
 
 async def _migrate(settings: Settings) -> int:
@@ -289,6 +332,23 @@ async def _migrate(settings: Settings) -> int:
         return await layout.migrate(redis)
     finally:
         await redis.aclose()
+
+
+# What connecting to a PostgreSQL that is down, or not there, raises.
+_UNREACHABLE = (OSError, TimeoutError, asyncpg.CannotConnectNowError)
+
+
+async def _migrate_history(settings: Settings) -> str:
+    """The history schema brought to HEAD; the revision the database is at."""
+    assert settings.database_url is not None
+    try:
+        return await schema.upgrade(settings.database_url)
+    except schema.SchemaError as exc:
+        raise click.ClickException(str(exc)) from None
+    except _UNREACHABLE:
+        raise
+    except asyncpg.PostgresError as exc:  # a wrong password, a database that is not there
+        raise click.ClickException(f"PostgreSQL refused: {exc}") from None
 
 
 async def _refuse_outdated(settings: Settings) -> None:
@@ -336,6 +396,7 @@ def _stop_on_signals() -> asyncio.Event:
 
 async def _work_until_stopped(settings: Settings, burst: bool) -> None:
     await _refuse_outdated(settings)
+    _warn_without_history(settings)
     stop = _stop_on_signals()
     process_metrics = Metrics()
     if settings.metrics_port is None:
@@ -356,11 +417,23 @@ async def _work_until_stopped(settings: Settings, burst: bool) -> None:
 
 
 async def _up(settings: Settings, document: DirectoryFile | None, simulate_agents: bool) -> None:
-    async with _redis_for(settings) as settings:
+    async with _redis_for(settings) as settings, _postgres_for(settings) as settings:
         await _migrate(settings)
+        try:
+            await _migrate_history(settings)
+        except _UNREACHABLE as exc:  # a DATABASE_URL that is down: all but history serves
+            log.warning("PostgreSQL is unreachable: the history schema is not migrated", error=exc)
         await _serve_until_stopped(
             settings, document, with_worker=True, simulate_agents=simulate_agents
         )
+
+
+class _Embedded(Protocol):
+    """EmbeddedRedis and EmbeddedPostgres, as `up` runs them."""
+
+    def start(self) -> str: ...
+    def stop(self) -> None: ...
+    def wait(self) -> int | None: ...
 
 
 @contextlib.asynccontextmanager
@@ -369,10 +442,27 @@ async def _redis_for(settings: Settings) -> AsyncIterator[Settings]:
         yield settings
         return
     embedded = EmbeddedRedis(settings.data_dir, appendfsync=settings.redis_appendfsync)
-    url = await asyncio.to_thread(embedded.start)
-    keeper = asyncio.create_task(_keep_running(embedded))
-    try:
+    async with _running(embedded, "redis") as url:
         yield settings.model_copy(update={"redis_url": url})
+
+
+@contextlib.asynccontextmanager
+async def _postgres_for(settings: Settings) -> AsyncIterator[Settings]:
+    if settings.database_url is not None:
+        yield settings
+        return
+    async with _running(EmbeddedPostgres(settings.data_dir), "postgres") as url:
+        logs.redact_too(_url_secrets(url))  # the loopback fallback's password
+        yield settings.model_copy(update={"database_url": url})
+
+
+@contextlib.asynccontextmanager
+async def _running(embedded: _Embedded, name: str) -> AsyncIterator[str]:
+    """`embedded` started, kept running while the block runs, and stopped after it."""
+    url = await asyncio.to_thread(embedded.start)
+    keeper = asyncio.create_task(_keep_running(embedded, name))
+    try:
+        yield url
     finally:
         keeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -380,17 +470,18 @@ async def _redis_for(settings: Settings) -> AsyncIterator[Settings]:
         await asyncio.to_thread(embedded.stop)
 
 
-async def _keep_running(embedded: EmbeddedRedis) -> None:
-    """An embedded Redis that dies is started again, at the same address and from its AOF;
-    the ingress answers 503 meanwhile and every client reconnects by itself."""
+async def _keep_running(embedded: _Embedded, name: str) -> None:
+    """An embedded server that dies is started again, at the same address and from its files
+    (Redis's AOF, PostgreSQL's WAL); meanwhile the ingress answers 503 without Redis, and
+    history waits without PostgreSQL; every client reconnects by itself."""
     while True:
         code = await asyncio.to_thread(embedded.wait)
-        log.error("embedded redis exited, restarting it", exit_code=code)
+        log.error(f"embedded {name} exited, restarting it", exit_code=code)
         await asyncio.to_thread(embedded.stop)
         try:
             await asyncio.to_thread(embedded.start)
         except (RuntimeError, OSError):
-            log.exception("embedded redis did not restart, trying again in 1 s")
+            log.exception(f"embedded {name} did not restart, trying again in 1 s")
             await asyncio.sleep(1)
 
 
@@ -403,8 +494,9 @@ async def _serve_until_stopped(
     processes: int = 1,
     reuse_port: bool = False,
 ) -> None:
-    if not with_worker:  # serve; up has migrated
+    if not with_worker:  # serve; up has migrated, and has a database
         await _refuse_outdated(settings)
+        _warn_without_history(settings)
     if document is not None:
         await _store_directory(settings, _callers_wait(document) if simulate_agents else document)
     stop = _stop_on_signals()
@@ -458,6 +550,8 @@ def _start_siblings(settings: Settings, port: int, count: int) -> list[subproces
     env = dict(os.environ)  # Sentinel settings, if any, come with the environment
     if settings.redis_url is not None:
         env["REDIS_URL"] = settings.redis_url
+    if settings.database_url is not None:
+        env["DATABASE_URL"] = settings.database_url
     return [
         subprocess.Popen(command, env=env, preexec_fn=die_with_parent)  # noqa: PLW1509
         for _ in range(count)

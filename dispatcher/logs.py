@@ -43,6 +43,13 @@ def redact(text: str) -> str:
     return text
 
 
+def redact_too(secrets: Iterable[str]) -> None:
+    """Secrets learnt after configure() (the URL of an embedded server, with its password)."""
+    global _known_secrets
+    known = {*_known_secrets, *(s for s in secrets if len(s) >= 8)}
+    _known_secrets = tuple(sorted(known, key=len, reverse=True))
+
+
 def _keep_name(match: re.Match[str]) -> str:
     return next(group for group in match.groups() if group is not None) + "[redacted]"
 
@@ -64,7 +71,8 @@ def configure(level: str = "info", fmt: str = "auto", secrets: Iterable[str] = (
     """Our loggers and the libraries' (ARQ, aiohttp) render alike: JSON lines off a terminal,
     with credentials and `secrets` (the process's own tokens) redacted from every value."""
     global _known_secrets
-    _known_secrets = tuple(sorted({s for s in secrets if len(s) >= 8}, key=len, reverse=True))
+    _known_secrets = ()
+    redact_too(secrets)
     pretty = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     renderer: Any = (
         structlog.dev.ConsoleRenderer()
@@ -101,3 +109,5 @@ def configure(level: str = "info", fmt: str = "auto", secrets: Iterable[str] = (
     # worker's output and a tenth of its CPU. Our jobs log what they did, with the call id;
     # ARQ's own lines come back with --log-level debug, and its warnings and errors always.
     logging.getLogger("arq.worker").setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+    # Alembic says which context it runs in at every command; schema.upgrade logs what changed.
+    logging.getLogger("alembic").setLevel(logging.DEBUG if level == "debug" else logging.WARNING)

@@ -19,6 +19,7 @@ import os
 import time
 from collections.abc import Iterable
 
+import asyncpg
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -161,6 +162,7 @@ class Metrics:
         self._exposed: CollectorRegistry = own or CollectorRegistry()
         if self.multiprocess_dir:
             MultiProcessCollector(self._exposed, self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        self.pools: list[asyncpg.Pool] = []  # this process's PostgreSQL pools, for scrapes
         # Children of the labelled metrics by label values: labels() takes a lock and checks
         # its arguments on every call, a dict lookup does not (the request path is hot).
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
@@ -214,7 +216,7 @@ class Metrics:
         """The text exposition of this process's metrics (every process's, in multiprocess
         mode) followed by `extra` families."""
         text = generate_latest(self._exposed)
-        families = list(extra)
+        families = [*extra, *(pool_families(self.pools) if self.pools else [])]
         if families:
             text += generate_latest(_Families(families))
         return text
@@ -233,8 +235,11 @@ class LiveGauges:
     scrapes meanwhile get the last read, and scrapes during a read share it (single flight),
     so many scrapers cost Redis what one does."""
 
-    def __init__(self, max_age_s: float = LIVE_GAUGES_MAX_AGE_S) -> None:
+    def __init__(
+        self, max_age_s: float = LIVE_GAUGES_MAX_AGE_S, hot_retention_s: int = 3600
+    ) -> None:
         self.max_age_s = max_age_s
+        self.hot_retention_s = hot_retention_s
         self._families: list[Metric] = []
         self._read_at = -math.inf
         self._reading: asyncio.Task[list[Metric]] | None = None
@@ -251,14 +256,16 @@ class LiveGauges:
 
     async def _read(self, redis: Redis, directory: DirectoryCache) -> list[Metric]:
         try:
-            self._families = await live_families(redis, directory)
+            self._families = await live_families(redis, directory, self.hot_retention_s)
             self._read_at = time.monotonic()
             return self._families
         finally:
             self._reading = None
 
 
-async def live_families(redis: Redis, directory: DirectoryCache) -> list[Metric]:
+async def live_families(
+    redis: Redis, directory: DirectoryCache, hot_retention_s: int = 3600
+) -> list[Metric]:
     """The gauges of the live picture: one pipelined read per tenant (a few at a time, so a
     scrape of many tenants takes a few connections, not one each), and one for the ARQ queue
     and the workers' heartbeats."""
@@ -279,6 +286,7 @@ async def live_families(redis: Redis, directory: DirectoryCache) -> list[Metric]
         queued, due, alive = await pipe.execute()
     return [
         *_picture_families(pictures),
+        *_archive_families(pictures, hot_retention_s),
         _gauge("dispatcher_arq_queue_jobs", "Jobs in the ARQ queue, deferred included.", queued),
         _gauge("dispatcher_arq_queue_due_jobs", "Jobs in the ARQ queue whose time has come.", due),
         _gauge("dispatcher_workers_alive", "Workers whose heartbeat is fresh.", alive),
@@ -307,6 +315,52 @@ def _picture_families(pictures: list[TenantStats]) -> list[Metric]:
             waiting.add_metric([picture.subdomain, menu], queue.waiting)
             longest.add_metric([picture.subdomain, menu], queue.longest_wait_s)
     return [calls, waiting, longest]
+
+
+def _archive_families(pictures: list[TenantStats], hot_retention_s: int) -> list[Metric]:
+    pending = GaugeMetricFamily(
+        "dispatcher_archive_pending_records",
+        "Ended records still in Redis (archived once ended for the hot retention), by tenant "
+        "and kind.",
+        labels=["tenant", "kind"],
+    )
+    lag = GaugeMetricFamily(
+        "dispatcher_archive_lag_seconds",
+        "How far archiving is behind: how long past the hot retention the longest-ended "
+        "record still in Redis has waited (0 when on time), by tenant and kind.",
+        labels=["tenant", "kind"],
+    )
+    for picture in pictures:
+        for kind, count in picture.ended.items():
+            pending.add_metric([picture.subdomain, kind], count)
+            late = max(picture.longest_ended_s.get(kind, 0.0) - hot_retention_s, 0.0)
+            lag.add_metric([picture.subdomain, kind], late)
+    return [pending, lag]
+
+
+def pool_families(pools: Iterable[asyncpg.Pool]) -> list[Metric]:
+    """This process's PostgreSQL pools (the API's, a worker's): connections busy and idle,
+    and the most it may open."""
+    connections = GaugeMetricFamily(
+        "dispatcher_postgres_pool_connections",
+        "Connections of this process's PostgreSQL pools, by state (busy, idle).",
+        labels=["state"],
+    )
+    most = GaugeMetricFamily(
+        "dispatcher_postgres_pool_max_connections",
+        "The most connections this process's PostgreSQL pools may open.",
+    )
+    size = idle = largest = 0
+    for pool in pools:
+        size, idle, largest = (
+            size + pool.get_size(),
+            idle + pool.get_idle_size(),
+            largest + pool.get_max_size(),
+        )
+    connections.add_metric(["busy"], size - idle)
+    connections.add_metric(["idle"], idle)
+    most.add_metric([], largest)
+    return [connections, most]
 
 
 def _gauge(name: str, documentation: str, value: int) -> GaugeMetricFamily:

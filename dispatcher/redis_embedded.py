@@ -36,11 +36,11 @@ def redis_server_binary() -> str:
     return found
 
 
-def die_with_parent() -> None:
-    """Linux: the server gets SIGTERM if this process dies, even by SIGKILL (no orphans)."""
+def die_with_parent(signum: int = signal.SIGTERM) -> None:
+    """Linux: the server gets `signum` if this process dies, even by SIGKILL (no orphans)."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        libc.prctl(1, signum)  # PR_SET_PDEATHSIG
 
 
 class EmbeddedRedis:
@@ -134,7 +134,7 @@ class EmbeddedRedis:
         if len(str(sock)) <= _MAX_SOCKET_PATH:
             args = ["--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]
             return args, f"unix://{sock}"
-        port, password = _free_port(), secrets.token_urlsafe(24)
+        port, password = free_port(), secrets.token_urlsafe(24)
         args = ["--port", str(port), "--bind", "127.0.0.1", "--requirepass", password]
         return args, f"redis://:{password}@127.0.0.1:{port}/0"
 
@@ -156,7 +156,7 @@ class EmbeddedRedis:
         raise RuntimeError(f"redis-server did not answer within {timeout_s} s")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])

@@ -87,6 +87,24 @@ class Settings(BaseSettings):
     redis_password: SecretStr | None = None
     # The sentinels' own password (their `requirepass`); unset: the sentinels ask for none.
     redis_sentinel_password: SecretStr | None = None
+    # PostgreSQL of the call history (dispatcher/history), a libpq-style URL as asyncpg reads
+    # it (postgresql://user:password@host:5432/db?sslmode=require). Unset: `up` starts an
+    # embedded one, `serve` and `worker` look for it in the data directory, else run without
+    # history. It holds a password: kept out of the settings' repr and of the logs.
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "DISPATCHER_DATABASE_URL"),
+        pattern=r"^postgres(ql)?://",
+        repr=False,
+    )
+    # Connections each process's pool may open to PostgreSQL, and how long one statement may
+    # run there (set on every connection) before the server cancels it.
+    pg_pool_max: int = Field(default=10, ge=1)
+    pg_statement_timeout_s: float = Field(default=30.0, gt=0)
+    # How long an ended call or chat stays in Redis before it is archived to PostgreSQL, and
+    # how many days archived history is kept (None: forever; whole months are dropped).
+    hot_retention_s: int = Field(default=3600, ge=0)
+    archive_retention_days: int | None = Field(default=None, ge=1)
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     data_dir: Path = Path(".data")
@@ -103,6 +121,9 @@ class Settings(BaseSettings):
     # redis_connection.CLIENT_OPTIONS.)
     request_timeout_s: float = Field(default=30.0, gt=0)
     keepalive_timeout_s: float = Field(default=75.0, gt=0)
+    # Records an export (GET /calls/export, /chats/export) reads and writes at a time: it holds
+    # about one batch of objects (3.5-5 KB each), however many it sends in all.
+    export_batch_size: int = Field(default=1000, ge=1, le=10_000)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # A job running longer is cancelled and retried. It also bounds how soon another worker
@@ -223,7 +244,7 @@ class Settings(BaseSettings):
     def _parse_sentinels(cls, value: object) -> object:
         return parse_sentinels(value) if isinstance(value, str) else value
 
-    @field_validator("redis_url", "admin_token", "metrics_token", mode="before")
+    @field_validator("redis_url", "database_url", "admin_token", "metrics_token", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # `VAR=` (compose's ${VAR:-}, an empty secret) means unset: an empty token would

@@ -52,6 +52,7 @@ from dispatcher.domain import clock
 from dispatcher.redis_connection import redis_client
 from dispatcher.redis_embedded import URL_FILE
 from dispatcher.store.jobs import QUEUE_NAME, WEBHOOK_QUEUE_NAME
+from dispatcher.store.keys import TenantKeys
 from tests.conftest import basic
 from tests.polling import eventually
 from tests.up import dispatcher_up
@@ -404,7 +405,9 @@ async def test_the_tour_answers_as_it_shows(tmp_path: Path, doc: Path) -> None:
     """Each file's steps against a server of its own; api.md's examples use the tour's `$API`."""
     tour = read_tour(doc)
     known = {**read_tour(TOUR).variables, **tour.variables}
-    env = {"DISPATCHER_ADMIN_TOKEN": ADMIN_TOKEN}
+    # Ended records are archived at the worker's next tick (the tour ends none: its last
+    # check moves them itself).
+    env = {"DISPATCHER_ADMIN_TOKEN": ADMIN_TOKEN, "DISPATCHER_HOT_RETENTION_S": "0"}
     problems: list[str] = []
     matching = Matching()  # one for the whole tour: a timestamp is one time throughout
     async with (
@@ -417,9 +420,55 @@ async def test_the_tour_answers_as_it_shows(tmp_path: Path, doc: Path) -> None:
             for step in tour.steps:
                 await settle(redis)
                 problems += await run_step(session, step, variables, base, matching)
+            if doc == TOUR:
+                await settle(redis)
+                problems += await archived_problems(session, base, redis)
         finally:
             await redis.aclose()
     assert not problems, "\n".join(problems)
+
+
+async def archived_problems(session: aiohttp.ClientSession, base: str, redis: Redis) -> list[str]:
+    """The tour's calls and chats, moved to PostgreSQL by the server's own worker (put in the
+    ended sets as they are: the tour ends none, and the move does not ask why a record is
+    there), read back byte for byte as before: each object, its flags, and the lists."""
+    api = f"{base}/apps/api/v1"
+    lists = [f"{api}/calls?per=100", f"{api}/chats?per=100"]
+    before = {path: await _get(session, path) for path in lists}
+    paths = [
+        *(f"{api}/calls/{call['id']}" for call in json.loads(before[lists[0]])),
+        *(f"{api}/calls/{call['id']}/customer_flag" for call in json.loads(before[lists[0]])),
+        *(f"{api}/chats/{chat['id']}" for chat in json.loads(before[lists[1]])),
+    ]
+    before |= {path: await _get(session, path) for path in paths}
+    tenant = TenantKeys("demo")
+    for kind, records in (("call", lists[0]), ("chat", lists[1])):
+        members = {f"{record['id']:015d}": 0 for record in json.loads(before[records])}
+        await redis.zadd(tenant.ended(kind), members)
+
+    async def moved() -> bool:
+        return not any([await redis.zcard(tenant.ended(kind)) for kind in ("call", "chat")])
+
+    await eventually(moved, "the worker to archive the tour's records", 30)
+    owned = [
+        key
+        for call in json.loads(before[lists[0]])
+        for key in (tenant.call(call["id"]), tenant.call_history(call["id"]))
+    ]
+    owned += [tenant.chat(chat["id"]) for chat in json.loads(before[lists[1]])]
+    left = [key for key in owned if await redis.exists(key)]
+    problems = [f"left in Redis after archiving: {key!r}" for key in left]
+    for path, answer in before.items():
+        again = await _get(session, path)
+        if again != answer:
+            problems.append(f"{path} once archived: {again!r}, before: {answer!r}")
+    return problems
+
+
+async def _get(session: aiohttp.ClientSession, url: str) -> bytes:
+    async with session.get(url, headers=basic()) as got:
+        assert got.status == 200, url
+        return await got.read()
 
 
 def test_the_tour_has_its_steps() -> None:

@@ -77,16 +77,18 @@ class Archiver:
         archive: Archive,
         settings: Settings,
         metrics: Metrics,
+        batch: int = BATCH,
     ) -> None:
+        self._batch = batch
         self._redis = redis
         self._scripts = scripts
         self._archive = archive
         self._settings = settings
         self._metrics = metrics
 
-    async def tick(self, deadline: float) -> Pass:
-        """Moves due records, a batch per tenant and kind per round, until none is due or
-        `deadline` (monotonic) has passed."""
+    async def tick(self, deadline: float, rounds: int | None = None) -> Pass:
+        """Moves due records, a batch per tenant and kind per round, until none is due,
+        `deadline` (monotonic) has passed or (when given) after `rounds` rounds."""
         done = Pass()
         await self._ping()
         cutoff_ms = clock.to_ms(clock.now()) - self._settings.hot_retention_s * 1000
@@ -95,11 +97,12 @@ class Archiver:
             for subdomain in await self._subdomains()
             for kind in KINDS
         ]
-        while pending and time.monotonic() < deadline:
+        while pending and time.monotonic() < deadline and rounds != 0:
+            rounds = rounds - 1 if rounds is not None else None
             still = []
             for hot, kind in pending:
                 moved = await self.move(hot, kind, cutoff_ms, done)
-                if moved == BATCH:
+                if moved == self._batch:
                     still.append((hot, kind))
                 if time.monotonic() >= deadline:
                     break
@@ -109,7 +112,7 @@ class Archiver:
     async def move(self, hot: HotRecords, kind: Kind, cutoff_ms: int, done: Pass) -> int:
         """One batch of one tenant's records of one kind, through the three steps; how many
         were due."""
-        due = await hot.due(kind, cutoff_ms, BATCH)
+        due = await hot.due(kind, cutoff_ms, self._batch)
         if not due:
             return 0
         seq, records = await hot.begin(kind, due, cutoff_ms)

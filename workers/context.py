@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypedDict
 
+import asyncpg
 from aiohttp import ClientSession
 from arq.connections import ArqRedis
 
@@ -27,6 +28,8 @@ class WorkerContext(TypedDict):
     http: ClientSession
     settings: Settings
     metrics: Metrics
+    # The history's pool (dispatcher/history/database.py); None without a database.
+    database: asyncpg.Pool | None
     job_try: int
     job_id: str
     enqueue_time: datetime  # when the job was first queued (ARQ keeps it across retries)

@@ -17,6 +17,7 @@ from arq.worker import func
 
 from dispatcher.carriers.base import Resources
 from dispatcher.carriers.registry import Carriers
+from dispatcher.history.database import close_pool, connect_pool
 from dispatcher.metrics import Metrics
 from dispatcher.settings import Settings
 from dispatcher.store import jobs
@@ -149,6 +150,10 @@ async def startup(ctx: dict[str, Any]) -> None:
 
     ctx["carriers"] = Carriers.build(Resources(settings, ctx["http"], report))
     ctx.setdefault("metrics", Metrics())  # create_worker passes the process's own
+    # Connects on demand: a worker starts, and runs every other job, while PostgreSQL is down.
+    ctx["database"] = await connect_pool(settings) if settings.database_url is not None else None
+    if ctx["database"] is not None:
+        ctx["metrics"].pools.append(ctx["database"])
     log.info("worker started", queue=jobs.QUEUE_NAME, carriers=sorted(ctx["carriers"]))
 
 
@@ -156,6 +161,11 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     session = ctx.get("http")
     if session is not None:
         await session.close()
+    pool = ctx.get("database")
+    if pool is not None:
+        if pool in ctx["metrics"].pools:
+            ctx["metrics"].pools.remove(pool)
+        await close_pool(pool)
 
 
 async def webhook_startup(ctx: dict[str, Any]) -> None:

@@ -18,6 +18,9 @@ TIMEOUT = aiohttp.ClientTimeout(total=30)
 # An event stream has no end; the server writes a comment every 15 s, so a silence this long
 # means the connection is dead.
 STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=45)
+# An export lasts as long as it lasts; the server reads each batch within its request timeout
+# (30 s by default), so a longer silence is a dead connection.
+EXPORT_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
 
 
 class ApiError(Exception):
@@ -31,6 +34,10 @@ class ApiError(Exception):
 
 class Unreachable(Exception):
     """No answer: nothing listens, the name does not resolve, or the answer timed out."""
+
+
+class CutShort(Exception):
+    """An answer that began and did not end: the server or the network failed mid-way."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,18 @@ class Client:
     async def finish_call(self, call_id: int) -> dict[str, Any]:
         call: dict[str, Any] = await self._json("POST", f"{API}/calls/{call_id}/finish")
         return call
+
+    async def export(self, kind: str, query: Mapping[str, str]) -> AsyncIterator[bytes]:
+        """The body of GET /<kind>/export as it arrives, gzip on the wire and decoded here;
+        CutShort when it does not end as a whole body does."""
+        path = f"{API}/{kind}/export"
+        async with self._request("GET", path, EXPORT_TIMEOUT, params=query) as answer:
+            await _raise_for(answer)
+            try:
+                async for chunk in answer.content.iter_any():
+                    yield chunk
+            except aiohttp.ClientPayloadError as exc:
+                raise CutShort(f"the export was cut short ({exc.__class__.__name__})") from exc
 
     # Campaigns ------------------------------------------------------------------------------
 

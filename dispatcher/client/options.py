@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import click
 from yarl import URL
 
-from dispatcher.client.api import ApiError, Unreachable
+from dispatcher.client.api import ApiError, CutShort, Unreachable
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 T = TypeVar("T")
@@ -65,5 +65,5 @@ def run(work: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(work)
     except ApiError as exc:
         raise click.ClickException(f"{exc.message} (HTTP {exc.status})") from exc
-    except Unreachable as exc:
+    except (Unreachable, CutShort) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -136,20 +136,30 @@ class Archive:
         table = TABLES[kind]
         months = {date(row[2].year, row[2].month, 1) for row in rows}
         incoming = f"incoming_{table}"
+        names = ", ".join(COLUMNS)
         async with self.pool.acquire() as conn:
-            await partitions.ensure_months(conn, table, months)
-            async with conn.transaction():
-                await conn.execute(
-                    f"CREATE TEMP TABLE IF NOT EXISTS {incoming} "
-                    f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-                )
-                await conn.copy_records_to_table(incoming, records=rows, columns=COLUMNS)
-                names = ", ".join(COLUMNS)
-                await conn.execute(
-                    f"INSERT INTO {table} ({names}) SELECT {names} FROM {incoming} "
-                    "ON CONFLICT (tenant, id, created_at) DO UPDATE "
-                    f"SET {_UPDATED}, archived_at = now() WHERE {table}.rev <= EXCLUDED.rev"
-                )
+            for attempt in (1, 2):
+                await partitions.ensure_months(conn, table, months)
+                try:
+                    async with conn.transaction():
+                        await conn.execute(
+                            f"CREATE TEMP TABLE IF NOT EXISTS {incoming} "
+                            f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                        )
+                        await conn.copy_records_to_table(incoming, records=rows, columns=COLUMNS)
+                        await conn.execute(
+                            f"INSERT INTO {table} ({names}) SELECT {names} FROM {incoming} "
+                            "ON CONFLICT (tenant, id, created_at) DO UPDATE "
+                            f"SET {_UPDATED}, archived_at = now() "
+                            f"WHERE {table}.rev <= EXCLUDED.rev"
+                        )
+                    break
+                except asyncpg.CheckViolationError:
+                    # No partition for a month this process took for made: the database is
+                    # not the one it made them in (restored, recreated). Check them again.
+                    if attempt == 2:
+                        raise
+                    partitions.forget()
         return len(rows)
 
     async def document(self, kind: Kind, tenant: str, record_id: int) -> bytes | None:

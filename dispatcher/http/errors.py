@@ -15,7 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from dispatcher.domain.errors import DispatchError
-from dispatcher.http.appkeys import DEADLINE, METRICS, SETTINGS
+from dispatcher.http.appkeys import DEADLINE, METRICS, REQUEST_ID, SETTINGS
 from dispatcher.metrics import UNMATCHED
 
 log = structlog.get_logger("dispatcher.http")
@@ -53,7 +53,7 @@ def _request_id(request: web.Request) -> str:
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request_id = _request_id(request)
+    request_id = request[REQUEST_ID] = _request_id(request)
     started = time.perf_counter()
     with structlog.contextvars.bound_contextvars(request_id=request_id):
         response = await _answer(request, handler)

@@ -16,13 +16,11 @@ from aiohttp import web
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import clock
 from dispatcher.domain.errors import InvalidRequest, ServiceUnavailable
-from dispatcher.history.archive import Archive
 from dispatcher.history.reports import LONGEST, ReportQuery, Unit, call_report
 from dispatcher.http import listing
-from dispatcher.http.appkeys import DATABASE, REDIS, SCRIPTS
+from dispatcher.http.appkeys import DATABASE, stores_of
 from dispatcher.http.auth import tenant_of
 from dispatcher.http.responses import json_response
-from dispatcher.store.calls import CallStore
 from dispatcher.store.records import ListQuery
 
 routes = web.RouteTableDef()
@@ -32,9 +30,15 @@ DEFAULT_RANGE = timedelta(days=7)
 GROUP_BY_MISSING = "group_by is required"
 GROUP_BY_INVALID = "group_by must be hour or day"
 FROM_AFTER_TO = "created_at[from] is after created_at[to]"
-DATABASE_DOWN = "The history database is unavailable"
 _MS = timedelta(milliseconds=1)
-_UNREACHABLE = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+# PostgreSQL gone, starting, or too slow (its statement timeout): the usual 503, as a refused
+# connection is (http/errors.py), rather than a 500.
+_UNAVAILABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.QueryCanceledError,
+)
 
 
 @routes.get(BASE + "/calls")
@@ -80,14 +84,12 @@ def last_days(tenant: Tenant, now: datetime, days: int = 7) -> ReportQuery:
 
 async def report(request: web.Request, tenant: Tenant, query: ReportQuery) -> dict[str, Any]:
     """The report, from the history database and Redis (from Redis alone without a database:
-    every call is there then); 503 when the database does not answer."""
-    pool = request.app[DATABASE]
-    archive = Archive(pool) if pool is not None else None
-    calls = CallStore(request.app[REDIS], request.app[SCRIPTS], tenant, archive)
+    every call is there then)."""
+    calls = stores_of(request, tenant).calls
     try:
-        return await call_report(pool, calls, tenant, query)
-    except _UNREACHABLE as exc:
-        raise HistoryUnavailable(DATABASE_DOWN) from exc
+        return await call_report(request.app[DATABASE], calls, tenant, query)
+    except _UNAVAILABLE as exc:
+        raise HistoryUnavailable("Service unavailable") from exc
 
 
 class HistoryUnavailable(ServiceUnavailable):

@@ -171,7 +171,7 @@ class RecordStore:
         """Every record of the list in its order (the page and per of `query` aside), live and
         archived, each once, `size` at a time: an export holds one batch of objects, and the
         ids of the live records (as many as Redis holds), whatever the list's length."""
-        live = await self._live(query, 0, None)
+        live = await self._live(query, 0, -1)
         live_ids = collections.deque(live.ids)
         archived: collections.deque[tuple[int, bytes]] = collections.deque()
         more = self._archive is not None
@@ -213,7 +213,7 @@ class RecordStore:
         objects `size` at a time (one archived since is read from PostgreSQL), so that only
         what `pick` keeps of them is held."""
         since, until = query.created_from_ms, query.created_to_ms
-        live = await self._live(ListQuery(created_from_ms=since, created_to_ms=until), 0, None)
+        live = await self._live(ListQuery(created_from_ms=since, created_to_ms=until), 0, -1)
         kept: list[T] = []
         for start in range(0, len(live.ids), size):
             for doc in await self._documents(live.ids[start : start + size]):
@@ -222,9 +222,9 @@ class RecordStore:
                     kept.append(picked)
         return live.visible, kept
 
-    async def _live(self, query: ListQuery, offset: int, count: int | None) -> Live:
+    async def _live(self, query: ListQuery, offset: int, count: int) -> Live:
         """The Redis half of a list read, in one MULTI: how many live records match, the ids
-        from `offset` on (at most `count`; None: all), and what a PostgreSQL read may show
+        from `offset` on (at most `count`; -1: all), and what a PostgreSQL read may show
         beside them."""
         index = self.keys.calls if self.kind == "call" else self.keys.chats
         filters: list[str] = []
@@ -248,8 +248,8 @@ class RecordStore:
                 low if query.descending else high,  # type: ignore[arg-type]
                 desc=query.descending,
                 byscore=True,
-                offset=offset if count is not None else None,
-                num=count,
+                offset=offset,
+                num=count,  # -1: all
             )
             if scratch is not None:
                 pipe.delete(scratch)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
@@ -18,6 +18,7 @@ from dispatcher.domain.statuses import (
 from dispatcher.store import keys
 
 SCHEDULE_HORIZON_MS = 3_600_000  # "due in the next hour"
+ENDED_KINDS = ("call", "chat")
 # A chat is an SMS session until it ends (finished by timeout, opt-out or the API).
 
 
@@ -39,6 +40,10 @@ class TenantStats:
     offers_in_flight: int  # offers ringing now (open and not expired)
     sms_sessions: int  # chats not ended
     scheduled_next_hour: int  # scheduled calls not fired yet due by at_ms + 1 h (late included)
+    # Per kind (call, chat): ended records still in Redis, and how long the longest-ended of
+    # them has been ended (0 when none), which the archiver moves after the hot retention.
+    ended: Mapping[str, int] = field(default_factory=dict)
+    longest_ended_s: Mapping[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, for the dashboard."""
@@ -72,6 +77,9 @@ async def tenant_stats(redis: Redis, tenant: Tenant, now_ms: int | None = None) 
         for chat_status in OPEN_CHAT_STATUSES:
             pipe.zcard(tenant_keys.chats_by_status(chat_status))
         pipe.zcount(tenant_keys.scheduled, "-inf", at_ms + SCHEDULE_HORIZON_MS)
+        for kind in ENDED_KINDS:
+            pipe.zcard(tenant_keys.ended(kind))
+            pipe.zrange(tenant_keys.ended(kind), 0, 0, withscores=True)
         replies: Iterator[Any] = iter(await pipe.execute())
     calls = {str(status): int(next(replies)) for status in CallStatus}
     queues = tuple(
@@ -94,7 +102,17 @@ async def tenant_stats(redis: Redis, tenant: Tenant, now_ms: int | None = None) 
         offers_in_flight=offers,
         sms_sessions=sessions,
         scheduled_next_hour=int(next(replies)),
+        **_ended(replies, at_ms),
     )
+
+
+def _ended(replies: Iterator[Any], at_ms: int) -> dict[str, dict[str, Any]]:
+    ended: dict[str, int] = {}
+    longest: dict[str, float] = {}
+    for kind in ENDED_KINDS:
+        ended[kind], oldest = int(next(replies)), next(replies)
+        longest[kind] = max(at_ms - int(oldest[0][1]), 0) / 1000 if oldest else 0.0
+    return {"ended": ended, "longest_ended_s": longest}
 
 
 def _queue(

@@ -6,7 +6,7 @@ import re
 import shlex
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -28,6 +28,7 @@ K8S_OVERLAYS = sorted(path.parent for path in (K8S / "overlays").glob("*/kustomi
 K8S_SECRET_EXAMPLE = K8S_BASE / "secret.example.yaml"
 K8S_ENV_FILE = K8S_BASE / "dispatcher.env"
 REDIS_VALUES = K8S / "redis" / "values.yaml"
+POSTGRES_CLUSTER = K8S / "postgres" / "cluster.yaml"
 ADAPTER_VALUES = K8S / "prometheus-adapter" / "values.yaml"
 SYSTEMD = DEPLOY / "systemd"
 SYSTEMD_ENV_EXAMPLE = SYSTEMD / "dispatcher.env.example"
@@ -43,6 +44,9 @@ WORKER_INSTANCE = "9101"
 # waits up to 5 s for the jobs it hands back (workers/settings.py, _drain), `serve --workers`
 # gives its siblings the grace + 5 s (dispatcher/cli.py, _stop_siblings); then closing.
 SHUTDOWN_MARGIN_S = 10
+# The commands that run once and exit, before the API and the workers (or beside them): no
+# graceful stop to wait for, no probes.
+ONE_SHOTS = {"migrate", "load-config"}
 
 # Names the deploy files used before branch ops-metrics (interfaces.md) was merged here, to be
 # checked once it was: empty since that merge, so every name is checked against the real code.
@@ -52,6 +56,14 @@ PENDING_FROM_OPS_METRICS: dict[str, set[str]] = {
     "routes": set(),
     "worker routes": set(),
 }
+# The settings of the PostgreSQL history store (issue 17) the deploy files set, written while
+# that code was on branch pgbase: taken as known until Settings reads DATABASE_URL. From then
+# on this set must be empty (test_consistency), so every name is checked against the code.
+PENDING_FROM_PGBASE: set[str] = set()
+# What the variables docker-compose.yml interpolates hold in the checks: one value for each
+# (POSTGRES_PASSWORD as `openssl rand -hex 32` makes it; the admin token left unset).
+COMPOSE_SHELL = {"POSTGRES_PASSWORD": "5f0e" * 16}
+_INTERPOLATION = r"\$\{(?P<name>\w+)(?:(?P<operator>:-|:\?)(?P<operand>[^}]*))?\}"
 
 
 def load_yaml(path: Path) -> Any:
@@ -68,14 +80,36 @@ def compose() -> dict[str, Any]:
 
 
 def dispatcher_services() -> dict[str, dict[str, Any]]:
-    """The compose services that run the dispatcher image (the others: redis, the balancer)."""
+    """The compose services that run the dispatcher image (the others: the stores, the balancer)."""
     image = compose()["x-dispatcher"]["image"]
     return {name: s for name, s in compose()["services"].items() if s.get("image") == image}
+
+
+def interpolate(value: str, shell: Mapping[str, str] = COMPOSE_SHELL) -> str:
+    """A compose value with its `${NAME}`, `${NAME:-default}` and `${NAME:?message}` replaced
+    as Compose replaces them from the shell (or .env); a required variable unset raises."""
+
+    def replace(match: re.Match[str]) -> str:
+        name, operator, operand = match["name"], match["operator"], match["operand"]
+        given = shell.get(name, "")
+        if given or operator is None:
+            return given
+        if operator == ":?":
+            raise ValueError(f"{name}: {operand}")
+        return operand
+
+    return re.sub(_INTERPOLATION, replace, value)
 
 
 def env_file(path: Path) -> dict[str, str]:
     """KEY=VALUE lines; commented-out assignments count too (they document settings)."""
     pairs = (re.match(r"#?([A-Z][A-Z0-9_]*)=(.*)", line.strip()) for line in _lines(path))
+    return {match[1]: match[2] for match in pairs if match}
+
+
+def env_file_set(path: Path) -> dict[str, str]:
+    """The assignments of an environment file that are in force (not commented out)."""
+    pairs = (re.match(r"([A-Z][A-Z0-9_]*)=(.*)", line.strip()) for line in _lines(path))
     return {match[1]: match[2] for match in pairs if match}
 
 
@@ -89,8 +123,9 @@ def k8s_base_files() -> list[Path]:
 
 
 def k8s_raw_documents() -> list[dict[str, Any]]:
-    """Every manifest as written (before kustomize): the base's resources and the example."""
-    paths = [*k8s_base_files(), K8S_SECRET_EXAMPLE]
+    """Every manifest as written (before kustomize): the base's resources, the example Secrets
+    and the PostgreSQL Cluster (applied on its own)."""
+    paths = [*k8s_base_files(), K8S_SECRET_EXAMPLE, POSTGRES_CLUSTER]
     return [doc for path in paths for doc in load_yaml_documents(path)]
 
 
@@ -108,6 +143,11 @@ def kustomize(directory: Path) -> tuple[dict[str, Any], ...]:
     )
     assert done.returncode == 0, done.stderr
     return tuple(doc for doc in yaml.safe_load_all(done.stdout) if doc)
+
+
+def one_shot(workload: str) -> bool:
+    """Whether a Deployment, Job, compose service or unit by that name runs one of ONE_SHOTS."""
+    return workload.removeprefix("dispatcher-").removesuffix(".service") in ONE_SHOTS
 
 
 def pod_specs(documents: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -196,7 +236,8 @@ def settings_variables() -> set[str]:
 
 
 def variables_set() -> list[tuple[str, str]]:
-    """(where, name) of every DISPATCHER_* / REDIS_* variable the deploy files set."""
+    """(where, name) of every DISPATCHER_* / REDIS_* variable, and DATABASE_URL, the deploy
+    files set."""
     found: list[tuple[str, str]] = []
     for name, service in dispatcher_services().items():
         found += [(f"docker-compose.yml: {name}", key) for key in service["environment"]]
@@ -209,7 +250,11 @@ def variables_set() -> list[tuple[str, str]]:
             found += [(unit.path.name, word.split("=")[0]) for word in shlex.split(assignment)]
     dockerfile_env = re.findall(r"\b((?:DISPATCHER|REDIS)_[A-Z0-9_]+)=", DOCKERFILE.read_text())
     found += [("Dockerfile", name) for name in dockerfile_env]
-    return [(where, name) for where, name in found if name.startswith(("DISPATCHER_", "REDIS_"))]
+    return [(where, name) for where, name in found if _is_dispatchers(name)]
+
+
+def _is_dispatchers(variable: str) -> bool:
+    return variable.startswith(("DISPATCHER_", "REDIS_")) or variable == "DATABASE_URL"
 
 
 def seconds(duration: str) -> float:

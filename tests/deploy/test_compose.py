@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from functools import cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import check_jsonschema.builtin_schemas.vendor as vendored
 import jsonschema
@@ -23,6 +24,7 @@ from tests.deploy.files import (
     HAPROXY_FILE,
     compose,
     dispatcher_services,
+    interpolate,
 )
 
 
@@ -89,9 +91,44 @@ def test_redis_keeps_an_append_only_file_on_a_volume() -> None:
     assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
 
 
-def test_two_ingress_and_three_workers_and_a_one_shot_load() -> None:
+def test_postgres_keeps_its_data_on_a_volume_and_is_probed_over_tcp() -> None:
+    postgres = compose()["services"]["postgres"]
+    image = re.fullmatch(r"postgres:(\d+)\.(\d+)-\w+", postgres["image"])
+    assert image, "pin a minor release, as the other images are"
+    assert int(image[1]) == 16  # >= 14 (issue 17); 18 moved the data directory
+    (volume,) = postgres["volumes"]
+    name, path = volume.split(":")
+    assert path == "/var/lib/postgresql/data" and name in compose()["volumes"]
+    probe = postgres["healthcheck"]["test"]
+    assert probe[:2] == ["CMD", "pg_isready"]
+    assert probe[probe.index("--host") + 1] == "127.0.0.1"  # not the init server's socket
+
+
+def test_dispatcher_logs_in_to_postgres_as_the_server_is_set_up() -> None:
+    server = compose()["services"]["postgres"]["environment"]
+    for name, service in dispatcher_services().items():
+        url = urlsplit(interpolate(service["environment"]["DATABASE_URL"]))
+        assert (url.scheme, url.hostname, url.port) == ("postgresql", "postgres", 5432), name
+        assert (url.username, url.path) == (server["POSTGRES_USER"], "/" + server["POSTGRES_DB"])
+        assert url.password == interpolate(server["POSTGRES_PASSWORD"]), name
+
+
+def test_without_a_postgres_password_compose_refuses_to_start() -> None:
+    """An unset POSTGRES_PASSWORD is an error, not an empty password: the image refuses an
+    empty one, and a volume made with one password does not answer to another."""
+    server = compose()["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"]
+    url = compose()["x-dispatcher"]["environment"]["DATABASE_URL"]
+    for value in (server, url):
+        assert "${POSTGRES_PASSWORD:?" in value
+        with pytest.raises(ValueError, match="^POSTGRES_PASSWORD: see deploy/README.md$"):
+            interpolate(value, shell={})
+
+
+def test_two_ingress_and_three_workers_and_one_shot_steps() -> None:
     services = dispatcher_services()
-    assert set(services) == {"ingress", "worker", "load-config"}
+    assert set(services) == {"ingress", "worker", "migrate", "load-config"}
+    assert services["migrate"]["command"] == ["migrate"]
+    assert services["migrate"]["restart"] == "no"
     assert services["ingress"]["deploy"]["replicas"] == 2
     assert services["worker"]["deploy"]["replicas"] == 3
     load = services["load-config"]
@@ -103,20 +140,24 @@ def test_two_ingress_and_three_workers_and_a_one_shot_load() -> None:
     assert (DEPLOY / source).resolve() == DEPLOY / "demo.yaml"
 
 
-def test_start_order_waits_for_health_and_for_the_load() -> None:
+def test_start_order_waits_for_health_the_migration_and_the_load() -> None:
     services = compose()["services"]
     conditions = {
         name: {dep: c["condition"] for dep, c in service.get("depends_on", {}).items()}
         for name, service in services.items()
     }
+    stores = {"redis": "service_healthy", "postgres": "service_healthy"}
+    migrated = {**stores, "migrate": "service_completed_successfully"}
     assert conditions == {
         "redis": {},
-        "load-config": {"redis": "service_healthy"},
-        "ingress": {"redis": "service_healthy", "load-config": "service_completed_successfully"},
-        "worker": {"redis": "service_healthy"},
+        "postgres": {},
+        "migrate": stores,
+        "load-config": {"redis": "service_healthy", "migrate": "service_completed_successfully"},
+        "ingress": {**migrated, "load-config": "service_completed_successfully"},
+        "worker": migrated,
         "lb": {"ingress": "service_healthy"},
     }
-    for name in ("redis", "ingress", "worker"):
+    for name in ("redis", "postgres", "ingress", "worker"):
         assert services[name]["healthcheck"]["test"][0] == "CMD", name
 
 

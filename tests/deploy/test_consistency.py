@@ -18,13 +18,20 @@ from tests.deploy.files import (
     HAPROXY_FILE,
     K8S_ENV_FILE,
     PENDING_FROM_OPS_METRICS,
+    PENDING_FROM_PGBASE,
     SHUTDOWN_MARGIN_S,
+    SYSTEMD_BIN,
     SYSTEMD_ENV_EXAMPLE,
     dispatcher_commands,
     dispatcher_services,
     env_file,
+    env_file_set,
+    interpolate,
+    k8s_base_files,
     k8s_containers,
     k8s_raw_documents,
+    load_yaml_documents,
+    one_shot,
     pod_specs,
     seconds,
     settings_variables,
@@ -32,11 +39,23 @@ from tests.deploy.files import (
     variables_set,
 )
 
+# The roles every deploy flavour runs, by the dispatcher command that runs them.
+API, WORKER, MIGRATE = "serve", "worker", "migrate"
+FLAVOURS = ["compose", "kubernetes", "systemd"]
+
 GRACE = "DISPATCHER_SHUTDOWN_GRACE_S"
 
 
 def _pending_variables() -> set[str]:
-    return {f"DISPATCHER_{name.upper()}" for name in PENDING_FROM_OPS_METRICS["settings"]}
+    ops_metrics = {f"DISPATCHER_{name.upper()}" for name in PENDING_FROM_OPS_METRICS["settings"]}
+    return ops_metrics | PENDING_FROM_PGBASE
+
+
+def test_names_wait_for_the_postgres_code_only_until_it_is_here() -> None:
+    """Once Settings reads DATABASE_URL, every PostgreSQL setting the files use is checked
+    against it: a name the code spells differently then fails the test above."""
+    if "DATABASE_URL" in settings_variables():
+        assert PENDING_FROM_PGBASE == set(), "empty PENDING_FROM_PGBASE in tests/deploy/files.py"
 
 
 def test_every_variable_the_deploy_files_set_is_a_setting() -> None:
@@ -88,7 +107,7 @@ def test_probed_paths_are_routes_of_the_app() -> None:
     probed: list[tuple[str, str, set[str]]] = []
     for name, container in k8s_containers(k8s_raw_documents()):
         for kind in ("readinessProbe", "livenessProbe"):
-            if kind not in container:  # the load-config Job
+            if kind not in container:  # the one-shot Jobs
                 continue
             path = container[kind]["httpGet"]["path"].split("?")[0]
             on_worker = container["args"][0] == "worker"
@@ -117,7 +136,7 @@ def _grace(environment: dict[str, Any]) -> float:
 def test_orchestrators_wait_longer_than_the_graceful_stop() -> None:
     k8s_grace = _grace(env_file(K8S_ENV_FILE))
     for name, spec in pod_specs(k8s_raw_documents()):
-        if name.endswith("load-config"):
+        if one_shot(name):
             continue
         (container,) = spec["containers"]
         pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("exec", {})
@@ -125,12 +144,14 @@ def test_orchestrators_wait_longer_than_the_graceful_stop() -> None:
         needed = pause + k8s_grace + SHUTDOWN_MARGIN_S
         assert spec["terminationGracePeriodSeconds"] >= needed, name
     for name, service in dispatcher_services().items():
-        if name != "load-config":
+        if not one_shot(name):
             needed = _grace(service["environment"]) + SHUTDOWN_MARGIN_S
             assert seconds(service["stop_grace_period"]) >= needed, name
             assert service["stop_signal"] == "SIGTERM"
     systemd_grace = _grace(env_file(SYSTEMD_ENV_EXAMPLE))
     for unit in systemd_units():
+        if one_shot(unit.path.name):
+            continue
         timeout = float(unit.value("Service", "TimeoutStopSec"))
         assert timeout >= systemd_grace + SHUTDOWN_MARGIN_S, unit.path.name
 
@@ -148,8 +169,7 @@ def test_the_grace_is_the_same_everywhere() -> None:
 def test_env_files_hold_valid_settings(path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in settings_variables():
         monkeypatch.delenv(name, raising=False)
-    uncommented = {k: v for k, v in env_file(path).items() if f"#{k}=" not in path.read_text()}
-    for name, value in uncommented.items():
+    for name, value in env_file_set(path).items():
         monkeypatch.setenv(name, value)
     Settings()  # raises when a value is not valid
 
@@ -159,5 +179,52 @@ def test_compose_environment_holds_valid_settings(monkeypatch: pytest.MonkeyPatc
         monkeypatch.delenv(name, raising=False)
     for service in dispatcher_services().values():
         for name, value in service["environment"].items():
-            monkeypatch.setenv(name, "" if value.startswith("${") else str(value))
+            monkeypatch.setenv(name, interpolate(str(value)))
         Settings()
+
+
+def _roles(flavour: str) -> dict[str, tuple[str, set[str]]]:
+    """(where, the variables it is given) of each dispatcher command a deploy flavour runs,
+    by command (`serve`, `worker`, `migrate`, `load-config`)."""
+    found: dict[str, tuple[str, set[str]]] = {}
+    if flavour == "compose":
+        for name, service in dispatcher_services().items():
+            found[service["command"][0]] = (name, set(service["environment"]))
+    elif flavour == "kubernetes":
+        config_map = set(env_file_set(K8S_ENV_FILE))  # every container's envFrom
+        for name, container in k8s_containers(k8s_raw_documents()):
+            given = config_map | {e["name"] for e in container.get("env", [])}
+            found[container["args"][0]] = (name, given)
+    else:
+        environment_file = set(env_file_set(SYSTEMD_ENV_EXAMPLE))  # every unit's EnvironmentFile
+        for unit in systemd_units():
+            binary, command, *_ = unit.value("Service", "ExecStart").split()
+            assert binary == SYSTEMD_BIN
+            found[command] = (unit.path.name, environment_file)
+    return found
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_every_flavour_gives_the_api_and_the_workers_database_url(flavour: str) -> None:
+    roles = _roles(flavour)
+    for command in (API, WORKER, MIGRATE):
+        assert command in roles, f"{flavour}: nothing runs `dispatcher {command}`"
+        where, given = roles[command]
+        assert "DATABASE_URL" in given, f"{flavour} {where}"
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_every_flavour_migrates_before_the_api_and_the_workers_start(flavour: str) -> None:
+    roles = _roles(flavour)
+    migrate, _ = roles[MIGRATE]
+    for command in (API, WORKER):
+        where, _ = roles[command]
+        if flavour == "compose":
+            waits_for = dispatcher_services()[where]["depends_on"]
+            assert waits_for[migrate] == {"condition": "service_completed_successfully"}, where
+        elif flavour == "systemd":
+            (unit,) = [u for u in systemd_units() if u.path.name == where]
+            assert migrate in " ".join(unit.values("Unit", "After")).split(), where
+    if flavour == "kubernetes":  # kustomize orders nothing: a Job that `apply -k` creates
+        base = [doc for path in k8s_base_files() for doc in load_yaml_documents(path)]
+        assert migrate in {d["metadata"]["name"] for d in base if d["kind"] == "Job"}

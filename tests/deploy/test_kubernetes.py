@@ -36,20 +36,48 @@ needs_kubectl = pytest.mark.skipif(
 )
 
 
+# Custom resources kubernetes-validate has no schema for, by (apiVersion, kind): the schema
+# check skips exactly these, and tests/deploy/test_cloudnativepg.py checks their fields.
+WITHOUT_SCHEMA = {("postgresql.cnpg.io/v1", "Cluster")}
+
+
 def _name(doc: dict[str, Any]) -> str:
     return f"{doc['kind']}/{doc['metadata']['name']}"
 
 
-def _valid(doc: dict[str, Any]) -> None:
+def _valid(doc: dict[str, Any]) -> bool:
+    """Validates doc against its schema; False for a resource of WITHOUT_SCHEMA, which has
+    none here. Any other resource without a schema fails."""
     try:
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
     except kubernetes_validate.ValidationError as exc:
         pytest.fail(f"{_name(doc)}: {exc.message} at {'.'.join(map(str, exc.path))}")
+    except kubernetes_validate.SchemaNotFoundError:
+        if (doc["apiVersion"], doc["kind"]) not in WITHOUT_SCHEMA:
+            pytest.fail(f"{_name(doc)}: no schema for {doc['apiVersion']} {doc['kind']}")
+        return False
+    return True
 
 
 @pytest.mark.parametrize("doc", k8s_raw_documents(), ids=_name)
 def test_each_manifest_is_valid_against_the_kubernetes_schema(doc: dict[str, Any]) -> None:
-    _valid(doc)
+    if not _valid(doc):
+        pytest.skip(
+            f"NOT VALIDATED against a schema: kubernetes-validate has none for "
+            f"{doc['apiVersion']} {doc['kind']}; test_cloudnativepg.py checks its fields"
+        )
+
+
+def test_only_the_listed_custom_resources_go_without_a_schema() -> None:
+    written = {(doc["apiVersion"], doc["kind"]) for doc in k8s_raw_documents()}
+    assert WITHOUT_SCHEMA <= written  # no entry for a resource the files no longer hold
+    for api_version, kind in WITHOUT_SCHEMA:  # once kubernetes-validate has one, use it
+        bare = {"apiVersion": api_version, "kind": kind, "metadata": {"name": "x"}}
+        with pytest.raises(kubernetes_validate.SchemaNotFoundError):
+            kubernetes_validate.validate(bare, K8S_VERSION, strict=True)
+    unlisted = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "x"}}
+    with pytest.raises(pytest.fail.Exception, match="no schema for example.com/v1 Widget"):
+        _valid(unlisted)
 
 
 def test_the_schema_check_catches_a_wrong_field() -> None:
@@ -64,14 +92,15 @@ def test_the_schema_check_catches_a_wrong_field() -> None:
 def test_kustomize_renders_valid_manifests(directory: Path) -> None:
     rendered = kustomize(directory)
     for doc in rendered:
-        _valid(doc)
+        assert _valid(doc), _name(doc)
     kinds = sorted(_name(doc).split("-")[0] for doc in rendered)
     assert kinds == sorted(
         ["ConfigMap/dispatcher"] * 2
         + ["Deployment/dispatcher"] * 2
         + ["HorizontalPodAutoscaler/dispatcher"] * 2
         + ["PodDisruptionBudget/dispatcher"] * 2
-        + ["Service/dispatcher", "Job/dispatcher"]
+        + ["Job/dispatcher"] * 2
+        + ["Service/dispatcher"]
     )
 
 
@@ -178,7 +207,8 @@ def test_every_container_is_locked_down_and_sized() -> None:
 
 
 def test_passwords_come_from_secrets_not_from_the_config_map() -> None:
-    assert not [key for key in env_file(K8S_ENV_FILE) if "PASSWORD" in key or "TOKEN" in key]
+    secret_names = ("PASSWORD", "TOKEN", "DATABASE_URL")  # a database URL holds a password
+    assert not [key for key in env_file(K8S_ENV_FILE) if any(n in key for n in secret_names)]
     for _, container in k8s_containers(k8s_raw_documents()):
         secret_vars = {e["name"] for e in container["env"] if "secretKeyRef" in e["valueFrom"]}
         assert {"DISPATCHER_REDIS_PASSWORD", "DISPATCHER_REDIS_SENTINEL_PASSWORD"} <= secret_vars
@@ -194,8 +224,19 @@ def test_the_directory_config_map_is_the_demo_directory_and_valid() -> None:
     loader.read_file(copy)  # raises on an invalid directory
 
 
+def test_the_migrate_job_migrates_with_both_stores_at_hand() -> None:
+    job = _by_kind("Job")["dispatcher-migrate"]
+    spec = job["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert container["args"] == ["migrate"]
+    assert spec["restartPolicy"] == "OnFailure" and job["spec"]["backoffLimit"] > 0
+    environment = {e["name"] for e in container["env"]}
+    assert {"DISPATCHER_REDIS_PASSWORD", "DATABASE_URL"} <= environment
+    assert container["envFrom"] == [{"configMapRef": {"name": "dispatcher-env"}}]
+
+
 def test_the_load_config_job_loads_the_mounted_directory() -> None:
-    (job,) = _by_kind("Job").values()
+    job = _by_kind("Job")["dispatcher-load-config"]
     spec = job["spec"]["template"]["spec"]
     (container,) = spec["containers"]
     command, path = container["args"]

@@ -20,6 +20,7 @@ from tests.deploy.files import (
     SYSTEMD_BIN,
     SYSTEMD_ENV_EXAMPLE,
     WORKER_INSTANCE,
+    Unit,
     systemd_units,
 )
 
@@ -105,7 +106,11 @@ def test_the_sandbox_is_tight(root: Path, unit: str) -> None:
 
 def test_unit_settings() -> None:
     units = {unit.path.name: unit for unit in systemd_units()}
-    assert set(units) == {"dispatcher-ingress.service", "dispatcher-worker@.service"}
+    assert set(units) == {
+        "dispatcher-migrate.service",
+        "dispatcher-ingress.service",
+        "dispatcher-worker@.service",
+    }
     for name, unit in units.items():
         assert unit.value("Service", "KillSignal") == "SIGTERM", name
         assert unit.value("Service", "Restart") == "on-failure", name
@@ -116,3 +121,23 @@ def test_unit_settings() -> None:
             assert unit.value("Service", key) == value, f"{name}: {key}"
     worker = units["dispatcher-worker@.service"]
     assert worker.value("Service", "ExecStart").endswith("worker --metrics-port %i")
+
+
+def _names_in(unit: Unit, key: str) -> set[str]:
+    return {name for line in unit.values("Unit", key) for name in line.split()}
+
+
+def test_the_migration_runs_first_without_holding_the_api_back() -> None:
+    units = {unit.path.name: unit for unit in systemd_units()}
+    migrate = units.pop("dispatcher-migrate.service")
+    assert migrate.value("Service", "ExecStart") == f"{SYSTEMD_BIN} migrate"
+    assert migrate.value("Service", "Type") == "oneshot"
+    assert migrate.value("Service", "RemainAfterExit") == "yes"  # once per start of the target
+    for name, unit in units.items():
+        # Wanted, not required: a migration waiting for PostgreSQL must not keep the API down.
+        assert "dispatcher-migrate.service" in _names_in(unit, "Wants"), name
+        assert "dispatcher-migrate.service" in _names_in(unit, "After"), name
+        assert not unit.values("Unit", "Requires") and not unit.values("Unit", "BindsTo"), name
+    for name, unit in {**units, migrate.path.name: migrate}.items():
+        # A PostgreSQL of this machine starts before and stops after every dispatcher unit.
+        assert "postgresql.service" in _names_in(unit, "Wants") & _names_in(unit, "After"), name

@@ -1,8 +1,10 @@
-"""The `dispatcher` command as a user runs it: up, healthz, load-config, clean shutdown, the
-simulated agents of `up`, and --help of every command."""
+"""The `dispatcher` command as a user runs it: up (with its embedded Redis and PostgreSQL),
+healthz, load-config, migrate, clean shutdown, the simulated agents of `up`, and --help of every
+command."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -14,6 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 import orjson
@@ -23,8 +26,11 @@ from click.testing import CliRunner
 
 from dispatcher.cli import banner, main
 from dispatcher.directory import loader
+from dispatcher.history import schema
+from dispatcher.postgres_embedded import discover_url as discover_database_url
+from dispatcher.store import layout
 from dispatcher.store.keys import TENANTS
-from tests.conftest import DEMO_FILE, basic
+from tests.conftest import DEMO_FILE, basic, database_in
 from tests.ports import free_port
 from tests.terminal import drain, frames, pseudo_terminal
 
@@ -89,6 +95,11 @@ def running(tmp_path: Path) -> Iterator[tuple[int, Path, subprocess.Popen[bytes]
         log.close()
 
 
+def _postgres_pid(data_dir: Path) -> int:
+    """The embedded PostgreSQL's postmaster, from the first line of its postmaster.pid."""
+    return int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+
+
 def _redis_pid(data_dir: Path) -> int:
     found = subprocess.run(
         ["pgrep", "-f", f"redis-server.*{data_dir}"], capture_output=True, text=True, check=False
@@ -120,20 +131,32 @@ def test_up_serves_then_stops_cleanly(
     )
     with urllib.request.urlopen(request, timeout=5) as answer:
         assert answer.status == 200
-    redis_pid = _redis_pid(data_dir)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz?exclude=workers") as answer:
+        assert orjson.loads(answer.read()) == {
+            "status": "ready",
+            "checks": {"redis": "ok", "postgres": "ok"},
+        }
+    url = discover_database_url(data_dir)
+    assert url is not None and asyncio.run(schema.current(url)) == schema.HEAD  # up migrated it
+    redis_pid, postgres_pid = _redis_pid(data_dir), _postgres_pid(data_dir)
     process.send_signal(signum)
-    assert process.wait(timeout=20) == 0
+    assert process.wait(timeout=30) == 0
     assert _gone(redis_pid), "redis-server outlived dispatcher up"
+    assert _gone(postgres_pid), "postgres outlived dispatcher up"
     assert not (data_dir / "redis.url").exists()
+    assert not (data_dir / "postgres.url").exists()
 
 
 @pytest.mark.subprocess
-def test_redis_dies_with_a_killed_up(running: tuple[int, Path, subprocess.Popen[bytes]]) -> None:
+def test_redis_and_postgres_die_with_a_killed_up(
+    running: tuple[int, Path, subprocess.Popen[bytes]],
+) -> None:
     _, data_dir, process = running
-    redis_pid = _redis_pid(data_dir)
+    redis_pid, postgres_pid = _redis_pid(data_dir), _postgres_pid(data_dir)
     process.kill()
     process.wait()
     assert _gone(redis_pid), "redis-server was orphaned"
+    assert _gone(postgres_pid), "postgres was orphaned"
 
 
 @pytest.mark.subprocess
@@ -409,3 +432,72 @@ def test_worker_refuses_an_outdated_redis_until_migrate_renames_it(
     assert (again.exit_code, again.stdout) == (0, "layout 3: 0 keys renamed\n")
     store.flushdb()
     store.close()
+
+
+def test_migrate_applies_the_history_schema_to_database_url(
+    redis_url: str, empty_database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    with redis.Redis.from_url(redis_url) as store:
+        store.flushdb()
+    without = CliRunner().invoke(main, ["migrate", "--data-dir", str(tmp_path)])
+    assert (without.exit_code, without.stdout, without.stderr) == (
+        0,
+        f"layout {layout.CURRENT}: 0 keys renamed\n",
+        "schema: no PostgreSQL to migrate (set DATABASE_URL, or point --data-dir at a running "
+        "`dispatcher up`)\n",
+    )
+    monkeypatch.setenv("DATABASE_URL", empty_database_url)
+    for _ in range(2):  # the second run finds the schema at HEAD
+        migrated = CliRunner().invoke(main, ["migrate"])
+        assert (migrated.exit_code, migrated.stdout) == (
+            0,
+            f"layout {layout.CURRENT}: 0 keys renamed\nschema 0001\n",
+        )
+    assert asyncio.run(schema.current(empty_database_url)) == "0001"
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://dispatcher@127.0.0.1:{free_port()}/x")
+    down = CliRunner().invoke(main, ["migrate"])
+    assert down.exit_code == 1
+    assert down.stderr.startswith("Error: PostgreSQL is unreachable: ")
+    gone = urlsplit(empty_database_url).path[1:] + "_gone"
+    monkeypatch.setenv("DATABASE_URL", database_in(empty_database_url, gone))
+    missing = CliRunner().invoke(main, ["migrate"])
+    assert (missing.exit_code, missing.stderr.splitlines()[-1]) == (
+        1,
+        f'Error: PostgreSQL refused: database "{gone}" does not exist',
+    )
+
+
+@pytest.mark.subprocess
+def test_migrate_and_serve_find_the_postgres_of_a_running_up(
+    running: tuple[int, Path, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    _, data_dir, _ = running
+    migrated = subprocess.run(
+        [str(BIN), "migrate", "--data-dir", str(data_dir)],
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (migrated.returncode, migrated.stdout) == (
+        0,
+        f"layout {layout.CURRENT}: 0 keys renamed\nschema 0001\n",
+    )
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as output:
+        serve = subprocess.Popen(
+            [str(BIN), "serve", "--host", "127.0.0.1", "--port", str(port),
+             "--data-dir", str(data_dir)],
+            env=_environment(), stdout=subprocess.DEVNULL, stderr=output,
+        )  # fmt: skip
+        try:
+            _wait_healthy(port, serve)
+            ready = f"http://127.0.0.1:{port}/readyz?exclude=workers"
+            with urllib.request.urlopen(ready, timeout=5) as answer:
+                assert orjson.loads(answer.read())["checks"]["postgres"] == "ok"
+        finally:
+            serve.send_signal(signal.SIGTERM)
+            assert serve.wait(timeout=30) == 0
+    assert "no PostgreSQL" not in log.read_text()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from dispatcher.cli import _secrets
 from dispatcher.settings import Settings
 
 SID = "AC" + "0123456789abcdef" * 2
@@ -73,3 +74,44 @@ def test_an_empty_admin_token_is_no_admin_token(monkeypatch: pytest.MonkeyPatch)
 def test_an_empty_redis_url_is_no_redis_url(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REDIS_URL", "")
     assert Settings().redis_url is None
+
+
+def test_the_database_url_is_read_by_either_name_and_empty_is_unset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = "postgresql://archiver:s3cret-pass@db.internal:5432/dispatcher?sslmode=require"
+    monkeypatch.setenv("DISPATCHER_DATABASE_URL", url)
+    settings = Settings()
+    assert settings.database_url == url
+    assert "s3cret-pass" not in repr(settings)
+    monkeypatch.setenv("DATABASE_URL", "")  # as compose writes ${DATABASE_URL:-}: unset
+    monkeypatch.delenv("DISPATCHER_DATABASE_URL")
+    assert Settings().database_url is None
+    assert (Settings().pg_pool_max, Settings().pg_statement_timeout_s) == (10, 30.0)
+    assert (Settings().hot_retention_s, Settings().archive_retention_days) == (3600, None)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DATABASE_URL", "mysql://root:s3cret-pass@db/x"),
+        ("DISPATCHER_HOT_RETENTION_S", "-1"),
+        ("DISPATCHER_ARCHIVE_RETENTION_DAYS", "0"),
+        ("DISPATCHER_PG_POOL_MAX", "0"),
+        ("DISPATCHER_PG_STATEMENT_TIMEOUT_S", "0"),
+    ],
+)
+def test_history_settings_out_of_bounds_are_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    assert "s3cret-pass" not in str(refused.value)
+
+
+def test_the_database_password_is_redacted_from_the_logs() -> None:
+    url = "postgresql://archiver:p%40ss-w0rd-long@db.internal/dispatcher"
+    held = _secrets(Settings(database_url=url))
+    assert {url, "p%40ss-w0rd-long", "p@ss-w0rd-long"} <= set(held)
+    assert _secrets(Settings(database_url="postgresql://dispatcher@/x?host=/s")) == []

@@ -205,6 +205,9 @@ async def test_a_worker_s_metrics_port_serves_its_metrics_health_and_readiness(
         ready = await server.get("/readyz")
         assert (ready.status, await ready.json()) == (
             200,
-            {"status": "ready", "checks": {"redis": "ok", "workers": "ok"}},
+            {
+                "status": "ready",
+                "checks": {"redis": "ok", "workers": "ok", "postgres": "not configured"},
+            },
         )
         assert (await server.get("/apps/api/v1/calls")).status == 404  # no API here

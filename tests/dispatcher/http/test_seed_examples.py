@@ -8,18 +8,27 @@ contradict API.md, its **Decided** notes win and the case's id or comment says w
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
+import asyncpg
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
+from dispatcher.app import create_app
 from dispatcher.domain.records import CallMeta
+from dispatcher.history.archive import Archive
+from dispatcher.metrics import Metrics
+from dispatcher.settings import Settings
 from dispatcher.store.keys import TenantKeys
-from tests.conftest import basic, demo_document, load_directory
+from dispatcher.store.records import Kind
+from dispatcher.store.scripts import Scripts
+from tests.conftest import ADMIN_TOKEN, basic, demo_document, load_directory
+from workers.archiver import Archiver
 
 CALLS = "/apps/api/v1/calls"
 SMS = "/apps/api/v1/sms"
@@ -1415,3 +1424,66 @@ async def test_unknown_subdomain_is_resource_not_found(
     await load_demo(redis)
     response = await client.post(CALLS, json=inbound(), headers=basic("nodomain", "demo-token"))
     assert (response.status, await response.json()) == (404, {"message": "Resource not found"})
+
+
+# --- the same objects once archived ------------------------------------------------------------
+
+
+@pytest.fixture
+async def archiving(
+    redis_url: str, redis: Redis, database_url: str, pg: asyncpg.Pool
+) -> AsyncIterator[tuple[TestClient[Any, Any], Archiver]]:
+    """A client of an app that reads archived records, and an archiver that moves a record as
+    soon as it is in the ended set."""
+    settings = Settings(
+        redis_url=redis_url,
+        admin_token=ADMIN_TOKEN,  # type: ignore[arg-type]
+        database_url=database_url,
+        hot_retention_s=0,
+    )
+    archiver = Archiver(redis, Scripts.register(redis), Archive(pg), settings, Metrics())
+    async with TestClient(TestServer(create_app(settings))) as client:
+        yield client, archiver
+
+
+async def _archived_reads_back_the_same(
+    client: TestClient[Any, Any], redis: Redis, archiver: Archiver, kind: Kind, path: str
+) -> None:
+    """GET of the record, and of its list, give the same bytes after it moved to PostgreSQL
+    (put in the ended set as it is: the move does not care why a record is there)."""
+    record_id = int(path.rsplit("/", 1)[1])
+    list_path = path.rsplit("/", 1)[0] + "?per=5"
+    before = [await (await client.get(p, headers=basic())).read() for p in (path, list_path)]
+    await redis.zadd(TenantKeys("demo").ended(kind), {f"{record_id:015d}": 0})
+    done = await archiver.tick(asyncio.get_running_loop().time() + 30)
+    assert done.released == 1
+    tenant = TenantKeys("demo")
+    assert not await redis.exists(
+        tenant.call(record_id) if kind == "call" else tenant.chat(record_id)
+    )
+    after = [await (await client.get(p, headers=basic())).read() for p in (path, list_path)]
+    assert after == before
+
+
+@pytest.mark.parametrize("case", CALL_SUCCESSES)
+async def test_call_success_reads_back_byte_identical_once_archived(
+    case: Success, archiving: tuple[TestClient[Any, Any], Archiver], redis: Redis
+) -> None:
+    client, archiver = archiving
+    await load_demo(redis, case.changes)
+    status, body = await post(client, CALLS, case.body)
+    assert status == case.status, body
+    call_id = body["id"] if status == 201 else body["call_id"]
+    await _archived_reads_back_the_same(client, redis, archiver, "call", f"{CALLS}/{call_id}")
+
+
+@pytest.mark.parametrize("case", SMS_SUCCESSES)
+async def test_sms_success_reads_back_byte_identical_once_archived(
+    case: Success, archiving: tuple[TestClient[Any, Any], Archiver], redis: Redis
+) -> None:
+    client, archiver = archiving
+    await load_demo(redis, case.changes)
+    status, body = await post(client, SMS, case.body)
+    assert status == case.status, body
+    chat = f"/apps/api/v1/chats/{body['id']}"
+    await _archived_reads_back_the_same(client, redis, archiver, "chat", chat)

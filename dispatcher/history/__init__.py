@@ -1,0 +1,1 @@
+"""Call and chat history in PostgreSQL: what has ended leaves Redis for the tables here."""

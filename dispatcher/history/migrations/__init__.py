@@ -1,0 +1,1 @@
+"""Alembic's script directory of the history schema (schema.py runs it)."""
