@@ -17,7 +17,7 @@ from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import clock
 from dispatcher.domain.errors import InvalidRequest, ServiceUnavailable
 from dispatcher.history.reports import LONGEST, ReportQuery, Unit, call_report
-from dispatcher.http import listing
+from dispatcher.http import exports, listing
 from dispatcher.http.appkeys import DATABASE, stores_of
 from dispatcher.http.auth import tenant_of
 from dispatcher.http.responses import json_response
@@ -29,7 +29,6 @@ BASE = "/apps/api/v1/reports"
 DEFAULT_RANGE = timedelta(days=7)
 GROUP_BY_MISSING = "group_by is required"
 GROUP_BY_INVALID = "group_by must be hour or day"
-FROM_AFTER_TO = "created_at[from] is after created_at[to]"
 _MS = timedelta(milliseconds=1)
 # PostgreSQL gone, starting, or too slow (its statement timeout): the usual 503, as a refused
 # connection is (http/errors.py), rather than a 500.
@@ -64,11 +63,13 @@ def report_query(query: Mapping[str, str], now: datetime) -> ReportQuery:
     from_ms = filters.created_from_ms
     if from_ms is None:
         from_ms = max(to_ms - DEFAULT_RANGE // _MS, clock.to_ms(clock.EARLIEST))
-    if from_ms > to_ms:
-        raise InvalidRequest(FROM_AFTER_TO)
-    longest = LONGEST[unit]
-    if to_ms - from_ms > longest // _MS:
-        raise InvalidRequest(f"A report by {unit} spans at most {longest.days} days")
+    if to_ms < from_ms:
+        raise InvalidRequest(exports.TO_BEFORE_FROM)  # the same words for the same range
+    days = LONGEST[unit].days
+    if to_ms - from_ms > LONGEST[unit] // _MS:
+        raise InvalidRequest(
+            f"created_at[from] and created_at[to] must be at most {days} days apart by {unit}"
+        )
     return ReportQuery(unit, replace(filters, created_from_ms=from_ms, created_to_ms=to_ms))
 
 
