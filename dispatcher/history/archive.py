@@ -47,29 +47,72 @@ COLUMNS = (
 _UPDATED = ", ".join(f"{name} = EXCLUDED.{name}" for name in COLUMNS[3:])
 
 
-def row_of(tenant: str, seq: int, record: Moving) -> tuple[Any, ...]:
-    """A record's row: its object as stored, and the columns lists and reports filter on."""
-    fields = record.fields
-    meta = orjson.loads(record.meta)
-    created = clock.parse_iso(fields["created_at"])
+@dataclass(frozen=True)
+class Facts:
+    """What a record's columns say of it beside its object: the lists filter on them and the
+    reports count them, read the same from a live record's object as from an archived one's."""
+
+    created_at: datetime
+    ended_at: datetime | None
+    status: str
+    kind: str  # the call_type or chat_type
+    menu_id: int | None
+    agent_id: int | None
+    fail_reason: str | None
+    # A call's wait is known once it has left its queue (an agent took it, or it ended there),
+    # its talk once it has ended connected: before, and for a call never queued (an outbound
+    # one) or never connected, none. A mean of the zeros the object shows then would be a lie.
+    wait_s: float | None
+    duration_s: float | None
+
+
+def facts_of(kind: Kind, fields: dict[str, Any], meta: dict[str, Any] | None = None) -> Facts:
+    """The facts of a record's object (parsed), and of its meta when at hand."""
     agent = fields.get("agent_info") or {}
-    duration = fields.get("call_duration" if record.kind == "call" else "chat_duration")
-    menu = meta.get("menu_id")
+    menu = (meta or {}).get("menu_id")
     if menu is None and fields.get("selected_menu"):
         menu = fields["selected_menu"].get("id")
+    if kind == "call":
+        ended = fields.get("ends_at") is not None
+        left_queue = fields.get("assigned_at") is not None or ended
+        queued = fields.get("queued_at") is not None
+        wait = fields.get("wait_duration") if queued and left_queue else None
+        talked = fields.get("connected_at") is not None and ended
+        duration = fields.get("call_duration") if talked else None
+    else:
+        wait, duration = fields.get("wait_duration"), fields.get("chat_duration")
+    created = clock.parse_iso(fields["created_at"])
+    assert created is not None  # every stored object has its creation time
+    return Facts(
+        created_at=created,
+        ended_at=clock.parse_iso(fields.get("ends_at")),
+        status=fields["status"],
+        kind=fields["call_type" if kind == "call" else "chat_type"],
+        menu_id=menu,
+        agent_id=agent.get("id") if isinstance(agent, dict) else None,
+        fail_reason=fields.get("fail_reason"),
+        wait_s=wait,
+        duration_s=duration,
+    )
+
+
+def row_of(tenant: str, seq: int, record: Moving) -> tuple[Any, ...]:
+    """A record's row: its object as stored, and the columns lists and reports filter on."""
+    meta = orjson.loads(record.meta)
+    facts = facts_of(record.kind, record.fields, meta)
     return (
         tenant,
         record.id,
-        created,
-        clock.parse_iso(fields.get("ends_at")),
-        fields["status"],
-        fields["call_type" if record.kind == "call" else "chat_type"],
-        menu,
-        agent.get("id") if isinstance(agent, dict) else None,
+        facts.created_at,
+        facts.ended_at,
+        facts.status,
+        facts.kind,
+        facts.menu_id,
+        facts.agent_id,
         meta.get("campaign_id"),
-        fields.get("fail_reason"),
-        fields.get("wait_duration"),
-        duration,
+        facts.fail_reason,
+        facts.wait_s,
+        facts.duration_s,
         record.rev,
         seq,
         record.doc,
@@ -214,7 +257,7 @@ class Archive:
 
     @_served
     async def count(self, kind: Kind, tenant: str, query: ListQuery, visible: Visible) -> int:
-        where, args = _where(tenant, query, visible)
+        where, args = list_where(tenant, query, visible)
         return int(await self.pool.fetchval(f"SELECT count(*) FROM {TABLES[kind]} {where}", *args))
 
     @_served
@@ -228,7 +271,7 @@ class Archive:
         after: int | None = None,
     ) -> list[int]:
         """The first `limit` ids of the list in its order (past `after`, for an export)."""
-        where, args = _where(tenant, query, visible, after)
+        where, args = list_where(tenant, query, visible, after)
         direction = "DESC" if query.descending else "ASC"
         args.append(limit)
         rows = await self.pool.fetch(
@@ -249,7 +292,7 @@ class Archive:
     ) -> list[tuple[int, bytes]]:
         """The next `limit` (id, object) of the list in its order, past `after`: an export
         reads its rows in these pages (keyset, so that no snapshot is held open)."""
-        where, args = _where(tenant, query, visible, after)
+        where, args = list_where(tenant, query, visible, after)
         direction = "DESC" if query.descending else "ASC"
         args.append(limit)
         rows = await self.pool.fetch(
@@ -260,7 +303,7 @@ class Archive:
         return [(row["id"], row["doc"].encode()) for row in rows]
 
 
-def _where(
+def list_where(
     tenant: str, query: ListQuery, visible: Visible, after: int | None = None
 ) -> tuple[str, list[Any]]:
     """The WHERE clause of a list's query and its arguments (every value a parameter)."""

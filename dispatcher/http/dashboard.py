@@ -16,7 +16,7 @@ from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import clock
 from dispatcher.domain.errors import NotFound
 from dispatcher.domain.fields import integer
-from dispatcher.http import sse
+from dispatcher.http import reports, sse
 from dispatcher.http.appkeys import DIRECTORY, REDIS, SETTINGS, stores_of
 from dispatcher.http.headers import cookie
 from dispatcher.http.operators import COOKIE, COOKIE_PATH, operator_of, still_open
@@ -72,6 +72,16 @@ async def call_detail(request: web.Request) -> web.Response:
         raise NotFound(CALL_NOT_FOUND)
     call, history = found
     return json_response({"call": call.model_dump(mode="json"), "history": history})
+
+
+@routes.get(COOKIE_PATH + "/api/week")
+async def week(request: web.Request) -> web.Response:
+    """The chart of the last seven days: GET /reports/calls by day, from the start of the
+    sixth day before today in the tenant's zone (http/reports.py)."""
+    tenant = await operator_of(request)
+    return json_response(
+        await reports.report(request, tenant, reports.last_days(tenant, clock.now()))
+    )
 
 
 @routes.get(COOKIE_PATH + "/events")

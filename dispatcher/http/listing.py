@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from aiohttp import web
 
@@ -41,8 +42,19 @@ async def respond(request: web.Request, records: RecordStore) -> web.Response:
 
 def parse_query(query: Mapping[str, str], kind: Kind) -> ListQuery:
     """The list's filters, sort and page from its query string (400 on any bad one)."""
-    statuses, type_param, types = _FILTERS[kind]
     page, per = paging(query)
+    if query.get("sort_column", "id") not in SORT_COLUMNS:
+        raise InvalidRequest("sort_column must be one of id, created_at")
+    direction = query.get("sort_direction", "desc").lower()
+    if direction not in ("asc", "desc"):
+        raise InvalidRequest("sort_direction must be asc or desc")
+    return replace(filters(query, kind), page=page, per=per, descending=direction == "desc")
+
+
+def filters(query: Mapping[str, str], kind: Kind) -> ListQuery:
+    """The filters of a list (`status`, the type, `created_at[from]` and `created_at[to]`) from
+    a query string, 400 on any bad one: the lists', and the reports' over the same records."""
+    statuses, type_param, types = _FILTERS[kind]
     status = query.get("status")
     if status is not None and status not in statuses:
         raise InvalidRequest("status is not valid")
@@ -52,19 +64,11 @@ def parse_query(query: Mapping[str, str], kind: Kind) -> ListQuery:
         record_type = types.get(raw_type)
         if record_type is None:
             raise InvalidRequest(f"{type_param} is not valid")
-    if query.get("sort_column", "id") not in SORT_COLUMNS:
-        raise InvalidRequest("sort_column must be one of id, created_at")
-    direction = query.get("sort_direction", "desc").lower()
-    if direction not in ("asc", "desc"):
-        raise InvalidRequest("sort_direction must be asc or desc")
     return ListQuery(
-        page=page,
-        per=per,
         status=status,
         type=record_type,
         created_from_ms=_moment(query, "created_at[from]"),
         created_to_ms=_moment(query, "created_at[to]"),
-        descending=direction == "desc",
     )
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import collections
 import math
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from dispatcher.history.archive import Archive
 
 Kind = Literal["call", "chat"]
+T = TypeVar("T")
 AGENT_NOT_AVAILABLE = "Agent is not available to take this call"
 _CLAIM_ERRORS = {
     "agent_busy": AGENT_NOT_AVAILABLE,
@@ -201,6 +202,25 @@ class RecordStore:
             batch = [item if isinstance(item, bytes) else next(docs) for item in picked]
             if found := [doc for doc in batch if doc is not None]:
                 yield found
+
+    async def live(
+        self, query: ListQuery, pick: Callable[[bytes], T | None], size: int = 1000
+    ) -> tuple[Visible, list[T]]:
+        """A report's Redis half: what `pick` keeps of the object of each live record created
+        in the query's range (its other filters are `pick`'s to apply), and which archived
+        rows may count beside them. The ids are read as a list reads them, in one MULTI with
+        the archiving set and pass counter, so that a record moving meanwhile counts once; the
+        objects `size` at a time (one archived since is read from PostgreSQL), so that only
+        what `pick` keeps of them is held."""
+        since, until = query.created_from_ms, query.created_to_ms
+        live = await self._live(ListQuery(created_from_ms=since, created_to_ms=until), 0, -1)
+        kept: list[T] = []
+        for start in range(0, len(live.ids), size):
+            for doc in await self._documents(live.ids[start : start + size]):
+                picked = pick(doc)
+                if picked is not None:
+                    kept.append(picked)
+        return live.visible, kept
 
     async def _live(self, query: ListQuery, offset: int, count: int) -> Live:
         """The Redis half of a list read, in one MULTI: how many live records match, the ids

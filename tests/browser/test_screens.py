@@ -1,9 +1,10 @@
 """Both pages with calls in every state, at a desktop's width and a phone's (390 x 844): what
 they show (the wait of a queued call, a scheduled call's due time in the tenant's zone, the
-campaigns, the open SMS sessions, the caller's number and who hung up), that nothing spills
-past a phone's width, and that no script or console error comes up. The screenshots are the
-README's: `make screenshots` writes them to docs/screenshots/ (DISPATCHER_SCREENSHOTS names the
-folder); otherwise they go to the test's own temporary folder."""
+campaigns, the open SMS sessions, the caller's number and who hung up, the chart of the last
+seven days), that nothing spills past a phone's width, and that no script or console error
+comes up. The screenshots are the README's: `make screenshots` writes them to docs/screenshots/
+(DISPATCHER_SCREENSHOTS names the folder); otherwise they go to the test's own temporary
+folder."""
 
 from __future__ import annotations
 
@@ -210,6 +211,17 @@ async def test_both_pages_show_every_state_at_desktop_and_phone_width(
     await expect(wait).to_have_text(re.compile(r"^[1-9]\d*s$|m"))  # waiting, counted on
     due = board.locator(f'#calls tr[data-call="{callback}"] td').nth(6)
     await expect(due).to_have_text(f"due {_due(callback_due)}")
+    # The last seven days: today's bar holds the calls above, finished and failed stacked, with
+    # their mean wait; the six days before have none.
+    days = board.locator("#week g.day")
+    await expect(days).to_have_count(7)
+    await expect(days.last).to_have_attribute("data-calls", re.compile(r"^[1-9]\d*$"))
+    await expect(days.last.locator("rect.seg.finished")).to_have_count(1)
+    await expect(days.last.locator("rect.seg.failed")).to_have_count(1)
+    await expect(days.first).to_have_attribute("data-calls", "0")
+    await expect(board.locator("#week circle.wait")).to_have_count(1)
+    await expect(board.locator("#week-caption")).to_contain_text(" calls in 7 days · mean wait ")
+    await expect(board.locator("#week-note")).to_be_hidden()
     await board.locator(f'#calls tr[data-call="{taken}"]').click()
     await expect(board.locator('#history li[data-event="accepted"]')).to_contain_text(
         "Accepted by Agent Smith"

@@ -75,6 +75,14 @@ export function dueTime(value) {
   return `${format("date", { month: "short", day: "numeric" }).format(at)} ${time}`;
 }
 
+// "Tue 24" (`short`: "24"): a day of a report, in the zone.
+export function dayLabel(value, short = false) {
+  const at = parsed(value);
+  if (!at) return "";
+  if (short) return format("monthday", { day: "numeric" }).format(at);
+  return format("weekday", { weekday: "short", day: "numeric" }).format(at);
+}
+
 export function duration(seconds) {
   const s = Math.max(0, Math.round(seconds));
   if (s < 60) return `${s}s`;

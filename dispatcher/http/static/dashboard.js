@@ -1,19 +1,23 @@
 // The operations dashboard: sign in (a session cookie), then a live picture pushed by the
-// server over Server-Sent Events (/dashboard/events), and a call's detail with its history.
+// server over Server-Sent Events (/dashboard/events), a call's detail with its history, and
+// the last seven days by day (/dashboard/api/week, the calls report), read again each minute.
 
 import {
-  badge, clockTime, dueTime, duration, h, replace, request, setLive, setTimeZone, svg,
+  badge, clockTime, dayLabel, dueTime, duration, h, replace, request, setLive, setTimeZone, svg,
 } from "/static/common.js";
 
 const $ = (id) => document.getElementById(id);
 const ACTIVE = ["assigned", "connecting", "connected", "switching"];
 const SHOWN_STATUSES = ["queued", "scheduled", "assigned", "connecting", "connected", "finished", "failed"];
 const TYPES = { "Voice Inbound (API)": "Inbound", "Voice Outbound (API)": "Outbound", "Voice Scheduled (API)": "Scheduled" };
+const WEEK_EVERY_MS = 60_000;
 
 let stream = null;
 let csrfToken = ""; // the session's, sent back on logout (the cookie alone does not do)
 let agentNames = new Map();
 let openCall = null;
+let week = null; // the last report of the last seven days
+let weekTimer = null;
 
 async function start() {
   try {
@@ -28,6 +32,8 @@ async function start() {
 function showLogin(message) {
   if (stream) stream.close();
   stream = null;
+  clearInterval(weekTimer);
+  weekTimer = null;
   $("board").hidden = true;
   $("session").hidden = true;
   $("login").hidden = false;
@@ -41,6 +47,9 @@ function showBoard(tenant) {
   $("session").hidden = false;
   $("tenant").textContent = tenant;
   connect();
+  loadWeek();
+  clearInterval(weekTimer);
+  weekTimer = setInterval(loadWeek, WEEK_EVERY_MS);
 }
 
 function connect() {
@@ -87,6 +96,8 @@ $("signout").addEventListener("click", async () => {
   csrfToken = "";
   showLogin("");
 });
+
+window.addEventListener("resize", renderWeek);
 
 $("lookup").addEventListener("submit", (event) => {
   event.preventDefault();
@@ -155,6 +166,87 @@ function renderChart(perMinute) {
   replace($("chart"), nodes);
   const total = perMinute.reduce((a, b) => a + b, 0);
   $("chart-caption").textContent = `${total} in the last ${perMinute.length} minutes`;
+}
+
+async function loadWeek() {
+  try {
+    week = await request("/dashboard/api/week");
+    $("week-note").hidden = true;
+  } catch (error) {
+    week = null; // the stream notices a session that has ended; this says why there is no chart
+    $("week-note").textContent = error.message;
+    $("week-note").hidden = false;
+  }
+  renderWeek();
+}
+
+// The days as stacked bars (finished, failed, the others: still under way, or ended otherwise)
+// and their mean wait as a line on a scale of its own; drawn at the card's width in pixels.
+function renderWeek() {
+  const chart = $("week");
+  if (!week) {
+    replace(chart);
+    $("week-caption").textContent = "last 7 days";
+    return;
+  }
+  setTimeZone(week.time_zone);
+  const width = Math.max(280, Math.round(chart.getBoundingClientRect().width));
+  const height = 180, top = 14, bottom = 24, left = 30, right = 44;
+  chart.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  const days = week.buckets;
+  const plot = height - top - bottom;
+  const most = Math.max(1, ...days.map((day) => day.calls));
+  const means = days.map((day) => day.wait_duration.mean);
+  const longest = Math.max(1, ...means.filter((mean) => mean !== null));
+  const step = (width - left - right) / days.length;
+  const barWidth = Math.min(56, step * 0.6);
+  const short = step < 56; // a phone's width: "24" rather than "Tue 24" under each day
+  const base = height - bottom;
+  const nodes = [
+    svg("line", { class: "axis", x1: left, x2: width - right, y1: base, y2: base }),
+    svg("text", { x: 0, y: top + 4 }, String(most)),
+    svg("text", { x: 0, y: base }, "0"),
+    svg("text", { class: "wait-scale", x: width, y: top + 4, "text-anchor": "end" }, duration(longest)),
+  ];
+  days.forEach((day, i) => {
+    const x = left + i * step + (step - barWidth) / 2;
+    const group = svg("g", { class: "day", "data-start": day.start, "data-calls": day.calls });
+    let y = base;
+    for (const [name, count] of split(day)) {
+      if (!count) continue;
+      const tall = (count * plot) / most;
+      y -= tall;
+      group.append(svg("rect", { class: `seg ${name}`, "data-count": count, x, y, width: barWidth, height: tall }));
+    }
+    group.append(svg("text", { class: "label", x: x + barWidth / 2, y: height - 6, "text-anchor": "middle" }, dayLabel(day.start, short)));
+    group.append(svg("title", {}, describeDay(day)));
+    nodes.push(group);
+  });
+  let line = "";
+  means.forEach((mean, i) => {
+    if (mean === null) return;
+    const x = left + i * step + step / 2, y = base - (mean * plot) / longest;
+    line += `${line && means[i - 1] !== null ? "L" : "M"}${x.toFixed(1)},${y.toFixed(1)} `;
+    const point = svg("circle", { class: "wait", "data-mean": mean, cx: x, cy: y, r: 3.5 });
+    point.append(svg("title", {}, `${dayLabel(days[i].start)}: mean wait ${duration(mean)}`));
+    nodes.push(point);
+  });
+  if (line) nodes.push(svg("path", { class: "wait-line", d: line.trim() }));
+  replace(chart, nodes);
+  const { calls, wait_duration: wait } = week.totals;
+  $("week-caption").textContent =
+    `${calls} call${calls === 1 ? "" : "s"} in 7 days` + (wait.mean === null ? "" : ` · mean wait ${duration(wait.mean)}`);
+}
+
+function split(day) {
+  const finished = day.statuses.finished || 0, failed = day.statuses.failed || 0;
+  return [["finished", finished], ["failed", failed], ["other", day.calls - finished - failed]];
+}
+
+function describeDay(day) {
+  const [[, finished], [, failed], [, other]] = split(day);
+  const wait = day.wait_duration.mean === null ? "" : `; mean wait ${duration(day.wait_duration.mean)}`;
+  return `${dayLabel(day.start)}: ${day.calls} call${day.calls === 1 ? "" : "s"} (${finished} finished, ${failed} failed, ${other} other)${wait}`;
 }
 
 function renderStatuses(calls) {

@@ -26,7 +26,12 @@ UNAUTHORIZED = {"message": "Unauthorized"}
 WRONG = {"message": "Unknown tenant or wrong token"}
 REQUIRED = {"message": "subdomain and token are required"}
 INBOUND = {"call_type": "Voice Inbound (API)", "menu_id": 51, "end_user_number": "+1 205-123-4567"}
-PROTECTED = ["/dashboard/session", "/dashboard/api/snapshot", "/dashboard/api/calls/1"]
+PROTECTED = [
+    "/dashboard/session",
+    "/dashboard/api/snapshot",
+    "/dashboard/api/calls/1",
+    "/dashboard/api/week",
+]
 
 
 @pytest.fixture

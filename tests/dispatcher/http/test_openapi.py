@@ -120,6 +120,7 @@ def test_the_page_routes_stay_out_of_the_api_paths() -> None:
         "/dashboard/session",
         "/dashboard/api/snapshot",
         "/dashboard/api/calls/{id}",
+        "/dashboard/api/week",
         "/dashboard/events",
         "/agent",
         "/static/{name}",
