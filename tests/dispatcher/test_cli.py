@@ -452,9 +452,9 @@ def test_migrate_applies_the_history_schema_to_database_url(
         migrated = CliRunner().invoke(main, ["migrate"])
         assert (migrated.exit_code, migrated.stdout) == (
             0,
-            f"layout {layout.CURRENT}: 0 keys renamed\nschema 0001\n",
+            f"layout {layout.CURRENT}: 0 keys renamed\nschema {schema.HEAD}\n",
         )
-    assert asyncio.run(schema.current(empty_database_url)) == "0001"
+    assert asyncio.run(schema.current(empty_database_url)) == schema.HEAD
     monkeypatch.setenv("DATABASE_URL", f"postgresql://dispatcher@127.0.0.1:{free_port()}/x")
     down = CliRunner().invoke(main, ["migrate"])
     assert down.exit_code == 1
@@ -482,7 +482,7 @@ def test_migrate_and_serve_find_the_postgres_of_a_running_up(
     )
     assert (migrated.returncode, migrated.stdout) == (
         0,
-        f"layout {layout.CURRENT}: 0 keys renamed\nschema 0001\n",
+        f"layout {layout.CURRENT}: 0 keys renamed\nschema {schema.HEAD}\n",
     )
     port = free_port()
     log = tmp_path / "serve.log"
