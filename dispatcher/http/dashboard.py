@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
@@ -74,14 +76,46 @@ async def call_detail(request: web.Request) -> web.Response:
     return json_response({"call": call.model_dump(mode="json"), "history": history})
 
 
+WEEK_MAX_AGE_S = 60.0  # the chart reloads every minute; its days change by the minute at most
+
+
+class SharedReads:
+    """A report each tenant's dashboards share: read at most once per `max_age_s` per tenant
+    in this process, however many dashboards are open, and read once by concurrent askers
+    (a week's report reads every live call of the week)."""
+
+    def __init__(self, max_age_s: float = WEEK_MAX_AGE_S) -> None:
+        self.max_age_s = max_age_s
+        self._read: dict[str, tuple[float, asyncio.Task[Any]]] = {}
+
+    async def get(self, key: str, read: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+        now = time.monotonic()
+        found = self._read.get(key)
+        if found is None or now - found[0] >= self.max_age_s or _failed(found[1]):
+            found = (now, asyncio.create_task(read()))
+            found[1].add_done_callback(lambda task: task.cancelled() or task.exception())
+            self._read[key] = found
+        return await asyncio.shield(found[1])
+
+
+def _failed(task: asyncio.Task[Any]) -> bool:
+    return task.done() and (task.cancelled() or task.exception() is not None)
+
+
+WEEKS: web.AppKey[SharedReads] = web.AppKey("weeks", SharedReads)
+
+
 @routes.get(COOKIE_PATH + "/api/week")
 async def week(request: web.Request) -> web.Response:
     """The chart of the last seven days: GET /reports/calls by day, from the start of the
-    sixth day before today in the tenant's zone (http/reports.py)."""
+    sixth day before today in the tenant's zone (http/reports.py), shared by the tenant's
+    dashboards for a minute."""
     tenant = await operator_of(request)
-    return json_response(
-        await reports.report(request, tenant, reports.last_days(tenant, clock.now()))
+    period = reports.last_days(tenant, clock.now())
+    body = await request.app[WEEKS].get(
+        tenant.subdomain, lambda: reports.report(request, tenant, period)
     )
+    return json_response(body)
 
 
 @routes.get(COOKIE_PATH + "/events")

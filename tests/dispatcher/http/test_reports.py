@@ -26,6 +26,7 @@ from dispatcher.domain import clock, lifecycle
 from dispatcher.domain.objects import CallObject
 from dispatcher.domain.statuses import FailReason
 from dispatcher.history.archive import Archive
+from dispatcher.http.dashboard import WEEKS
 from dispatcher.metrics import Metrics
 from dispatcher.settings import Settings
 from dispatcher.store.archiving import HotRecords, Moving
@@ -635,6 +636,27 @@ async def test_the_dashboard_reads_the_last_seven_days(
     today = datetime.now(LOS_ANGELES).replace(hour=0, minute=0, second=0, microsecond=0)
     assert week["buckets"][-1]["start"] == clock.iso(today)
     assert week["from"] == clock.iso(today - timedelta(days=6))
+
+
+async def test_the_dashboards_of_a_tenant_share_one_read_of_the_week_a_minute(
+    client: TestClient[Any, Any], redis: Redis, pg: asyncpg.Pool
+) -> None:
+    await _known_calls(client, redis)
+    await login(client, {"subdomain": "demo", "token": "demo-token"})
+    first = await client.get("/dashboard/api/week")
+    assert first.status == 200
+    inbound = {
+        "call_type": "Voice Inbound (API)",
+        "menu_id": 51,
+        "end_user_number": "+1 205-555-0100",
+    }
+    created = await client.post("/apps/api/v1/calls", json=inbound, headers=basic())
+    assert created.status == 201  # one call more: a fresh read would count it
+    again = await asyncio.gather(*(client.get("/dashboard/api/week") for _ in range(3)))
+    assert [await response.json() for response in again] == [await first.json()] * 3
+    client.app[WEEKS].max_age_s = 0  # the minute has passed
+    later = await (await client.get("/dashboard/api/week")).json()
+    assert later["totals"]["calls"] == (await first.json())["totals"]["calls"] + 1
 
 
 async def test_a_database_that_does_not_answer_is_503(
