@@ -268,16 +268,9 @@ class Archive:
         query: ListQuery,
         visible: Visible,
         limit: int,
-        after: int | None = None,
     ) -> list[int]:
-        """The first `limit` ids of the list in its order (past `after`, for an export)."""
-        where, args = list_where(tenant, query, visible, after)
-        direction = "DESC" if query.descending else "ASC"
-        args.append(limit)
-        rows = await self.pool.fetch(
-            f"SELECT id FROM {TABLES[kind]} {where} ORDER BY id {direction} LIMIT ${len(args)}",
-            *args,
-        )
+        """The first `limit` ids of the list in its order."""
+        rows = await self._ordered("id", kind, tenant, query, visible, limit, None)
         return [row["id"] for row in rows]
 
     @_served
@@ -292,15 +285,27 @@ class Archive:
     ) -> list[tuple[int, bytes]]:
         """The next `limit` (id, object) of the list in its order, past `after`: an export
         reads its rows in these pages (keyset, so that no snapshot is held open)."""
+        rows = await self._ordered("id, doc", kind, tenant, query, visible, limit, after)
+        return [(row["id"], row["doc"].encode()) for row in rows]
+
+    async def _ordered(
+        self,
+        columns: str,
+        kind: Kind,
+        tenant: str,
+        query: ListQuery,
+        visible: Visible,
+        limit: int,
+        after: int | None,
+    ) -> list[asyncpg.Record]:
         where, args = list_where(tenant, query, visible, after)
         direction = "DESC" if query.descending else "ASC"
         args.append(limit)
-        rows = await self.pool.fetch(
-            f"SELECT id, doc FROM {TABLES[kind]} {where} "
+        return await self.pool.fetch(
+            f"SELECT {columns} FROM {TABLES[kind]} {where} "
             f"ORDER BY id {direction} LIMIT ${len(args)}",
             *args,
         )
-        return [(row["id"], row["doc"].encode()) for row in rows]
 
 
 def list_where(
