@@ -35,13 +35,14 @@ from dispatcher.client.api import ApiError, Client, Unreachable
 from dispatcher.client.calls import calls
 from dispatcher.directory import loader
 from dispatcher.directory.schema import DirectoryFile, TenantFile
+from dispatcher.embedded import die_with_parent
 from dispatcher.history import schema
 from dispatcher.http.manager import summary
 from dispatcher.metrics import Metrics
 from dispatcher.postgres_embedded import EmbeddedPostgres
 from dispatcher.postgres_embedded import discover_url as discover_database_url
 from dispatcher.redis_connection import connect, connect_arq
-from dispatcher.redis_embedded import EmbeddedRedis, die_with_parent, discover_url
+from dispatcher.redis_embedded import EmbeddedRedis, discover_url
 from dispatcher.settings import Settings
 from dispatcher.store import directory, layout
 from dispatcher.store.scripts import Scripts

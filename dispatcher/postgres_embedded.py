@@ -23,7 +23,6 @@ while the server starts (each pytest session does so to /tmp/pytest-of-<user>) c
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import importlib.util
 import os
 import pwd
@@ -37,7 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from dispatcher.redis_embedded import die_with_parent, free_port
+from dispatcher.embedded import EmbeddedServer, die_with_parent, discover, free_port
 
 URL_FILE = "postgres.url"
 LOG_FILE = "postgres.log"
@@ -144,7 +143,7 @@ def _chown_tree(root: Path, user: pwd.struct_passwd) -> None:
             os.chown(Path(parent) / name, user.pw_uid, user.pw_gid, follow_symlinks=False)
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(EmbeddedServer):
     """PostgreSQL with its cluster under `data_dir`, on a unix socket when its path fits,
     otherwise on a loopback port with a random password. One server per data directory.
 
@@ -153,19 +152,16 @@ class EmbeddedPostgres:
     started it (PR_SET_PDEATHSIG is per thread): asyncio.to_thread's threads live as long as the
     event loop."""
 
+    NAME = "PostgreSQL"
+    LOCK_FILE = "postgres.lock"
+    URL_FILE = URL_FILE
+
     def __init__(self, data_dir: Path, settings: Mapping[str, str] | None = None) -> None:
-        self.data_dir = data_dir.resolve()
+        super().__init__(data_dir)
         self.settings = {**SERVER_SETTINGS, **(settings or {})}
-        self.url = ""
         self._listen: list[str] = []
         self._password: str | None = None
-        self._process: subprocess.Popen[bytes] | None = None
-        self._lock: IO[str] | None = None
         self._user: pwd.struct_passwd | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
 
     @property
     def cluster(self) -> Path:
@@ -193,9 +189,7 @@ class EmbeddedPostgres:
         except BaseException:
             self.stop()
             raise
-        url_file = self.data_dir / URL_FILE
-        url_file.write_text(self.url)
-        url_file.chmod(0o600)
+        self._publish_url()
         return self.url
 
     def stop(self, timeout_s: float = 30.0) -> None:
@@ -211,32 +205,7 @@ class EmbeddedPostgres:
             else:
                 process.kill()
                 process.wait()
-        with contextlib.suppress(FileNotFoundError):
-            (self.data_dir / URL_FILE).unlink()
-        if self._lock is not None:
-            self._lock.close()
-            self._lock = None
-
-    def wait(self) -> int | None:
-        """Blocks until the server exits; its exit code (None when it is not running)."""
-        process = self._process
-        return process.wait() if process is not None else None
-
-    def __enter__(self) -> EmbeddedPostgres:
-        self.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
-    def _take_lock(self) -> None:
-        lock = (self.data_dir / "postgres.lock").open("w")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            lock.close()
-            raise RuntimeError(f"{self.data_dir} is in use by another embedded PostgreSQL") from exc
-        self._lock = lock
+        self._release()
 
     def _initdb(self, binaries: Binaries) -> None:
         """A new cluster with the database `dispatcher`, made aside and renamed into place: a
@@ -369,5 +338,4 @@ def _dies_with(parent: int) -> Callable[[], None]:
 
 def discover_url(data_dir: Path) -> str | None:
     """The URL of the embedded PostgreSQL a running `dispatcher up` keeps in `data_dir`."""
-    url_file = data_dir / URL_FILE
-    return url_file.read_text().strip() if url_file.is_file() else None
+    return discover(data_dir, URL_FILE)

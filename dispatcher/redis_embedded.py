@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import fcntl
 import importlib.util
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import IO
 
 import redis
+
+from dispatcher.embedded import EmbeddedServer, die_with_parent, discover, free_port
 
 URL_FILE = "redis.url"
 _MAX_SOCKET_PATH = 100  # sockaddr_un holds 108 bytes
@@ -36,31 +32,21 @@ def redis_server_binary() -> str:
     return found
 
 
-def die_with_parent(signum: int = signal.SIGTERM) -> None:
-    """Linux: the server gets `signum` if this process dies, even by SIGKILL (no orphans)."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signum)  # PR_SET_PDEATHSIG
-
-
-class EmbeddedRedis:
+class EmbeddedRedis(EmbeddedServer):
     """redis-server with AOF persistence under `data_dir`, on a unix socket when its path fits,
     otherwise on a loopback port with a random password. One server per data directory.
 
     Started again after a stop, it listens at the same address (socket, or port and password),
     so clients that lost it reconnect by themselves."""
 
-    def __init__(self, data_dir: Path, appendfsync: str = "everysec") -> None:
-        self.data_dir = data_dir.resolve()
-        self.appendfsync = appendfsync
-        self.url = ""
-        self._listen: list[str] = []
-        self._process: subprocess.Popen[bytes] | None = None
-        self._lock: IO[str] | None = None
+    NAME = "Redis"
+    LOCK_FILE = "redis.lock"
+    URL_FILE = URL_FILE
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
+    def __init__(self, data_dir: Path, appendfsync: str = "everysec") -> None:
+        super().__init__(data_dir)
+        self.appendfsync = appendfsync
+        self._listen: list[str] = []
 
     def start(self, timeout_s: float = 15.0) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -88,9 +74,7 @@ class EmbeddedRedis:
             start_new_session=True,
         )
         self._wait_ready(timeout_s)
-        url_file = self.data_dir / URL_FILE
-        url_file.write_text(self.url)
-        url_file.chmod(0o600)
+        self._publish_url()
         return self.url
 
     def stop(self, timeout_s: float = 10.0) -> None:
@@ -102,32 +86,7 @@ class EmbeddedRedis:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        with contextlib.suppress(FileNotFoundError):
-            (self.data_dir / URL_FILE).unlink()
-        if self._lock is not None:
-            self._lock.close()
-            self._lock = None
-
-    def wait(self) -> int | None:
-        """Blocks until the server exits; its exit code (None when it is not running)."""
-        process = self._process
-        return process.wait() if process is not None else None
-
-    def __enter__(self) -> EmbeddedRedis:
-        self.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
-    def _take_lock(self) -> None:
-        lock = (self.data_dir / "redis.lock").open("w")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            lock.close()
-            raise RuntimeError(f"{self.data_dir} is in use by another embedded Redis") from exc
-        self._lock = lock
+        self._release()
 
     def _listen_args(self) -> tuple[list[str], str]:
         sock = self.data_dir / "redis.sock"
@@ -156,13 +115,6 @@ class EmbeddedRedis:
         raise RuntimeError(f"redis-server did not answer within {timeout_s} s")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def discover_url(data_dir: Path) -> str | None:
     """The URL of the embedded Redis a running `dispatcher up` keeps in `data_dir`."""
-    url_file = data_dir / URL_FILE
-    return url_file.read_text().strip() if url_file.is_file() else None
+    return discover(data_dir, URL_FILE)

@@ -21,9 +21,10 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from dispatcher.app import create_app, create_worker_app
+from dispatcher.embedded import die_with_parent
 from dispatcher.metrics import Metrics
 from dispatcher.redis_connection import PRIMARY_CHECK_S, connect, connect_arq, describe
-from dispatcher.redis_embedded import die_with_parent, redis_server_binary
+from dispatcher.redis_embedded import redis_server_binary
 from dispatcher.settings import Settings, parse_sentinels
 from dispatcher.store.keys import TENANTS
 from tests.conftest import DEMO_FILE, basic
