@@ -2,7 +2,7 @@
 for DISPATCHER_HOT_RETENTION_S (store/archiving.py says how a move stays whole).
 
 One `archive` job runs every few seconds on one worker of the fleet (an ARQ cron job: its id
-names its tick, so two workers never run the same tick). It takes the tenants in turn, one
+names its tick, so two workers never run the same tick; its budget ends before the next). It takes the tenants in turn, one
 batch each per round, so that one tenant's backlog never holds another's archiving up, until
 nothing is due or its time is spent. While PostgreSQL is down it reads nothing and waits for
 the next tick: the records stay whole in Redis, served from there."""
@@ -31,7 +31,7 @@ from dispatcher.store.scripts import Scripts
 log = structlog.get_logger("workers.archiver")
 
 EVERY_S = 5  # a tick
-BUDGET_S = 4.0  # a tick's archiving stops starting batches after this
+BUDGET_S = 4.0  # a tick's archiving stops starting batches after this (or half the job timeout)
 BATCH = 1000  # records per move (one script each way, one COPY)
 PRUNE_EVERY_S = 3600  # old partitions are looked for once an hour, by one worker
 KINDS: tuple[Kind, ...] = ("call", "chat")
@@ -59,8 +59,11 @@ async def archive(ctx: dict[str, Any]) -> str:
     settings: Settings = ctx["settings"]
     metrics: Metrics = ctx["metrics"]
     archiver = Archiver(ctx["redis"], ctx["scripts"], Archive(pool), settings, metrics)
+    # Within the job's timeout (the worker's), half of it at most: a batch under way when the
+    # budget ends must finish before ARQ cancels the job (one cancelled is copied again).
+    budget = min(BUDGET_S, settings.job_timeout_s / 2)
     try:
-        done = await archiver.tick(time.monotonic() + BUDGET_S)
+        done = await archiver.tick(time.monotonic() + budget)
         await archiver.prune()
     except PostgresDown:
         metrics.archive_failures.labels("postgres_unreachable").inc()

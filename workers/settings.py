@@ -112,15 +112,16 @@ WEBHOOK_FUNCTIONS = [
     )
 ]
 
-# The archiver's tick (workers/archiver.py): one worker of the fleet runs each, as ARQ names a
-# cron job's run after its time; a tick runs past no other (its timeout is under the interval).
+# The archiver's tick (workers/archiver.py): ARQ names each run after its time, so one worker
+# of the fleet runs each tick, and a tick whose worker died is not waited for (the next one has
+# an id of its own). Its timeout is the worker's job timeout, which the tick's budget stays
+# under: a longer one would raise ARQ's in-progress lease of *every* job (the longest function
+# timeout + 10 s), and a job of a SIGKILLed worker would wait that long to run again.
 CRON_JOBS = [
     cron(
         measured("archive", retried_when_redis_is_down(archiver.archive)),
         name="archive",
         second=set(range(0, 60, archiver.EVERY_S)),
-        unique=True,
-        timeout=archiver.EVERY_S * 6,
         max_tries=1,
         keep_result=0,
     )

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
+from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
 from dispatcher.directory.tenant import Tenant
@@ -38,6 +39,7 @@ from tests.workers.conftest import (
     wait_for_status,
 )
 from workers.archiver import Archiver, PostgresDown
+from workers.settings import create_worker
 
 PHONE_SALES = 51  # a demo menu (multicast to agents 1, 2 and 4)
 
@@ -350,3 +352,18 @@ async def test_archived_records_are_read_and_written_only_by_their_own_tenant(
     assert [call["id"] for call in await demo_list.json()] == sorted(demo_ids, reverse=True)
     missing = await client.get(f"{CALLS}/{acme_ids[2]}", headers=basic())
     assert (missing.status, await missing.json()) == (404, {"message": "Call not found"})
+
+
+async def test_the_archive_tick_leaves_the_in_progress_lease_of_jobs_as_it_was(
+    redis_url: str, redis: Redis
+) -> None:
+    """ARQ leases a running job for its longest function timeout + 10 s: a job of a worker
+    killed mid-run waits that long before another worker runs it. The archiver's cron job
+    must not lengthen it (it once did, to 40 s, and test_crash's jobs waited)."""
+    client = ArqRedis.from_url(redis_url)
+    try:
+        worker = create_worker(client, handle_signals=False, job_timeout=1)
+        assert "archive" in worker.functions
+        assert worker.in_progress_timeout_s == 1 + 10
+    finally:
+        await client.aclose()
