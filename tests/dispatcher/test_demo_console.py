@@ -136,6 +136,8 @@ async def test_a_simulated_agent_finishes_an_outbound_call_made_for_it(tmp_path:
 
         call = await eventually(finished, "agent 2's simulation to finish the call", 30)
         assert call["disconnected_by"] == "disconnected_by_agent"
+        # The simulation logs it once its finish is answered, which the call may show first.
+        await _logged(log_file, "finished", lambda line: line["call_id"] == call["id"])
         assert [line["call_id"] for line in _agent_events(log_file, "finished")] == [call["id"]]
 
 
