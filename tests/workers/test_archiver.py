@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -16,6 +17,7 @@ from redis.asyncio import Redis
 
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain.statuses import FailReason
+from dispatcher.history import partitions
 from dispatcher.history.archive import Archive
 from dispatcher.http.appkeys import METRICS
 from dispatcher.metrics import LIVE_GAUGES_MAX_AGE_S, Metrics
@@ -367,3 +369,23 @@ async def test_the_archive_tick_leaves_the_in_progress_lease_of_jobs_as_it_was(
         assert worker.in_progress_timeout_s == 1 + 10
     finally:
         await client.aclose()
+
+
+async def test_whole_months_older_than_the_retention_are_dropped_once_an_hour(
+    redis: Redis, pg: asyncpg.Pool, settings: Settings
+) -> None:
+    kept = settings.model_copy(update={"archive_retention_days": None})
+    keeping = Archiver(redis, Scripts.register(redis), Archive(pg), kept, Metrics())
+    async with pg.acquire() as conn:
+        await partitions.ensure_months(conn, "calls", {date(2020, 1, 1), date.today()})
+    assert await keeping.prune() == []  # no retention: kept forever
+
+    thirty = settings.model_copy(update={"archive_retention_days": 30})
+    pruning = Archiver(redis, Scripts.register(redis), Archive(pg), thirty, Metrics())
+    assert await pruning.prune() == ["calls_y2020m01"]
+    assert await pruning.prune() == []  # another worker, or a later tick: not within the hour
+    names = await pg.fetch(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        " WHERE i.inhparent = 'calls'::regclass"
+    )
+    assert [row["relname"] for row in names] == [f"calls_y{date.today():%Y}m{date.today():%m}"]
