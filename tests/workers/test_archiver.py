@@ -86,6 +86,16 @@ async def _ended_calls(
     return ids
 
 
+async def _with_acme(redis: Redis) -> None:
+    """The demo tenant and a second one, acme: the same directory, a token of its own."""
+    document = demo_document()
+    other = copy.deepcopy(document["tenants"][0])
+    other.update(subdomain="acme", api_tokens=["acme-token"])
+    other["agents"] = [{**agent, "api_tokens": []} for agent in other["agents"]]
+    document["tenants"].append(other)
+    await load_directory(redis, document)
+
+
 async def _redis_keys_of(redis: Redis, call_id: int) -> list[bytes]:
     """Every key named after the call (its hash, history, offers)."""
     pattern = TENANT.call(call_id).replace("{", "\\{")
@@ -268,13 +278,7 @@ async def test_an_unreachable_postgres_stops_nothing_but_archiving(
 async def test_one_tenants_backlog_does_not_hold_another_up(
     client: TestClient[Any, Any], redis: Redis, pg: asyncpg.Pool, settings: Settings
 ) -> None:
-    document = demo_document()
-    other = copy.deepcopy(document["tenants"][0])
-    other["subdomain"] = "acme"
-    other["api_tokens"] = ["acme-token"]
-    other["agents"] = [{**agent, "api_tokens": []} for agent in other["agents"]]
-    document["tenants"].append(other)
-    await load_directory(redis, document)
+    await _with_acme(redis)
     busy = await _ended_calls(client, redis, 7)  # demo's backlog
     quiet = await _ended_calls(client, redis, 1, tenant="acme")
     archiver = Archiver(redis, Scripts.register(redis), Archive(pg), settings, Metrics(), batch=2)
@@ -327,13 +331,7 @@ async def _scrape(client: TestClient[Any, Any]) -> str:
 async def test_archived_records_are_read_and_written_only_by_their_own_tenant(
     client: TestClient[Any, Any], redis: Redis, pg: asyncpg.Pool, archiver: Archiver
 ) -> None:
-    document = demo_document()
-    other = copy.deepcopy(document["tenants"][0])
-    other["subdomain"] = "acme"
-    other["api_tokens"] = ["acme-token"]
-    other["agents"] = [{**agent, "api_tokens": []} for agent in other["agents"]]
-    document["tenants"].append(other)
-    await load_directory(redis, document)
+    await _with_acme(redis)
     demo_ids = await _ended_calls(client, redis, 2)
     acme_ids = await _ended_calls(client, redis, 3, tenant="acme")
     assert acme_ids[:2] == demo_ids  # the same ids: each tenant counts its own
