@@ -2,10 +2,10 @@
 for DISPATCHER_HOT_RETENTION_S (store/archiving.py says how a move stays whole).
 
 One `archive` job runs every few seconds on one worker of the fleet (an ARQ cron job: its id
-names its tick, so two workers never run the same tick; its budget ends before the next). It takes the tenants in turn, one
-batch each per round, so that one tenant's backlog never holds another's archiving up, until
-nothing is due or its time is spent. While PostgreSQL is down it reads nothing and waits for
-the next tick: the records stay whole in Redis, served from there."""
+names its tick, so two workers never run the same tick; its budget ends before the next). It
+takes the tenants in turn, one batch each per round, so that one tenant's backlog never holds
+another's archiving up, until nothing is due or its time is spent. While PostgreSQL is down it
+reads nothing and waits for the next tick: the records stay whole in Redis, served from there."""
 
 from __future__ import annotations
 
