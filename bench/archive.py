@@ -244,7 +244,8 @@ async def _drain_phase(run: Run) -> None:
     rate = drain.rows / max(1e-9, drain.seconds)
     in_ticks = drain.rows / max(1e-9, drain.seconds - drain.between_ticks_s)
     report.phase("archive: the floor, bare COPY of the same rows")
-    floor = await _copy_floor(run.database, first_id)
+    copy = await _copy_floor(run.database, first_id, system.postgres_pid or 0)
+    floor = copy.rows_per_s
     report.add(
         f"archiving: {created:,} ended calls drained by 1 worker (retention 0; a tick every"
         f" {EVERY_S} s starts batches of {BATCH:,} for {BUDGET_S:.0f} s)",
@@ -261,6 +262,10 @@ async def _drain_phase(run: Run) -> None:
         rate >= 2 * create_rate,
     )
     report.steady("  archiving, CPU per row", drain.per_row())
+    report.add(
+        "  bare COPY, CPU per row",
+        f"copying process {copy.client_ms:.3f} ms, PostgreSQL {copy.postgres_ms:.3f} ms",
+    )
     report.steady("  rows archived/s ÷ bare COPY's", f"{rate / floor:.2f}")
     report.add(
         "Redis bytes per ended call (object, meta, history, indexes, ended set: what archiving"
@@ -283,9 +288,16 @@ async def _drop_job_results(redis: Redis) -> float:
     return sum(sizes) / max(1, len(sizes))
 
 
-async def _copy_floor(database: asyncpg.Connection, first_id: int) -> float:
-    """Rows/s of a bare COPY of the drained rows (read back from the archive) into a table of
-    the archive's shape, in batches of the archiver's size, each its own transaction."""
+@dataclass(frozen=True)
+class Floor:
+    rows_per_s: float
+    client_ms: float  # CPU per row of the process copying (asyncpg's encoding)
+    postgres_ms: float  # CPU per row of PostgreSQL
+
+
+async def _copy_floor(database: asyncpg.Connection, first_id: int, postgres_pid: int) -> Floor:
+    """A bare COPY of the drained rows (read back from the archive) into a table of the
+    archive's shape, in batches of the archiver's size, each its own transaction."""
     names = ", ".join(COLUMNS)
     rows = await database.fetch(
         f"SELECT {names} FROM calls WHERE tenant = $1 AND id >= $2 ORDER BY id", TENANT, first_id
@@ -300,14 +312,18 @@ async def _copy_floor(database: asyncpg.Connection, first_id: int) -> float:
         await database.execute(
             "SELECT dispatcher_month_partition($1::regclass, $2)", FLOOR_TABLE, month
         )
-    started = time.perf_counter()
+    server = tree_cpu_seconds(postgres_pid)
+    started, client = time.perf_counter(), time.process_time()
     for start in range(0, len(records), BATCH):
         await database.copy_records_to_table(
             FLOOR_TABLE, records=records[start : start + BATCH], columns=COLUMNS
         )
     elapsed = time.perf_counter() - started
+    client = time.process_time() - client
+    server = tree_cpu_seconds(postgres_pid) - server
     await database.execute(f"DROP TABLE {FLOOR_TABLE}")
-    return len(records) / max(1e-9, elapsed)
+    count = max(1, len(records))
+    return Floor(count / max(1e-9, elapsed), client * 1000 / count, server * 1000 / count)
 
 
 # 2. Steady --------------------------------------------------------------------------------
