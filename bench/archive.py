@@ -13,11 +13,13 @@ API and a worker (one POST, one job, one transition). One `dispatcher serve` and
    of the same rows, read back from the archive, into a table of the archive's shape
    (partitioned, the same indexes) in the same PostgreSQL; and beside the create rate. The
    Redis memory the drain freed is the bytes an ended call holds there.
-2. Steady: `calls` calls created at `rate`/s (open loop) with DISPATCHER_HOT_RETENTION_S=5:
-   Redis used_memory at a tenth, half and all of them created (flat is the claim), with the
-   calls and jobs in Redis then, the end-user directory's share (it keeps every number ever
-   seen), and the archive's lag: how long past its retention the longest-ended call still in
-   Redis has waited.
+2. Steady: `calls` calls created at a fixed rate (open loop) with DISPATCHER_HOT_RETENTION_S=5,
+   half the rate at which the drain's backlog was created and ended (at most `rate`): a rate
+   the worker keeps up with on a machine whose speed swings, so that what piles up in Redis
+   is the archiver's doing, not the routing's. Redis used_memory at a tenth, half and all of
+   them created (flat is the claim), with the calls and jobs in Redis then, the end-user
+   directory's share (it keeps every number ever seen), and the archive's lag: how long past
+   its retention the longest-ended call still in Redis has waited.
 3. Reads: `LIVE` more calls ended and kept in Redis (a worker with an hour's retention), then
    GET /calls/:id of live and of archived calls, and list pages, one of them spanning the
    boundary (half live, half archived), from the same load generator against the same server.
@@ -71,17 +73,17 @@ TICK_GAP_S = 0.6
 class ArchiveScale:
     backlog: int  # ended calls archived in one go (the drain)
     calls: int  # created at `rate` in the steady phase
-    rate: int  # calls/s offered in the steady phase
+    rate: int  # at most this many calls/s offered in the steady phase
     read_s: float  # length of each read phase
 
     @classmethod
     def of(cls, size: str, calls: int | None = None) -> ArchiveScale:
         if size == "smoke":
-            scale = cls(backlog=2_000, calls=2_000, rate=400, read_s=1)
+            scale = cls(backlog=2_000, calls=2_000, rate=500, read_s=1)
         elif size == "quick":
-            scale = cls(backlog=5_000, calls=16_000, rate=400, read_s=2)
+            scale = cls(backlog=5_000, calls=12_000, rate=500, read_s=2)
         else:
-            scale = cls(backlog=100_000, calls=1_000_000, rate=400, read_s=10)
+            scale = cls(backlog=100_000, calls=1_000_000, rate=500, read_s=10)
         return scale if calls is None else cls(scale.backlog, calls, scale.rate, scale.read_s)
 
 
@@ -147,8 +149,8 @@ async def archive(system: System, report: Report, size: str, calls: int | None =
     database = await asyncpg.connect(url)
     run = Run(system, report, redis, database, port, scale)
     try:
-        await _drain_phase(run)
-        await _steady_phase(run)
+        ended_per_s = await _drain_phase(run)
+        await _steady_phase(run, min(scale.rate, round(ended_per_s / 2)))
         await _reads_phase(run)
         await _sizing(run)
     finally:
@@ -220,13 +222,17 @@ class Drain:
         )
 
 
-async def _drain_phase(run: Run) -> None:
+async def _drain_phase(run: Run) -> float:
+    """The drain's figures; how many calls a second were created and ended (the backlog's
+    count over the time until the last had ended)."""
     scale, redis, report = run.scale, run.redis, run.report
     report.phase(f"archive: {scale.backlog:,} ended calls held in Redis")
     holder = run.workers(KEEP_S)
+    started = time.monotonic()
     creation = await run.create(scale.backlog)
     created, create_rate = _created(creation), float(creation["rps"])
     await _until(lambda: _zcard(redis, KEYS.ended("call")), lambda n: n >= created, 600)
+    ended_per_s = created / (time.monotonic() - started)
     for worker in holder:
         run.system.stop(worker)
     first_id = await _last_call_id(redis) - created + 1
@@ -275,6 +281,7 @@ async def _drain_phase(run: Run) -> None:
     )
     if stored != created:
         report.problems.append(f"archive drain: {created:,} ended, {stored:,} rows in PostgreSQL")
+    return ended_per_s
 
 
 async def _drop_job_results(redis: Redis) -> float:
@@ -363,15 +370,15 @@ class Steady:
             self.samples.append(sample)
 
 
-async def _steady_phase(run: Run) -> None:
+async def _steady_phase(run: Run, rate: int) -> None:
     scale, redis, report = run.scale, run.redis, run.report
-    report.phase(f"archive: {scale.calls:,} calls at {scale.rate:,}/s, retention 5 s")
+    report.phase(f"archive: {scale.calls:,} calls at {rate:,}/s, retention 5 s")
     worker = run.workers(HOT_RETENTION_S)
     first_id = await _last_call_id(redis) + 1
-    warm = max(scale.calls // 10, scale.rate * WARM_S)
+    warm = max(scale.calls // 10, rate * WARM_S)
     judged = warm <= scale.calls // 2  # else too short a run to say whether Redis stays flat
     steady = Steady([scale.calls // 10, scale.calls // 2, scale.calls], min(warm, scale.calls // 2))
-    creating = asyncio.create_task(run.create(scale.calls, scale.rate, first_index=1_000_000))
+    creating = asyncio.create_task(run.create(scale.calls, rate, first_index=1_000_000))
     while not creating.done():
         steady.note(await _sample(redis, first_id))
         await asyncio.sleep(0.25)
@@ -391,8 +398,9 @@ async def _steady_phase(run: Run) -> None:
         )
     first, second = steady.peaks
     report.add(
-        f"steady: {created:,} calls created through the API at {scale.rate:,}/s offered, ended"
-        f" by 1 worker at once, archived {HOT_RETENTION_S} s later",
+        f"steady: {created:,} calls created through the API at {rate:,}/s offered (half the"
+        " drain's created-and-ended rate), ended by 1 worker at once, archived"
+        f" {HOT_RETENTION_S} s later",
         f"peak used_memory but the end-user directory: {first / MiB:,.1f} MiB from"
         f" {steady.warm:,} created, {second / MiB:,.1f} MiB from"
         f" {(steady.warm + created) // 2:,}; most archive lag {steady.most_lag_s:.1f} s;"
