@@ -641,7 +641,7 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=None,
         metavar="N",
-        help="calls through the archive part's steady phase (default 1,000,000; quick 12,000)",
+        help="calls through the archive part's steady phase (default 1,000,000; quick 6,000)",
     )
     parser.add_argument(
         "--progress",
