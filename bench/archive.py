@@ -47,7 +47,7 @@ from bench.cpu import PerCall, Window
 from bench.system import MENUS, TENANT, TOKEN, System, cpu_seconds, free_port, tree_cpu_seconds
 from dispatcher.domain import clock
 from dispatcher.history.archive import COLUMNS
-from dispatcher.store import jobs
+from dispatcher.store import jobs, keys
 from dispatcher.store.keys import TenantKeys
 from workers.archiver import BATCH, BUDGET_S, EVERY_S
 
@@ -99,9 +99,10 @@ class Run:
     server_pid: int
     scale: ArchiveScale
 
-    def workers(self, retention_s: int) -> list[subprocess.Popen[bytes]]:
-        """One worker archiving what ended `retention_s` ago."""
-        return self.system.workers(1, history=True, DISPATCHER_HOT_RETENTION_S=str(retention_s))
+    def worker(self, retention_s: int) -> subprocess.Popen[bytes]:
+        """A worker archiving what ended `retention_s` ago."""
+        retention = str(retention_s)
+        return self.system.workers(1, history=True, DISPATCHER_HOT_RETENTION_S=retention)[0]
 
     async def create(self, count: int, rate: int = 0, first_index: int = 0) -> dict[str, Any]:
         """`count` inbound calls through POST /calls (closed loop when `rate` is 0); the load
@@ -136,7 +137,9 @@ class Run:
 
     async def archived(self, first_id: int) -> int:
         return int(
-            await self.database.fetchval("SELECT count(*) FROM calls WHERE id >= $1", first_id)
+            await self.database.fetchval(
+                "SELECT count(*) FROM calls WHERE tenant = $1 AND id >= $2", TENANT, first_id
+            )
         )
 
 
@@ -165,21 +168,25 @@ async def archive(system: System, report: Report, size: str, calls: int | None =
 
 @dataclass
 class Drain:
-    """The ended set emptied by the archiver, from the moment its first batch has left (the
-    worker's start and the wait for its first tick are not counted) to the end: rows, seconds,
-    the pauses between ticks among them, and the CPU of the worker (`window`), of PostgreSQL
-    and of Redis over that span."""
+    """The ended set emptied by the archiver. The rate counts from the moment its first batch
+    has left (the wait for the first tick is not counted) to the end; the CPU of the worker
+    (`window`), of PostgreSQL and of Redis, per row, from the worker's first heartbeat (its
+    start is not counted) to the end; and the pauses between ticks."""
 
     window: Window
     postgres_pid: int
     redis_pid: int
-    rows: int = 0
+    rows: int = 0  # left Redis after the first batch, in `seconds`
     seconds: float = 0.0
     between_ticks_s: float = 0.0
     postgres_cpu_s: float = 0.0
     redis_cpu_s: float = 0.0
+    total: int = 0
 
-    async def watch(self, redis: Redis, total: int, timeout_s: float = 1800) -> None:
+    async def watch(self, redis: Redis, total: int, since_ms: int, timeout_s: float = 1800) -> None:
+        await _until(lambda: _beats_since(redis, since_ms), lambda n: n > 0, 60)
+        await self._start(redis)
+        self.total = total
         began = 0.0
         deadline = time.monotonic() + timeout_s
         last, changed = total, time.monotonic()
@@ -187,13 +194,12 @@ class Drain:
             left = await _zcard(redis, KEYS.ended("call"))
             now = time.monotonic()
             if not began and left < total:
-                await self._start(redis)
-                began, self.rows, last, changed = time.monotonic(), left, left, time.monotonic()
+                began, self.rows, last, changed = now, left, left, now
             elif left < last:
                 if now - changed > TICK_GAP_S:
                     self.between_ticks_s += now - changed
                 last, changed = left, now
-            elif now - changed > 4 * EVERY_S:
+            elif now - changed > 4 * EVERY_S + (0 if began else EVERY_S):
                 raise RuntimeError(f"archiving stalled with {left:,} of {total:,} calls left")
             if left == 0:
                 await self._stop(redis)
@@ -213,7 +219,7 @@ class Drain:
         await self.window.stop(redis)
 
     def per_row(self) -> str:
-        rows = max(1, self.rows)
+        rows = max(1, self.total)
         worker_ms = self.window.cpu_s * 1000 / rows
         return (
             f"worker {worker_ms:.3f} ms ({worker_ms / self.window.unit_ms:.3f} calibration"
@@ -228,25 +234,24 @@ async def _drain_phase(run: Run) -> float:
     count over the time until the last had ended)."""
     scale, redis, report = run.scale, run.redis, run.report
     report.phase(f"archive: {scale.backlog:,} ended calls held in Redis")
-    holder = run.workers(KEEP_S)
+    holder = run.worker(KEEP_S)
     started = time.monotonic()
     creation = await run.create(scale.backlog)
     created, create_rate = _created(creation), float(creation["rps"])
     await _until(lambda: _zcard(redis, KEYS.ended("call")), lambda n: n >= created, 600)
     ended_per_s = created / (time.monotonic() - started)
-    for worker in holder:
-        run.system.stop(worker)
+    run.system.stop(holder)
     first_id = await _last_call_id(redis) - created + 1
     result_bytes = await _drop_job_results(redis)
     before = await _used_memory(redis)
     report.phase(f"archive: draining {created:,} calls, retention 0")
-    archiver = run.workers(0)
+    spawned_ms = clock.to_ms(clock.now())
+    archiver = run.worker(0)
     system = run.system
-    drain = Drain(Window([archiver[0].pid]), system.postgres_pid or 0, system.redis_pid or 0)
-    await drain.watch(redis, created)
+    drain = Drain(Window([archiver.pid]), system.postgres_pid or 0, system.redis_pid or 0)
+    await drain.watch(redis, created, spawned_ms)
     freed = before - await _used_memory(redis)
-    for worker in archiver:
-        run.system.stop(worker)
+    system.stop(archiver)
     stored = await run.archived(first_id)
     rate = drain.rows / max(1e-9, drain.seconds)
     in_ticks = drain.rows / max(1e-9, drain.seconds - drain.between_ticks_s)
@@ -374,13 +379,13 @@ class Steady:
 async def _steady_phase(run: Run, rate: int) -> None:
     scale, redis, report = run.scale, run.redis, run.report
     report.phase(f"archive: {scale.calls:,} calls at {rate:,}/s, retention 5 s")
-    worker = run.workers(HOT_RETENTION_S)
+    worker = run.worker(HOT_RETENTION_S)
     first_id = await _last_call_id(redis) + 1
     warm = max(scale.calls // 10, rate * WARM_S)
     judged = warm <= scale.calls // 2  # else too short a run to say whether Redis stays flat
     steady = Steady([scale.calls // 10, scale.calls // 2, scale.calls], min(warm, scale.calls // 2))
     tenths: list[Sample] = []
-    window = Window([run.server_pid, worker[0].pid])
+    window = Window([run.server_pid, worker.pid])
     await window.start(redis)
     creating = asyncio.create_task(run.create(scale.calls, rate, first_index=1_000_000))
     while not creating.done():
@@ -394,8 +399,7 @@ async def _steady_phase(run: Run, rate: int) -> None:
     steady.note(await _sample(redis, first_id))
     emptied_s = await _until(lambda: _zcard(redis, KEYS.calls), lambda n: n == 0, 1800)
     await window.stop(redis)
-    for process in worker:
-        run.system.stop(process)
+    run.system.stop(worker)
     stored = await run.archived(first_id)
     for sample in steady.samples:
         report.add(
@@ -469,7 +473,7 @@ async def _reads_phase(run: Run) -> None:
     redis, report = run.redis, run.report
     last_archived = await _last_call_id(redis)
     report.phase(f"archive: {LIVE:,} calls kept live")
-    keeper = run.workers(KEEP_S)
+    keeper = run.worker(KEEP_S)
     await run.create(LIVE, first_index=3_000_000)
     await _until(lambda: _zcard(redis, KEYS.ended("call")), lambda n: n >= LIVE, 120)
     boundary = LIVE // PER + 1
@@ -499,8 +503,7 @@ async def _reads_phase(run: Run) -> None:
             f"  {figure}, concurrency 16",
             f"{result['rps']:,.0f}/s, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms",
         )
-    for process in keeper:
-        run.system.stop(process)
+    run.system.stop(keeper)
 
 
 async def _mix(port: int, page: int, last_archived: int) -> str:
@@ -560,6 +563,11 @@ async def _until(
 
 async def _zcard(redis: Redis, key: str) -> int:
     return int(await redis.zcard(key))
+
+
+async def _beats_since(redis: Redis, since_ms: int) -> int:
+    """Workers whose heartbeat came at or after `since_ms`."""
+    return int(await redis.zcount(keys.WORKERS, since_ms, "+inf"))
 
 
 async def _used_memory(redis: Redis) -> int:
