@@ -3,7 +3,9 @@ connections and prints what it measured as one JSON line.
 
 It is lean on purpose (httptools parses the answers, request bytes are built up front) so that
 on a 2-core machine the client is not what limits the figures; it reports its own CPU time so
-a reader can tell. Two modes:
+a reader can tell. It POSTs new calls, scheduled calls or SMS sessions, or GETs one path
+(`--kind get --path '/apps/api/v1/calls/{id}' --ids 1:5000`: ids drawn at random from the
+range, the same draws every run). Two modes:
 - closed loop (`--concurrency C`): C connections each send the next request when the last
   answer arrives; gives the maximum rate.
 - open loop (`--rate R`): requests are due at a fixed rate; latency counts from the due time,
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import random
 import sys
 import time
 from collections import Counter
@@ -33,6 +36,7 @@ PATHS = {
     "calls": "/apps/api/v1/calls",
     "scheduled": "/apps/api/v1/calls",
     "sms": "/apps/api/v1/sms",
+    "get": "/apps/api/v1/calls/{id}",
 }
 
 
@@ -77,19 +81,25 @@ class Plan:
     port: int
     path: str
     authorization: str
-    body_of: Callable[[int], dict[str, object]]
+    body_of: Callable[[int], dict[str, object]] | None  # None: a GET
     first_index: int
+    ids: tuple[int, int] = (0, 0)  # a GET's {id}: drawn from this range, both ends included
 
     def requests(self) -> Iterator[bytes]:
         index = self.first_index
+        draws = random.Random(index)
         while True:
-            body = orjson.dumps(self.body_of(index))
+            head = f"Host: {self.host}:{self.port}\r\nAuthorization: {self.authorization}\r\n"
+            if self.body_of is None:
+                path = self.path.replace("{id}", str(draws.randint(*self.ids)))
+                yield f"GET {path} HTTP/1.1\r\n{head}\r\n".encode()
+            else:
+                body = orjson.dumps(self.body_of(index))
+                yield (
+                    f"POST {self.path} HTTP/1.1\r\n{head}Content-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n"
+                ).encode() + body
             index += 1
-            yield (
-                f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-                f"Authorization: {self.authorization}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n"
-            ).encode() + body
 
 
 @dataclass
@@ -209,13 +219,15 @@ def percentile(values: Sequence[float], share: float) -> float:
 def _plan(args: argparse.Namespace) -> Plan:
     url = urlsplit(args.url)
     token = base64.b64encode(args.auth.encode()).decode()
-    bodies: dict[str, Callable[[int], dict[str, object]]] = {
+    bodies: dict[str, Callable[[int], dict[str, object]] | None] = {
         "calls": lambda i: call_body(i, args.menus),
         "sms": sms_body,
         "scheduled": lambda i: scheduled_body(
             i - args.first_index, args.menus, args.first_due_ms, args.due_per_second
         ),
+        "get": None,
     }
+    low, _, high = args.ids.partition(":")
     return Plan(
         host=url.hostname or "127.0.0.1",
         port=url.port or 80,
@@ -223,6 +235,7 @@ def _plan(args: argparse.Namespace) -> Plan:
         authorization=f"Basic {token}",
         body_of=bodies[args.kind],
         first_index=args.first_index,
+        ids=(int(low), int(high or low)),
     )
 
 
@@ -269,6 +282,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=0.0, help="seconds of load not counted")
     parser.add_argument("--first-due-ms", type=int, default=0)
     parser.add_argument("--due-per-second", type=int, default=1000)
+    parser.add_argument("--ids", default="0", help="a GET's {id}s: FIRST:LAST, drawn at random")
     return parser.parse_args(argv)
 
 

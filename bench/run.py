@@ -5,6 +5,7 @@
     python -m bench --quick              # a short run of each part
     python -m bench --smoke e2e          # tiny (the test suite runs it: checks losses only)
     python -m bench --quick campaign     # CSV import, firing on time and at a pace
+    python -m bench --quick archive      # calls archived to PostgreSQL, and read back
 
 Each part starts what it needs (see bench/system.py), drives it from separate processes, and
 adds rows to the table printed at the end. Nothing here asserts on time; a part fails only
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import platform
 import subprocess
@@ -29,6 +31,7 @@ import orjson
 from redis.asyncio import Redis
 from tqdm import tqdm
 
+from bench.archive import archive as archive_part
 from bench.campaign import campaign as campaign_part
 from bench.cpu import PerCall, Window
 from bench.loadgen import percentile
@@ -96,6 +99,7 @@ class Scale:
     worker_jobs: int
     e2e_rate: int = 1000  # calls per second offered end to end
     size: str = "full"
+    archive_calls: int | None = None  # the archive part's steady phase (None: its size's)
 
     @classmethod
     def of(cls, size: str) -> Scale:
@@ -573,6 +577,12 @@ async def campaign(system: System, report: Report, scale: Scale) -> None:
     await campaign_part(system, report, scale.size)
 
 
+async def archive(system: System, report: Report, scale: Scale) -> None:
+    """Calls created, ended and archived to PostgreSQL; Redis memory, archiving against a bare
+    COPY, reads of live and archived calls, bytes per call."""
+    await archive_part(system, report, scale.size, scale.archive_calls)
+
+
 PARTS: dict[str, Callable[[System, Report, Scale], Coroutine[Any, Any, None]]] = {
     "ingress": ingress,
     "e2e": e2e,
@@ -580,6 +590,7 @@ PARTS: dict[str, Callable[[System, Report, Scale], Coroutine[Any, Any, None]]] =
     "scale": scale_out,
     "memory": memory,
     "campaign": campaign,
+    "archive": archive,
 }
 
 
@@ -626,6 +637,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="short runs of every part")
     parser.add_argument("--smoke", action="store_true", help="tiny runs: checks losses only")
     parser.add_argument(
+        "--archive-calls",
+        type=int,
+        default=None,
+        metavar="N",
+        help="calls through the archive part's steady phase (default 1,000,000; quick 6,000)",
+    )
+    parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -636,6 +654,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown part(s): {', '.join(unknown)}")
     scale = Scale.of("smoke" if args.smoke else "quick" if args.quick else "full")
+    scale = dataclasses.replace(scale, archive_calls=args.archive_calls)
     parts = args.parts or list(PARTS)
     print(f"machine: {machine()}", flush=True)
     print(

@@ -1,4 +1,5 @@
-"""The system under test, started the way an operator would: an embedded Redis, `dispatcher
+"""The system under test, started the way an operator would: an embedded Redis (and, for the
+parts that want call history, an embedded PostgreSQL with the schema migrated), `dispatcher
 serve` and `dispatcher worker` processes, plus the bench's own processes (floor server, load
 generator, agents), each a separate OS process, all on this machine."""
 
@@ -20,10 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
 from redis.asyncio import Redis
 
 from dispatcher.directory import loader
+from dispatcher.history import schema
+from dispatcher.postgres_embedded import EmbeddedPostgres
 from dispatcher.redis_embedded import EmbeddedRedis
 from dispatcher.store import directory
 from dispatcher.store.scripts import Scripts
@@ -33,9 +37,10 @@ AGENTS, AGENTS_PER_MENU = 500, 10
 MENUS = AGENTS // AGENTS_PER_MENU
 
 
-def bench_directory(agents_status: str = "available") -> dict[str, Any]:
+def bench_directory(agents_status: str = "available", max_wait_s: float = 86_400) -> dict[str, Any]:
     """One tenant: 500 agents (one voice call each) in 50 multicast queues of 10; the simulated
-    carrier answers at once and hangs up at once, so an agent is free again right away."""
+    carrier answers at once and hangs up at once, so an agent is free again right away. A call
+    waits `max_wait_s` in its queue before it fails `expired`."""
     return {
         "tenants": [
             {
@@ -73,7 +78,7 @@ def bench_directory(agents_status: str = "available") -> dict[str, Any]:
                             list(range((m - 1) * AGENTS_PER_MENU + 1, m * AGENTS_PER_MENU + 1))
                         ],
                         "offer_timeout_s": 30,
-                        "max_wait_s": 86_400,
+                        "max_wait_s": max_wait_s,
                     }
                     for m in range(1, MENUS + 1)
                 ],
@@ -95,8 +100,10 @@ class System:
 
     workdir: Path
     redis_url: str = ""
+    database_url: str = ""  # set once a part asks for history (`history`)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _redis: EmbeddedRedis | None = None
+    _postgres: EmbeddedPostgres | None = None
 
     @classmethod
     @contextlib.contextmanager
@@ -111,31 +118,63 @@ class System:
         finally:
             system.stop_all()
             system._redis.stop()
+            if system._postgres is not None:
+                system._postgres.stop()
             if not keep:
                 shutil.rmtree(workdir, ignore_errors=True)
 
-    def env(self, **extra: str) -> dict[str, str]:
+    async def history(self) -> str:
+        """The URL of the embedded PostgreSQL, started (and its schema migrated) the first time
+        a part asks; the processes spawned with `history=True` get it as DATABASE_URL. Started
+        from the main thread, whatever the event loop: the server dies with the thread that
+        started it, and a part's executor threads end with the part."""
+        if self._postgres is None:
+            self._postgres = EmbeddedPostgres(self.workdir / "pg")
+            self.database_url = self._postgres.start()
+            await schema.upgrade(self.database_url)
+        return self.database_url
+
+    @property
+    def redis_pid(self) -> int | None:
+        return self._redis.pid if self._redis is not None else None
+
+    @property
+    def postgres_pid(self) -> int | None:
+        return self._postgres.pid if self._postgres is not None else None
+
+    def env(self, history: bool = False, **extra: str) -> dict[str, str]:
+        """A spawned process's environment: the bench's Redis, and its PostgreSQL only when
+        asked (its data directory is the bench's own, so no `dispatcher up` running from this
+        directory lends it a database)."""
+        database = {"DATABASE_URL": self.database_url} if history and self.database_url else {}
         return {
             **os.environ,
             "REDIS_URL": self.redis_url,
+            "DISPATCHER_DATA_DIR": str(self.workdir),
             "DISPATCHER_LOG_FORMAT": "json",
             "PYTHONUNBUFFERED": "1",
+            **database,
             **extra,
         }
 
-    def spawn(self, name: str, *args: str, **env: str) -> subprocess.Popen[bytes]:
+    def spawn(
+        self, name: str, *args: str, history: bool = False, **env: str
+    ) -> subprocess.Popen[bytes]:
         log = (self.workdir / f"{name}.log").open("ab")
         process = subprocess.Popen(
-            [sys.executable, *args], stdout=log, stderr=log, env=self.env(**env)
+            [sys.executable, *args], stdout=log, stderr=log, env=self.env(history, **env)
         )
         self.processes.append(process)
         return process
 
-    def serve(self, port: int, processes: int = 1) -> subprocess.Popen[bytes]:
+    def serve(
+        self, port: int, processes: int = 1, history: bool = False
+    ) -> subprocess.Popen[bytes]:
         process = self.spawn(
             f"serve-{port}",
             "-m", "dispatcher.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
             *(["--workers", str(processes)] if processes > 1 else []),
+            history=history,
         )  # fmt: skip
         wait_healthy(port, process)
         return process
@@ -147,9 +186,12 @@ class System:
         wait_listening(port, process)
         return process
 
-    def workers(self, count: int, **env: str) -> list[subprocess.Popen[bytes]]:
+    def workers(
+        self, count: int, history: bool = False, **env: str
+    ) -> list[subprocess.Popen[bytes]]:
         return [
-            self.spawn(f"worker-{i}", "-m", "dispatcher.cli", "worker", **env) for i in range(count)
+            self.spawn(f"worker-{i}", "-m", "dispatcher.cli", "worker", history=history, **env)
+            for i in range(count)
         ]
 
     def spawn_agents(self, api_url: str) -> subprocess.Popen[bytes]:
@@ -198,15 +240,22 @@ class System:
         client: Redis = Redis.from_url(self.redis_url)
         return client
 
-    async def reset(self, agents_status: str = "available") -> None:
-        """An empty Redis holding the bench directory only."""
+    async def reset(self, agents_status: str = "available", max_wait_s: float = 86_400) -> None:
+        """An empty Redis holding the bench directory only (and empty history tables, once
+        PostgreSQL runs)."""
         redis = self.redis()
         try:
             await redis.flushall()
-            document = loader.validate(bench_directory(agents_status))
+            document = loader.validate(bench_directory(agents_status, max_wait_s))
             await directory.save(redis, Scripts.register(redis), document)
         finally:
             await redis.aclose()
+        if self.database_url:
+            connection = await asyncpg.connect(self.database_url)
+            try:
+                await connection.execute("TRUNCATE calls, chats")
+            finally:
+                await connection.close()
 
     def loadgen(self, *args: str) -> dict[str, Any]:
         return self.measure("bench.loadgen", *args)
@@ -245,6 +294,22 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = _stat(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of a process and of all its descendants, the exited ones included: a server's
+    backends (PostgreSQL forks one per connection)."""
+    try:
+        fields = _stat(pid)
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except FileNotFoundError:  # exited meanwhile: its parent's cutime has it now
+        return 0.0
+    own = sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return own + sum(tree_cpu_seconds(int(child)) for child in children)

@@ -44,3 +44,36 @@ def test_the_bench_smoke_run_loses_no_call_and_fires_none_twice(
     with capsys.disabled():
         print("\nbench --smoke drift figures (no timing is asserted):")
         print("\n".join(drift))
+
+
+def test_the_bench_archive_smoke_run_archives_every_call_it_ends(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Every call the part created and ended is a row in PostgreSQL and gone from Redis (the
+    part reports a problem, and exits 1, otherwise); each figure of the part is printed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "archive"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=150,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    figures = [
+        "archiving: 2,000 ended calls drained by 1 worker",
+        "rows archived/s ÷ calls created/s",
+        "Redis bytes per ended call",
+        "GET /calls/:id, live (1,050 ended calls in Redis)",
+        "GET /calls/:id, archived",
+        "GET /calls?per=100&page=11 (50 live, 50 archived)",
+        "PostgreSQL bytes per archived call",
+    ]
+    table = done.stdout.split("\n| figure |", 1)[1]
+    assert [figure for figure in figures if figure not in table] == []
+    # at a tenth, half and all of the calls created
+    assert len(re.findall(r"\| +Redis used_memory at [\d,]+ created \|", table)) == 3
+    drift = done.stdout.split("\nDrift figures", 1)[1].splitlines()[1:]
+    with capsys.disabled():
+        print("\nbench --smoke archive drift figures (no timing is asserted):")
+        print("\n".join(drift))
