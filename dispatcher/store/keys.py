@@ -130,6 +130,22 @@ class TenantKeys:
         return Key(f"{self.prefix}sms:session:{number}")
 
     @property
+    def dnc(self) -> Key:
+        """Sorted set: the company do-not-call list, E.164 number -> ms it was added."""
+        return Key(self.prefix + "dnc")
+
+    @property
+    def dnc_expiring(self) -> Key:
+        """Sorted set: the DNC entries that expire, E.164 number -> ms of `expires_at`. An entry
+        is off the list from that ms on, swept or not (lib.lua's on_dnc)."""
+        return Key(self.prefix + "dnc:expiring")
+
+    def attempts(self, number: str) -> Key:
+        """Sorted set: the calls that tried `number` (call id -> ms of the attempt) in the last
+        contact-limit span, expiring with it."""
+        return Key(f"{self.prefix}attempts:{number}")
+
+    @property
     def do_not_contact(self) -> Key:
         return Key(self.prefix + "sms:do_not_contact")
 

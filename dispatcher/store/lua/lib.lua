@@ -146,3 +146,11 @@ local function want_pump(campaign_key, k, pump, wake, now)
   redis.call('SET', k.job, pump.payload, 'PX', math.ceil(math.max(wake - now, 0)) + 86400000)
   redis.call('ZADD', k.queue, wake, pump.id)
 end
+
+-- Whether `number` is on the tenant's company DNC list at `now` ms (store/keys.py's dnc and
+-- dnc_expiring): an entry counts until its expiry, exactly, whether or not it was swept.
+local function on_dnc(dnc_key, expiring_key, number, now)
+  if not redis.call('ZSCORE', dnc_key, number) then return false end
+  local expires = redis.call('ZSCORE', expiring_key, number)
+  return not expires or tonumber(expires) > now
+end
