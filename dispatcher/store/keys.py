@@ -130,6 +130,12 @@ class TenantKeys:
         return Key(f"{self.prefix}sms:session:{number}")
 
     @property
+    def held(self) -> Key:
+        """Sorted set: the scheduled calls held past their time (calling window, contact
+        limit), call id -> ms they are held until."""
+        return Key(self.prefix + "calls:held")
+
+    @property
     def dnc(self) -> Key:
         """Sorted set: the company do-not-call list, E.164 number -> ms it was added."""
         return Key(self.prefix + "dnc")
