@@ -63,14 +63,18 @@ def sms_body(index: int) -> dict[str, object]:
     }
 
 
-def scheduled_body(index: int, menus: int, first_ms: int, per_second: int) -> dict[str, object]:
-    """Due times spread evenly: `per_second` calls in each second from `first_ms`."""
+def scheduled_body(
+    index: int, menus: int, first_ms: int, per_second: int, number_offset: int = 0
+) -> dict[str, object]:
+    """Due times spread evenly: `per_second` calls in each second from `first_ms`; the end
+    user's number is the one of `index + number_offset` (runs of calls to numbers of their
+    own)."""
     due_ms = first_ms + (index // per_second) * 1000 + (index % per_second) * 1000 // per_second
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(due_ms // 1000))
     return {
         "call_type": "Voice Scheduled (API)",
         "menu_id": 1 + index % menus,
-        "end_user_number": end_user_number(index),
+        "end_user_number": end_user_number(index + number_offset),
         "scheduled_at": f"{stamp}.{due_ms % 1000:03d}Z",
     }
 
@@ -223,7 +227,11 @@ def _plan(args: argparse.Namespace) -> Plan:
         "calls": lambda i: call_body(i, args.menus),
         "sms": sms_body,
         "scheduled": lambda i: scheduled_body(
-            i - args.first_index, args.menus, args.first_due_ms, args.due_per_second
+            i - args.first_index,
+            args.menus,
+            args.first_due_ms,
+            args.due_per_second,
+            args.number_offset,
         ),
         "get": None,
     }
@@ -282,6 +290,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=0.0, help="seconds of load not counted")
     parser.add_argument("--first-due-ms", type=int, default=0)
     parser.add_argument("--due-per-second", type=int, default=1000)
+    parser.add_argument(
+        "--number-offset", type=int, default=0, help="scheduled: numbers from this index on"
+    )
     parser.add_argument("--ids", default="0", help="a GET's {id}s: FIRST:LAST, drawn at random")
     return parser.parse_args(argv)
 
