@@ -6,6 +6,7 @@
     python -m bench --smoke e2e          # tiny (the test suite runs it: checks losses only)
     python -m bench --quick campaign     # CSV import, firing on time and at a pace
     python -m bench --quick archive      # calls archived to PostgreSQL, and read back
+    python -m bench --quick dnc          # the company DNC list: its check's cost, bytes per entry
 
 Each part starts what it needs (see bench/system.py), drives it from separate processes, and
 adds rows to the table printed at the end. Nothing here asserts on time; a part fails only
@@ -34,6 +35,7 @@ from tqdm import tqdm
 from bench.archive import archive as archive_part
 from bench.campaign import campaign as campaign_part
 from bench.cpu import PerCall, Window
+from bench.dnc import dnc as dnc_part
 from bench.loadgen import percentile
 from bench.system import AGENTS, MENUS, TENANT, System, free_port, rss_mb
 from dispatcher import progress
@@ -583,6 +585,11 @@ async def archive(system: System, report: Report, scale: Scale) -> None:
     await archive_part(system, report, scale.size, scale.archive_calls)
 
 
+async def dnc(system: System, report: Report, scale: Scale) -> None:
+    """POST /calls with the company DNC list empty and full, alternated; bytes per entry."""
+    await dnc_part(system, report, scale.size)
+
+
 PARTS: dict[str, Callable[[System, Report, Scale], Coroutine[Any, Any, None]]] = {
     "ingress": ingress,
     "e2e": e2e,
@@ -591,6 +598,7 @@ PARTS: dict[str, Callable[[System, Report, Scale], Coroutine[Any, Any, None]]] =
     "memory": memory,
     "campaign": campaign,
     "archive": archive,
+    "dnc": dnc,
 }
 
 

@@ -77,3 +77,39 @@ def test_the_bench_archive_smoke_run_archives_every_call_it_ends(
     with capsys.disabled():
         print("\nbench --smoke archive drift figures (no timing is asserted):")
         print("\n".join(drift))
+
+
+def test_the_bench_dnc_smoke_run_refuses_every_listed_number(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Every call of the part to a number on the company DNC list is refused with the
+    platform's text and none is stored, every other is created (the part reports a problem,
+    and exits 1, otherwise); each figure of the part is printed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "dnc"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    table = done.stdout.split("\n| figure |", 1)[1]
+    figures = [
+        "DNC list: 2,000 numbers written straight into Redis (200 of them expiring",
+        "Redis bytes per DNC entry",
+        "MEMORY USAGE of the two keys, over the entries",
+        "2,000 numbers listed, against an empty list",
+        "the same with the check off (dnc_call_types [])",
+        "per request, listed",
+        "per request, empty",
+        "per request, off",
+    ]
+    assert [figure for figure in figures if figure not in table] == []
+    assert re.search(r"Redis bytes per DNC entry [^|]*\| [\d,]+ B", table)
+    refused = re.search(r"\| [\d,]+/s; ([\d,]+) refused, 0 stored \|", table)
+    assert refused is not None and int(refused.group(1).replace(",", "")) > 0
+    drift = done.stdout.split("\nDrift figures", 1)[1].splitlines()[1:]
+    with capsys.disabled():
+        print("\nbench --smoke dnc drift figures (no timing is asserted):")
+        print("\n".join(drift))

@@ -1,0 +1,339 @@
+"""The company DNC list part of the bench (`python -m bench dnc`): what checking the list costs
+`POST /calls`, and what an entry on it costs Redis.
+
+1. Load: `entries` numbers written straight into the tenant's two sorted sets (store/keys.py's
+   `dnc`, number -> ms added, and for every tenth of them `dnc_expiring`, number -> ms it
+   expires, 30 days ahead, so that both sets are as a real list has them), 10,000 members to a
+   ZADD, pipelined. Not through the list's API: a bulk load is not what is measured here, and
+   this is the fastest way to a list of this size.
+2. Sizing: Redis `used_memory` before and after the load (after a settle), over the entries;
+   and `MEMORY USAGE` (every member counted) of the two keys, over the entries.
+3. The check's cost: `POST /calls` of scheduled calls (`Voice Scheduled (API)`, due a week
+   ahead; no worker runs, so none fires) to numbers not on the list, the common case, each
+   checked against it in the script that stores it (lib.lua's guard_refusal). One `serve`
+   process, closed loop, 64 connections; rounds of three configurations alternated in the
+   same run (A B C, then C B A, and so on: a drift of the shared machine's speed falls on
+   each alike): `listed`, the entries on the list; `empty`, the two keys renamed away (an
+   empty list has no keys: the check runs and finds nothing); `off`, the tenant's
+   `dnc_call_types` empty (no check at all). Every round calls numbers of its own, never
+   called before. Per configuration: requests/s, and per request the CPU of `serve` and of
+   Redis and Redis's commands, over the round's calls (its warm-up's included).
+4. Refused: in the `listed` configuration, calls to listed numbers (no warm-up): every one a
+   400 with the platform's text, none stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import orjson
+from redis.asyncio import Redis
+
+from bench.cpu import Window
+from bench.loadgen import end_user_number
+from bench.system import MENUS, TENANT, System, bench_directory, cpu_seconds, free_port
+from dispatcher.directory import loader
+from dispatcher.domain import clock, compliance
+from dispatcher.store import directory
+from dispatcher.store.keys import TenantKeys
+from dispatcher.store.scripts import Scripts
+
+if TYPE_CHECKING:
+    from bench.run import Report
+
+KEYS = TenantKeys(TENANT)
+# Where the `empty` rounds keep the list (RENAME is O(1): the entries stay in Redis's memory,
+# so every configuration runs against the same used memory).
+PARKED, PARKED_EXPIRING = "bench:dnc:parked", "bench:dnc:parked:expiring"
+CHUNK = 10_000  # members to a ZADD
+EXPIRING_EVERY = 10  # one entry in ten expires
+EXPIRES_IN_MS = 30 * 86_400_000
+# Numbers (bench/loadgen.py's end_user_number indices, which wrap at 8 million): the list from
+# LISTED on; each round's from ROUNDS_FROM + round * PER_ROUND; the load generator's warm-up
+# takes its numbers 7 million further (so 1 million lower, wrapped): none falls on the list.
+# The priming round's from PRIMING.
+LISTED = 4_000_000
+ROUNDS_FROM, PER_ROUND = 1_000_000, 40_000
+PRIMING = 3_000_000
+CONCURRENCY = 64
+CONFIGURATIONS = ("listed", "empty", "off")
+MiB = 2**20
+
+
+@dataclass(frozen=True)
+class DncScale:
+    entries: int  # numbers on the list
+    round_s: float  # length of a measured round
+    repeats: int  # rounds of each configuration
+    warmup_s: float  # of each round, not counted
+    priming_s: float  # a round before the first, not counted: a new `serve` is slower at first
+
+    @classmethod
+    def of(cls, size: str) -> DncScale:
+        if size == "smoke":
+            return cls(entries=2_000, round_s=1, repeats=1, warmup_s=0.5, priming_s=1)
+        if size == "quick":
+            return cls(entries=200_000, round_s=3, repeats=2, warmup_s=1, priming_s=3)
+        return cls(entries=1_000_000, round_s=8, repeats=4, warmup_s=1, priming_s=5)
+
+
+@dataclass
+class Tally:
+    """One configuration's rounds, summed."""
+
+    requests: int = 0  # measured (the warm-ups not counted)
+    seconds: float = 0.0
+    created: int = 0  # calls stored, the warm-ups' included: what the CPU is divided by
+    serve_cpu_s: float = 0.0
+    redis_cpu_s: float = 0.0
+    commands: int = 0
+    rates: list[float] = field(default_factory=list)
+
+    @property
+    def rps(self) -> float:
+        return self.requests / max(1e-9, self.seconds)
+
+    def per_request(self) -> tuple[float, float, float]:
+        """CPU ms of serve, CPU ms of Redis, Redis commands; per call stored."""
+        calls = max(1, self.created)
+        return (
+            self.serve_cpu_s * 1000 / calls,
+            self.redis_cpu_s * 1000 / calls,
+            self.commands / calls,
+        )
+
+
+async def dnc(system: System, report: Report, size: str) -> None:
+    scale = DncScale.of(size)
+    await system.reset(agents_status="offline")
+    port = free_port()
+    server = system.serve(port)
+    redis = system.redis()
+    try:
+        await _load_and_size(redis, report, scale.entries)
+        tallies = await _rounds(system, report, redis, port, server.pid, scale)
+        _report_rounds(report, tallies, scale)
+        await _refused(system, report, redis, port, scale)
+    finally:
+        await redis.aclose()
+        system.stop(server)
+
+
+# 1 and 2. Load and sizing -----------------------------------------------------------------
+
+
+async def _load_and_size(redis: Redis, report: Report, entries: int) -> None:
+    report.phase(f"dnc: loading {entries:,} numbers")
+    await asyncio.sleep(1)
+    before = await _used_memory(redis)
+    started = time.monotonic()
+    await load(redis, entries)
+    seconds = time.monotonic() - started
+    await asyncio.sleep(1)  # the load's client buffers freed
+    after = await _used_memory(redis)
+    listed = int(await redis.zcard(KEYS.dnc))
+    expiring = int(await redis.zcard(KEYS.dnc_expiring))
+    if listed != entries:
+        report.problems.append(f"dnc: {entries:,} loaded, {listed:,} on the list")
+    usage = [
+        int(await redis.memory_usage(key, samples=0) or 0) for key in (KEYS.dnc, KEYS.dnc_expiring)
+    ]
+    report.add(
+        f"DNC list: {entries:,} numbers written straight into Redis ({expiring:,} of them"
+        f" expiring; pipelined ZADD, {CHUNK:,} members a command)",
+        f"{entries / max(1e-9, seconds):,.0f} entries/s ({seconds:.1f} s)",
+    )
+    report.add(
+        "Redis bytes per DNC entry (used_memory after the load − before, over the entries)",
+        f"{(after - before) / entries:,.0f} B ({(after - before) / MiB:,.1f} MiB)",
+    )
+    report.add(
+        "  MEMORY USAGE of the two keys, over the entries",
+        f"{sum(usage) / entries:,.0f} B (list {usage[0] / MiB:,.1f} MiB,"
+        f" expiring {usage[1] / MiB:,.1f} MiB)",
+    )
+
+
+async def load(redis: Redis, entries: int) -> None:
+    """The list's `entries` numbers, added now; every EXPIRING_EVERY-th expiring in 30 days."""
+    now = clock.to_ms(clock.now())
+    for start in range(0, entries, CHUNK * 10):
+        async with redis.pipeline(transaction=False) as pipe:
+            for first in range(start, min(entries, start + CHUNK * 10), CHUNK):
+                numbers = [
+                    end_user_number(LISTED + i) for i in range(first, min(entries, first + CHUNK))
+                ]
+                pipe.zadd(KEYS.dnc, dict.fromkeys(numbers, now))
+                expiring = {
+                    number: now + EXPIRES_IN_MS
+                    for i, number in enumerate(numbers, first)
+                    if i % EXPIRING_EVERY == 0
+                }
+                pipe.zadd(KEYS.dnc_expiring, expiring)
+            await pipe.execute()
+
+
+# 3. The check's cost ----------------------------------------------------------------------
+
+
+async def _rounds(
+    system: System, report: Report, redis: Redis, port: int, server_pid: int, scale: DncScale
+) -> dict[str, Tally]:
+    tallies = {name: Tally() for name in CONFIGURATIONS}
+    report.phase("dnc: priming serve")
+    await system.loadgen_async(*_scheduled_args(port, PRIMING), "--duration", str(scale.priming_s))
+    state = "listed"
+    round_index = 0
+    for repeat in range(scale.repeats):
+        order = CONFIGURATIONS if repeat % 2 == 0 else CONFIGURATIONS[::-1]
+        for name in order:
+            state = await _configure(redis, state, name)
+            report.phase(f"dnc: POST /calls, {name} ({repeat + 1}/{scale.repeats})")
+            await _round(
+                system, report, redis, port, server_pid, scale, name, round_index, tallies[name]
+            )
+            round_index += 1
+    await _configure(redis, state, "listed")
+    return tallies
+
+
+async def _configure(redis: Redis, state: str, name: str) -> str:
+    """From configuration `state` to `name`: the list parked or back, the check on or off
+    (directory.save; each `serve` process sees the new directory within its cache's second)."""
+    if state == name:
+        return name
+    if (state == "empty") != (name == "empty"):
+        moves = [(KEYS.dnc, PARKED), (KEYS.dnc_expiring, PARKED_EXPIRING)]
+        for here, there in moves if name == "empty" else [(b, a) for a, b in moves]:
+            await redis.rename(here, there)
+    if (state == "off") != (name == "off"):
+        document = bench_directory(agents_status="offline")
+        settings = document["tenants"][0]["settings"]
+        settings["dnc_call_types"] = [] if name == "off" else ["outbound", "scheduled"]
+        await directory.save(redis, Scripts.register(redis), loader.validate(document))
+        await asyncio.sleep(1.2)
+    return name
+
+
+async def _round(
+    system: System,
+    report: Report,
+    redis: Redis,
+    port: int,
+    server_pid: int,
+    scale: DncScale,
+    name: str,
+    index: int,
+    tally: Tally,
+) -> None:
+    first = await _calls(redis)
+    window = Window([server_pid])
+    await window.start(redis)
+    redis_cpu = cpu_seconds(system.redis_pid or 0)
+    result = await system.loadgen_async(
+        *_scheduled_args(port, ROUNDS_FROM + index * PER_ROUND),
+        "--duration", str(scale.round_s), "--warmup", str(scale.warmup_s),
+    )  # fmt: skip
+    redis_cpu = cpu_seconds(system.redis_pid or 0) - redis_cpu
+    await window.stop(redis)
+    created = await _calls(redis) - first
+    wrong = {k: v for k, v in result["statuses"].items() if k != "201"}
+    if wrong or result["errors"]:
+        report.problems.append(
+            f"dnc {name}: answers {wrong} errors {result['errors']} {result['samples'][:2]}"
+        )
+    tally.requests += int(result["requests"])
+    tally.seconds += float(result["seconds"])
+    tally.created += created
+    tally.serve_cpu_s += window.cpu_s
+    tally.redis_cpu_s += redis_cpu
+    tally.commands += window.commands
+    tally.rates.append(float(result["rps"]))
+
+
+def _scheduled_args(port: int, number_offset: int) -> list[str]:
+    """The load generator's arguments for scheduled calls a week ahead, from numbers at
+    `number_offset`."""
+    week_ahead = clock.to_ms(clock.now()) + 7 * 86_400_000
+    return [
+        "--url", f"http://127.0.0.1:{port}", "--kind", "scheduled", "--menus", str(MENUS),
+        "--concurrency", str(CONCURRENCY), "--first-due-ms", str(week_ahead),
+        "--due-per-second", "1000", "--number-offset", str(number_offset),
+    ]  # fmt: skip
+
+
+def _report_rounds(report: Report, tallies: dict[str, Tally], scale: DncScale) -> None:
+    listed, empty, off = (tallies[name] for name in CONFIGURATIONS)
+    # Round by round (each `listed` beside the `empty` of the same repeat), then the median.
+    paired = [a / b for a, b in zip(listed.rates, empty.rates, strict=True)]
+    ratio = statistics.median(paired)
+    cost = (1 - ratio) * 100
+    rounds = f"{scale.repeats} × {scale.round_s:g} s a configuration, alternated"
+    report.add(
+        f"POST /calls (scheduled, to numbers not listed), 1 process, concurrency {CONCURRENCY}:"
+        f" {scale.entries:,} numbers listed, against an empty list ({rounds})",
+        f"{listed.rps:,.0f}/s against {empty.rps:,.0f}/s: × {ratio:.3f} (median of the"
+        f" rounds' {', '.join(f'{p:.3f}' for p in paired)}); the check costs {cost:+.1f} %",
+        f"empty list: {empty.rps:,.0f}/s",
+        "cost < 5 %",
+        None if scale.repeats < 2 else cost < 5,  # one round of each is too short to judge
+    )
+    paired_off = [a / b for a, b in zip(listed.rates, off.rates, strict=True)]
+    report.add(
+        "  the same with the check off (dnc_call_types [])",
+        f"{off.rps:,.0f}/s; listed ÷ off × {statistics.median(paired_off):.3f}"
+        f" (rounds {', '.join(f'{p:.3f}' for p in paired_off)})",
+    )
+    for name, tally in tallies.items():
+        serve_ms, redis_ms, commands = tally.per_request()
+        report.add(
+            f"  per request, {name}",
+            f"serve {serve_ms:.3f} ms CPU, Redis {redis_ms:.3f} ms CPU, {commands:.1f} Redis"
+            f" commands ({tally.created:,} calls)",
+        )
+    cpu = {name: sum(tally.per_request()[:2]) for name, tally in tallies.items()}
+    report.steady("  POST /calls listed ÷ empty list (requests/s)", f"{ratio:.3f}")
+    report.steady(
+        "  CPU per POST /calls (serve and Redis), listed ÷ empty / ÷ off",
+        f"{cpu['listed'] / cpu['empty']:.3f} / {cpu['listed'] / cpu['off']:.3f}",
+    )
+
+
+# 4. Refused -------------------------------------------------------------------------------
+
+
+async def _refused(
+    system: System, report: Report, redis: Redis, port: int, scale: DncScale
+) -> None:
+    report.phase("dnc: POST /calls to listed numbers")
+    first = await _calls(redis)
+    result = await system.loadgen_async(
+        *_scheduled_args(port, LISTED),
+        "--duration", str(scale.round_s), "--count", str(scale.entries),
+    )  # fmt: skip
+    stored = await _calls(redis) - first
+    expected = orjson.dumps({"message": compliance.ON_DNC_LIST}).decode()
+    refused = int(result["statuses"].get("400", 0))
+    others = {k: v for k, v in result["statuses"].items() if k != "400"}
+    texts = set(result["samples"])
+    report.add(
+        "  POST /calls to listed numbers (each refused: 400, the platform's text)",
+        f"{result['rps']:,.0f}/s; {refused:,} refused, {stored:,} stored",
+    )
+    if others or result["errors"] or texts != {expected} or stored:
+        report.problems.append(
+            f"dnc refused: answers {others} errors {result['errors']} bodies {texts},"
+            f" {stored} stored"
+        )
+
+
+async def _calls(redis: Redis) -> int:
+    return int(await redis.zcard(KEYS.calls))
+
+
+async def _used_memory(redis: Redis) -> int:
+    return int((await redis.info("memory"))["used_memory"])
