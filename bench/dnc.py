@@ -18,13 +18,17 @@
    `dnc_call_types` empty (no check at all). Every round calls numbers of its own, never
    called before. Per configuration: requests/s, and per request the CPU of `serve` and of
    Redis and Redis's commands, over the round's calls (its warm-up's included).
-4. Refused: in the `listed` configuration, calls to listed numbers (no warm-up): every one a
+4. The check alone, inside Redis: lib.lua's own `on_dnc` in a Lua loop over numbers not on
+   the list, against the list and against absent keys, less the same loop calling nothing
+   (the fastest of a few runs): what one check costs Redis, beside a request's CPU.
+5. Refused: in the `listed` configuration, calls to listed numbers (no warm-up): every one a
    400 with the platform's text, none stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -38,7 +42,7 @@ from bench.loadgen import end_user_number
 from bench.system import MENUS, TENANT, System, bench_directory, cpu_seconds, free_port
 from dispatcher.directory import loader
 from dispatcher.domain import clock, compliance
-from dispatcher.store import directory
+from dispatcher.store import directory, scripting
 from dispatcher.store.keys import TenantKeys
 from dispatcher.store.scripts import Scripts
 
@@ -59,6 +63,10 @@ EXPIRES_IN_MS = 30 * 86_400_000
 LISTED = 4_000_000
 ROUNDS_FROM, PER_ROUND = 1_000_000, 40_000
 PRIMING = 3_000_000
+UNLISTED = 6_000_000  # the numbers of the Lua loop (section 4)
+LOOP_NUMBERS, LOOP_RUNS = 50_000, 5
+LOOP = """local now = tonumber(redis.call('TIME')[1]) * 1000
+for i = 1, #ARGV do {}(KEYS[1], KEYS[2], ARGV[i], now) end"""
 CONCURRENCY = 64
 CONFIGURATIONS = ("listed", "empty", "off")
 MiB = 2**20
@@ -77,8 +85,8 @@ class DncScale:
         if size == "smoke":
             return cls(entries=2_000, round_s=1, repeats=1, warmup_s=0.5, priming_s=1)
         if size == "quick":
-            return cls(entries=200_000, round_s=3, repeats=2, warmup_s=1, priming_s=3)
-        return cls(entries=1_000_000, round_s=8, repeats=4, warmup_s=1, priming_s=5)
+            return cls(entries=200_000, round_s=2, repeats=4, warmup_s=0.5, priming_s=3)
+        return cls(entries=1_000_000, round_s=3, repeats=10, warmup_s=0.5, priming_s=5)
 
 
 @dataclass
@@ -89,6 +97,7 @@ class Tally:
     seconds: float = 0.0
     created: int = 0  # calls stored, the warm-ups' included: what the CPU is divided by
     serve_cpu_s: float = 0.0
+    serve_units: float = 0.0  # serve's CPU in calibration units (bench/cpu.py), round by round
     redis_cpu_s: float = 0.0
     commands: int = 0
     rates: list[float] = field(default_factory=list)
@@ -106,6 +115,11 @@ class Tally:
             self.commands / calls,
         )
 
+    @property
+    def cpu_ms(self) -> float:
+        """CPU ms of serve and Redis per call stored."""
+        return (self.serve_cpu_s + self.redis_cpu_s) * 1000 / max(1, self.created)
+
 
 async def dnc(system: System, report: Report, size: str) -> None:
     scale = DncScale.of(size)
@@ -117,6 +131,7 @@ async def dnc(system: System, report: Report, size: str) -> None:
         await _load_and_size(redis, report, scale.entries)
         tallies = await _rounds(system, report, redis, port, server.pid, scale)
         _report_rounds(report, tallies, scale)
+        await _check_alone(report, redis, tallies["listed"].cpu_ms)
         await _refused(system, report, redis, port, scale)
     finally:
         await redis.aclose()
@@ -250,6 +265,7 @@ async def _round(
     tally.seconds += float(result["seconds"])
     tally.created += created
     tally.serve_cpu_s += window.cpu_s
+    tally.serve_units += window.cpu_s * 1000 / window.unit_ms
     tally.redis_cpu_s += redis_cpu
     tally.commands += window.commands
     tally.rates.append(float(result["rps"]))
@@ -290,12 +306,13 @@ def _report_rounds(report: Report, tallies: dict[str, Tally], scale: DncScale) -
     )
     for name, tally in tallies.items():
         serve_ms, redis_ms, commands = tally.per_request()
+        units = tally.serve_units / max(1, tally.created)
         report.add(
             f"  per request, {name}",
-            f"serve {serve_ms:.3f} ms CPU, Redis {redis_ms:.3f} ms CPU, {commands:.1f} Redis"
-            f" commands ({tally.created:,} calls)",
+            f"serve {serve_ms:.3f} ms CPU ({units:.3f} calibration units), Redis"
+            f" {redis_ms:.3f} ms CPU, {commands:.1f} Redis commands ({tally.created:,} calls)",
         )
-    cpu = {name: sum(tally.per_request()[:2]) for name, tally in tallies.items()}
+    cpu = {name: tally.cpu_ms for name, tally in tallies.items()}
     report.steady("  POST /calls listed ÷ empty list (requests/s)", f"{ratio:.3f}")
     report.steady(
         "  CPU per POST /calls (serve and Redis), listed ÷ empty / ÷ off",
@@ -303,7 +320,43 @@ def _report_rounds(report: Report, tallies: dict[str, Tally], scale: DncScale) -
     )
 
 
-# 4. Refused -------------------------------------------------------------------------------
+# 4. The check alone -----------------------------------------------------------------------
+
+
+async def _check_alone(report: Report, redis: Redis, request_ms: float) -> None:
+    """lib.lua's on_dnc, timed inside Redis over numbers not on the list."""
+    report.phase("dnc: the check alone, in Redis")
+    lib = scripting.source("lib")
+    found = re.search(r"^local function on_dnc\(.*?^end$", lib, re.S | re.M)
+    assert found is not None, "lib.lua has no on_dnc"
+    numbers = [end_user_number(UNLISTED + i) for i in range(LOOP_NUMBERS)]
+    absent = ("bench:dnc:absent", "bench:dnc:absent:expiring")
+    listed_us = await _loop_us(redis, found.group(0), (KEYS.dnc, KEYS.dnc_expiring), numbers)
+    empty_us = await _loop_us(redis, found.group(0), absent, numbers)
+    report.add(
+        "  the check alone, in Redis (lib.lua's on_dnc in a Lua loop, numbers not listed)",
+        f"{listed_us:.3f} µs against the list, {empty_us:.3f} µs against an empty one:"
+        f" {listed_us / (request_ms * 10):.2f} % of a request's CPU (serve and Redis,"
+        f" {request_ms:.3f} ms)",
+    )
+
+
+async def _loop_us(redis: Redis, on_dnc: str, keys: tuple[str, str], numbers: list[str]) -> float:
+    """µs of one on_dnc call against `keys`, less the loop's own: the fastest of LOOP_RUNS."""
+    checking = f"{on_dnc}\n{LOOP.format('on_dnc')}"
+    idle = f"local function idle(a, b, c, d) return false end\n{LOOP.format('idle')}"
+    times = {}
+    for name, script in (("checking", checking), ("idle", idle)):
+        best = float("inf")
+        for _ in range(LOOP_RUNS):
+            started = time.perf_counter()
+            await redis.eval(script, 2, *keys, *numbers)
+            best = min(best, time.perf_counter() - started)
+        times[name] = best
+    return (times["checking"] - times["idle"]) * 1e6 / len(numbers)
+
+
+# 5. Refused -------------------------------------------------------------------------------
 
 
 async def _refused(
