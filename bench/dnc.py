@@ -97,7 +97,6 @@ class Tally:
     seconds: float = 0.0
     created: int = 0  # calls stored, the warm-ups' included: what the CPU is divided by
     serve_cpu_s: float = 0.0
-    serve_units: float = 0.0  # serve's CPU in calibration units (bench/cpu.py), round by round
     redis_cpu_s: float = 0.0
     commands: int = 0
     rates: list[float] = field(default_factory=list)
@@ -265,7 +264,6 @@ async def _round(
     tally.seconds += float(result["seconds"])
     tally.created += created
     tally.serve_cpu_s += window.cpu_s
-    tally.serve_units += window.cpu_s * 1000 / window.unit_ms
     tally.redis_cpu_s += redis_cpu
     tally.commands += window.commands
     tally.rates.append(float(result["rps"]))
@@ -306,11 +304,10 @@ def _report_rounds(report: Report, tallies: dict[str, Tally], scale: DncScale) -
     )
     for name, tally in tallies.items():
         serve_ms, redis_ms, commands = tally.per_request()
-        units = tally.serve_units / max(1, tally.created)
         report.add(
             f"  per request, {name}",
-            f"serve {serve_ms:.3f} ms CPU ({units:.3f} calibration units), Redis"
-            f" {redis_ms:.3f} ms CPU, {commands:.1f} Redis commands ({tally.created:,} calls)",
+            f"serve {serve_ms:.3f} ms CPU, Redis {redis_ms:.3f} ms CPU, {commands:.1f} Redis"
+            f" commands ({tally.created:,} calls)",
         )
     cpu = {name: tally.cpu_ms for name, tally in tallies.items()}
     report.steady("  POST /calls listed ÷ empty list (requests/s)", f"{ratio:.3f}")
