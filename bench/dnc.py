@@ -12,8 +12,8 @@
    ahead; no worker runs, so none fires) to numbers not on the list, the common case, each
    checked against it in the script that stores it (lib.lua's guard_refusal). One `serve`
    process, closed loop, 64 connections; rounds of three configurations alternated in the
-   same run (A B C, then C B A, and so on: a drift of the shared machine's speed falls on
-   each alike): `listed`, the entries on the list; `empty`, the two keys renamed away (an
+   same run (in the six orders of ORDERS, in turn: a drift of the shared machine's speed falls
+   on each alike): `listed`, the entries on the list; `empty`, the two keys renamed away (an
    empty list has no keys: the check runs and finds nothing); `off`, the tenant's
    `dnc_call_types` empty (no check at all). Every round calls numbers of its own, never
    called before. Per configuration: requests/s, and per request the CPU of `serve` and of
@@ -76,6 +76,18 @@ for i = 1, #ARGV do {}(KEYS[1], KEYS[2], ARGV[i], now) end
 return micros() - started"""
 CONCURRENCY = 64
 CONFIGURATIONS = ("listed", "empty", "off")
+# The orders of a repeat's rounds, in turn: each configuration comes first, second and last
+# equally often, and after each other one equally often (a Williams design), so that neither
+# the machine's drift nor what the round before left (a directory reloaded, the list renamed)
+# falls on one configuration more than another.
+ORDERS = (
+    ("listed", "empty", "off"),
+    ("empty", "off", "listed"),
+    ("off", "listed", "empty"),
+    ("off", "empty", "listed"),
+    ("listed", "off", "empty"),
+    ("empty", "listed", "off"),
+)
 MiB = 2**20
 
 
@@ -92,8 +104,8 @@ class DncScale:
         if size == "smoke":
             return cls(entries=2_000, round_s=1, repeats=1, warmup_s=0.5, priming_s=1)
         if size == "quick":
-            return cls(entries=200_000, round_s=2, repeats=4, warmup_s=0.5, priming_s=3)
-        return cls(entries=1_000_000, round_s=3, repeats=10, warmup_s=0.5, priming_s=5)
+            return cls(entries=200_000, round_s=2, repeats=6, warmup_s=1, priming_s=3)
+        return cls(entries=1_000_000, round_s=3, repeats=12, warmup_s=1, priming_s=5)
 
 
 @dataclass
@@ -211,8 +223,7 @@ async def _rounds(
     state = "listed"
     round_index = 0
     for repeat in range(scale.repeats):
-        order = CONFIGURATIONS if repeat % 2 == 0 else CONFIGURATIONS[::-1]
-        for name in order:
+        for name in ORDERS[repeat % len(ORDERS)]:
             state = await _configure(redis, state, name)
             report.phase(f"dnc: POST /calls, {name} ({repeat + 1}/{scale.repeats})")
             await _round(
