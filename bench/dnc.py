@@ -21,6 +21,8 @@
 4. The check alone, inside Redis: lib.lua's own `on_dnc` in a Lua loop over numbers not on
    the list, against the list and against absent keys, less the same loop calling nothing
    (the fastest of a few runs): what one check costs Redis, beside a request's CPU.
+   And the check's Python side, in this process: a create script's inputs made and split into
+   keys and its JSON argument (the framework's `parts()`) with the check's Guard and without.
 5. Refused: in the `listed` configuration, calls to listed numbers (no warm-up): every one a
    400 with the platform's text, none stored.
 """
@@ -42,9 +44,10 @@ from bench.loadgen import end_user_number
 from bench.system import MENUS, TENANT, System, bench_directory, cpu_seconds, free_port
 from dispatcher.directory import loader
 from dispatcher.domain import clock, compliance
-from dispatcher.store import directory, scripting
+from dispatcher.domain.statuses import CallType
+from dispatcher.store import directory, jobs, scripting
 from dispatcher.store.keys import TenantKeys
-from dispatcher.store.scripts import Scripts
+from dispatcher.store.scripts import CreateRecord, Guard, Jobs, Scripts
 
 if TYPE_CHECKING:
     from bench.run import Report
@@ -65,6 +68,7 @@ ROUNDS_FROM, PER_ROUND = 1_000_000, 40_000
 PRIMING = 3_000_000
 UNLISTED = 6_000_000  # the numbers of the Lua loop (section 4)
 LOOP_NUMBERS, LOOP_RUNS = 100_000, 7
+PYTHON_ROUNDS = 20_000  # creates' inputs made in one timed run
 # Times itself with Redis's clock (µs), so that sending the numbers is not counted.
 LOOP = """local function micros()
   local t = redis.call('TIME')
@@ -150,6 +154,7 @@ async def dnc(system: System, report: Report, size: str) -> None:
         tallies = await _rounds(system, report, redis, port, server.pid, scale)
         _report_rounds(report, tallies, scale)
         await _check_alone(report, redis, tallies["listed"].cpu_ms)
+        _python_side(report, tallies["listed"].per_request()[0])
         await _refused(system, report, redis, port, scale)
     finally:
         await redis.aclose()
@@ -370,6 +375,53 @@ async def _loop_us(redis: Redis, on_dnc: str, keys: tuple[str, str], numbers: li
         for script in best:
             best[script] = min(best[script], int(await redis.eval(script, 2, *keys, *numbers)))
     return (best[checking] - best[idle]) / len(numbers)
+
+
+def _python_side(report: Report, serve_ms: float) -> None:
+    """µs of a create's inputs with the check's Guard, less without: the fastest of
+    LOOP_RUNS of each, alternated."""
+    now = clock.to_ms(clock.now())
+    number = end_user_number(UNLISTED)
+    best = {True: float("inf"), False: float("inf")}
+    for _ in range(LOOP_RUNS):
+        for guarded in best:
+            started = time.perf_counter()
+            for i in range(PYTHON_ROUNDS):
+                guard = (
+                    Guard(number, i, now, dnc=KEYS.dnc, dnc_expiring=KEYS.dnc_expiring)
+                    if guarded
+                    else None
+                )
+                _create_inputs(i, now, guard).parts()
+            best[guarded] = min(best[guarded], time.perf_counter() - started)
+    cost_us = (best[True] - best[False]) * 1e6 / PYTHON_ROUNDS
+    report.add(
+        "  the check's Python side (its Guard made and placed in the create script's inputs)",
+        f"{cost_us:.2f} µs a request: {cost_us / (serve_ms * 10):.1f} % of serve's CPU per"
+        f" request ({serve_ms:.3f} ms); the whole create's inputs"
+        f" {best[False] * 1e6 / PYTHON_ROUNDS:.1f} µs without it",
+    )
+
+
+def _create_inputs(call_id: int, now: int, guard: Guard | None) -> CreateRecord:
+    """A scheduled call's create, as store/records.py makes it (a stored call's size)."""
+    job = jobs.JobSpec(jobs.FIRE_SCHEDULED_CALL, TENANT, call_id, now + 86_400_000)
+    return CreateRecord(
+        record=KEYS.call(call_id),
+        all=KEYS.calls,
+        by_status=KEYS.calls_by_status("scheduled"),
+        by_type=KEYS.calls_by_type(CallType.SCHEDULED),
+        jobs=Jobs.of([job], now),
+        doc="x" * 1_100,
+        meta="y" * 200,
+        status="scheduled",
+        score=now,
+        id=call_id,
+        lang="en",
+        joins=KEYS.scheduled,
+        joins_score=now + 86_400_000,
+        guard=guard,
+    )
 
 
 # 5. Refused -------------------------------------------------------------------------------
