@@ -37,7 +37,8 @@ HORIZON = timedelta(days=400)
 _FIRST_LOOK = timedelta(days=1)
 _LONGEST_LOOK = timedelta(days=32)
 # Offsets are sampled this often, and a change found between two samples pinned to the second.
-# No zone in the tz database changes its offset twice within 6 hours.
+# A zone's changes of offset are days apart (in the tz database of 2026, four days at the least:
+# Freetown in 1939), so two never fall between samples and cancel out.
 _SAMPLE = timedelta(hours=6)
 _SECOND = timedelta(seconds=1)
 _DAY = timedelta(days=1)

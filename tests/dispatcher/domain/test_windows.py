@@ -219,6 +219,16 @@ def test_clocks_that_change_at_midnight() -> None:
     assert not is_open(evening, santiago, _utc(2026, 4, 5, 3) - TICK)
 
 
+def test_clocks_going_back_past_midnight_show_the_day_before_again() -> None:
+    # St John's, 7 November 2010: at 00:01 NDT (02:31 UTC) clocks went back to 23:01 NST on
+    # Saturday 6 November, so that from Sunday, Saturday's window opens once more.
+    st_johns = ("America/St_Johns",)
+    late = _window({"sat": ["23:30-24:00"]})
+    sunday = _wall("America/St_Johns", 2010, 11, 7, 0, 0, 30)
+    assert not is_open(late, st_johns, sunday)
+    assert opening(late, st_johns, sunday) == _utc(2010, 11, 7, 3)
+
+
 def test_a_window_ending_at_midnight_runs_on_into_one_starting_there() -> None:
     window = _window({"mon": ["22:00-24:00"], "tue": ["00:00-02:00"]})
     utc = ("UTC",)
