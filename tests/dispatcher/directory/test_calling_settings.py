@@ -5,20 +5,30 @@ and are refused with the path and a message that says what is expected."""
 from __future__ import annotations
 
 import copy
+import re
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
 from dispatcher.directory import loader
 from dispatcher.directory.loader import DirectoryError
-from dispatcher.directory.schema import WEEKDAYS, CallingWindow, TenantDoc, TenantRecord
+from dispatcher.directory.schema import (
+    WEEKDAYS,
+    CallingWindow,
+    TenantDoc,
+    TenantRecord,
+    TenantSettings,
+)
 from tests.conftest import demo_document
 from tests.dispatcher.directory.test_schema import _window, weekly
 
 SETTINGS = "tenants[0].settings"
+CONFIG_MD = Path(__file__).parents[3] / "docs" / "config.md"
 
 
 def _with_settings(**settings: Any) -> dict[str, Any]:
@@ -155,3 +165,15 @@ def test_a_restricted_date_is_written_yyyy_mm_dd(day: date, form: str) -> None:
         assert not accepted
     else:
         assert accepted and window.restricted_dates == [day]
+
+
+def test_the_examples_of_the_configuration_guide_load() -> None:
+    text = CONFIG_MD.read_text()
+    section = text[text.index("### Calling windows, contact limits and the DNC list") :]
+    settings, tcpa = (
+        yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", section, re.S)[:2]
+    )
+    loaded = TenantSettings.model_validate(settings["settings"])
+    assert loaded.calling_window is not None and loaded.calling_window.spans[6] == ()
+    window = CallingWindow.model_validate(tcpa["calling_window"])
+    assert window.spans == (((8 * 60, 21 * 60),),) * 7

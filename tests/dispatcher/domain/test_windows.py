@@ -253,6 +253,8 @@ def test_a_number_of_several_zones_is_called_when_all_of_them_are_open() -> None
     assert is_open(TCPA, toll_free, _utc(2026, 12, 2, 0, 29))
     assert not is_open(TCPA, toll_free, _utc(2026, 12, 2, 0, 30))
     # ...and 23:30 UTC in summer.
+    assert opening(TCPA, toll_free, _utc(2026, 7, 1, 3)) == _utc(2026, 7, 1, 22)
+    assert is_open(TCPA, toll_free, _utc(2026, 7, 1, 23, 29))
     assert not is_open(TCPA, toll_free, _utc(2026, 7, 1, 23, 30))
     # A window shorter than the zones' spread never opens for all of them.
     hour = _window({day: ["09:00-10:00"] for day in WEEKDAYS})
