@@ -4,6 +4,7 @@ zones, the next opening (against a definition by brute force), and windows sent 
 from __future__ import annotations
 
 import functools
+import time as time_module
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -302,6 +303,18 @@ def test_every_instant_a_client_may_send_can_be_judged(zone: str) -> None:
         found = opening(late, (zone,), at)
         assert found is None or (at <= found <= clock.LATEST and is_open(late, (zone,), found))
     assert opening(late, (zone,), clock.EARLIEST) is not None
+
+
+def test_a_check_costs_microseconds() -> None:
+    # On the path of every outbound call: some 2 microseconds a check on this machine; the
+    # bound leaves room for a loaded one.
+    zones = zones_of("+12125551234", "UTC")
+    at = _utc(2026, 12, 1, 15)
+    started = time_module.perf_counter()
+    for _ in range(10_000):
+        is_open(TCPA, zones_of("+12125551234", "UTC"), at)
+    assert (time_module.perf_counter() - started) / 10_000 < 50e-6
+    assert zones == NEW_YORK
 
 
 # Against the definition, over instants, windows and numbers ---------------------------------
