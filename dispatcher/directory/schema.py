@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import date, datetime
 from functools import cached_property
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -184,6 +185,13 @@ class CallingWindow(_Model):
     @cached_property
     def restricted(self) -> frozenset[date]:
         return frozenset(self.restricted_dates)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy whose spans are worked out again, from its own windows."""
+        copied = super().model_copy(update=update, deep=deep)
+        for derived in ("spans", "restricted"):
+            copied.__dict__.pop(derived, None)
+        return copied
 
 
 def _merged(windows: list[str]) -> tuple[tuple[int, int], ...]:

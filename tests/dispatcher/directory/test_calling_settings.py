@@ -78,6 +78,16 @@ def test_a_days_windows_are_merged_in_order() -> None:
     assert window.spans[0] == window.spans[2] == ()
 
 
+def test_a_copy_with_other_windows_has_their_spans() -> None:
+    window = CallingWindow.model_validate({"weekly": {"mon": ["08:00-09:00"]}})
+    assert window.spans[0] == ((480, 540),)
+    later = window.model_copy(update={"weekly": {"mon": ["10:00-11:00"]}})
+    assert (later.spans[0], window.spans[0]) == (((600, 660),), ((480, 540),))
+    assert later.model_copy(update={"restricted_dates": [date(2026, 12, 25)]}).restricted == {
+        date(2026, 12, 25)
+    }
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
