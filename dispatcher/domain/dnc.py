@@ -32,6 +32,7 @@ PAST_EXPIRY = "expires_at cannot be past date/time"
 INVALID_EXPIRY = "expires_at is invalid"
 
 MAX_NUMBER_CHARS = 64  # longer is no number (phones.parse reads no more either)
+ECHOED = ("phone_number", "expires_at")  # a contact's answer repeats them as sent
 NOT_ON_THE_LIST = "Phone number is not on the DNC list"
 
 # The platform's own way of writing a time: "2030-10-29 00:00:00 UTC".
@@ -105,7 +106,7 @@ def _shaped(raw: object, index: int) -> dict[str, Any]:
 
 
 def _contact(raw: dict[str, Any], now_ms: int) -> Contact:
-    sent = {name: raw[name] for name in ("phone_number", "expires_at") if name in raw}
+    sent: dict[str, Any] = {name: raw[name] for name in ECHOED if name in raw}
     number = raw["phone_number"]
     if is_emergency(number):
         return Contact(sent, error=EMERGENCY_NUMBER)

@@ -479,7 +479,11 @@ class DncPage(Script[tuple[int, list[tuple[str, int, int | None]]] | None]):
             return None
         flat = list_of(ok["entries"])
         entries = [
-            (str(flat[i]), int(float(flat[i + 1])), int(float(flat[i + 2])) if flat[i + 2] else None)
+            (
+                str(flat[i]),
+                int(float(flat[i + 1])),
+                int(float(flat[i + 2])) if flat[i + 2] else None,
+            )
             for i in range(0, len(flat), 3)
         ]
         return int(ok["total"]), entries
