@@ -286,7 +286,7 @@ def test_every_command_and_option_says_what_it_is_for() -> None:
     walked = list(_commands(main))
     assert {" ".join(path) for path, _ in walked} >= {
         "", "up", "serve", "worker", "load-config", "calls", "calls list", "calls show",
-        "agents", "agents simulate", "campaign", "campaign import",
+        "agents", "agents simulate", "campaign", "campaign import", "dnc", "dnc import",
     }  # fmt: skip
     for path, command in walked:
         shown = CliRunner().invoke(main, [*path, "--help"], prog_name="dispatcher")
