@@ -32,6 +32,9 @@ PAST_EXPIRY = "expires_at cannot be past date/time"
 INVALID_EXPIRY = "expires_at is invalid"
 
 MAX_NUMBER_CHARS = 64  # longer is no number (phones.parse reads no more either)
+# The most digits of an emergency number in libphonenumber's short-number data (a test checks),
+# after a calling code of up to 3 when written with a '+'.
+EMERGENCY_DIGITS = 6
 ECHOED = ("phone_number", "expires_at")  # a contact's answer repeats them as sent
 NOT_ON_THE_LIST = "Phone number is not on the DNC list"
 
@@ -127,9 +130,11 @@ def _contact(raw: dict[str, Any], now_ms: int) -> Contact:
 def is_emergency(raw: str) -> bool:
     """An emergency number (libphonenumber's short-number data): in the default region, or
     written with a '+', in any region of its calling code (+1 911 is the US's and Canada's)."""
-    if len(raw) > MAX_NUMBER_CHARS:
-        return False
-    if not raw.lstrip().startswith("+"):
+    written_plus = raw.lstrip().startswith("+")
+    digits = sum(map(str.isdigit, raw))  # any script's digits, as libphonenumber reads them
+    if len(raw) > MAX_NUMBER_CHARS or digits > EMERGENCY_DIGITS + (3 if written_plus else 0):
+        return False  # the common case, judged without the short-number data (slow to ask)
+    if not written_plus:
         return bool(shortnumberinfo.is_emergency_number(raw, phones.DEFAULT_REGION))
     try:
         parsed = phonenumbers.parse(raw, None)

@@ -68,6 +68,10 @@ async def test_the_platforms_example_is_created_then_updated(
     assert entry["phone_number"] == "+17187309219"
     assert entry["expires_at"] is None
     assert clock.parse_iso(entry["created_at"]) is not None
+    for written in ("17187309219", "+1 (718) 730-9219"):
+        assert await check(client, written) == (200, entry)
+    unquoted = await client.get(f"{DNC}/+17187309219", headers=basic())  # a '+' as it is
+    assert await unquoted.json() == entry
 
 
 async def test_an_expiry_is_set_replaced_and_shown(client: TestClient[Any, Any], demo: Any) -> None:
