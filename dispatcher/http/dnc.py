@@ -70,7 +70,8 @@ async def list_numbers(request: web.Request) -> web.Response:
     return json_response([entry_view(entry) for entry in entries], headers=headers)
 
 
-@routes.get(BASE + "/{phone_number}")
+# Any segment but `remove`: that path is the remove's alone, so that its 405 allows POST only.
+@routes.get(BASE + "/{phone_number:(?!remove$)[^{}/]+}")
 async def check_number(request: web.Request) -> web.Response:
     """The number's entry; 404 when it is not on the list, or is no number at all (then it
     cannot be)."""

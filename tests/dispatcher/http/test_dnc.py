@@ -257,12 +257,20 @@ async def test_a_remove_of_the_wrong_shape_removes_nothing(
     assert (await check(client, "+14155550100"))[0] == 200
 
 
-@pytest.mark.parametrize("path", ["+14155550100", "not-a-number", "911", "remove", "%2B"])
+@pytest.mark.parametrize("path", ["+14155550100", "not-a-number", "911", "removed", "%2B"])
 async def test_a_number_not_on_the_list_is_404(
     client: TestClient[Any, Any], demo: Any, path: str
 ) -> None:
     response = await client.get(f"{DNC}/{path}", headers=basic())
     assert (response.status, await conforming(response, ONE)) == (404, NOT_ON_THE_LIST)
+
+
+async def test_the_remove_path_is_the_removes_alone(
+    client: TestClient[Any, Any], demo: Any
+) -> None:
+    response = await client.get(REMOVE, headers=basic())
+    assert (response.status, response.headers["Allow"]) == (405, "POST")
+    assert await response.json() == {"message": "Method not allowed"}
 
 
 async def test_the_list_comes_a_page_at_a_time_oldest_first(
