@@ -25,8 +25,9 @@ BASE = "/apps/api/v1/outbound_dialer/dnc"
 async def add_numbers(request: web.Request) -> web.Response:
     """One answer a contact, in order: created, updated (its expiry replaced) or failed."""
     tenant = await tenant_of(request)
-    now_ms = clock.to_ms(clock.now())
-    contacts = dnc.contacts_of(await json_object(request), now_ms)
+    body = await json_object(request)
+    now_ms = clock.to_ms(clock.now())  # once the body is in: "past" is judged as it is stored
+    contacts = dnc.contacts_of(body, now_ms)
     await charge(request, tenant, dnc.tokens_for(len(contacts)) - 1)  # 1 taken already
     entries = [(c.number, c.expires_ms) for c in contacts if c.number is not None]
     created = iter(await stores_of(request, tenant).dnc.add(entries, now_ms))
