@@ -401,6 +401,8 @@ async def test_a_call_scheduled_outside_its_window_is_held_from_its_creation(
     )
     opening_ms = clock.to_ms(datetime(2030, 6, 10, 14, tzinfo=UTC))
     assert await redis.zscore(TENANT.held, str(call["id"])) == opening_ms
+    text = await (await client.get("/metrics")).text()
+    assert 'dispatcher_held_calls{tenant="demo"} 1.0' in text.splitlines()
     assert await redis.zscore(TENANT.scheduled, str(call["id"])) == opening_ms
     job = f"fire_scheduled_call:demo:{call['id']}"
     assert await redis.zscore("arq:queue", job) == opening_ms
