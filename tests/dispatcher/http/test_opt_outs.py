@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+import structlog
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
@@ -190,3 +191,18 @@ async def test_an_agent_token_is_refused(
     assert (response.status, await conforming(response, template)) == (403, TENANT_ONLY)
     still = await client.get(one("+14151113333"), headers=basic())
     assert still.status == 200
+
+
+async def test_the_number_in_the_path_is_masked_in_the_logs_however_written(
+    client: TestClient[Any, Any], demo: Any
+) -> None:
+    await text(client, "+14151113333", "STOP")
+    written = ["(415) 111-3333", "415.111.3333", "+1 415 111 3333", "4151113333"]
+    with structlog.testing.capture_logs() as logged:
+        for number in written:
+            assert (await client.get(one(number), headers=basic())).status == 200
+        assert (await client.delete(one(written[0]), headers=basic())).status == 200
+    paths = [event["path"] for event in logged if event["event"] == "request"]
+    masked = ["+********33", "+********33", "+*********33", "+********33", "+********33"]
+    assert paths == [f"{OPT_OUTS}/{number}" for number in masked]
+    assert "111" not in repr(logged)
