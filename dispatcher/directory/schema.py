@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -136,6 +137,11 @@ class TwilioSettings(_Model):
     answer_message: str = Field(default=DEFAULT_ANSWER_MESSAGE, min_length=1, max_length=1000)
 
 
+class CallingWindow(_Model):
+    weekly: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], list[Window]]
+    restricted_dates: list[date] = Field(default_factory=list)
+
+
 class TenantSettings(_Model):
     sms_enabled: bool = True
     outbound_sms_enabled: bool = True
@@ -151,6 +157,11 @@ class TenantSettings(_Model):
     rate_limit_burst: int | None = Field(default=None, ge=1)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
+    calling_window: CallingWindow | None = None
+    contact_limit_24h: int | None = Field(default=None, ge=1)
+    dnc_call_types: list[Literal["outbound", "scheduled"]] = Field(
+        default_factory=lambda: ["outbound", "scheduled"]
+    )
 
 
 class OutboundNumber(_Model):

@@ -16,6 +16,7 @@ from dispatcher.store.calls import CallStore, Change, Snapshot
 from dispatcher.store.campaigns import Campaigns
 from dispatcher.store.chats import ChatStore
 from dispatcher.store.dnc import DncList
+from dispatcher.store.opt_outs import OptOuts
 from dispatcher.store.scripts import Scripts
 
 if TYPE_CHECKING:
@@ -25,13 +26,14 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Stores:
     """The owners of a tenant's aggregates: calls, chats, agents (with their offers), campaigns,
-    the company DNC list. HTTP handlers and jobs write Redis through these only."""
+    SMS opt-outs, the company DNC list. HTTP handlers and jobs write Redis through these only."""
 
     tenant: Tenant
     calls: CallStore
     chats: ChatStore
     agents: AgentStore
     campaigns: Campaigns
+    opt_outs: OptOuts
     dnc: DncList
 
     @classmethod
@@ -46,6 +48,7 @@ class Stores:
             chats=ChatStore(redis, scripts, tenant, archive),
             agents=AgentStore(redis, scripts, calls),
             campaigns=Campaigns(redis, scripts, tenant.subdomain),
+            opt_outs=OptOuts(redis, tenant.subdomain),
             dnc=DncList(redis, scripts, tenant.subdomain),
         )
 
