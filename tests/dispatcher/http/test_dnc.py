@@ -361,3 +361,26 @@ async def test_an_add_takes_a_token_per_hundred_contacts(
     refused = await client.post(DNC, json={"contacts": contacts}, headers=basic())
     assert refused.status == 429
     assert (await refused.json())["message"].startswith("Too many requests")
+
+
+async def test_the_list_the_api_keeps_is_the_one_calls_are_checked_against(
+    client: TestClient[Any, Any], demo: Any
+) -> None:
+    outbound = {
+        "call_type": "Voice Outbound (API)",
+        "agent_email": "admin@somedomain.com",
+        "end_user_number": "+1 628-555-0142",
+        "outbound_number": "+1 628-555-0199",
+    }
+    soon = clock.now() + timedelta(milliseconds=300)
+    await add(client, [{"phone_number": "(628) 555-0142", "expires_at": clock.iso(soon)}])
+    refused = await client.post("/apps/api/v1/calls", json=outbound, headers=basic())
+    assert (refused.status, await refused.json()) == (
+        400,
+        {
+            "message": "This call cannot be placed because the phone number is on the Company DNC list"
+        },
+    )
+    await asyncio.sleep(max(0.0, (soon - clock.now()).total_seconds()) + 0.01)
+    placed = await client.post("/apps/api/v1/calls", json=outbound, headers=basic())
+    assert placed.status == 201  # expired: off the list, unswept
