@@ -25,6 +25,7 @@ ONE = DNC + "/{phone_number}"
 DEMO = TenantKeys("demo")
 NOT_ON_THE_LIST = {"message": "Phone number is not on the DNC list"}
 LATER = "2030-10-29 00:00:00 UTC"
+ON_THE_LIST = "This call cannot be placed because the phone number is on the Company DNC list"
 
 
 async def add(client: TestClient[Any, Any], contacts: Any, **auth: str) -> tuple[int, Any]:
@@ -375,12 +376,7 @@ async def test_the_list_the_api_keeps_is_the_one_calls_are_checked_against(
     soon = clock.now() + timedelta(milliseconds=300)
     await add(client, [{"phone_number": "(628) 555-0142", "expires_at": clock.iso(soon)}])
     refused = await client.post("/apps/api/v1/calls", json=outbound, headers=basic())
-    assert (refused.status, await refused.json()) == (
-        400,
-        {
-            "message": "This call cannot be placed because the phone number is on the Company DNC list"
-        },
-    )
+    assert (refused.status, await refused.json()) == (400, {"message": ON_THE_LIST})
     await asyncio.sleep(max(0.0, (soon - clock.now()).total_seconds()) + 0.01)
     placed = await client.post("/apps/api/v1/calls", json=outbound, headers=basic())
     assert placed.status == 201  # expired: off the list, unswept
