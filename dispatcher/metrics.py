@@ -307,6 +307,11 @@ def _picture_families(pictures: list[TenantStats]) -> list[Metric]:
         "How long the oldest waiting call of a menu has waited (0 when none waits).",
         labels=["tenant", "menu"],
     )
+    held = GaugeMetricFamily(
+        "dispatcher_held_calls",
+        "Scheduled calls held past their time by their calling window or contact limit.",
+        labels=["tenant"],
+    )
     for picture in pictures:
         for status, count in picture.calls.items():
             calls.add_metric([picture.subdomain, status], count)
@@ -314,7 +319,8 @@ def _picture_families(pictures: list[TenantStats]) -> list[Metric]:
             menu = str(queue.menu_id)
             waiting.add_metric([picture.subdomain, menu], queue.waiting)
             longest.add_metric([picture.subdomain, menu], queue.longest_wait_s)
-    return [calls, waiting, longest]
+        held.add_metric([picture.subdomain], picture.held)
+    return [calls, waiting, longest, held]
 
 
 def _archive_families(pictures: list[TenantStats], hot_retention_s: int) -> list[Metric]:

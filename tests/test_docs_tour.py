@@ -474,7 +474,7 @@ async def _get(session: aiohttp.ClientSession, url: str) -> bytes:
 def test_the_tour_has_its_steps() -> None:
     tour = read_tour(TOUR)
     assert tour.variables == {"API": f"{TOUR_BASE}/apps/api/v1"}
-    assert len(read_tour(API_MD).steps) == 2  # a batch, a campaign
+    assert len(read_tour(API_MD).steps) == 4  # a batch, a campaign, a DNC add and check
     assert len(tour.steps) == 21
 
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import structlog
 
-from dispatcher.domain import clock, lifecycle
+from dispatcher.domain import clock, compliance, lifecycle
 from dispatcher.domain.campaigns import CampaignState
+from dispatcher.domain.errors import InvalidRequest
 from dispatcher.domain.records import first_groups
-from dispatcher.domain.statuses import CallStatus, FailReason
+from dispatcher.domain.statuses import CallStatus, CallType, FailReason
 from dispatcher.store import jobs
-from dispatcher.store.calls import CallStore, CampaignHeld, Change, Snapshot
+from dispatcher.store.calls import CallBlocked, CallStore, CampaignHeld, Change, Snapshot
 from dispatcher.store.stores import Stores
 from workers.campaigns import fail_unfired
 from workers.context import stores_of, typed
@@ -24,13 +26,44 @@ log = structlog.get_logger("workers.scheduling")
 async def fire_scheduled_call(ctx: dict[str, Any], subdomain: str, call_id: int) -> str:
     """scheduled -> queued, then the first routing step in the same job (one job per fired
     call, not two: firing is what campaigns do by the thousand each second). If a worker dies
-    between the two, ARQ runs this job again, which finds the call queued and routes it."""
+    between the two, ARQ runs this job again, which finds the call queued and routes it.
+    A call that may not be placed now is held (its calling window is closed at the end user's
+    location, or its number had its contact limit of calls): it stays scheduled, due again at
+    the next time it may be placed; one whose number is on the company DNC list fails."""
     context = typed(ctx)
     stores = await stores_of(context, subdomain)
     if stores is None:
         return "no tenant"
     calls = stores.calls
     now = clock.now()
+    loaded = await calls.load(call_id)
+    if loaded is None:
+        return "not scheduled"
+    rules = await _rules_of(stores, loaded)
+    try:
+        after = await calls.apply(call_id, _firing(calls, rules, now), loaded=loaded)
+    except CampaignHeld as held:
+        return await _held(calls, call_id, held)
+    except CallBlocked as blocked:
+        return await _blocked(stores, call_id, rules, blocked)
+    if after is not None and after.call.status == CallStatus.QUEUED:
+        lateness_ms = _lateness_ms(loaded, now)
+        if lateness_ms is not None:
+            context["metrics"].scheduled_fired(lateness_ms / 1000)
+        log.info("scheduled call fired", tenant=subdomain, call_id=call_id, lateness_ms=lateness_ms)
+        return f"fired {lateness_ms} ms late; " + await route_call(ctx, subdomain, call_id)
+    if after is not None and after.call.held_until is not None:
+        until, reason = after.call.held_until, after.call.held_reason
+        log.info("scheduled call held", tenant=subdomain, call_id=call_id, until=until, by=reason)
+        return f"held until {until} ({reason})"
+    return await _not_fired_here(ctx, stores, call_id, after)
+
+
+def _firing(
+    calls: CallStore, rules: compliance.Rules, now: datetime
+) -> Callable[[Snapshot], Change | None]:
+    """What firing makes of the call: queued (if the DNC list and its contact limit let it
+    start, store/scripts.py's Guard), held till its window opens, or failed."""
 
     def decide(current: Snapshot) -> Change | None:
         if current.call.status != CallStatus.SCHEDULED:
@@ -38,20 +71,71 @@ async def fire_scheduled_call(ctx: dict[str, Any], subdomain: str, call_id: int)
         menu = calls.tenant.menus_by_id.get(current.meta.menu_id or 0)
         if menu is None:
             return Change(lifecycle.failed(current.call, now, FailReason.MENU_DELETED))
+        number = current.meta.end_user_number or ""
+        try:
+            opens = compliance.opening(calls.tenant, rules.window, number, now)
+        except InvalidRequest as never:
+            return Change(lifecycle.failed(current.call, now, FailReason.AG_CANCELED, str(never)))
+        if opens > now:
+            return _hold(calls, current, opens, compliance.HELD_BY_WINDOW)
         fired = lifecycle.fired(current.call, first_groups(menu, now), now)
-        return Change(fired, waiting="add")
+        return Change(fired, waiting="add", guard=calls.guard(number, current.call.id, rules, now))
 
-    try:
-        after = await calls.apply(call_id, decide)
-    except CampaignHeld as held:
-        return await _held(calls, call_id, held)
-    if after is not None and after.call.status == CallStatus.QUEUED:
-        lateness_ms = _lateness_ms(after, now)
-        if lateness_ms is not None:
-            context["metrics"].scheduled_fired(lateness_ms / 1000)
-        log.info("scheduled call fired", tenant=subdomain, call_id=call_id, lateness_ms=lateness_ms)
-        return f"fired {lateness_ms} ms late; " + await route_call(ctx, subdomain, call_id)
-    return await _not_fired_here(ctx, stores, call_id, after)
+    return decide
+
+
+async def _rules_of(stores: Stores, call: Snapshot) -> compliance.Rules:
+    campaign_id = call.meta.campaign_id
+    own = await stores.campaigns.rules(campaign_id) if campaign_id is not None else None
+    return compliance.rules_for(stores.tenant, CallType.SCHEDULED, own)
+
+
+def _hold(calls: CallStore, current: Snapshot, until: datetime, reason: str) -> Change:
+    """The call stays scheduled, held until `until`: a call of a campaign goes back among the
+    campaign's calls due then (CallStore's hold), any other is fired again then by a job of
+    its own, named after that time so that a repeated hold queues it once."""
+    held = lifecycle.held(current.call, until, reason)
+    if current.meta.campaign_id is not None:
+        return Change(held)
+    due = clock.to_ms(until)
+    job = jobs.JobSpec(
+        jobs.FIRE_SCHEDULED_CALL, calls.tenant.subdomain, held.id, due, (), f"h{due}"
+    )
+    return Change(held, jobs=[job])
+
+
+async def _blocked(
+    stores: Stores, call_id: int, rules: compliance.Rules, blocked: CallBlocked
+) -> str:
+    """Its number is on the company DNC list (the call fails, saying so), or had its contact
+    limit of calls (the call is held until it may be called again, within its window)."""
+    calls, now = stores.calls, clock.now()
+    if blocked.reason == "dnc":
+        details = compliance.ON_DNC_LIST
+
+        def fail(current: Snapshot) -> Change | None:
+            if current.call.status != CallStatus.SCHEDULED:
+                return None
+            return Change(lifecycle.failed(current.call, now, FailReason.AG_CANCELED, details))
+
+        after = await calls.apply(call_id, fail)
+        if after is not None and after.meta.campaign_id is not None:
+            await stores.campaigns.forget(after.meta.campaign_id, [call_id])
+        return "on the DNC list: failed"
+    retry = clock.from_ms(blocked.retry_at)
+
+    def hold(current: Snapshot) -> Change | None:
+        if current.call.status != CallStatus.SCHEDULED:
+            return None
+        number = current.meta.end_user_number or ""
+        try:
+            opens = compliance.opening(calls.tenant, rules.window, number, retry)
+        except InvalidRequest as never:
+            return Change(lifecycle.failed(current.call, now, FailReason.AG_CANCELED, str(never)))
+        return _hold(calls, current, opens, compliance.HELD_BY_LIMIT)
+
+    after = await calls.apply(call_id, hold)
+    return f"held until {after.call.held_until} (contact limit)" if after else "not scheduled"
 
 
 async def _not_fired_here(
@@ -71,9 +155,11 @@ async def _not_fired_here(
     return "fired before; " + await route_call(ctx, subdomain, call_id)
 
 
-def _lateness_ms(fired: Snapshot, now: datetime) -> int | None:
-    scheduled = clock.parse_iso(fired.call.scheduled_at)
-    return clock.to_ms(now) - clock.to_ms(scheduled) if scheduled else None
+def _lateness_ms(before: Snapshot, now: datetime) -> int | None:
+    """How late the call fired, against the time it was due: its scheduled_at, or the end of
+    its hold when it was held (a call held to its window's opening is not late for it)."""
+    due = clock.parse_iso(before.call.held_until or before.call.scheduled_at)
+    return clock.to_ms(now) - clock.to_ms(due) if due else None
 
 
 async def _held(calls: CallStore, call_id: int, held: CampaignHeld) -> str:

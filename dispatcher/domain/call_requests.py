@@ -8,7 +8,7 @@ from typing import Any
 
 from dispatcher.directory.schema import Agent, Contact, Menu
 from dispatcher.directory.tenant import Tenant
-from dispatcher.domain import clock, fields, languages, phones
+from dispatcher.domain import clock, compliance, fields, languages, phones
 from dispatcher.domain.errors import InvalidRequest
 from dispatcher.domain.fields import blank, integer
 from dispatcher.domain.statuses import CALL_TYPE_ALIASES, CallType
@@ -92,7 +92,9 @@ def validate(
     named by `wanted_parent`, None when there is none)."""
     call_type = call_type_of(body)
     if call_type is CallType.OUTBOUND:
-        return validate_outbound(body, tenant)
+        plan = validate_outbound(body, tenant)
+        _within_window(plan, tenant, now)
+        return plan
     if call_type is CallType.INBOUND:
         return validate_inbound(body, tenant, now)
     return validate_scheduled(body, tenant, now, parent)
@@ -124,6 +126,17 @@ def validate_outbound(body: dict[str, Any], tenant: Tenant) -> OutboundPlan:
         outbound_number=outbound_number,
         outbound_choices=outbound_choices,
     )
+
+
+def _within_window(plan: OutboundPlan, tenant: Tenant, now: datetime) -> None:
+    """An outbound call is dialled at once: outside its calling window it is refused. One
+    waiting for its end user's number to be chosen is judged when it is chosen."""
+    window = compliance.rules_for(tenant, CallType.OUTBOUND, None).window
+    if window is None or plan.end_user_number is None:
+        return
+    opens = compliance.opening(tenant, window, plan.end_user_number, now)
+    if opens > now:
+        raise compliance.outside_window(opens)
 
 
 def validate_inbound(body: dict[str, Any], tenant: Tenant, now: datetime) -> QueuedPlan:

@@ -10,10 +10,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from dispatcher.directory.schema import Menu
+from dispatcher.directory.schema import CallingWindow, Menu
 from dispatcher.directory.tenant import Tenant
-from dispatcher.domain import clock
+from dispatcher.domain import clock, windows
 from dispatcher.domain.call_requests import OutboundPlan, QueuedPlan, scheduled_menu
+from dispatcher.domain.compliance import NO_CAMPAIGN_RULES, CampaignRules
 from dispatcher.domain.errors import Conflict, InvalidRequest
 from dispatcher.domain.fields import blank, integer
 from dispatcher.domain.statuses import CallType
@@ -26,6 +27,7 @@ DEFAULT_CALLS_PER_SECOND = 10.0
 MIN_CALLS_PER_SECOND = 0.001
 MAX_CALLS_PER_SECOND = 10_000
 MAX_WAITING_CAP = 1_000_000
+MAX_CONTACT_LIMIT = 1_000
 NAME_TAKEN = "A campaign with this name already exists"
 CAMPAIGN_CANCELLED = "Campaign is cancelled"
 CAMPAIGN_NOT_FOUND = "Campaign not found"
@@ -56,6 +58,7 @@ class CampaignPlan:
     menu: Menu
     calls_per_second: float
     max_waiting: int | None
+    rules: CampaignRules = NO_CAMPAIGN_RULES
 
 
 def validate_campaign(body: dict[str, Any], tenant: Tenant) -> CampaignPlan:
@@ -72,7 +75,20 @@ def validate_campaign(body: dict[str, Any], tenant: Tenant) -> CampaignPlan:
         menu=menu,
         calls_per_second=_calls_per_second(pacing.get("calls_per_second")),
         max_waiting=_max_waiting(pacing.get("max_waiting")),
+        rules=_rules(body),
     )
+
+
+def _rules(body: dict[str, Any]) -> CampaignRules:
+    """The campaign's own calling window and contact limit, in place of the tenant's."""
+    raw_window, raw_limit = body.get("calling_window"), body.get("contact_limit_24h")
+    window = windows.parse_window(raw_window) if raw_window is not None else None
+    limit = integer(raw_limit) if not isinstance(raw_limit, str | float) else None
+    if raw_limit is not None and (limit is None or not 1 <= limit <= MAX_CONTACT_LIMIT):
+        raise InvalidRequest(
+            f"contact_limit_24h must be an integer from 1 to {MAX_CONTACT_LIMIT}, or null"
+        )
+    return CampaignRules(calling_window=window, contact_limit_24h=limit)
 
 
 def _name(raw: object) -> str:
@@ -142,6 +158,7 @@ class Progress(BaseModel):
     not_fired: int  # still scheduled
     overdue: int  # still scheduled although their time has come: held by pause or pace
     ended_unfired: int  # ended before they fired: cancelled, or finished through the API
+    held: int  # still scheduled, held past their time: calling window, contact limit
     fired_percent: float
 
 
@@ -165,11 +182,15 @@ class CampaignObject(BaseModel):
     counts: dict[str, int]  # calls by status, statuses with none left out
     progress: Progress
     lateness: Lateness
+    calling_window: CallingWindow | None  # its own, in place of the tenant's (None: the tenant's)
+    contact_limit_24h: int | None
 
 
 def campaign_object(fields: dict[str, str], overdue: int) -> CampaignObject:
     """The campaign as stored (its hash, decoded) and how many of its calls are overdue."""
     total, fired = int(fields.get("total", 0)), int(fields.get("fired", 0))
+    raw_rules = fields.get("rules")
+    rules = CampaignRules.model_validate_json(raw_rules) if raw_rules else NO_CAMPAIGN_RULES
     counts = {
         name.removeprefix("n:"): int(value)
         for name, value in sorted(fields.items())
@@ -196,12 +217,15 @@ def campaign_object(fields: dict[str, str], overdue: int) -> CampaignObject:
             not_fired=not_fired,
             overdue=overdue,
             ended_unfired=max(0, total - fired - not_fired),
+            held=int(fields.get("held", 0)),
             fired_percent=round(100 * fired / total, 1) if total else 0.0,
         ),
         lateness=Lateness(
             mean_ms=round(int(fields.get("late_sum", 0)) / fired, 1) if fired else None,
             max_ms=int(fields.get("late_max", 0)) if fired else None,
         ),
+        calling_window=rules.calling_window,
+        contact_limit_24h=rules.contact_limit_24h,
     )
 
 

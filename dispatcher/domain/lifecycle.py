@@ -17,8 +17,15 @@ def _seconds_between(start: str | None, end: datetime) -> int:
 
 
 def _moved(call: CallObject, target: CallStatus, **changes: Any) -> CallObject:
+    """A call moving on is held no more."""
     check_transition(CallStatus(call.status), target)
-    return call.model_copy(update={"status": target.value, **changes})
+    update = {"status": target.value, "held_until": None, "held_reason": None, **changes}
+    return call.model_copy(update=update)
+
+
+def held(call: CallObject, until: datetime, reason: str) -> CallObject:
+    """A scheduled call that may not be placed yet stays scheduled, and says till when."""
+    return call.model_copy(update={"held_until": clock.iso(until), "held_reason": reason})
 
 
 def fired(call: CallObject, groups: list[str], now: datetime) -> CallObject:

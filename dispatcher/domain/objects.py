@@ -14,6 +14,11 @@ class _Object(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+def _absent(value: object) -> bool:
+    """Keys this product adds to the platform's objects are left out where they do not apply."""
+    return value is None
+
+
 class AgentInfo(_Object):
     id: int
     name: str
@@ -151,6 +156,10 @@ class CallObject(_Object):
     offer_events: list[OfferEvent] = Field(default_factory=list)
     answer_type: str = "manual"
     outbound_number: str | None = None
+    # Added by this product, present only while the call is held: scheduled, due, and not
+    # placed until then because of its calling window or its number's contact limit (docs/api.md).
+    held_until: str | None = Field(default=None, exclude_if=_absent)
+    held_reason: str | None = Field(default=None, exclude_if=_absent)
 
 
 class ChatParticipant(_Object):

@@ -90,7 +90,7 @@ async def create_campaign_batch(request: web.Request) -> web.Response:
     if state == CampaignState.CANCELLED:
         raise cancelled()
     return await answer_batch(
-        request, tenant, Joining(menu_id, campaigns.link(campaign_id, menu_id))
+        request, tenant, Joining(menu_id, await campaigns.link(campaign_id, menu_id))
     )
 
 

@@ -95,6 +95,7 @@ def call_footprint(
         (keys.calls_by_status(call["status"]), padded),
         (keys.calls_by_type(CallType(call["call_type"])), padded),
         (keys.scheduled, plain),
+        (keys.held, plain),
         (keys.ended("call"), padded),
     ]
     if meta.get("menu_id") is not None:

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, ClassVar, Literal
 
 import orjson
 from redis.asyncio.client import Pipeline
 
-from dispatcher.domain import clock, history
+from dispatcher.directory.schema import CallingWindow
+from dispatcher.domain import clock, compliance, history, lifecycle
 from dispatcher.domain.call_requests import OutboundPlan, ParentCall, QueuedPlan
-from dispatcher.domain.errors import DispatchError
+from dispatcher.domain.errors import DispatchError, InvalidRequest
 from dispatcher.domain.objects import CallObject, CustomerFlags
 from dispatcher.domain.records import CallMeta, Ids, outbound_call, pending_choice, queued_call
-from dispatcher.domain.statuses import TERMINAL_CALL_STATUSES, CallStatus
+from dispatcher.domain.statuses import TERMINAL_CALL_STATUSES, CallStatus, CallType
 from dispatcher.store import campaigns, jobs
 from dispatcher.store.archiving import Footprint, call_footprint
 from dispatcher.store.buckets import Bucket
@@ -32,8 +34,11 @@ from dispatcher.store.records import (
 )
 from dispatcher.store.scripting import Stale
 from dispatcher.store.scripts import (
+    CallBlocked,
     CampaignHeld,
     FireCampaignCall,
+    Guard,
+    HoldCampaignCall,
     Jobs,
     Missing,
     SetFlags,
@@ -43,7 +48,7 @@ from dispatcher.store.scripts import (
 )
 
 CallPlan = OutboundPlan | QueuedPlan
-__all__ = ["AGENT_NOT_AVAILABLE", "CallPlan", "CampaignHeld"]
+__all__ = ["AGENT_NOT_AVAILABLE", "CallBlocked", "CallPlan", "CampaignHeld"]
 
 
 class CallChanging(RuntimeError):
@@ -74,6 +79,8 @@ class Change:
     waiting: Literal["add", "rem", ""] = ""
     release_agent: bool = False
     announce: bool = True  # False for changes clients cannot see (private facts only)
+    # A scheduled call firing: written only if it may start (the DNC list, the contact limit).
+    guard: Guard | None = None
 
 
 class CallStore(RecordStore):
@@ -146,7 +153,14 @@ class CallStore(RecordStore):
         else:
             pending = orjson.dumps(pending_choice(plan, call.id, meta))
             answer = Answer(202, pending, record_id=call.id)
-        claims = Claims(agent_id=plan.agent.id, agent_capacity=plan.agent.capacity.voice)
+        rules = compliance.rules_for(self.tenant, CallType.OUTBOUND, None)
+        number = plan.end_user_number
+        claims = Claims(
+            agent_id=plan.agent.id,
+            agent_capacity=plan.agent.capacity.voice,
+            # A call waiting for the end user's number to be chosen is checked as it is chosen.
+            guard=self.guard(number, call.id, rules, now) if number is not None else None,
+        )
         return Creation("call", call, doc, meta.model_dump_json(), now, job, claims, answer, key)
 
     def _queued(
@@ -154,9 +168,16 @@ class CallStore(RecordStore):
     ) -> Creation:
         now = ids.created
         call, meta = queued_call(plan, self.tenant, ids, now)
+        rules = compliance.rules_for(
+            self.tenant, CallType.SCHEDULED, campaign.rules if campaign else None
+        )
         run_at, function = clock.to_ms(now), jobs.ROUTE_CALL
         if plan.scheduled_at is not None:
-            run_at, function = clock.to_ms(plan.scheduled_at), jobs.FIRE_SCHEDULED_CALL
+            # Due outside its calling window: held from the start, due at the opening (and
+            # judged again then).
+            call = self._held_from_start(call, plan, rules.window)
+            due = clock.parse_iso(call.held_until) or plan.scheduled_at
+            run_at, function = clock.to_ms(due), jobs.FIRE_SCHEDULED_CALL
             joins = (self.keys.scheduled, run_at)
         else:
             joins = (self.keys.waiting(plan.menu.id), run_at)
@@ -164,13 +185,32 @@ class CallStore(RecordStore):
         if campaign is not None:
             # Its campaign's pump fires it, at the campaign's pace: no job of its own.
             job, meta.campaign_id = None, campaign.campaign_id
-        claims = Claims(joins=joins)
+        # Stored only if the DNC list does not block it; its contact limit counts its firing.
+        guard = None
+        if plan.scheduled_at is not None and rules.dnc:
+            guard = self.guard(plan.end_user_number, call.id, replace(rules, contact_limit=None))
+        claims = Claims(joins=joins, guard=guard)
         doc = call.model_dump_json().encode()
         answer = Answer(201, doc, record_id=call.id)
         meta_json = meta.model_dump_json()
         return Creation(
             "call", call, doc, meta_json, now, job, claims, answer, key, campaign, run_at
         )
+
+    def _held_from_start(
+        self, call: CallObject, plan: QueuedPlan, window: CallingWindow | None
+    ) -> CallObject:
+        """The new scheduled call, held until its window opens if it is due outside it. A
+        window that never opens fails the call when it comes due (workers/scheduling.py)."""
+        if plan.scheduled_at is None or window is None:
+            return call
+        try:
+            opens = compliance.opening(self.tenant, window, plan.end_user_number, plan.scheduled_at)
+        except InvalidRequest:
+            return call
+        if opens <= plan.scheduled_at:
+            return call
+        return lifecycle.held(call, opens, compliance.HELD_BY_WINDOW)
 
     async def parent_call(self, call_id: int) -> ParentCall | None:
         return (await self.parent_calls({call_id})).get(call_id)
@@ -197,6 +237,29 @@ class CallStore(RecordStore):
                 for call_id, menu_id in archived.items()
             }
         return found
+
+    def guard(
+        self,
+        number: str,
+        call_id: int,
+        rules: compliance.Rules,
+        now: datetime | None = None,
+    ) -> Guard | None:
+        """What a call to `number` must pass as it starts (store/scripts.py's Guard), by its
+        rules; None when none of them applies."""
+        if not rules.dnc and rules.contact_limit is None:
+            return None
+        limited = rules.contact_limit is not None
+        return Guard(
+            number=number,
+            id=call_id,
+            now=clock.to_ms(now or clock.now()),
+            dnc=self.keys.dnc if rules.dnc else None,
+            dnc_expiring=self.keys.dnc_expiring if rules.dnc else None,
+            attempts=self.keys.attempts(number) if limited else None,
+            limit=rules.contact_limit,
+            span=compliance.CONTACT_LIMIT_SPAN_MS,
+        )
 
     async def flags(self, call_id: int) -> CustomerFlags | None:
         fields = list(CustomerFlags.model_fields)
@@ -258,11 +321,16 @@ class CallStore(RecordStore):
         )
 
     async def apply(
-        self, call_id: int, decide: Callable[[Snapshot], Change | None], attempts: int = 8
+        self,
+        call_id: int,
+        decide: Callable[[Snapshot], Change | None],
+        attempts: int = 8,
+        loaded: Snapshot | None = None,
     ) -> Snapshot | None:
-        """Load, decide, write if unchanged meanwhile; None when there was nothing to do."""
+        """Load, decide, write if unchanged meanwhile; None when there was nothing to do.
+        `loaded`: the call as the caller just read it, decided on before reading it again."""
         for _ in range(attempts):
-            snapshot = await self.load(call_id)
+            snapshot, loaded = loaded or await self.load(call_id), None
             if snapshot is None:
                 return None
             change = decide(snapshot)
@@ -292,8 +360,12 @@ class CallStore(RecordStore):
         fires = before.call.status == CallStatus.SCHEDULED and call.status == CallStatus.QUEUED
         try:
             if campaign_id is not None and fires:
-                return await self._fire_in_campaign(call, campaign_id, write, queued)
-            return await self._scripts.run(Transition(write, queued))
+                due = before.call.held_until or call.scheduled_at
+                return await self._fire_in_campaign(call, due, campaign_id, write, queued, change)
+            if campaign_id is not None and write.held_until is not None:
+                menu_id = before.meta.menu_id or 0
+                return await self._hold_in_campaign(campaign_id, menu_id, write, now_ms)
+            return await self._scripts.run(Transition(write, queued, change.guard))
         except Stale:
             return 0
 
@@ -334,14 +406,37 @@ class CallStore(RecordStore):
             campaign=self.keys.campaign(campaign_id) if campaign_id is not None else None,
             ended=self.keys.ended(self.kind) if ends else None,
             ended_score=now_ms if ends else None,
+            held=self.keys.held if before.call.held_until or call.held_until else None,
+            held_until=_ms(call.held_until),
         )
 
+    async def _hold_in_campaign(
+        self, campaign_id: int, menu_id: int, write: Write, now_ms: int
+    ) -> int:
+        """A held call of a campaign goes back among its calls due (hold_campaign_call.lua)."""
+        link = campaigns.Campaigns(self._redis, self._scripts, self.tenant.subdomain)
+        hold = HoldCampaignCall(
+            change=write,
+            due=self.keys.campaign_due(campaign_id),
+            released=self.keys.campaign_released(campaign_id),
+            pump=await link.next_pump(campaign_id, menu_id, now_ms),
+            now=now_ms,
+        )
+        return await self._scripts.run(hold)
+
     async def _fire_in_campaign(
-        self, fired: CallObject, campaign_id: int, write: Write, queued: Jobs
+        self,
+        fired: CallObject,
+        due: str | None,
+        campaign_id: int,
+        write: Write,
+        queued: Jobs,
+        change: Change,
     ) -> int:
         """A call of a campaign fires only while its campaign runs: checked in the same atomic
-        step as the compare-and-set (fire_campaign_call.lua)."""
-        moments = [clock.parse_iso(fired.scheduled_at), clock.parse_iso(fired.queued_at)]
+        step as the compare-and-set (fire_campaign_call.lua). `due`: when it was due, its
+        scheduled_at or the end of its hold (the campaign's lateness counts from it)."""
+        moments = [clock.parse_iso(due), clock.parse_iso(fired.queued_at)]
         scheduled, queued_ms = (clock.to_ms(at) if at else 0 for at in moments)
         fire = FireCampaignCall(
             change=write,
@@ -351,6 +446,7 @@ class CallStore(RecordStore):
             scheduled=scheduled,
             queued=queued_ms,
             burst_s=campaigns.BURST_S,
+            guard=change.guard,
         )
         return await self._scripts.run(fire)
 
@@ -419,6 +515,11 @@ def _allocation(plan: CallPlan) -> Allocation:
     if isinstance(plan, OutboundPlan):
         return "call", 2, None
     return "call", 1, None if plan.contact else plan.end_user_number
+
+
+def _ms(stamp: str | None) -> int | None:
+    moment = clock.parse_iso(stamp)
+    return clock.to_ms(moment) if moment is not None else None
 
 
 def _event(kind: str, data: dict[str, Any]) -> bytes:

@@ -7,6 +7,7 @@ state in the same atomic step as the call's compare-and-set (fire_campaign_call.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -15,6 +16,7 @@ from redis.asyncio import Redis
 
 from dispatcher.domain import clock
 from dispatcher.domain.campaigns import CampaignObject, CampaignPlan, campaign_object
+from dispatcher.domain.compliance import NO_CAMPAIGN_RULES, CampaignRules
 from dispatcher.store import jobs, keys
 from dispatcher.store.keys import Key, TenantKeys
 from dispatcher.store.scripting import Refused, Stale
@@ -42,6 +44,13 @@ STALE_RELEASE_MS = 60_000  # a handed-over call whose fire job never ran is hand
 
 Action = Literal["pause", "resume", "cancel"]
 
+# Campaigns' own rules as this process read them, per Redis client, by (tenant, campaign id):
+# they never change once the campaign is created.
+RULES_CACHED = 10_000
+_RULES: weakref.WeakKeyDictionary[Redis, dict[tuple[str, int], CampaignRules]] = (
+    weakref.WeakKeyDictionary()
+)
+
 
 ATTEMPTS = 8  # reads of a campaign's pump count before a script that names its next pump
 
@@ -56,6 +65,7 @@ class CampaignLink:
     key: Key
     due_key: Key
     pump_payload: bytes
+    rules: CampaignRules = NO_CAMPAIGN_RULES  # its own calling window and contact limit
 
     def want_pump(self, seq: int, wake_ms: int) -> WantPump:
         pump = Pump(self.subdomain, self.campaign_id, seq, self.pump_payload)
@@ -110,6 +120,7 @@ class Campaigns:
                         menu_id=plan.menu.id,
                         rate=repr(plan.calls_per_second),
                         max_waiting="" if plan.max_waiting is None else plan.max_waiting,
+                        rules=plan.rules.model_dump_json(),
                         now=clock.to_ms(clock.now()),
                     )
                 )
@@ -141,6 +152,21 @@ class Campaigns:
                 found.append(campaign_object(fields, overdue=due + released))
         return found
 
+    async def rules(self, campaign_id: int) -> CampaignRules:
+        """The campaign's own calling window and contact limit, fixed at its creation: read
+        once per process (each fire of its calls needs them)."""
+        known = _RULES.setdefault(self._redis, {})
+        cached = known.get((self.subdomain, campaign_id))
+        if cached is not None:
+            return cached
+        raw = await self._redis.hget(self.keys.campaign(campaign_id), "rules")  # type: ignore[misc]
+        rules = CampaignRules.model_validate_json(raw) if raw else NO_CAMPAIGN_RULES
+        if raw is not None:
+            if len(known) >= RULES_CACHED:
+                known.pop(next(iter(known)))
+            known[(self.subdomain, campaign_id)] = rules
+        return rules
+
     async def basics(self, campaign_id: int) -> tuple[int, str] | None:
         """(menu id, state) of the campaign, None when there is no such campaign."""
         menu_id, state = await self._redis.hmget(  # type: ignore[misc]
@@ -164,7 +190,7 @@ class Campaigns:
             total, ids = await pipe.execute()
         return int(total), [int(i) for i in ids]
 
-    def link(self, campaign_id: int, menu_id: int) -> CampaignLink:
+    async def link(self, campaign_id: int, menu_id: int) -> CampaignLink:
         now_ms = clock.to_ms(clock.now())
         return CampaignLink(
             subdomain=self.subdomain,
@@ -172,6 +198,7 @@ class Campaigns:
             key=self.keys.campaign(campaign_id),
             due_key=self.keys.campaign_due(campaign_id),
             pump_payload=self._pump(campaign_id, menu_id).payload(now_ms),
+            rules=await self.rules(campaign_id),
         )
 
     async def control(self, campaign_id: int, menu_id: int, action: Action) -> str:
@@ -182,7 +209,7 @@ class Campaigns:
             sweep = jobs.JobSpec(jobs.SWEEP_CAMPAIGN, self.subdomain, campaign_id, now_ms)
             control = CampaignControl(
                 campaign=self.keys.campaign(campaign_id),
-                pump=await self._next_pump(campaign_id, menu_id, now_ms),
+                pump=await self.next_pump(campaign_id, menu_id, now_ms),
                 jobs=Jobs.of([sweep], now_ms) if action == "cancel" else NO_JOBS,
                 action=action,
                 now=now_ms,
@@ -246,7 +273,7 @@ class Campaigns:
             stale_after=STALE_RELEASE_MS,
         )
 
-    async def _next_pump(self, campaign_id: int, menu_id: int, now_ms: int) -> Pump:
+    async def next_pump(self, campaign_id: int, menu_id: int, now_ms: int) -> Pump:
         raw = await self._redis.hget(self.keys.campaign(campaign_id), "pump_seq")  # type: ignore[misc]
         return Pump(
             self.subdomain,

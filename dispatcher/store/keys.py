@@ -130,6 +130,12 @@ class TenantKeys:
         return Key(f"{self.prefix}sms:session:{number}")
 
     @property
+    def held(self) -> Key:
+        """Sorted set: the scheduled calls held past their time (calling window, contact
+        limit), call id -> ms they are held until."""
+        return Key(self.prefix + "calls:held")
+
+    @property
     def dnc(self) -> Key:
         """Sorted set: the company do-not-call list, E.164 number -> ms it was added."""
         return Key(self.prefix + "dnc")
@@ -147,6 +153,8 @@ class TenantKeys:
 
     @property
     def do_not_contact(self) -> Key:
+        """Sorted set: the SMS opt-outs, E.164 number -> ms it first opted out (a set before
+        layout 4)."""
         return Key(self.prefix + "sms:do_not_contact")
 
     @property

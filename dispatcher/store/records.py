@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from dispatcher.directory.tenant import Tenant
-from dispatcher.domain import clock
+from dispatcher.domain import clock, compliance
 from dispatcher.domain.campaigns import cancelled
 from dispatcher.domain.chat_requests import ACTIVE_SESSION, OPTED_OUT
 from dispatcher.domain.errors import DispatchError, InvalidRequest, ServiceUnavailable
@@ -33,6 +33,7 @@ from dispatcher.store.scripts import (
     NO_JOBS,
     AllocateIds,
     CreateRecord,
+    Guard,
     Jobs,
     Scripts,
 )
@@ -44,6 +45,7 @@ Kind = Literal["call", "chat"]
 T = TypeVar("T")
 AGENT_NOT_AVAILABLE = "Agent is not available to take this call"
 _CLAIM_ERRORS = {
+    "dnc": compliance.ON_DNC_LIST,
     "agent_busy": AGENT_NOT_AVAILABLE,
     "session_active": ACTIVE_SESSION,
     "opted_out": OPTED_OUT,
@@ -113,6 +115,8 @@ class Claims:
     # its menu from the start (scored by creation), a scheduled one sits in the tenant's
     # scheduled set (scored by scheduled_at) until it fires.
     joins: tuple[Key, int] | None = None
+    # The company DNC list and contact limit a call is checked against as it is stored.
+    guard: Guard | None = None
 
 
 class RecordStore:
@@ -343,6 +347,8 @@ class RecordStore:
                 self.keys.chats_by_type(record.chat_type),  # type: ignore[arg-type]
             )
         session = claims.consumer_number is not None
+        held = clock.parse_iso(record.held_until) if isinstance(record, CallObject) else None
+        held_until = clock.to_ms(held) if held is not None else None
         return CreateRecord(
             record=self._record_key(record.id),
             all=indexes[0],
@@ -367,6 +373,9 @@ class RecordStore:
             once_answer=_once_answer(key, creation) if key else None,
             campaign=campaign.key if campaign else None,
             campaign_due=campaign.due_key if campaign else None,
+            guard=claims.guard,
+            held=self.keys.held if held_until is not None else None,
+            held_until=held_until,
             due=creation.due_ms if campaign else None,
         )
 
@@ -404,6 +413,9 @@ def refused_answer(creation: Creation, refused: Refused) -> Answer:
         return idempotency.replay(creation.key, stored)
     if refused.code == "campaign_cancelled":
         raise cancelled()
+    if refused.code == "contact_limit":
+        detail = refused.detail
+        raise compliance.over_contact_limit(int(detail["limit"]), int(detail["retry_at"]))
     raise InvalidRequest(_CLAIM_ERRORS[refused.code])
 
 

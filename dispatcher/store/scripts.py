@@ -86,6 +86,38 @@ class Pump:
 
 
 @dataclass(frozen=True)
+class Guard:
+    """What must hold for a call to `number` to start (lib.lua's guard_refusal): the number is
+    not on the company DNC list (with `dnc`), and has had fewer than `limit` attempts in the
+    last `span` ms (with `attempts`); the call `id` then counts as one (guard_count)."""
+
+    number: str
+    id: int
+    now: int
+    dnc: Key | None = None
+    dnc_expiring: Key | None = None
+    attempts: Key | None = None
+    limit: int | None = None
+    span: int = 86_400_000
+
+
+class CallBlocked(Exception):
+    """A call was not started (lib.lua's guard_refusal): its number is on the company DNC list
+    (`reason` "dnc"), or over its contact limit ("contact_limit") until `retry_at` ms."""
+
+    def __init__(self, reason: str, retry_at: int = 0) -> None:
+        super().__init__(f"call blocked: {reason}")
+        self.reason = reason
+        self.retry_at = retry_at
+
+
+BLOCKED: Errors = {
+    code: lambda detail: CallBlocked(detail["err"], int(detail.get("retry_at", 0)))
+    for code in ("dnc", "contact_limit")
+}
+
+
+@dataclass(frozen=True)
 class Write:
     """The compare-and-set of a stored call or chat (lib.lua's cas_transition): its keys, and
     what it writes if the record is still at `rev`."""
@@ -110,6 +142,10 @@ class Write:
     campaign: Key | None = None  # a call of a campaign moves its counts of each status
     ended: Key | None = None  # the tenant's ended set, which a record joins as it ends
     ended_score: int | None = None  # when it ended (ms)
+    # The tenant's held calls (a call held, or one that was): `held_until` ms holds the call
+    # till then (and moves it there in the scheduled set); without it, the call leaves the set.
+    held: Key | None = None
+    held_until: int | None = None
 
 
 # Calls and chats -------------------------------------------------------------------------
@@ -167,6 +203,9 @@ class CreateRecord(Script[None]):
     campaign: Key | None = None
     campaign_due: Key | None = None
     due: int | None = None
+    guard: Guard | None = None  # the DNC list (and contact limit) a call may not start against
+    held: Key | None = None  # the tenant's held calls, which a call held from the start joins
+    held_until: int | None = None
 
 
 @dataclass(frozen=True)
@@ -220,6 +259,9 @@ class Transition(Script[int]):
     name: ClassVar[str] = "transition"
     change: Write
     jobs: Jobs
+    guard: Guard | None = None  # a scheduled call firing: CallBlocked when it may not start
+
+    errors: ClassVar[Errors] = BLOCKED
 
 
 @dataclass(frozen=True)
@@ -234,11 +276,29 @@ class FireCampaignCall(Script[int]):
     scheduled: int
     queued: int
     burst_s: float
+    guard: Guard | None = None
 
     errors: ClassVar[Errors] = {
-        code: lambda detail: CampaignHeld(detail["err"], int(detail.get("wait_ms", 0)))
-        for code in (CampaignState.PAUSED, CampaignState.CANCELLED, "early")
+        **{
+            code: lambda detail: CampaignHeld(detail["err"], int(detail.get("wait_ms", 0)))
+            for code in (CampaignState.PAUSED, CampaignState.CANCELLED, "early")
+        },
+        **BLOCKED,
     }
+
+
+@dataclass(frozen=True)
+class HoldCampaignCall(Script[int]):
+    """The new revision; Stale when the call changed meanwhile. A call of a campaign held
+    (outside its calling window, over its contact limit) goes back among the campaign's calls
+    not yet fired, due at `change.held_until`, and the pump is wanted for it."""
+
+    name: ClassVar[str] = "hold_campaign_call"
+    change: Write  # with `held` and `held_until`
+    due: Key
+    released: Key
+    pump: Pump
+    now: int
 
 
 class CampaignHeld(Exception):
@@ -362,6 +422,7 @@ class CreateCampaign(Script[int]):
     menu_id: int
     rate: str
     max_waiting: int | str
+    rules: str  # its own calling window and contact limit (JSON of CampaignRules)
     now: int
 
     errors: ClassVar[Errors] = {"taken": lambda detail: NameTaken(int(detail["id"]))}
@@ -417,6 +478,76 @@ class WantPump(Script[None]):
     pump: Pump
     wake: int
     now: int
+
+
+# The company DNC list (store/dnc.py) -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DncAdd(Script[list[bool]]):
+    """Per entry, in order: whether it was created (else updated)."""
+
+    name: ClassVar[str] = "dnc_add"
+    dnc: Key
+    expiring: Key
+    entries: list[str | int]  # number, expires_at ms (0: never) in turn
+    now: int
+
+    def result(self, ok: Any) -> list[bool]:
+        return [letter == "c" for letter in str(ok)]
+
+
+@dataclass(frozen=True)
+class DncRemove(Script[list[bool]]):
+    """Per number, in order: whether it was on the list (and is off it now)."""
+
+    name: ClassVar[str] = "dnc_remove"
+    dnc: Key
+    expiring: Key
+    numbers: list[str]
+    now: int
+
+    def result(self, ok: Any) -> list[bool]:
+        return [letter == "r" for letter in str(ok)]
+
+
+@dataclass(frozen=True)
+class DncSweep(Script[int]):
+    """The expired entries removed."""
+
+    name: ClassVar[str] = "dnc_sweep"
+    dnc: Key
+    expiring: Key
+    now: int
+    most: int
+
+
+@dataclass(frozen=True)
+class DncPage(Script[tuple[int, list[tuple[str, int, int | None]]] | None]):
+    """(entries on the list, the page's (number, added ms, expires ms or None)); None when
+    expired entries are left to remove (ask again)."""
+
+    name: ClassVar[str] = "dnc_page"
+    dnc: Key
+    expiring: Key
+    now: int
+    offset: int
+    per: int
+    most: int  # expired entries removed first, at most
+
+    def result(self, ok: Any) -> tuple[int, list[tuple[str, int, int | None]]] | None:
+        if ok.get("more"):
+            return None
+        flat = list_of(ok["entries"])
+        entries = [
+            (
+                str(flat[i]),
+                int(float(flat[i + 1])),
+                int(float(flat[i + 2])) if flat[i + 2] else None,
+            )
+            for i in range(0, len(flat), 3)
+        ]
+        return int(ok["total"]), entries
 
 
 # The rest --------------------------------------------------------------------------------

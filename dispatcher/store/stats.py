@@ -40,6 +40,7 @@ class TenantStats:
     offers_in_flight: int  # offers ringing now (open and not expired)
     sms_sessions: int  # chats not ended
     scheduled_next_hour: int  # scheduled calls not fired yet due by at_ms + 1 h (late included)
+    held: int = 0  # scheduled calls held past their time (calling window, contact limit)
     # Per kind (call, chat): ended records still in Redis, and how long the longest-ended of
     # them has been ended (0 when none), which the archiver moves after the hot retention.
     ended: Mapping[str, int] = field(default_factory=dict)
@@ -56,6 +57,7 @@ class TenantStats:
             "offers_in_flight": self.offers_in_flight,
             "sms_sessions": self.sms_sessions,
             "scheduled_next_hour": self.scheduled_next_hour,
+            "held": self.held,
         }
 
 
@@ -77,6 +79,7 @@ async def tenant_stats(redis: Redis, tenant: Tenant, now_ms: int | None = None) 
         for chat_status in OPEN_CHAT_STATUSES:
             pipe.zcard(tenant_keys.chats_by_status(chat_status))
         pipe.zcount(tenant_keys.scheduled, "-inf", at_ms + SCHEDULE_HORIZON_MS)
+        pipe.zcard(tenant_keys.held)
         for kind in ENDED_KINDS:
             pipe.zcard(tenant_keys.ended(kind))
             pipe.zrange(tenant_keys.ended(kind), 0, 0, withscores=True)
@@ -102,6 +105,7 @@ async def tenant_stats(redis: Redis, tenant: Tenant, now_ms: int | None = None) 
         offers_in_flight=offers,
         sms_sessions=sessions,
         scheduled_next_hour=int(next(replies)),
+        held=int(next(replies)),
         **_ended(replies, at_ms),
     )
 

@@ -141,9 +141,12 @@ async def test_campaigns_are_created_listed_and_read(
             "not_fired": 0,
             "overdue": 0,
             "ended_unfired": 0,
+            "held": 0,
             "fired_percent": 0.0,
         },
         "lateness": {"mean_ms": None, "max_ms": None},
+        "calling_window": None,
+        "contact_limit_24h": None,
     }
     taken = await post_json(client, CAMPAIGNS, {"name": "spring", "menu_id": 9}, status=409)
     assert taken == {"message": "A campaign with this name already exists"}
@@ -293,6 +296,7 @@ async def test_calls_fire_on_time_under_the_pace(
         "not_fired": 0,
         "overdue": 0,
         "ended_unfired": 0,
+        "held": 0,
         "fired_percent": 100.0,
     }
     assert 0 <= read["lateness"]["max_ms"] < 250

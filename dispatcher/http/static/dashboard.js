@@ -139,6 +139,8 @@ function renderTiles(picture) {
     `of ${queued.length} in queues` + (outside ? `; ${outside} in no queue` : "");
   $("kpi-sms").textContent = picture.sms_sessions;
   $("kpi-scheduled").textContent = picture.scheduled_next_hour;
+  $("kpi-scheduled-hint").textContent =
+    "due in the next hour" + (picture.held ? `; ${picture.held} held` : "");
 }
 
 function renderChart(perMinute) {
@@ -305,7 +307,8 @@ function renderCampaigns(campaigns) {
             h("td", { class: "progress-cell" },
               h("span", { class: "num" }, `${progress.fired}/${campaign.total}`),
               meter(progress.fired_percent),
-              progress.ended_unfired ? h("span", { class: "muted" }, ` ${progress.ended_unfired} ended unfired`) : null),
+              progress.ended_unfired ? h("span", { class: "muted" }, ` ${progress.ended_unfired} ended unfired`) : null,
+              progress.held ? h("span", { class: "muted held" }, ` ${progress.held} held`) : null),
             h("td", { class: "num" }, progress.overdue || "–"),
             h("td", {}, dueTime(campaign.next_due_at) || "–"),
             h("td", { class: "wide" }, dueTime(campaign.last_due_at) || "–"),

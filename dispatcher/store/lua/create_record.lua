@@ -7,9 +7,14 @@
 -- call's waiting set, a scheduled call's scheduled set), K.once (the Idempotency-Key's hash,
 -- A.once: fp, ttl, status, body of the answer, absent when it is A.doc), K.campaign and K.campaign_due (a call of a
 -- campaign, due at A.due ms).
--- A.doc, A.meta, A.status, A.score (created ms), A.id, A.lang.
+-- A.doc, A.meta, A.status, A.score (created ms), A.id, A.lang. K.guard/A.guard: the company DNC
+-- list and the contact limit the call may not start against (lib.lua's guard_refusal), checked
+-- in this same step so that a number listed meanwhile either blocks the call or was listed
+-- after it was stored. K.held: the tenant's held calls, which a call due outside its calling
+-- window joins from the start (at A.held_until ms, counted by its campaign's `held`).
 -- Answers ok, or err: `replay` (the first answer under the same key: fp, status, body; nothing
--- written), `campaign_cancelled`, `agent_busy`, `opted_out`, `session_active`.
+-- written), `campaign_cancelled`, `dnc`, `contact_limit` (with `retry_at`), `agent_busy`,
+-- `opted_out`, `session_active`.
 if K.once then
   local first = redis.call('HMGET', K.once, 'fp', 'status', 'body')
   if first[1] then return err('replay', {fp = first[1], status = first[2], body = first[3]}) end
@@ -18,18 +23,23 @@ if K.campaign then
   local state = redis.call('HGET', K.campaign, 'state')
   if state ~= CAMPAIGN.RUNNING and state ~= CAMPAIGN.PAUSED then return err('campaign_cancelled') end
 end
+if K.guard then
+  local refusal = guard_refusal(K.guard, A.guard)
+  if refusal then return refusal end
+end
 if K.agent then
   if redis.call('HGET', K.agent, 'status') ~= AGENT.AVAILABLE then return err('agent_busy') end
   local held = tonumber(redis.call('HGET', K.agent, 'voice') or '0')
   if held >= A.capacity then return err('agent_busy') end
 end
 if K.session then
-  if redis.call('SISMEMBER', K.do_not_contact, A.number) == 1 then return err('opted_out') end
+  if redis.call('ZSCORE', K.do_not_contact, A.number) then return err('opted_out') end
   if not redis.call('SET', K.session, A.id, 'NX', 'PX', A.session_ttl) then
     return err('session_active')
   end
 end
 if K.agent then redis.call('HINCRBY', K.agent, 'voice', 1) end
+if K.guard then guard_count(K.guard, A.guard) end
 redis.call('HSET', K.record, 'doc', A.doc, 'meta', A.meta, 'status', A.status, 'rev', 1)
 if A.lang then redis.call('HSET', K.record, 'lang', A.lang) end
 redis.call('ZADD', K.all, A.score, member(A.id))
@@ -41,7 +51,9 @@ if K.campaign then
   redis.call('ZADD', K.campaign_due, A.due, A.id)
   redis.call('HINCRBY', K.campaign, 'total', 1)
   redis.call('HINCRBY', K.campaign, 'n:' .. A.status, 1)
+  if K.held then redis.call('HINCRBY', K.campaign, 'held', 1) end
 end
+if K.held then redis.call('ZADD', K.held, A.held_until, A.id) end
 enqueue_jobs(K.jobs, A.jobs)
 if K.once then
   redis.call('HSET', K.once, 'fp', A.once.fp, 'status', A.once.status, 'body', A.once.body or A.doc)

@@ -7,9 +7,10 @@
 -- failed; one too early waits the ms this returns.
 -- K.change and A.change as cas_transition's (K.change.campaign: the campaign's hash), K.jobs,
 -- K.due (its calls not yet fired), K.released (its calls handed to a fire job); A.scheduled and
--- A.queued (the call's scheduled ms and queued ms: the lateness its object shows), A.burst_s.
+-- A.queued (the call's scheduled ms and queued ms: the lateness its object shows), A.burst_s;
+-- K.guard/A.guard as transition.lua's (the DNC list and contact limit, checked after the pace).
 -- Answers the new revision, or err: `stale` (the call changed meanwhile), the campaign's state
--- when it is paused or cancelled, `early` (with `wait_ms`).
+-- when it is paused or cancelled, `early` (with `wait_ms`), `dnc`, `contact_limit`.
 local campaign_key, id = K.change.campaign, A.change.id
 local campaign = redis.call('HMGET', campaign_key, 'state', 'rate', 'fire_tat')
 if campaign[1] == CAMPAIGN.CANCELLED then return err(CAMPAIGN.CANCELLED) end
@@ -24,8 +25,13 @@ local tat = tonumber(campaign[3] or '0')
 if A.queued < tat - tolerance then
   return err('early', {wait_ms = math.ceil(tat - tolerance - A.queued)})
 end
+if K.guard then
+  local refusal = guard_refusal(K.guard, A.guard)
+  if refusal then return refusal end
+end
 local rev = cas_transition(K.change, A.change)
 if not rev then return err('stale') end
+if K.guard then guard_count(K.guard, A.guard) end
 enqueue_jobs(K.jobs, A.jobs)
 redis.call('HSET', campaign_key, 'fire_tat', math.max(tat, A.queued) + interval)
 redis.call('ZREM', K.released, id)

@@ -99,7 +99,9 @@ end
 -- index, the menu's waiting set and the agent's held calls, leaves the scheduled set when a
 -- scheduled call moves on, and appends the change to the call's history. A call of a campaign
 -- (k.campaign) moves its campaign's count of each status too. A record that ends joins the
--- tenant's ended set (k.ended), from which it is archived.
+-- tenant's ended set (k.ended), from which it is archived. A call held (a.held_until) joins the
+-- tenant's held set (k.held) and its campaign's count of held calls, and leaves both with its
+-- next change that holds it no more.
 -- Returns the new revision, or nil when the record changed meanwhile (or does not exist).
 local function cas_transition(k, a)
   local stored = redis.call('HMGET', k.record, 'rev', 'status')
@@ -123,6 +125,16 @@ local function cas_transition(k, a)
   if a.release then release_voice(k.agent) end
   if a.entry then record_history(k.history, a.entry) end
   if k.ended then redis.call('ZADD', k.ended, a.ended_score, member(a.id)) end
+  if k.held then
+    if a.held_until then
+      if redis.call('ZADD', k.held, a.held_until, a.id) == 1 and k.campaign then
+        redis.call('HINCRBY', k.campaign, 'held', 1)
+      end
+      if k.scheduled then redis.call('ZADD', k.scheduled, 'XX', a.held_until, a.id) end
+    elseif redis.call('ZREM', k.held, a.id) == 1 and k.campaign then
+      redis.call('HINCRBY', k.campaign, 'held', -1)
+    end
+  end
   return rev + 1
 end
 
@@ -153,4 +165,42 @@ local function on_dnc(dnc_key, expiring_key, number, now)
   if not redis.call('ZSCORE', dnc_key, number) then return false end
   local expires = redis.call('ZSCORE', expiring_key, number)
   return not expires or tonumber(expires) > now
+end
+
+-- Whether a call may start (store/scripts.py's Guard: k its keys, g its arguments): an err
+-- answer when its number is on the company DNC list (`dnc`), or has had `limit` attempts in
+-- the last `span` ms (`contact_limit`, with `retry_at`: the ms it may be tried again); else nil.
+-- The attempts' expired members are dropped on the way.
+local function guard_refusal(k, g)
+  if k.dnc and on_dnc(k.dnc, k.dnc_expiring, g.number, g.now) then return err('dnc') end
+  if k.attempts then
+    redis.call('ZREMRANGEBYSCORE', k.attempts, '-inf', g.now - g.span)
+    local made = redis.call('ZCARD', k.attempts)
+    if made >= g.limit and not redis.call('ZSCORE', k.attempts, g.id) then
+      -- The attempt whose leaving the span brings the count under the limit (a limit lowered
+      -- since may leave more than `limit` in it).
+      local leaving = redis.call('ZRANGE', k.attempts, made - g.limit, made - g.limit, 'WITHSCORES')
+      return err('contact_limit', {retry_at = tonumber(leaving[2]) + g.span, limit = g.limit})
+    end
+  end
+  return nil
+end
+
+-- The guarded call counts as an attempt on its number (once, whatever retries).
+local function guard_count(k, g)
+  if k.attempts then
+    redis.call('ZADD', k.attempts, g.now, g.id)
+    redis.call('PEXPIRE', k.attempts, g.span)
+  end
+end
+
+-- Removes up to `most` entries of the DNC list expired at `now` ms (on_dnc no longer counts
+-- them) from both its sets; returns how many it removed.
+local function purge_dnc(dnc_key, expiring_key, now, most)
+  local expired = redis.call('ZRANGEBYSCORE', expiring_key, '-inf', now, 'LIMIT', 0, most)
+  for _, number in ipairs(expired) do
+    redis.call('ZREM', dnc_key, number)
+    redis.call('ZREM', expiring_key, number)
+  end
+  return #expired
 end

@@ -263,6 +263,7 @@ async def test_the_snapshot_shows_campaigns_and_open_sms_sessions_in_the_tenants
                 "not_fired": 2,
                 "overdue": 0,
                 "ended_unfired": 0,
+                "held": 0,
                 "fired_percent": 0.0,
             },
             "next_due_at": due[0],
