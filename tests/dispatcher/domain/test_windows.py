@@ -74,7 +74,8 @@ def open_by_definition(window: CallingWindow, zones: tuple[str, ...], at: dateti
 
 @functools.lru_cache(maxsize=1)
 def _clock_changes() -> list[datetime]:
-    """Noon (UTC) of every day 2020-2035 on which one of CHANGING changes its offset."""
+    """For each change of offset of CHANGING's zones in 2020-2035, an instant within 36 hours
+    of it: noon (UTC) of the first day whose midnight has the new offset."""
     days = [datetime(2020, 1, 1, tzinfo=UTC) + timedelta(days=n) for n in range(16 * 366)]
     found = set()
     for name in CHANGING:
