@@ -232,7 +232,8 @@ def parse_window(raw: object, field: str = "calling_window") -> CallingWindow:
     try:
         return CallingWindow.model_validate(raw)
     except ValidationError as exc:
-        raise InvalidRequest(_problem(exc.errors()[0], field)) from exc
+        problem = _problem(exc.errors()[0], field)  # its forms: docs/api.md, Campaigns
+        raise InvalidRequest(problem) from exc
     except UnicodeEncodeError as exc:  # pydantic reads text as UTF-8: a lone surrogate
         raise InvalidRequest(f"{field} holds text that is not unicode") from exc
 
