@@ -29,6 +29,7 @@ from tests.workers.conftest import (
     CALLS,
     MULTICAST_MENU,
     TENANT,
+    get_call,
     get_json,
     load_tenant,
     outbound_call,
@@ -36,6 +37,7 @@ from tests.workers.conftest import (
     stop_worker,
     wait_for_status,
 )
+from workers.connecting import connect_call
 from workers.settings import create_worker
 
 LOCK_STAR = 9  # a mobile menu: takes scheduled calls
@@ -409,3 +411,23 @@ async def test_a_call_scheduled_outside_its_window_is_held_from_its_creation(
     assert await redis.zscore("arq:queue", job) == opening_ms
     inside = {**body, "scheduled_at": "2030-06-10T15:00:00Z"}
     assert "held_until" not in await post_json(client, CALLS, inside, status=201)
+
+
+async def test_an_outbound_call_whose_window_closed_before_its_dial_is_not_dialled(
+    client: TestClient[Any, Any], redis: Redis, job_context: dict[str, Any]
+) -> None:
+    """Created a moment before 17:00 in Chicago, dialled (its connect job) after: the call
+    fails unplaced, saying why, and the agent is free again."""
+    await load_tenant(redis, settings={"calling_window": WEEKDAYS_9_TO_5})
+    with time_machine.travel(datetime(2030, 6, 3, 21, 59, 59, tzinfo=UTC), tick=False):
+        call = await outbound_call(client, number=CHICAGO_NUMBER)
+    with time_machine.travel(datetime(2030, 6, 3, 22, 0, 1, tzinfo=UTC), tick=False):
+        assert await connect_call(job_context, "demo", call["id"]) == "outside its calling window"
+    failed = await get_call(client, call["id"])
+    assert (failed["status"], failed["fail_reason"], failed["fail_details"]) == (
+        "failed",
+        "ag_canceled",
+        "This call cannot be placed now because it is outside the calling window at the phone"
+        " number's location; the window opens at 2030-06-04T14:00:00.000Z",
+    )
+    assert (await outbound_call(client, number="+18596579625"))["status"] == "assigned"
