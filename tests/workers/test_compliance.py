@@ -431,3 +431,33 @@ async def test_an_outbound_call_whose_window_closed_before_its_dial_is_not_diall
         " number's location; the window opens at 2030-06-04T14:00:00.000Z",
     )
     assert (await outbound_call(client, number="+18596579625"))["status"] == "assigned"
+
+
+async def test_a_campaigns_own_contact_limit_holds_its_calls_back_in_the_campaign(
+    client: TestClient[Any, Any], redis: Redis, worker: Worker
+) -> None:
+    """Three calls of a campaign to one number, its own limit 1: one fires; the two others go
+    back among the campaign's calls due, held until the attempt leaves the 24 hours."""
+    await load_tenant(redis, menus={LOCK_STAR: STILL})
+    body = {"name": "once", "menu_id": LOCK_STAR, "contact_limit_24h": 1}
+    campaign = await post_json(client, CAMPAIGNS, body, status=201)
+    items = [scheduled_body(CHICAGO_NUMBER, after_s=0.3) for _ in range(3)]
+    await post_json(client, f"{CAMPAIGNS}/{campaign['id']}/calls/batch", {"calls": items})
+
+    async def settled() -> dict[str, Any] | None:
+        read: dict[str, Any] = await get_json(client, f"{CAMPAIGNS}/{campaign['id']}")
+        progress = read["progress"]
+        return read if (progress["fired"], progress["held"]) == (1, 2) else None
+
+    read = await eventually(settled, "one call fired and two held", timeout=5)
+    assert (read["counts"], read["progress"]["not_fired"]) == ({"queued": 1, "scheduled": 2}, 2)
+    attempts = await redis.zrange(TENANT.attempts(CHICAGO_NUMBER), 0, -1, withscores=True)
+    assert len(attempts) == 1
+    retry_ms = int(attempts[0][1]) + 86_400_000
+    due = await redis.zrange(TENANT.campaign_due(campaign["id"]), 0, -1, withscores=True)
+    assert [int(score) for _, score in due] == [retry_ms, retry_ms]
+    held = await stored(redis, [int(member) for member, _ in due])
+    assert {(c["held_until"], c["held_reason"]) for c in held} == {
+        (clock.iso(clock.from_ms(retry_ms)), "contact_limit")
+    }
+    assert await redis.zcard(TENANT.campaign_released(campaign["id"])) == 0
