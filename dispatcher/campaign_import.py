@@ -12,7 +12,7 @@ import hashlib
 import json
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -392,21 +392,27 @@ def _described(joined: dict[str, Any]) -> str:
 
 
 def _report(plan: Plan, tally: Tally) -> None:
-    """The summary, and the failed rows in FILE.errors.csv (an older one is removed when no
-    row failed, so that it always speaks of the last run)."""
     failed = sorted(tally.failed, key=lambda f: f[0].number)
     summary = (
         f"created {tally.created:,}, already existed {tally.existed:,}, failed {len(failed):,}"
         f" (of {plan.rows:,} rows)"
     )
+    lines = [
+        [row.number, *(row.values[c] for c in COLUMNS), "" if status is None else status, message]
+        for row, status, message in failed
+    ]
+    report(summary, plan.errors_file, ERROR_COLUMNS, lines)
+
+
+def report(summary: str, errors_file: Path, header: Sequence[str], failed: list[list[Any]]) -> None:
+    """An import's summary, and its failed rows in FILE.errors.csv (an older one is removed
+    when no row failed, so that it always speaks of the last run)."""
     if failed:
-        with plan.errors_file.open("w", newline="", encoding="utf-8") as sink:
+        with errors_file.open("w", newline="", encoding="utf-8") as sink:
             writer = csv.writer(sink)
-            writer.writerow(ERROR_COLUMNS)
-            for row, status, message in failed:
-                values = (row.values[c] for c in COLUMNS)
-                writer.writerow([row.number, *values, "" if status is None else status, message])
-        summary += f"; failed rows in {plan.errors_file}"
+            writer.writerow(header)
+            writer.writerows(failed)
+        summary += f"; failed rows in {errors_file}"
     else:
-        plan.errors_file.unlink(missing_ok=True)
+        errors_file.unlink(missing_ok=True)
     click.echo(summary)

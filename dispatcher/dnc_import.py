@@ -10,7 +10,6 @@ body limit (413) is sent again in halves, as the campaign import does."""
 from __future__ import annotations
 
 import asyncio
-import csv
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from dispatcher.campaign_import import (
     csv_records,
     expect,
     message_of,
+    report,
 )
 from dispatcher.client.options import api_options
 from dispatcher.domain.dnc import MAX_CONTACTS
@@ -185,20 +185,10 @@ async def _deliver(api: Api, rows: list[Row], tally: Tally) -> None:
 
 
 def _report(plan: Plan, tally: Tally) -> None:
-    """The summary, and the failed rows in FILE.errors.csv (an older one is removed when no
-    row failed, so that it always speaks of the last run)."""
     failed = sorted(tally.failed, key=lambda f: f[0].number)
     summary = (
         f"created {tally.created:,}, updated {tally.updated:,}, failed {len(failed):,}"
         f" (of {plan.rows:,} rows)"
     )
-    if failed:
-        with plan.errors_file.open("w", newline="", encoding="utf-8") as sink:
-            writer = csv.writer(sink)
-            writer.writerow(ERROR_COLUMNS)
-            for row, error in failed:
-                writer.writerow([row.number, *(row.values[c] for c in COLUMNS), error])
-        summary += f"; failed rows in {plan.errors_file}"
-    else:
-        plan.errors_file.unlink(missing_ok=True)
-    click.echo(summary)
+    lines = [[row.number, *(row.values[c] for c in COLUMNS), error] for row, error in failed]
+    report(summary, plan.errors_file, ERROR_COLUMNS, lines)
