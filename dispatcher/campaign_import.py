@@ -12,11 +12,11 @@ import hashlib
 import json
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import click
@@ -24,6 +24,7 @@ import click
 from dispatcher import progress
 from dispatcher.client.options import api_options
 
+T = TypeVar("T")
 COLUMNS = ("end_user_number", "scheduled_at", "menu_id", "lang", "ticket_id")
 REQUIRED = ("end_user_number", "scheduled_at")
 ERROR_COLUMNS = ("row", *COLUMNS, "status", "message")
@@ -91,8 +92,8 @@ def client_token(campaign_id: int, values: dict[str, str], occurrence: int) -> s
 
 def read_rows(path: Path, campaign_id: int) -> Iterator[Row]:
     seen: Counter[str] = Counter()
-    with _reader(path) as reader:
-        for number, values in enumerate(_records(path, reader), start=2):
+    with csv_reader(path) as reader:
+        for number, values in enumerate(csv_records(path, reader), start=2):
             cleaned = {name: (values.get(name) or "").strip() for name in COLUMNS}
             too_long = [name for name in COLUMNS if len(cleaned[name]) > MAX_FIELD_CHARS]
             if too_long:
@@ -113,8 +114,8 @@ def check_header(path: Path) -> tuple[int, str]:
     """(data rows, the first row's menu_id), or a usage error naming what is missing or the
     line the file cannot be read past (then nothing is sent)."""
     try:
-        with _reader(path) as reader:
-            records = _records(path, reader)
+        with csv_reader(path) as reader:
+            records = csv_records(path, reader)
             first = next(records, None)
             missing = [name for name in REQUIRED if name not in (reader.fieldnames or [])]
             if missing:
@@ -126,7 +127,7 @@ def check_header(path: Path) -> tuple[int, str]:
 
 
 @contextmanager
-def _reader(path: Path) -> Iterator[csv.DictReader[str]]:
+def csv_reader(path: Path) -> Iterator[csv.DictReader[str]]:
     """The file's reader, with the csv module's field limit raised to READ_LIMIT_CHARS while it
     reads (the limit is the module's, for the whole process)."""
     limit = csv.field_size_limit(READ_LIMIT_CHARS)
@@ -137,7 +138,7 @@ def _reader(path: Path) -> Iterator[csv.DictReader[str]]:
         csv.field_size_limit(limit)
 
 
-def _records(path: Path, reader: csv.DictReader[str]) -> Iterator[dict[str, str]]:
+def csv_records(path: Path, reader: csv.DictReader[str]) -> Iterator[dict[str, str]]:
     """The data rows; one the csv module cannot read is an Unreadable naming the line it
     starts on (a quoted field may span lines)."""
     start = 1
@@ -186,18 +187,18 @@ class Api:
             if status not in RETRIED:
                 return status, payload
             await asyncio.sleep(float(retry_after) if retry_after.isdigit() else 1.0)
-        raise Interrupted(f"the API kept answering {status}: {_message(payload)}")
+        raise Interrupted(f"the API kept answering {status}: {message_of(payload)}")
 
     async def campaign(self, name: str, create: dict[str, Any]) -> dict[str, Any]:
         """The campaign of this name, created if there is none."""
         for _ in range(2):
             status, found = await self.request("GET", "/campaigns", query={"name": name})
-            _expect(status, found, 200)
+            expect(status, found, 200)
             if found:
                 return dict(found[0])
             status, created = await self.request("POST", "/campaigns", create)
             if status != 409:  # 409: created by someone else meanwhile; read it
-                _expect(status, created, 201)
+                expect(status, created, 201)
                 return dict(created)
         raise Interrupted(f"campaign {name!r} could not be created or read")
 
@@ -206,12 +207,12 @@ class Api:
         return await self.request("POST", f"/campaigns/{campaign_id}/calls/batch", body)
 
 
-def _expect(status: int, payload: Any, wanted: int) -> None:
+def expect(status: int, payload: Any, wanted: int) -> None:
     if status != wanted:
-        raise Interrupted(f"the API answered {status}: {_message(payload)}")
+        raise Interrupted(f"the API answered {status}: {message_of(payload)}")
 
 
-def _message(payload: Any) -> str:
+def message_of(payload: Any) -> str:
     return str(payload.get("message")) if isinstance(payload, dict) else str(payload)[:200]
 
 
@@ -338,7 +339,7 @@ async def _send(api: Api, plan: Plan, campaign_id: int, tally: Tally) -> None:
             bar.update(len(rows))
 
         try:
-            for rows in _chunks(read_rows(plan.file, campaign_id), plan.batch_size):
+            for rows in chunks(read_rows(plan.file, campaign_id), plan.batch_size):
                 if len(pending) >= plan.concurrency:
                     done, pending = await asyncio.wait(pending, return_when="FIRST_COMPLETED")
                     for task in done:
@@ -361,14 +362,15 @@ async def _deliver(api: Api, campaign_id: int, rows: list[Row], tally: Tally) ->
         await _deliver(api, campaign_id, rows[:middle], tally)
         await _deliver(api, campaign_id, rows[middle:], tally)
     elif status == 413:
-        tally.failed.append((rows[0], status, _message(answer)))
+        tally.failed.append((rows[0], status, message_of(answer)))
     else:
-        _expect(status, answer, 200)
+        expect(status, answer, 200)
         tally.count(rows, answer)
 
 
-def _chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
-    chunk: list[Row] = []
+def chunks(rows: Iterator[T], size: int) -> Iterator[list[T]]:
+    """The rows in lists of `size` (the last one shorter), for the CSV imports' requests."""
+    chunk: list[T] = []
     for row in rows:
         chunk.append(row)
         if len(chunk) == size:
@@ -390,21 +392,27 @@ def _described(joined: dict[str, Any]) -> str:
 
 
 def _report(plan: Plan, tally: Tally) -> None:
-    """The summary, and the failed rows in FILE.errors.csv (an older one is removed when no
-    row failed, so that it always speaks of the last run)."""
     failed = sorted(tally.failed, key=lambda f: f[0].number)
     summary = (
         f"created {tally.created:,}, already existed {tally.existed:,}, failed {len(failed):,}"
         f" (of {plan.rows:,} rows)"
     )
+    lines = [
+        [row.number, *(row.values[c] for c in COLUMNS), "" if status is None else status, message]
+        for row, status, message in failed
+    ]
+    report(summary, plan.errors_file, ERROR_COLUMNS, lines)
+
+
+def report(summary: str, errors_file: Path, header: Sequence[str], failed: list[list[Any]]) -> None:
+    """An import's summary, and its failed rows in FILE.errors.csv (an older one is removed
+    when no row failed, so that it always speaks of the last run)."""
     if failed:
-        with plan.errors_file.open("w", newline="", encoding="utf-8") as sink:
+        with errors_file.open("w", newline="", encoding="utf-8") as sink:
             writer = csv.writer(sink)
-            writer.writerow(ERROR_COLUMNS)
-            for row, status, message in failed:
-                values = (row.values[c] for c in COLUMNS)
-                writer.writerow([row.number, *values, "" if status is None else status, message])
-        summary += f"; failed rows in {plan.errors_file}"
+            writer.writerow(header)
+            writer.writerows(failed)
+        summary += f"; failed rows in {errors_file}"
     else:
-        plan.errors_file.unlink(missing_ok=True)
+        errors_file.unlink(missing_ok=True)
     click.echo(summary)

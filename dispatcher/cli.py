@@ -35,6 +35,7 @@ from dispatcher.client.api import ApiError, Client, Unreachable
 from dispatcher.client.calls import calls
 from dispatcher.directory import loader
 from dispatcher.directory.schema import DirectoryFile, TenantFile
+from dispatcher.dnc_import import dnc
 from dispatcher.embedded import die_with_parent
 from dispatcher.history import schema
 from dispatcher.http.manager import summary
@@ -701,6 +702,7 @@ def _log_agent(event: str, fields: dict[str, Any]) -> None:
 for command in campaign_commands.COMMANDS:
     campaign.add_command(command)
 main.add_command(campaign)
+main.add_command(dnc)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -474,16 +474,17 @@ async def _get(session: aiohttp.ClientSession, url: str) -> bytes:
 def test_the_tour_has_its_steps() -> None:
     tour = read_tour(TOUR)
     assert tour.variables == {"API": f"{TOUR_BASE}/apps/api/v1"}
-    assert len(read_tour(API_MD).steps) == 2  # a batch, a campaign
-    assert len(tour.steps) == 21
+    assert len(read_tour(API_MD).steps) == 4  # a batch, a campaign, a DNC add and check
+    assert len(tour.steps) == 25
 
 
 def test_the_readme_tour_is_the_tours() -> None:
-    """The README's five requests are the tour's, answers included, so the tour test runs them;
-    their ids are the tour's run's (its inbound call is call 4), as the README says."""
+    """The README's requests (its five-request tour, and the calls that must not be placed)
+    are the tour's, answers included, so the tour test runs them; their ids are the tour's
+    run's (its inbound call is call 4), as the README says."""
     readme, tour = read_tour(README), read_tour(TOUR)
     assert readme.variables == tour.variables
-    assert len(readme.steps) == 5
+    assert len(readme.steps) == 9
     shown = {(step.command, step.answer) for step in tour.steps}
     assert [s.where for s in readme.steps if (s.command, s.answer) not in shown] == []
 

@@ -8,8 +8,9 @@ from typing import Any
 import structlog
 
 from dispatcher.carriers.base import CarrierError, Dial
-from dispatcher.domain import clock, lifecycle
-from dispatcher.domain.statuses import TERMINAL_CALL_STATUSES, CallStatus, FailReason
+from dispatcher.domain import clock, compliance, lifecycle
+from dispatcher.domain.errors import InvalidRequest
+from dispatcher.domain.statuses import TERMINAL_CALL_STATUSES, CallStatus, CallType, FailReason
 from dispatcher.store import jobs
 from dispatcher.store.calls import CallStore, Change, Snapshot
 from dispatcher.store.stores import Stores, end_call
@@ -44,6 +45,10 @@ async def connect_call(ctx: dict[str, Any], subdomain: str, call_id: int) -> str
     if snapshot.call.status == CallStatus.ASSIGNED:
         if snapshot.meta.pending_action is not None:
             return "waiting for the agent's choice"
+        closed = _window_closed(calls, snapshot)
+        if closed is not None:
+            await end_call(stores, call_id, FailReason.AG_CANCELED, details=closed)
+            return "outside its calling window"
         wait_ms = await calls.take_carrier_token(calls.tenant.doc.settings.calls_per_second)
         if wait_ms:
             due = clock.to_ms(clock.now()) + wait_ms
@@ -57,6 +62,22 @@ async def connect_call(ctx: dict[str, Any], subdomain: str, call_id: int) -> str
     if snapshot.meta.carrier_call_id is not None:
         return "dialled already"
     return await _dial(context, stores, snapshot)
+
+
+def _window_closed(calls: CallStore, snapshot: Snapshot) -> str | None:
+    """An outbound API call is judged against its calling window as it is created, and again
+    here, as it is dialled (the tenant's carrier pace may have held it since): why it may not be
+    dialled now, or None. A scheduled call was judged as it fired."""
+    number = snapshot.meta.end_user_number
+    if snapshot.call.call_type != CallType.OUTBOUND or number is None:
+        return None
+    window = compliance.rules_for(calls.tenant, CallType.OUTBOUND, None).window
+    now = clock.now()
+    try:
+        opens = compliance.opening(calls.tenant, window, number, now)
+    except InvalidRequest as never:
+        return str(never)
+    return compliance.outside_window(opens).message if opens > now else None
 
 
 def _to_connecting(current: Snapshot) -> Change | None:

@@ -23,7 +23,7 @@ from dispatcher.settings import Settings
 from dispatcher.store import jobs
 from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.scripts import Scripts
-from workers import archiver
+from workers import archiver, dnc
 from workers.campaigns import pump_campaign, sweep_campaign
 from workers.connecting import carrier_result, connect_call, hangup_call
 from workers.redis_lost import REDIS_RETRY_S, lost_redis
@@ -124,7 +124,15 @@ CRON_JOBS = [
         second=set(range(0, 60, archiver.EVERY_S)),
         max_tries=1,
         keep_result=0,
-    )
+    ),
+    # The company DNC list's expired entries (workers/dnc.py), once a minute, one worker.
+    cron(
+        measured("sweep_dnc", retried_when_redis_is_down(dnc.sweep_dnc)),
+        name="sweep_dnc",
+        second=dnc.SECOND,
+        max_tries=1,
+        keep_result=0,
+    ),
 ]
 
 # Scheduled calls must fire well under ARQ's default 0.5 s poll: poll every 20 ms (one cheap

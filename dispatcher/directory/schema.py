@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import date
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from datetime import date, datetime
+from functools import cached_property
+from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -23,6 +25,7 @@ from dispatcher.domain.statuses import AgentStatus
 SUBDOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 WINDOW = re.compile(r"([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 ON_TENANT = "on_tenant"  # validation context key: called as each tenant of a file validates
 # Validation context key: the networks a webhook_url may name besides public addresses. Only a
 # directory being loaded has it: a stored one, read back, passed the check when it was loaded.
@@ -60,6 +63,26 @@ def _window(window: str) -> str:
     return window
 
 
+def _date(raw: object) -> date:
+    """A calendar date written YYYY-MM-DD (YAML reads such text as a date already). Nothing
+    else is taken: not a timestamp, nor a date and time, which would name no one local day."""
+    if isinstance(raw, date) and not isinstance(raw, datetime):
+        return raw
+    if isinstance(raw, str) and DATE.fullmatch(raw):
+        try:
+            return date.fromisoformat(raw)
+        except ValueError:
+            pass
+    raise ValueError("must be a date like 2026-12-25")
+
+
+def _distinct(values: list[str]) -> list[str]:
+    for value in values:
+        if values.count(value) > 1:
+            raise ValueError(f"lists '{value}' twice")
+    return values
+
+
 def _text_id(raw: object) -> object:
     return str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else raw
 
@@ -85,6 +108,8 @@ Phone = Annotated[str, AfterValidator(_phone)]
 Language = Annotated[str, AfterValidator(_language)]
 TimeZone = Annotated[str, AfterValidator(_timezone)]
 Window = Annotated[str, AfterValidator(_window)]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+LocalDate = Annotated[date, BeforeValidator(_date)]
 TextId = Annotated[str, BeforeValidator(_text_id)]
 WebhookUrl = Annotated[str, AfterValidator(_webhook_url)]
 CarrierName = Annotated[str, BeforeValidator(_carrier)]
@@ -137,9 +162,58 @@ class TwilioSettings(_Model):
     answer_message: str = Field(default=DEFAULT_ANSWER_MESSAGE, min_length=1, max_length=1000)
 
 
+MAX_WINDOWS_PER_DAY = 48
+MAX_RESTRICTED_DATES = 1000
+
+
 class CallingWindow(_Model):
-    weekly: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], list[Window]]
-    restricted_dates: list[date] = Field(default_factory=list)
+    """When calls may be placed, in the end user's local time (dispatcher/domain/windows.py
+    judges it): a day absent or empty has no calls, nor has a restricted date (a holiday, a
+    whole local day at the end user's location)."""
+
+    weekly: dict[Weekday, Annotated[list[Window], Field(max_length=MAX_WINDOWS_PER_DAY)]]
+    restricted_dates: list[LocalDate] = Field(default_factory=list, max_length=MAX_RESTRICTED_DATES)
+
+    @cached_property
+    def spans(self) -> tuple[tuple[tuple[int, int], ...], ...]:
+        """Each weekday's windows, Monday first, as minutes since midnight [start, end), sorted
+        and with overlapping or touching windows merged: worked out once per window, as every
+        outbound call is checked against it."""
+        days = [self.weekly.get(day, []) for day in WEEKDAYS]  # type: ignore[call-overload]
+        return tuple(_merged(windows) for windows in days)
+
+    @cached_property
+    def restricted(self) -> frozenset[date]:
+        return frozenset(self.restricted_dates)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy whose spans are worked out again, from its own windows."""
+        copied = super().model_copy(update=update, deep=deep)
+        for derived in ("spans", "restricted"):
+            copied.__dict__.pop(derived, None)
+        return copied
+
+
+def _merged(windows: list[str]) -> tuple[tuple[int, int], ...]:
+    spans = sorted((_minutes(w[:5]), _minutes(w[6:])) for w in windows)
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return tuple(merged)
+
+
+def _minutes(clock: str) -> int:
+    return int(clock[:2]) * 60 + int(clock[3:])
+
+
+DncCallType = Literal["outbound", "scheduled"]
+
+
+def _every_dnc_call_type() -> list[DncCallType]:
+    return ["outbound", "scheduled"]
 
 
 class TenantSettings(_Model):
@@ -157,10 +231,14 @@ class TenantSettings(_Model):
     rate_limit_burst: int | None = Field(default=None, ge=1)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
+    # None: calls at any hour
     calling_window: CallingWindow | None = None
+    # At most this many call attempts to one number in any 24 hours; None: no limit
     contact_limit_24h: int | None = Field(default=None, ge=1)
-    dnc_call_types: list[Literal["outbound", "scheduled"]] = Field(
-        default_factory=lambda: ["outbound", "scheduled"]
+    # The call kinds the company DNC list blocks (a campaign's calls are scheduled calls);
+    # inbound calls never
+    dnc_call_types: Annotated[list[DncCallType], AfterValidator(_distinct)] = Field(
+        default_factory=_every_dnc_call_type
     )
 
 
@@ -199,7 +277,7 @@ class Agent(_Model):
 
 class Hours(_Model):
     timezone: TimeZone | None = None
-    weekly: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], list[Window]]
+    weekly: dict[Weekday, list[Window]]
 
 
 class Menu(_Model):

@@ -81,7 +81,13 @@ _PHONE_LIKE = re.compile(r"\+\d[\d\s().-]{5,}\d|(?<![\w.])\d{10,15}(?![\w.])")
 
 
 def _mask_match(match: re.Match[str]) -> str:
-    digits = _NON_DIGITS.sub("", match.group(0))
+    return mask_number(match.group(0))
+
+
+def mask_number(text: str) -> str:
+    """A text known to be a phone number, however written ("415-111-3333"), with all but its
+    last two digits hidden, as `mask` writes it; one of under 7 digits is kept."""
+    digits = _NON_DIGITS.sub("", text)
     if len(digits) < 7:
-        return match.group(0)
+        return text
     return "+" + "*" * (len(digits) - 2) + digits[-2:]

@@ -10,6 +10,7 @@ from aiohttp import web
 from dispatcher.carriers.base import InboundSms
 from dispatcher.carriers.simulated import SimulatedCarrier
 from dispatcher.directory.tenant import Tenant
+from dispatcher.domain import clock
 from dispatcher.http.appkeys import stores_of
 from dispatcher.http.auth import tenant_of
 from dispatcher.http.body import json_object
@@ -33,16 +34,17 @@ async def receive_sms(
     request: web.Request, tenant: Tenant, message: InboundSms
 ) -> tuple[int | None, bool]:
     """A consumer's message, whichever carrier brought it (its adapter read it). It keeps their
-    session alive; an opt-out word ends it and puts the number on the tenant's do-not-contact
-    list. Returns the active chat and the opt-out."""
+    session alive; an opt-out word ends it and puts the number on the tenant's SMS opt-outs
+    (store/opt_outs.py). Returns the active chat and the opt-out."""
     number, text = message.sender, message.text
-    chats = stores_of(request, tenant).chats
+    stores = stores_of(request, tenant)
+    chats = stores.chats
     chat_id = await chats.active_chat(number)
     if chat_id is not None:
         structlog.contextvars.bind_contextvars(chat_id=chat_id)
     opted_out = is_opt_out(text)
     if opted_out:
-        await chats.opt_out(number)
+        await stores.opt_outs.add(number, clock.to_ms(clock.now()))
     if chat_id is not None:
         await chats.add_message(chat_id, "inbound", text)
         if opted_out:

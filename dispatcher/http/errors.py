@@ -15,6 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from dispatcher.domain.errors import DispatchError
+from dispatcher.domain.phones import mask_number
 from dispatcher.http.appkeys import DEADLINE, METRICS, REQUEST_ID, SETTINGS
 from dispatcher.metrics import UNMATCHED
 
@@ -65,11 +66,18 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         log.info(
             "request",
             method=request.method,
-            path=request.path,
+            path=logged_path(request),
             status=response.status,
             ms=round(elapsed * 1000, 2),
         )
         return response
+
+
+def logged_path(request: web.Request) -> str:
+    """The path, its `{phone_number}` segment (the SMS opt-outs') masked: the logs' own mask
+    spots only numbers written with '+' or as bare digits, not `(415) 111-3333`."""
+    number = request.match_info.get("phone_number")
+    return request.path if not number else request.path.replace(number, mask_number(number))
 
 
 def lift_deadline(request: web.Request) -> None:
@@ -102,7 +110,7 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not deadline.expired():
             log.exception("unhandled error")
             return message_response(500, "Internal server error")
-        log.warning("request deadline passed: storage unresponsive", path=request.path)
+        log.warning("request deadline passed: storage unresponsive", path=logged_path(request))
         return message_response(503, "Service unavailable", {"Retry-After": "1"})
     except Exception:
         log.exception("unhandled error")

@@ -148,10 +148,6 @@ class ChatStore(RecordStore):
             return ended
         return None
 
-    async def opt_out(self, number: str) -> None:
-        """The number goes on the tenant's do-not-contact list: no new session for it."""
-        await self._redis.sadd(self.keys.do_not_contact, number)  # type: ignore[misc]
-
     async def count_delivery_failure(self, message_id: str, status: str, ttl_s: int) -> bool:
         """Counts a carrier's report that a message ended `status` (failed, undelivered), once
         per (message, status) however often it is reported; whether this was the first."""

@@ -153,6 +153,8 @@ class TenantKeys:
 
     @property
     def do_not_contact(self) -> Key:
+        """Sorted set: the SMS opt-outs, E.164 number -> ms it first opted out (a set before
+        layout 4)."""
         return Key(self.prefix + "sms:do_not_contact")
 
     @property

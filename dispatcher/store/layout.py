@@ -12,20 +12,24 @@ keys. `serve` and `worker` refuse to start on a Redis that still holds layout-1 
 
 Layout 3 (issue 17) added each tenant's ended sets, the archiver's work (store/archiving.py):
 the migration puts every call and chat that had already ended in them, as if it had ended at
-the migration, so that it is archived one hot retention later."""
+the migration, so that it is archived one hot retention later.
+
+Layout 4 (issue 18) keeps each tenant's SMS opt-outs in a sorted set, number -> ms it opted
+out, where a set held the numbers alone: the migration scores every number with the moment
+of the migration, the first time it is known on the list."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import ResponseError, WatchError
 
 from dispatcher.domain import clock
 from dispatcher.domain.statuses import TERMINAL_CALL_STATUSES, TERMINAL_CHAT_STATUSES
 from dispatcher.store import keys
 
-CURRENT = 3
+CURRENT = 4
 RENAMES_PER_ROUND_TRIP = 500
 
 
@@ -65,6 +69,10 @@ async def migrate(redis: Redis, on_renamed: Callable[[int], None] | None = None)
         now_ms = clock.to_ms(clock.now())
         for subdomain in await _subdomains(redis):
             await _index_ended(redis, keys.TenantKeys(subdomain), now_ms)
+    if found < 4:
+        now_ms = clock.to_ms(clock.now())
+        for subdomain in await _subdomains(redis):
+            await _score_opt_outs(redis, keys.TenantKeys(subdomain), now_ms)
     await redis.set(keys.LAYOUT, CURRENT)
     return renamed
 
@@ -83,6 +91,36 @@ async def _index_ended(redis: Redis, tenant: keys.TenantKeys, now_ms: int) -> No
                 batch = []
         if batch:
             await redis.zadd(tenant.ended(kind), dict.fromkeys(batch, now_ms), nx=True)
+
+
+async def _score_opt_outs(redis: Redis, tenant: keys.TenantKeys, now_ms: int) -> None:
+    """Layout 4: the opt-out set is copied into a sorted set beside it, in batches as SSCAN
+    reads it, and RENAME puts that in its place: a reader sees the whole set or the whole
+    sorted set. A number added meanwhile (an older process not stopped) breaks the WATCH and
+    the copy starts again; a key that is no set (converted, or none) is left alone."""
+    opt_outs = tenant.do_not_contact
+    copy = keys.Key(opt_outs + ":scoring")
+    async with redis.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                await pipe.watch(opt_outs)
+                if await pipe.type(opt_outs) != b"set":
+                    return  # leaving the pipeline unwatches
+                await pipe.delete(copy)  # what an interrupted run left
+                batch: list[bytes] = []
+                async for member in pipe.sscan_iter(opt_outs, count=1000):
+                    batch.append(member)
+                    if len(batch) == RENAMES_PER_ROUND_TRIP:
+                        await pipe.zadd(copy, dict.fromkeys(batch, now_ms))
+                        batch = []
+                if batch:
+                    await pipe.zadd(copy, dict.fromkeys(batch, now_ms))
+                pipe.multi()  # type: ignore[no-untyped-call]
+                pipe.rename(copy, opt_outs)
+                await pipe.execute()
+                return
+            except WatchError:
+                continue
 
 
 async def _subdomains(redis: Redis) -> list[str]:

@@ -480,6 +480,76 @@ class WantPump(Script[None]):
     now: int
 
 
+# The company DNC list (store/dnc.py) -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DncAdd(Script[list[bool]]):
+    """Per entry, in order: whether it was created (else updated)."""
+
+    name: ClassVar[str] = "dnc_add"
+    dnc: Key
+    expiring: Key
+    entries: list[str | int]  # number, expires_at ms (0: never) in turn
+    now: int
+
+    def result(self, ok: Any) -> list[bool]:
+        return [letter == "c" for letter in str(ok)]
+
+
+@dataclass(frozen=True)
+class DncRemove(Script[list[bool]]):
+    """Per number, in order: whether it was on the list (and is off it now)."""
+
+    name: ClassVar[str] = "dnc_remove"
+    dnc: Key
+    expiring: Key
+    numbers: list[str]
+    now: int
+
+    def result(self, ok: Any) -> list[bool]:
+        return [letter == "r" for letter in str(ok)]
+
+
+@dataclass(frozen=True)
+class DncSweep(Script[int]):
+    """The expired entries removed."""
+
+    name: ClassVar[str] = "dnc_sweep"
+    dnc: Key
+    expiring: Key
+    now: int
+    most: int
+
+
+@dataclass(frozen=True)
+class DncPage(Script[tuple[int, list[tuple[str, int, int | None]]] | None]):
+    """(entries on the list, the page's (number, added ms, expires ms or None)); None when
+    expired entries are left to remove (ask again)."""
+
+    name: ClassVar[str] = "dnc_page"
+    dnc: Key
+    expiring: Key
+    now: int
+    offset: int
+    per: int
+    most: int  # expired entries removed first, at most
+
+    def result(self, ok: Any) -> tuple[int, list[tuple[str, int, int | None]]] | None:
+        if ok.get("more"):
+            return None
+        flat = list_of(ok["entries"])
+        entries = [
+            (
+                str(flat[i]),
+                int(float(flat[i + 1])),
+                int(float(flat[i + 2])) if flat[i + 2] else None,
+            )
+            for i in range(0, len(flat), 3)
+        ]
+        return int(ok["total"]), entries
+
+
 # The rest --------------------------------------------------------------------------------
 
 

@@ -15,6 +15,8 @@ from dispatcher.store.agents import AgentStore
 from dispatcher.store.calls import CallStore, Change, Snapshot
 from dispatcher.store.campaigns import Campaigns
 from dispatcher.store.chats import ChatStore
+from dispatcher.store.dnc import DncList
+from dispatcher.store.opt_outs import OptOuts
 from dispatcher.store.scripts import Scripts
 
 if TYPE_CHECKING:
@@ -23,14 +25,16 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Stores:
-    """The owners of a tenant's aggregates: calls, chats, agents (with their offers), campaigns.
-    HTTP handlers and jobs write Redis through these only."""
+    """The owners of a tenant's aggregates: calls, chats, agents (with their offers), campaigns,
+    SMS opt-outs, the company DNC list. HTTP handlers and jobs write Redis through these only."""
 
     tenant: Tenant
     calls: CallStore
     chats: ChatStore
     agents: AgentStore
     campaigns: Campaigns
+    opt_outs: OptOuts
+    dnc: DncList
 
     @classmethod
     def of(
@@ -44,6 +48,8 @@ class Stores:
             chats=ChatStore(redis, scripts, tenant, archive),
             agents=AgentStore(redis, scripts, calls),
             campaigns=Campaigns(redis, scripts, tenant.subdomain),
+            opt_outs=OptOuts(redis, tenant.subdomain),
+            dnc=DncList(redis, scripts, tenant.subdomain),
         )
 
 

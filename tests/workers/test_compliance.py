@@ -29,6 +29,7 @@ from tests.workers.conftest import (
     CALLS,
     MULTICAST_MENU,
     TENANT,
+    get_call,
     get_json,
     load_tenant,
     outbound_call,
@@ -36,6 +37,7 @@ from tests.workers.conftest import (
     stop_worker,
     wait_for_status,
 )
+from workers.connecting import connect_call
 from workers.settings import create_worker
 
 LOCK_STAR = 9  # a mobile menu: takes scheduled calls
@@ -194,10 +196,11 @@ async def test_a_number_added_while_its_calls_fire_blocks_every_call_fired_after
     await asyncio.sleep(max(0.0, (due - clock.now()).total_seconds()) - 0.05)
     answered: dict[str, int] = {}
     order = random.Random(18).sample(numbers, len(numbers))
+    dnc = f"{API}/outbound_dialer/dnc"
     for number in order:
-        await list_number(redis, number)
+        added = await post_json(client, dnc, {"contacts": [{"phone_number": number}]})
+        assert added == [{"phone_number": number, "status": "created"}]
         answered[number] = clock.to_ms(clock.now())
-        await asyncio.sleep(0.002)
 
     async def all_settled() -> list[dict[str, Any]] | None:
         seen = await stored(redis, [call["id"] for call in calls])
@@ -401,8 +404,60 @@ async def test_a_call_scheduled_outside_its_window_is_held_from_its_creation(
     )
     opening_ms = clock.to_ms(datetime(2030, 6, 10, 14, tzinfo=UTC))
     assert await redis.zscore(TENANT.held, str(call["id"])) == opening_ms
+    text = await (await client.get("/metrics")).text()
+    assert 'dispatcher_held_calls{tenant="demo"} 1.0' in text.splitlines()
     assert await redis.zscore(TENANT.scheduled, str(call["id"])) == opening_ms
     job = f"fire_scheduled_call:demo:{call['id']}"
     assert await redis.zscore("arq:queue", job) == opening_ms
     inside = {**body, "scheduled_at": "2030-06-10T15:00:00Z"}
     assert "held_until" not in await post_json(client, CALLS, inside, status=201)
+
+
+async def test_an_outbound_call_whose_window_closed_before_its_dial_is_not_dialled(
+    client: TestClient[Any, Any], redis: Redis, job_context: dict[str, Any]
+) -> None:
+    """Created a moment before 17:00 in Chicago, dialled (its connect job) after: the call
+    fails unplaced, saying why, and the agent is free again."""
+    await load_tenant(redis, settings={"calling_window": WEEKDAYS_9_TO_5})
+    with time_machine.travel(datetime(2030, 6, 3, 21, 59, 59, tzinfo=UTC), tick=False):
+        call = await outbound_call(client, number=CHICAGO_NUMBER)
+    with time_machine.travel(datetime(2030, 6, 3, 22, 0, 1, tzinfo=UTC), tick=False):
+        assert await connect_call(job_context, "demo", call["id"]) == "outside its calling window"
+    failed = await get_call(client, call["id"])
+    assert (failed["status"], failed["fail_reason"], failed["fail_details"]) == (
+        "failed",
+        "ag_canceled",
+        "This call cannot be placed now because it is outside the calling window at the phone"
+        " number's location; the window opens at 2030-06-04T14:00:00.000Z",
+    )
+    assert (await outbound_call(client, number="+18596579625"))["status"] == "assigned"
+
+
+async def test_a_campaigns_own_contact_limit_holds_its_calls_back_in_the_campaign(
+    client: TestClient[Any, Any], redis: Redis, worker: Worker
+) -> None:
+    """Three calls of a campaign to one number, its own limit 1: one fires; the two others go
+    back among the campaign's calls due, held until the attempt leaves the 24 hours."""
+    await load_tenant(redis, menus={LOCK_STAR: STILL})
+    body = {"name": "once", "menu_id": LOCK_STAR, "contact_limit_24h": 1}
+    campaign = await post_json(client, CAMPAIGNS, body, status=201)
+    items = [scheduled_body(CHICAGO_NUMBER, after_s=0.3) for _ in range(3)]
+    await post_json(client, f"{CAMPAIGNS}/{campaign['id']}/calls/batch", {"calls": items})
+
+    async def settled() -> dict[str, Any] | None:
+        read: dict[str, Any] = await get_json(client, f"{CAMPAIGNS}/{campaign['id']}")
+        progress = read["progress"]
+        return read if (progress["fired"], progress["held"]) == (1, 2) else None
+
+    read = await eventually(settled, "one call fired and two held", timeout=5)
+    assert (read["counts"], read["progress"]["not_fired"]) == ({"queued": 1, "scheduled": 2}, 2)
+    attempts = await redis.zrange(TENANT.attempts(CHICAGO_NUMBER), 0, -1, withscores=True)
+    assert len(attempts) == 1
+    retry_ms = int(attempts[0][1]) + 86_400_000
+    due = await redis.zrange(TENANT.campaign_due(campaign["id"]), 0, -1, withscores=True)
+    assert [int(score) for _, score in due] == [retry_ms, retry_ms]
+    held = await stored(redis, [int(member) for member, _ in due])
+    assert {(c["held_until"], c["held_reason"]) for c in held} == {
+        (clock.iso(clock.from_ms(retry_ms)), "contact_limit")
+    }
+    assert await redis.zcard(TENANT.campaign_released(campaign["id"])) == 0

@@ -1,7 +1,8 @@
 """A Redis written by the release before the hash tag (layout 1: `dsp:t:<subdomain>:`) is
 brought to this release's layout by `layout.migrate`: every key of a real call's life comes
 back under its new name with the same contents and expiry; `serve` and `worker` refuse an
-outdated Redis; a second migration renames nothing."""
+outdated Redis; a second migration renames nothing. A layout-2 Redis gets its ended sets, and a
+layout-3 one its SMS opt-outs as sorted sets."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from redis.asyncio import Redis
 
 from dispatcher.domain import clock
 from dispatcher.store import keys, layout
-from tests.conftest import basic
+from tests.conftest import basic, demo_document, load_directory
 from tests.workers.conftest import (
     API,
     EXTRA_AGENTS,
@@ -95,13 +96,13 @@ async def test_a_layout_one_redis_is_renamed_in_place_with_its_contents_and_expi
         await layout.refuse_outdated(redis)
     assert str(refused.value) == (
         "Redis holds keys of layout 1, written by an older release; stop its processes and run "
-        "`dispatcher migrate` (this release uses layout 3)"
+        "`dispatcher migrate` (this release uses layout 4)"
     )
 
     assert await layout.migrate(redis) == len(before)
     assert await _tenant_keys(redis, TENANT.prefix) == before
     assert await _tenant_keys(redis, OLD_PREFIX) == {}
-    assert await redis.get(keys.LAYOUT) == b"3"
+    assert await redis.get(keys.LAYOUT) == b"4"
     assert await layout.migrate(redis) == 0
     await layout.refuse_outdated(redis)  # passes
 
@@ -109,7 +110,7 @@ async def test_a_layout_one_redis_is_renamed_in_place_with_its_contents_and_expi
 async def test_an_empty_or_current_redis_needs_no_migration(redis: Redis) -> None:
     assert await layout.version(redis) == layout.CURRENT
     await layout.refuse_outdated(redis)
-    assert await redis.get(keys.LAYOUT) == b"3"  # written down at the first start
+    assert await redis.get(keys.LAYOUT) == b"4"  # written down at the first start
     await load_tenant(redis)
     assert await layout.version(redis) == layout.CURRENT
 
@@ -130,4 +131,60 @@ async def test_a_layout_two_redis_gets_its_ended_records_in_the_ended_set(
     ended = await redis.zrange(TENANT.ended("call"), 0, -1, withscores=True)
     assert [member for member, _ in ended] == [f"{1:015d}".encode()]  # not the ringing one
     assert ended[0][1] >= before  # as if it ended at the migration
-    assert await redis.get(keys.LAYOUT) == b"3"
+    assert await redis.get(keys.LAYOUT) == b"4"
+
+
+OPTED_OUT = {"message": "Outbound SMS failed. Consumer has opted out of SMS."}
+SMS = {
+    "chat_type": "Messaging (SMS)",
+    "end_user_number": "+1 415-555-0100",
+    "outbound_number": "+1 628-555-0199",
+    "message": "lorem ipsum",
+}
+
+
+async def test_a_layout_three_redis_gets_its_opt_outs_as_sorted_sets_scored_at_the_migration(
+    client: TestClient[Any, Any], redis: Redis
+) -> None:
+    document = demo_document()
+    document["tenants"].append(
+        {**document["tenants"][0], "subdomain": "other", "api_tokens": ["other-token"]}
+    )
+    document["tenants"].append(
+        {**document["tenants"][0], "subdomain": "quiet", "api_tokens": ["quiet-token"]}
+    )
+    await load_directory(redis, document)
+    demo, other, quiet = (keys.TenantKeys(name) for name in ("demo", "other", "quiet"))
+    numbers = [f"+1415555{n:04d}" for n in range(1200)]  # more than one batch
+    await redis.sadd(demo.do_not_contact, *numbers)  # as layout 3 kept them
+    await redis.sadd(other.do_not_contact, "+14155550199")
+    # What a run cut short between its copy and its RENAME left behind.
+    await redis.zadd(demo.do_not_contact + ":scoring", {"+19999999999": 1})
+    await redis.set(keys.LAYOUT, 3)
+    with pytest.raises(layout.OutdatedLayout) as refused:
+        await layout.refuse_outdated(redis)
+    assert "layout 3" in str(refused.value)
+
+    before = clock.to_ms(clock.now())
+    assert await layout.migrate(redis) == 0
+    after = clock.to_ms(clock.now())
+    assert await redis.get(keys.LAYOUT) == b"4"
+    scored = await redis.zrange(demo.do_not_contact, 0, -1, withscores=True)
+    assert sorted(member.decode() for member, _ in scored) == numbers
+    [moment] = {score for _, score in scored}  # one moment: the migration's
+    assert before <= moment <= after
+    assert await redis.zrange(other.do_not_contact, 0, -1, withscores=True) == [
+        (b"+14155550199", moment)
+    ]
+    assert not await redis.exists(quiet.do_not_contact, demo.do_not_contact + ":scoring")
+
+    await redis.set(keys.LAYOUT, 3)  # a second run: every key is a sorted set already
+    await asyncio.sleep(0.01)
+    assert await layout.migrate(redis) == 0
+    assert await redis.zrange(demo.do_not_contact, 0, -1, withscores=True) == scored
+    assert await redis.zcard(other.do_not_contact) == 1
+
+    refused_sms = await client.post(f"{API}/sms", json=SMS, headers=basic())
+    assert (refused_sms.status, await refused_sms.json()) == (400, OPTED_OUT)
+    quiet_sms = await client.post(f"{API}/sms", json=SMS, headers=basic("quiet", "quiet-token"))
+    assert quiet_sms.status == 200  # its own list, empty

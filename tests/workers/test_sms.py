@@ -80,7 +80,7 @@ async def test_the_worker_sends_the_first_message_and_an_opt_out_word_ends_the_s
         ("outbound", SESSION["message"]),
         ("inbound", word),
     ]
-    assert await redis.sismember(TENANT.do_not_contact, CONSUMER)
+    assert await redis.zscore(TENANT.do_not_contact, CONSUMER) is not None
 
     refused = await client.post(SMS, json=SESSION, headers=basic())
     assert (refused.status, await refused.json()) == (400, OPTED_OUT)

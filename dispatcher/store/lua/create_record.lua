@@ -33,7 +33,7 @@ if K.agent then
   if held >= A.capacity then return err('agent_busy') end
 end
 if K.session then
-  if redis.call('SISMEMBER', K.do_not_contact, A.number) == 1 then return err('opted_out') end
+  if redis.call('ZSCORE', K.do_not_contact, A.number) then return err('opted_out') end
   if not redis.call('SET', K.session, A.id, 'NX', 'PX', A.session_ttl) then
     return err('session_active')
   end

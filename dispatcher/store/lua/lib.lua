@@ -193,3 +193,14 @@ local function guard_count(k, g)
     redis.call('PEXPIRE', k.attempts, g.span)
   end
 end
+
+-- Removes up to `most` entries of the DNC list expired at `now` ms (on_dnc no longer counts
+-- them) from both its sets; returns how many it removed.
+local function purge_dnc(dnc_key, expiring_key, now, most)
+  local expired = redis.call('ZRANGEBYSCORE', expiring_key, '-inf', now, 'LIMIT', 0, most)
+  for _, number in ipairs(expired) do
+    redis.call('ZREM', dnc_key, number)
+    redis.call('ZREM', expiring_key, number)
+  end
+  return #expired
+end

@@ -72,6 +72,7 @@ def test_show_and_its_json_are_the_apis_campaign(
         "progress.not_fired       2",
         "progress.overdue         0",
         "progress.ended_unfired   0",
+        "progress.held            0",
         "progress.fired_percent   0",
         "lateness.mean_ms         -",
         "lateness.max_ms          -",

@@ -177,8 +177,8 @@ async def test_the_snapshot_shows_calls_queues_agents_and_the_latest_calls(
     snapshot = await response.json()
     assert set(snapshot) == {
         "subdomain", "at_ms", "calls", "queues", "agents", "offers_in_flight", "sms_sessions",
-        "scheduled_next_hour", "latest_calls", "calls_per_minute", "timezone", "campaigns",
-        "open_sms_sessions",
+        "scheduled_next_hour", "held", "latest_calls", "calls_per_minute", "timezone",
+        "campaigns", "open_sms_sessions",
     }  # fmt: skip
     assert snapshot["calls"]["queued"] == 1
     assert sum(snapshot["calls"].values()) == 1

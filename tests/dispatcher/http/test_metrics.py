@@ -108,6 +108,8 @@ async def test_the_live_picture_is_read_from_redis_at_each_scrape(
     assert value(text, "dispatcher_arq_queue_jobs") == 3  # two routings and a firing in 2030
     assert value(text, "dispatcher_arq_queue_due_jobs") == 2
     assert value(text, "dispatcher_workers_alive") == 0
+    assert value(text, "dispatcher_held_calls", tenant="demo") == 0
+    assert value(text, "dispatcher_held_calls", tenant="acme") == 0
 
 
 def _live_gauges(client: TestClient[Any, Any]) -> LiveGauges:

@@ -375,6 +375,7 @@ async def test_every_tenant_operation_refuses_missing_and_wrong_credentials(
     """What schemathesis's `ignored_auth` would check, as API.md words it: no or a wrong token
     is 401 with a Basic challenge; a user name that is no tenant is 404."""
     path = template.replace("{id}", "1").replace("{call_id}", "1")
+    path = path.replace("{phone_number}", "+14155550100")
     cases = [({}, 401), (basic("demo", "wrong"), 401), (basic("nobody", "demo-token"), 404)]
     for headers, status in cases:
         response = await client.request(method, path, json=INBOUND, headers=headers)

@@ -88,7 +88,7 @@ async def test_session_is_per_tenant(client: TestClient[Any, Any], redis: Redis)
 async def test_opted_out_consumer_is_refused(
     client: TestClient[Any, Any], redis: Redis, demo: dict[str, Any]
 ) -> None:
-    await redis.sadd(TenantKeys("demo").do_not_contact, "+14155550100")
+    await redis.zadd(TenantKeys("demo").do_not_contact, {"+14155550100": 1})
     response = await client.post("/apps/api/v1/sms", json=SMS, headers=basic())
     assert response.status == 400
     assert await response.json() == {
