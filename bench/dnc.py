@@ -1,11 +1,10 @@
 """The company DNC list part of the bench (`python -m bench dnc`): what checking the list costs
 `POST /calls`, and what an entry on it costs Redis.
 
-1. Load: `entries` numbers written straight into the tenant's two sorted sets (store/keys.py's
-   `dnc`, number -> ms added, and for every tenth of them `dnc_expiring`, number -> ms it
-   expires, 30 days ahead, so that both sets are as a real list has them), 10,000 members to a
-   ZADD, pipelined. Not through the list's API: a bulk load is not what is measured here, and
-   this is the fastest way to a list of this size.
+1. Load: `entries` numbers added through the list's own API (POST .../outbound_dialer/dnc,
+   10,000 contacts a request, two in flight), one in ten with an expiry 30 days ahead, so that
+   both of the tenant's sorted sets (store/keys.py's `dnc` and `dnc_expiring`) are as a real
+   list has them: contacts/s, and serve's and Redis's CPU per contact.
 2. Sizing: Redis `used_memory` before and after the load (after a settle), over the entries;
    and `MEMORY USAGE` (every member counted) of the two keys, over the entries.
 3. The check's cost: `POST /calls` of scheduled calls (`Voice Scheduled (API)`, due a week
@@ -30,20 +29,23 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 import statistics
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import aiohttp
 import orjson
 from redis.asyncio import Redis
 
 from bench.cpu import Window
 from bench.loadgen import end_user_number
-from bench.system import MENUS, TENANT, System, bench_directory, cpu_seconds, free_port
+from bench.system import MENUS, TENANT, TOKEN, System, bench_directory, cpu_seconds, free_port
 from dispatcher.directory import loader
 from dispatcher.domain import clock, compliance
+from dispatcher.domain import dnc as dnc_requests
 from dispatcher.domain.statuses import CallType
 from dispatcher.store import directory, jobs, scripting
 from dispatcher.store.keys import TenantKeys
@@ -56,7 +58,7 @@ KEYS = TenantKeys(TENANT)
 # Where the `empty` rounds keep the list (RENAME is O(1): the entries stay in Redis's memory,
 # so every configuration runs against the same used memory).
 PARKED, PARKED_EXPIRING = "bench:dnc:parked", "bench:dnc:parked:expiring"
-CHUNK = 10_000  # members to a ZADD
+LOAD_IN_FLIGHT = 2  # add requests at once
 EXPIRING_EVERY = 10  # one entry in ten expires
 EXPIRES_IN_MS = 30 * 86_400_000
 # Numbers (bench/loadgen.py's end_user_number indices, which wrap at 8 million): the list from
@@ -150,7 +152,7 @@ async def dnc(system: System, report: Report, size: str) -> None:
     server = system.serve(port)
     redis = system.redis()
     try:
-        await _load_and_size(redis, report, scale.entries)
+        await _load_and_size(system, report, redis, port, server.pid, scale.entries)
         tallies = await _rounds(system, report, redis, port, server.pid, scale)
         _report_rounds(report, tallies, scale)
         await _check_alone(report, redis, tallies["listed"].cpu_ms)
@@ -164,13 +166,21 @@ async def dnc(system: System, report: Report, size: str) -> None:
 # 1 and 2. Load and sizing -----------------------------------------------------------------
 
 
-async def _load_and_size(redis: Redis, report: Report, entries: int) -> None:
-    report.phase(f"dnc: loading {entries:,} numbers")
+async def _load_and_size(
+    system: System, report: Report, redis: Redis, port: int, server_pid: int, entries: int
+) -> None:
+    report.phase(f"dnc: adding {entries:,} numbers through the API")
     await asyncio.sleep(1)
     before = await _used_memory(redis)
+    cpu = cpu_seconds(server_pid), cpu_seconds(system.redis_pid or 0)
     started = time.monotonic()
-    await load(redis, entries)
+    created, problems = await load(port, entries)
     seconds = time.monotonic() - started
+    serve_cpu = cpu_seconds(server_pid) - cpu[0]
+    redis_cpu = cpu_seconds(system.redis_pid or 0) - cpu[1]
+    report.problems += [f"dnc: POST .../dnc answered {problem}" for problem in problems]
+    if created != entries:
+        report.problems.append(f"dnc: {entries:,} numbers sent, {created:,} created")
     await asyncio.sleep(1)  # the load's client buffers freed
     after = await _used_memory(redis)
     listed = int(await redis.zcard(KEYS.dnc))
@@ -180,10 +190,14 @@ async def _load_and_size(redis: Redis, report: Report, entries: int) -> None:
     usage = [
         int(await redis.memory_usage(key, samples=0) or 0) for key in (KEYS.dnc, KEYS.dnc_expiring)
     ]
+    per_contact = 1000 / entries
     report.add(
-        f"DNC list: {entries:,} numbers written straight into Redis ({expiring:,} of them"
-        f" expiring; pipelined ZADD, {CHUNK:,} members a command)",
-        f"{entries / max(1e-9, seconds):,.0f} entries/s ({seconds:.1f} s)",
+        f"DNC list: {entries:,} numbers added through POST /apps/api/v1/outbound_dialer/dnc"
+        f" ({expiring:,} of them with an expiry; {dnc_requests.MAX_CONTACTS:,} contacts a"
+        f" request, {LOAD_IN_FLIGHT} in flight)",
+        f"{entries / max(1e-9, seconds):,.0f} contacts/s ({seconds:.1f} s); per contact serve"
+        f" {serve_cpu * per_contact * 1000:.1f} µs CPU, Redis {redis_cpu * per_contact * 1000:.1f}"
+        " µs",
     )
     report.add(
         "Redis bytes per DNC entry (used_memory after the load − before, over the entries)",
@@ -197,23 +211,36 @@ async def _load_and_size(redis: Redis, report: Report, entries: int) -> None:
     )
 
 
-async def load(redis: Redis, entries: int) -> None:
-    """The list's `entries` numbers, added now; every EXPIRING_EVERY-th expiring in 30 days."""
-    now = clock.to_ms(clock.now())
-    for start in range(0, entries, CHUNK * 10):
-        async with redis.pipeline(transaction=False) as pipe:
-            for first in range(start, min(entries, start + CHUNK * 10), CHUNK):
-                numbers = [
-                    end_user_number(LISTED + i) for i in range(first, min(entries, first + CHUNK))
-                ]
-                pipe.zadd(KEYS.dnc, dict.fromkeys(numbers, now))
-                expiring = {
-                    number: now + EXPIRES_IN_MS
-                    for i, number in enumerate(numbers, first)
-                    if i % EXPIRING_EVERY == 0
-                }
-                pipe.zadd(KEYS.dnc_expiring, expiring)
-            await pipe.execute()
+async def load(port: int, entries: int) -> tuple[int, list[str]]:
+    """The list's `entries` numbers through its API, MAX_CONTACTS a request, LOAD_IN_FLIGHT
+    requests at once, each body made as it is sent; every EXPIRING_EVERY-th expiring in 30
+    days. (Contacts answered `created`, the answers that were not a 200.)"""
+    expires = clock.iso(clock.from_ms(clock.to_ms(clock.now()) + EXPIRES_IN_MS))
+    token = base64.b64encode(f"{TENANT}:{TOKEN}".encode()).decode()
+    headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
+    url = f"http://127.0.0.1:{port}/apps/api/v1/outbound_dialer/dnc"
+    firsts = iter(range(0, entries, dnc_requests.MAX_CONTACTS))
+    created, problems = 0, []
+
+    async def send(session: aiohttp.ClientSession) -> None:
+        nonlocal created
+        for first in firsts:
+            contacts = [
+                {"phone_number": end_user_number(LISTED + i)}
+                | ({"expires_at": expires} if i % EXPIRING_EVERY == 0 else {})
+                for i in range(first, min(entries, first + dnc_requests.MAX_CONTACTS))
+            ]
+            body = orjson.dumps({"contacts": contacts})
+            async with session.post(url, data=body, headers=headers) as answer:
+                reply = await answer.read()
+            if answer.status != 200:
+                problems.append(f"{answer.status} {reply[:200]!r}")
+                continue
+            created += sum(1 for contact in orjson.loads(reply) if contact["status"] == "created")
+
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(send(session) for _ in range(LOAD_IN_FLIGHT)))
+    return created, problems
 
 
 # 3. The check's cost ----------------------------------------------------------------------

@@ -96,7 +96,7 @@ def test_the_bench_dnc_smoke_run_refuses_every_listed_number(
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     table = done.stdout.split("\n| figure |", 1)[1]
     figures = [
-        "DNC list: 2,000 numbers written straight into Redis (200 of them expiring",
+        "DNC list: 2,000 numbers added through POST /apps/api/v1/outbound_dialer/dnc (200",
         "Redis bytes per DNC entry",
         "MEMORY USAGE of the two keys, over the entries",
         "2,000 numbers listed, against an empty list",
