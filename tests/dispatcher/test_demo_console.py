@@ -64,9 +64,10 @@ async def _next_offer(stream: aiohttp.ClientResponse) -> dict[str, Any]:
 
 
 class Demo:
-    def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
+    def __init__(self, http: aiohttp.ClientSession, base: str, log_file: Path) -> None:
         self.http = http
         self.api = base + API
+        self.log_file = log_file
 
     async def ask(
         self, method: str, path: str, headers: dict[str, str], body: Any = None
@@ -92,13 +93,21 @@ async def _demo(tmp_path: Path) -> AsyncIterator[tuple[Demo, Path]]:
         aiohttp.ClientSession() as http,
     ):
         await _logged(log_file, "available", lambda line: line["agent_id"] == 4)
-        yield Demo(http, base), log_file
+        yield Demo(http, base, log_file), log_file
 
 
 async def _accept(demo: Demo, console: aiohttp.ClientResponse, call_id: int, group: str) -> None:
-    """The person's side of a call until it connects: its offer rings, the person accepts."""
+    """The person's side of a call until it connects: its offer rings, the person accepts,
+    once the simulated agents 1 and 2, offered it too, have stepped aside (they do at once; an
+    accept before they have would withdraw their offers first, a race this is not about)."""
     offer = await _next_offer(console)
     assert (offer["call_id"], offer["group"]) == (call_id, group)
+    for agent_id in (1, 2):
+        await _logged(
+            demo.log_file,
+            "stepped_aside",
+            lambda line, agent=agent_id: (line["agent_id"], line["call_id"]) == (agent, call_id),
+        )
     status, accepted = await demo.ask("POST", f"/offers/{offer['id']}/accept", PERSON)
     assert (status, accepted["status"], accepted["agent_info"]["id"]) == (200, "assigned", 4)
 
