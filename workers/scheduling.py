@@ -71,14 +71,13 @@ def _firing(
         menu = calls.tenant.menus_by_id.get(current.meta.menu_id or 0)
         if menu is None:
             return Change(lifecycle.failed(current.call, now, FailReason.MENU_DELETED))
-        number = current.meta.end_user_number or ""
-        try:
-            opens = compliance.opening(calls.tenant, rules.window, number, now)
-        except InvalidRequest as never:
-            return Change(lifecycle.failed(current.call, now, FailReason.AG_CANCELED, str(never)))
+        opens = _opening(calls, current, rules, now, now)
+        if isinstance(opens, Change):
+            return opens
         if opens > now:
             return _hold(calls, current, opens, compliance.HELD_BY_WINDOW)
         fired = lifecycle.fired(current.call, first_groups(menu, now), now)
+        number = current.meta.end_user_number or ""
         return Change(fired, waiting="add", guard=calls.guard(number, current.call.id, rules, now))
 
     return decide
@@ -88,6 +87,18 @@ async def _rules_of(stores: Stores, call: Snapshot) -> compliance.Rules:
     campaign_id = call.meta.campaign_id
     own = await stores.campaigns.rules(campaign_id) if campaign_id is not None else None
     return compliance.rules_for(stores.tenant, CallType.SCHEDULED, own)
+
+
+def _opening(
+    calls: CallStore, current: Snapshot, rules: compliance.Rules, at: datetime, now: datetime
+) -> datetime | Change:
+    """When the call's window is open at or next after `at`; or, for a window that never
+    opens, the change that fails the call, saying so."""
+    number = current.meta.end_user_number or ""
+    try:
+        return compliance.opening(calls.tenant, rules.window, number, at)
+    except InvalidRequest as never:
+        return Change(lifecycle.failed(current.call, now, FailReason.AG_CANCELED, str(never)))
 
 
 def _hold(calls: CallStore, current: Snapshot, until: datetime, reason: str) -> Change:
@@ -127,11 +138,9 @@ async def _blocked(
     def hold(current: Snapshot) -> Change | None:
         if current.call.status != CallStatus.SCHEDULED:
             return None
-        number = current.meta.end_user_number or ""
-        try:
-            opens = compliance.opening(calls.tenant, rules.window, number, retry)
-        except InvalidRequest as never:
-            return Change(lifecycle.failed(current.call, now, FailReason.AG_CANCELED, str(never)))
+        opens = _opening(calls, current, rules, retry, now)
+        if isinstance(opens, Change):
+            return opens
         return _hold(calls, current, opens, compliance.HELD_BY_LIMIT)
 
     after = await calls.apply(call_id, hold)

@@ -168,27 +168,27 @@ class CallStore(RecordStore):
     ) -> Creation:
         now = ids.created
         call, meta = queued_call(plan, self.tenant, ids, now)
-        rules = compliance.rules_for(
-            self.tenant, CallType.SCHEDULED, campaign.rules if campaign else None
-        )
-        run_at, function = clock.to_ms(now), jobs.ROUTE_CALL
+        run_at, function, guard = clock.to_ms(now), jobs.ROUTE_CALL, None
         if plan.scheduled_at is not None:
+            own = campaign.rules if campaign else None
+            rules = compliance.rules_for(self.tenant, CallType.SCHEDULED, own)
             # Due outside its calling window: held from the start, due at the opening (and
             # judged again then).
             call = self._held_from_start(call, plan, rules.window)
             due = clock.parse_iso(call.held_until) or plan.scheduled_at
             run_at, function = clock.to_ms(due), jobs.FIRE_SCHEDULED_CALL
             joins = (self.keys.scheduled, run_at)
+            # Stored only if the DNC list does not block it; its contact limit counts its
+            # firing, not its creation.
+            if rules.dnc:
+                number = plan.end_user_number
+                guard = self.guard(number, call.id, replace(rules, contact_limit=None))
         else:
             joins = (self.keys.waiting(plan.menu.id), run_at)
         job: jobs.JobSpec | None = jobs.JobSpec(function, self.tenant.subdomain, call.id, run_at)
         if campaign is not None:
             # Its campaign's pump fires it, at the campaign's pace: no job of its own.
             job, meta.campaign_id = None, campaign.campaign_id
-        # Stored only if the DNC list does not block it; its contact limit counts its firing.
-        guard = None
-        if plan.scheduled_at is not None and rules.dnc:
-            guard = self.guard(plan.end_user_number, call.id, replace(rules, contact_limit=None))
         claims = Claims(joins=joins, guard=guard)
         doc = call.model_dump_json().encode()
         answer = Answer(201, doc, record_id=call.id)
