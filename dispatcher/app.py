@@ -29,6 +29,7 @@ from dispatcher.http import (
     sse,
     subscriber,
     twilio,
+    wait_times,
 )
 from dispatcher.http.appkeys import (
     DATABASE,
@@ -97,6 +98,7 @@ def create_app(settings: Settings, process_metrics: Metrics | None = None) -> we
         campaigns,
         dnc,
         reports,
+        wait_times,
         sms,
         opt_outs,
         agents,

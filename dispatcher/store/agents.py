@@ -15,7 +15,7 @@ from dispatcher.domain import clock, lifecycle
 from dispatcher.domain.errors import Conflict
 from dispatcher.domain.objects import CallObject
 from dispatcher.domain.statuses import AgentStatus, CallStatus
-from dispatcher.store import jobs
+from dispatcher.store import jobs, waits
 from dispatcher.store.calls import CallChanging, CallStore, Change, Snapshot
 from dispatcher.store.desks import Desk
 from dispatcher.store.scripting import Stale
@@ -285,6 +285,7 @@ class AgentStore:
         id), to withdraw the others."""
         now_ms = clock.to_ms(now)
         agent = self.tenant.agents_by_id[offer.agent_id]
+        queued_at = clock.parse_iso(snapshot.call.queued_at)
         connect = jobs.JobSpec(jobs.CONNECT_CALL, self.tenant.subdomain, call.id, now_ms)
         doc = call.model_dump_json()
         webhooks = jobs.webhook_jobs(self.tenant, "call", call.id, doc, snapshot.rev + 1, now_ms)
@@ -307,6 +308,9 @@ class AgentStore:
             offer_id=offer.id,
             agent_id=agent.id,
             capacity=agent.capacity.voice,
+            recent_waits=self.keys.recent_waits(snapshot.meta.menu_id or 0),
+            waited=max(now_ms - clock.to_ms(queued_at), 0) if queued_at else 0,
+            waits_kept=waits.KEPT,
         )
 
     async def _after_accept(self, after: Snapshot, withdrawn: list[tuple[int, int]]) -> None:

@@ -181,6 +181,11 @@ class TenantKeys:
         """Sorted set of the queued calls of a menu, scored by queued time (ms)."""
         return Key(f"{self.prefix}menu:{menu_id}:waiting")
 
+    def recent_waits(self, menu_id: int) -> Key:
+        """List of a menu's latest assignments, newest first, each `<assigned ms>:<waited ms>`
+        (capped by accept_offer.lua): what the wait estimate learns from (wait_times.py)."""
+        return Key(f"{self.prefix}menu:{menu_id}:recent_waits")
+
     def campaign(self, campaign_id: int) -> Key:
         """Hash of a campaign: name, menu, pacing, state, counts (`n:<status>`), firing figures."""
         return Key(f"{self.prefix}campaign:{campaign_id}")

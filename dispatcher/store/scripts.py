@@ -367,6 +367,9 @@ class AcceptOffer(Script[list[tuple[int, int]]]):
     offer_id: int
     agent_id: int
     capacity: int
+    recent_waits: Key  # the menu's latest assignments, this one pushed and the list capped
+    waited: int  # ms from queued to assigned
+    waits_kept: int
 
     def result(self, ok: Any) -> list[tuple[int, int]]:
         flat = list_of(ok)

@@ -6,7 +6,8 @@
 -- K.offer, K.change (the assignment, as cas_transition's), K.agent and K.agent_offers (the
 -- accepting agent's), K.call_offers (agent id -> offer id), K.others (offer id -> key: the
 -- call's offers when the caller read them), K.other_agent_offers (agent id -> its open
--- offers), K.jobs; A.now, A.offer_id, A.agent_id, A.capacity, A.change, A.jobs.
+-- offers), K.jobs, K.recent_waits (the menu's latest `<now>:<waited>`, A.waits_kept kept);
+-- A.now, A.offer_id, A.agent_id, A.capacity, A.change, A.jobs, A.waited.
 -- Answers the agents and offers withdrawn (agent id, offer id, ...), or err: `gone`, `busy`,
 -- `stale` (the call changed, or got offers the caller did not read).
 local offer = redis.call('HMGET', K.offer, 'state', 'expires_at')
@@ -40,4 +41,6 @@ for i = 1, #others, 2 do
   end
 end
 enqueue_jobs(K.jobs, A.jobs)
+redis.call('LPUSH', K.recent_waits, A.now .. ':' .. A.waited)
+redis.call('LTRIM', K.recent_waits, 0, A.waits_kept - 1)
 return ok(withdrawn)
