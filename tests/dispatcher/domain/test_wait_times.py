@@ -18,7 +18,8 @@ def queue(
     free_slots: int = 0,
     recent: list[tuple[int, int]] | None = None,
 ) -> QueueNow:
-    return QueueNow(NOW, waiting, longest_wait_s, logged_in, free_slots, free_slots, 0, recent or [])
+    available = free_slots  # one slot each
+    return QueueNow(NOW, waiting, longest_wait_s, logged_in, available, free_slots, 0, recent or [])
 
 
 # Four assignments 2 s apart, each call having waited longer than its gap: 0.5 calls a second.
