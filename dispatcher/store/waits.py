@@ -26,8 +26,7 @@ async def queues_now(
     """Each menu's queue as its calls in `lang` see it, in the order given. Not a
     transaction: a count may straddle a write in flight, as the dashboard's do."""
     tenant_keys = keys.TenantKeys(tenant.subdomain)
-    agents = {agent_id for menu in menus for agent_id in _agents_of(tenant, menu, lang)}
-    order = sorted(agents)
+    order = sorted({agent_id for menu in menus for agent_id in _agents_of(tenant, menu, lang)})
     async with redis.pipeline(transaction=False) as pipe:
         for menu in menus:
             pipe.zcard(tenant_keys.waiting(menu.id))
@@ -37,7 +36,7 @@ async def queues_now(
             pipe.hmget(tenant_keys.agent(agent_id), ["status", "voice"])
         replies: Iterator[Any] = iter(await pipe.execute())
     per_menu = [(next(replies), next(replies), next(replies)) for _ in menus]
-    live = {agent_id: next(replies) for agent_id in order}
+    live: dict[int, list[bytes | None]] = {agent_id: next(replies) for agent_id in order}
     return [
         _queue(tenant, menu, lang, at_ms, raw, live)
         for menu, raw in zip(menus, per_menu, strict=True)
@@ -45,7 +44,12 @@ async def queues_now(
 
 
 def _queue(
-    tenant: Tenant, menu: Menu, lang: str, at_ms: int, raw: tuple[Any, Any, Any], live: Any
+    tenant: Tenant,
+    menu: Menu,
+    lang: str,
+    at_ms: int,
+    raw: tuple[Any, Any, Any],
+    live: dict[int, list[bytes | None]],
 ) -> QueueNow:
     waiting, oldest, recent = raw
     cast = routing.non_empty_groups(menu)
@@ -57,8 +61,8 @@ def _queue(
         if status == AgentStatus.OFFLINE:
             continue
         logged_in += 1
-        # Reached only once a call has waited through Group 1 (cascade): see docs/api.md.
-        breakthrough += menu.routing == "cascade" and agent_id not in first
+        if menu.routing == "cascade" and agent_id not in first:
+            breakthrough += 1  # reached once a call has waited through Group 1 (docs/api.md)
         slots = tenant.agents_by_id[agent_id].capacity.voice - int(voice or 0)
         if status == AgentStatus.AVAILABLE and slots > 0:
             available, free = available + 1, free + slots
