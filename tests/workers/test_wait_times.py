@@ -27,6 +27,7 @@ from tests.workers.conftest import (
     offers_of,
     post_json,
     tenant_document,
+    wait_for_offer,
     wait_for_status,
 )
 
@@ -256,3 +257,18 @@ async def test_the_estimate_follows_the_waits_a_served_queue_really_shows(
     assert estimates == sorted(estimates) and estimates[-1] >= 2, (estimates, waits)
     assert sum(errors) / len(errors) <= MEAN_ERROR_S, (estimates, waits)
     assert max(errors) <= WORST_ERROR_S, (estimates, waits)
+
+
+async def test_an_accept_records_when_the_call_was_taken_and_how_long_it_waited(
+    client: TestClient[Any, Any], redis: Redis, worker: Worker
+) -> None:
+    await load_directory(redis, document(menus={SOLO_MENU: {"offer_timeout_s": 5}}))
+    call_id = (await inbound_call(client, SOLO_MENU))["id"]
+    offer = await wait_for_offer(client, 1, call_id)
+    assigned = await post_json(client, f"{API}/offers/{offer['id']}/accept")
+    queued_at = clock.parse_iso(assigned["queued_at"])
+    assigned_at = clock.parse_iso(assigned["assigned_at"])
+    assert queued_at is not None and assigned_at is not None
+    taken_ms = clock.to_ms(assigned_at)
+    expected = f"{taken_ms}:{taken_ms - clock.to_ms(queued_at)}".encode()
+    assert await redis.lrange(TENANT.recent_waits(SOLO_MENU), 0, -1) == [expected]
