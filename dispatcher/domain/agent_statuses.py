@@ -68,9 +68,9 @@ def entry(
 
 
 def _ids(body: dict[str, Any], name: str) -> list[int]:
-    raw = body.get(name)
-    if raw is None:
+    if name not in body:
         return []
+    raw = body[name]
     if not isinstance(raw, list) or not all(_is_id(item) for item in raw):
         raise InvalidRequest(f"{name} must be an array of integer ids")
     if len(raw) > MAX_IDS:
