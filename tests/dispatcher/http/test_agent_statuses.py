@@ -27,6 +27,7 @@ from tests.workers.conftest import (
     post_json,
     wait_for_job,
     wait_for_offer,
+    wait_for_status,
 )
 from tests.workers.conftest import worker as worker  # the ARQ worker fixture
 
@@ -141,6 +142,19 @@ async def test_force_logout_of_an_agent_in_a_call_waits_for_the_call_to_end(
     assert (await statuses(client))[1] == ("unavailable", 1)  # nothing more is offered
     ended = await post_json(client, f"{CALLS}/{call['id']}/finish")
     assert ended["status"] == "failed"  # it never connected
+    assert (await statuses(client))[1] == ("offline", 0)
+
+
+async def test_force_logout_during_a_connected_call_takes_effect_when_the_carrier_ends_it(
+    client: TestClient[Any, Any], redis: Redis, worker: Worker
+) -> None:
+    await load_tenant(redis, settings={"simulator": {"answer_after_s": 0.05, "talk_time_s": 0.5}})
+    call = await outbound_call(client)
+    await wait_for_status(client, call["id"], "connected")
+    assert await post_json(client, LOGOUT, {"agent_ids": [1]}) == [
+        entry(1, "available", "unavailable", message=LOGOUT_PENDING)
+    ]
+    await wait_for_status(client, call["id"], "finished")  # the end user hung up
     assert (await statuses(client))[1] == ("offline", 0)
 
 
