@@ -8,6 +8,7 @@ from aiohttp import web
 
 from dispatcher.history.database import close_pool, connect_pool
 from dispatcher.http import (
+    agent_statuses,
     agents,
     batches,
     calls,
@@ -102,6 +103,7 @@ def create_app(settings: Settings, process_metrics: Metrics | None = None) -> we
         sms,
         opt_outs,
         agents,
+        agent_statuses,
         manager,
         carrier,
         twilio,

@@ -214,6 +214,7 @@ def _tenant_references(at: str, tenant: TenantFile) -> Iterator[str]:
         f"{at}.outbound_numbers", [n.number for n in tenant.outbound_numbers], "number"
     )
     yield from _duplicates(f"{at}.contacts", [c.ticket_id for c in tenant.contacts], "ticket_id")
+    yield from _team_references(at, tenant, agent_ids)
     for j, menu in enumerate(tenant.menus):
         if menu.parent_id is not None and menu.parent_id not in menu_ids:
             yield f"{at}.menus[{j}].parent_id: unknown menu {menu.parent_id}"
@@ -230,6 +231,14 @@ def _tenant_references(at: str, tenant: TenantFile) -> Iterator[str]:
         yield f"{at}.settings.default_outbound_number: is not one of the voice outbound_numbers"
     for adapter in registry.ADAPTERS.values():
         yield from adapter.settings_problems(f"{at}.settings", tenant.settings)
+
+
+def _team_references(at: str, tenant: TenantFile, agent_ids: set[int]) -> Iterator[str]:
+    yield from _duplicates(f"{at}.teams", [t.id for t in tenant.teams], "id")
+    for t, team in enumerate(tenant.teams):
+        for k, agent_id in enumerate(team.agent_ids):
+            if agent_id not in agent_ids:
+                yield f"{at}.teams[{t}].agent_ids[{k}]: unknown agent {agent_id}"
 
 
 def _duplicates(at: str, values: Sequence[object], key: str) -> Iterator[str]:

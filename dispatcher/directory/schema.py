@@ -307,6 +307,14 @@ class Contact(_Model):
     phone_numbers: list[Phone] = Field(default_factory=list)
 
 
+class Team(_Model):
+    """Agents named together, so a manager's bulk status change can name them at once."""
+
+    id: int = Field(ge=1)
+    name: str = Field(min_length=1)
+    agent_ids: list[int] = Field(default_factory=list)
+
+
 class TenantDoc(_Model):
     """A tenant's directory as stored: everything but its secrets."""
 
@@ -317,6 +325,7 @@ class TenantDoc(_Model):
     agents: list[Agent] = Field(default_factory=list)
     menus: list[Menu] = Field(default_factory=list)
     contacts: list[Contact] = Field(default_factory=list)
+    teams: list[Team] = Field(default_factory=list)
 
 
 class TenantFile(TenantDoc):

@@ -10,7 +10,15 @@ from datetime import datetime
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
-from dispatcher.directory.schema import WEEKDAYS, Agent, Contact, Menu, TenantDoc, TenantRecord
+from dispatcher.directory.schema import (
+    WEEKDAYS,
+    Agent,
+    Contact,
+    Menu,
+    Team,
+    TenantDoc,
+    TenantRecord,
+)
 
 _HASH_SCHEME = "hmac-sha256"
 
@@ -76,6 +84,10 @@ class Tenant:
     @cached_property
     def agents_by_email(self) -> dict[str, Agent]:
         return {agent.email.lower(): agent for agent in self.doc.agents}
+
+    @cached_property
+    def teams_by_id(self) -> dict[int, Team]:
+        return {team.id: team for team in self.doc.teams}
 
     @cached_property
     def menus_by_id(self) -> dict[int, Menu]:

@@ -27,6 +27,7 @@ from dispatcher.store.scripts import (
     MakeOffers,
     PickWaiting,
     Scripts,
+    SetAgentStatuses,
 )
 
 
@@ -63,6 +64,17 @@ class Accepted:
 
 
 @dataclass(frozen=True)
+class StatusChange:
+    """What a status change did to one agent: `held` when the agent holds a call (in a system
+    status), in which case a guarded change left it alone."""
+
+    agent_id: int
+    previous: AgentStatus
+    current: AgentStatus
+    held: bool
+
+
+@dataclass(frozen=True)
 class Routing:
     """What a routing step reads in one round trip: the call, the ids of its offers so far,
     and offer ids reserved for its candidates (`reserved` of them from `first`)."""
@@ -94,18 +106,46 @@ class AgentStore:
         return states
 
     async def set_status(self, agent_id: int, status: AgentStatus) -> dict[bytes, bytes]:
-        """Writes and announces the agent's status; an agent now available wakes the calls
-        waiting for them. Returns the agent's live state."""
-        key = self.keys.agent(agent_id)
-        event = {"type": "agent.updated", "agent_id": agent_id, "status": status.value}
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, "status", status.value)
-            pipe.hgetall(key)
-            pipe.publish(self.keys.events, orjson.dumps(event))
-            _, live, _ = await pipe.execute()
-        if status == AgentStatus.AVAILABLE:
-            await self.wake_waiting_calls([agent_id])
-        return live  # type: ignore[no-any-return]
+        """The agent's own (or its tenant's) change, made whatever calls the agent holds.
+        Returns the agent's live state."""
+        await self.set_statuses([agent_id], status)
+        (live,) = await self.live([agent_id])
+        return live
+
+    async def set_statuses(
+        self,
+        agent_ids: Sequence[int],
+        status: AgentStatus,
+        *,
+        guard: bool = False,
+        logout: bool = False,
+    ) -> list[StatusChange]:
+        """Writes and announces the agents' statuses in one atomic step (set_agent_statuses.lua):
+        with `guard`, an agent holding a call keeps its status; with `logout`, an agent holding
+        a call is logged out when its last call ends. Agents now available wake the calls
+        waiting for them."""
+        script = SetAgentStatuses(
+            agents={str(i): self.keys.agent(i) for i in agent_ids},
+            ids=list(agent_ids),
+            status=status.value,
+            guard=guard,
+            logout=logout,
+        )
+        changes = [
+            StatusChange(i, AgentStatus(was), AgentStatus(now), held)
+            for i, was, now, held in await self._scripts.run(script)
+        ]
+        written = [change for change in changes if not (guard and change.held)]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for change in written:
+                event = {"type": "agent.updated", "agent_id": change.agent_id}
+                event["status"] = change.current.value
+                pipe.publish(self.keys.events, orjson.dumps(event))
+            await pipe.execute()
+        available = [c.agent_id for c in written if c.current == AgentStatus.AVAILABLE]
+        if available:
+            await self.wake_waiting_calls(available)
+        return changes
 
     def desk(self, agent_id: int) -> Desk:
         """A new event stream's claim on the agent's desk (store/desks.py)."""

@@ -394,6 +394,22 @@ class DeclineOffer(Script[None]):
 
 
 @dataclass(frozen=True)
+class SetAgentStatuses(Script[list[tuple[int, str, str, bool]]]):
+    """Per agent (in `ids` order): its id, previous and current status, whether it holds a
+    call."""
+
+    name: ClassVar[str] = "set_agent_statuses"
+    agents: Mapping[str, Key]
+    ids: list[int]
+    status: str
+    guard: bool  # an agent holding a call keeps its status
+    logout: bool  # a forced logout: offline now, or once the agent's last call ends
+
+    def result(self, ok: Any) -> list[tuple[int, str, str, bool]]:
+        return [(int(i), str(was), str(now), bool(held)) for i, was, now, held in list_of(ok)]
+
+
+@dataclass(frozen=True)
 class PickWaiting(Script[list[int]]):
     name: ClassVar[str] = "pick_waiting"
     agents: Mapping[str, Key]

@@ -68,9 +68,17 @@ local function member(id)
   return string.format('%015d', tonumber(id))
 end
 
+-- A call of the agent's ends. An agent forced to log out while holding calls
+-- (set_agent_statuses.lua) goes offline with the last of them, in the same atomic step.
 local function release_voice(agent_key)
-  if tonumber(redis.call('HGET', agent_key, 'voice') or '0') > 0 then
+  local held = tonumber(redis.call('HGET', agent_key, 'voice') or '0')
+  if held > 0 then
     redis.call('HINCRBY', agent_key, 'voice', -1)
+    held = held - 1
+  end
+  if held == 0 and redis.call('HEXISTS', agent_key, 'logout') == 1 then
+    redis.call('HSET', agent_key, 'status', AGENT.OFFLINE)
+    redis.call('HDEL', agent_key, 'logout')
   end
 end
 

@@ -356,6 +356,11 @@ REFUSED: list[Any] = [
         id="ticket-id-duplicate",
     ),
     pytest.param(
+        _append("teams", {"id": 1, "name": "Again"}),
+        "tenants[0].teams[2].id: duplicate id 1",
+        id="team-id-duplicate",
+    ),
+    pytest.param(
         _second_tenant,
         "tenants[1].subdomain: duplicate subdomain 'demo'",
         id="subdomain-duplicate",
@@ -365,6 +370,11 @@ REFUSED: list[Any] = [
         lambda d: tenant(d)["menus"][0]["groups"][0].__setitem__(1, 99),
         "tenants[0].menus[0].groups[0][1]: unknown agent 99",
         id="group-unknown-agent",
+    ),
+    pytest.param(
+        _set(("teams", 0, "agent_ids", 1), 99),
+        "tenants[0].teams[0].agent_ids[1]: unknown agent 99",
+        id="team-unknown-agent",
     ),
     pytest.param(
         _set(("menus", 1, "parent_id"), 77),

@@ -313,6 +313,22 @@ async def test_agent_side_answers_conform(client: TestClient[Any, Any], demo: An
     stream.close()
 
 
+async def test_agent_statuses_answers_conform(client: TestClient[Any, Any], demo: Any) -> None:
+    bulk, logout = "/apps/api/v1/agent_statuses", "/apps/api/v1/agent_statuses/force_logout"
+    changed = await client.post(
+        bulk, json={"status": "Unavailable", "team_ids": [1]}, headers=basic()
+    )
+    assert len(await conforming(changed, bulk)) == 2
+    unknown = await client.post(logout, json={"agent_ids": [99]}, headers=basic())
+    assert await conforming(unknown, logout) == {"message": "Agent 99 not found"}
+    bad = await client.post(bulk, json={"agent_ids": [1]}, headers=basic())
+    assert await conforming(bad, bulk) == {"message": "status is required"}
+    agent = await client.post(
+        logout, json={"agent_ids": [1]}, headers=basic("demo/1", "demo-agent-1")
+    )
+    assert (await conforming(agent, logout))["message"].startswith("This route needs")
+
+
 async def test_manager_answers_conform(client: TestClient[Any, Any], demo: Any) -> None:
     config = "/manager/api/v1/config"
     stored = await client.get(config, headers=ADMIN)
