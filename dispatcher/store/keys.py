@@ -182,7 +182,7 @@ class TenantKeys:
         return Key(f"{self.prefix}menu:{menu_id}:waiting")
 
     def recent_waits(self, menu_id: int) -> Key:
-        """List of a menu's latest assignments, newest first, each `<assigned ms>:<waited ms>`
+        """List of a menu's latest assignments, newest first, each `<assigned ms> <waited ms>`
         (capped by accept_offer.lua): what the wait estimate learns from (wait_times.py)."""
         return Key(f"{self.prefix}menu:{menu_id}:recent_waits")
 

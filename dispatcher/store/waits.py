@@ -89,5 +89,5 @@ def _agents_of(tenant: Tenant, menu: Menu, lang: str) -> list[int]:
 
 
 def _assignment(raw: bytes) -> tuple[int, int]:
-    at, _, waited = raw.decode().partition(":")
+    at, _, waited = raw.decode().partition(" ")
     return int(at), int(waited)

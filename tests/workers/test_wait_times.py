@@ -137,7 +137,7 @@ async def queue_behind_a_busy_agent(client: TestClient[Any, Any], redis: Redis) 
     for _ in range(3):
         await inbound_call(client, SOLO_MENU)
     now_ms = clock.to_ms(clock.now())
-    taken = [f"{now_ms - 2_000 * i}:{10_000 - 2_000 * i}" for i in range(4)]
+    taken = [f"{now_ms - 2_000 * i} {10_000 - 2_000 * i}" for i in range(4)]
     await redis.rpush(TENANT.recent_waits(SOLO_MENU), *taken)
 
 
@@ -270,5 +270,5 @@ async def test_an_accept_records_when_the_call_was_taken_and_how_long_it_waited(
     assigned_at = clock.parse_iso(assigned["assigned_at"])
     assert queued_at is not None and assigned_at is not None
     taken_ms = clock.to_ms(assigned_at)
-    expected = f"{taken_ms}:{taken_ms - clock.to_ms(queued_at)}".encode()
+    expected = f"{taken_ms} {taken_ms - clock.to_ms(queued_at)}".encode()
     assert await redis.lrange(TENANT.recent_waits(SOLO_MENU), 0, -1) == [expected]

@@ -41,6 +41,6 @@ for i = 1, #others, 2 do
   end
 end
 enqueue_jobs(K.jobs, A.jobs)
-redis.call('LPUSH', K.recent_waits, A.now .. ':' .. A.waited)
+redis.call('LPUSH', K.recent_waits, A.now .. ' ' .. A.waited)
 redis.call('LTRIM', K.recent_waits, 0, A.waits_kept - 1)
 return ok(withdrawn)
