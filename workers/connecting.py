@@ -9,7 +9,6 @@ import structlog
 
 from dispatcher.carriers.base import CarrierError, Dial
 from dispatcher.domain import clock, compliance, lifecycle
-from dispatcher.domain.errors import InvalidRequest
 from dispatcher.domain.statuses import TERMINAL_CALL_STATUSES, CallStatus, CallType, FailReason
 from dispatcher.store import jobs
 from dispatcher.store.calls import CallStore, Change, Snapshot
@@ -71,13 +70,8 @@ def _window_closed(calls: CallStore, snapshot: Snapshot) -> str | None:
     number = snapshot.meta.end_user_number
     if snapshot.call.call_type != CallType.OUTBOUND or number is None:
         return None
-    window = compliance.rules_for(calls.tenant, CallType.OUTBOUND, None).window
-    now = clock.now()
-    try:
-        opens = compliance.opening(calls.tenant, window, number, now)
-    except InvalidRequest as never:
-        return str(never)
-    return compliance.outside_window(opens).message if opens > now else None
+    refusal = compliance.outbound_refusal(calls.tenant, number, clock.now())
+    return refusal.message if refusal is not None else None
 
 
 def _to_connecting(current: Snapshot) -> Change | None:

@@ -131,12 +131,11 @@ def validate_outbound(body: dict[str, Any], tenant: Tenant) -> OutboundPlan:
 def _within_window(plan: OutboundPlan, tenant: Tenant, now: datetime) -> None:
     """An outbound call is dialled at once: outside its calling window it is refused. One
     waiting for its end user's number to be chosen is judged when it is chosen."""
-    window = compliance.rules_for(tenant, CallType.OUTBOUND, None).window
-    if window is None or plan.end_user_number is None:
+    if plan.end_user_number is None:
         return
-    opens = compliance.opening(tenant, window, plan.end_user_number, now)
-    if opens > now:
-        raise compliance.outside_window(opens)
+    refusal = compliance.outbound_refusal(tenant, plan.end_user_number, now)
+    if refusal is not None:
+        raise refusal
 
 
 def validate_inbound(body: dict[str, Any], tenant: Tenant, now: datetime) -> QueuedPlan:

@@ -85,6 +85,19 @@ def opening(tenant: Tenant, window: CallingWindow | None, number: str, at: datet
     return opens
 
 
+def outbound_refusal(tenant: Tenant, number: str, now: datetime) -> InvalidRequest | None:
+    """Why an outbound call to `number` may not be dialled at `now` (its calling window is
+    closed there, or never opens), or None: judged as the call is created and as it is dialled."""
+    window = rules_for(tenant, CallType.OUTBOUND, None).window
+    if window is None:
+        return None
+    try:
+        opens = opening(tenant, window, number, now)
+    except InvalidRequest as never:
+        return never
+    return outside_window(opens) if opens > now else None
+
+
 def outside_window(opens: datetime) -> InvalidRequest:
     """An outbound API call asked for outside its window."""
     return InvalidRequest(
