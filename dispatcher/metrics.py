@@ -49,7 +49,19 @@ UNMATCHED = "unmatched"  # the route of a request no route matched (404, 405)
 OTHER = "other"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 CARRIER_OUTCOMES = frozenset(
-    {"ringing", "answer", "completed", "busy", "no_answer", "wrong_number", "failed", "canceled"}
+    {
+        "ringing",
+        "answer",
+        "human",
+        "machine",
+        "unknown",
+        "completed",
+        "busy",
+        "no_answer",
+        "wrong_number",
+        "failed",
+        "canceled",
+    }
 )
 
 # Seconds. Requests: from a cache hit to a slow Redis; accepts: people, up to an offer's

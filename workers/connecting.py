@@ -9,6 +9,8 @@ import structlog
 
 from dispatcher.carriers.base import CarrierError, Dial
 from dispatcher.domain import clock, compliance, lifecycle
+from dispatcher.domain.machines import AnsweredBy, AnsweringMachine, MachineAction
+from dispatcher.domain.records import CallMeta
 from dispatcher.domain.statuses import TERMINAL_CALL_STATUSES, CallStatus, CallType, FailReason
 from dispatcher.store import jobs
 from dispatcher.store.calls import CallStore, Change, Snapshot
@@ -25,8 +27,10 @@ CARRIER_FAILURES = {
     "failed": FailReason.VOIP_CONN_GENERAL,
     "canceled": FailReason.AG_CANCELED,  # the product cancelled it (a hang-up while ringing)
 }
+# Results of a detection the campaign asked for: who answered (outcomes named as AnsweredBy).
+ANSWERERS = frozenset(AnsweredBy)
 # Results that say the carrier's call is still alive.
-LIVE_OUTCOMES = frozenset({"ringing", "answer"})
+LIVE_OUTCOMES = frozenset({"ringing", "answer", *ANSWERERS})
 # How often a dial (a hang-up) is tried when the carrier is busy or out of reach.
 DIAL_TRIES = 3
 HANGUP_TRIES = 5
@@ -94,6 +98,7 @@ async def _dial(context: WorkerContext, stores: Stores, snapshot: Snapshot) -> s
                 number,
                 snapshot.call.outbound_number,
                 snapshot.agent_id,
+                await machine_plan(stores, snapshot.meta),
             )
         )
     except CarrierError as exc:
@@ -138,6 +143,13 @@ def _adopt(carrier_id: str) -> Callable[[Snapshot], Change | None]:
         return Change(current.call, meta=meta, announce=False)
 
     return record
+
+
+async def machine_plan(stores: Stores, meta: CallMeta) -> AnsweringMachine | None:
+    """The call's campaign's plan for an answering machine: detection is asked for with one."""
+    if meta.campaign_id is None:
+        return None
+    return (await stores.campaigns.rules(meta.campaign_id)).answering_machine
 
 
 def _hangup(calls: CallStore, call_id: int, carrier_id: str) -> jobs.JobSpec:
@@ -189,26 +201,102 @@ async def _settle_carrier_call(
 
 
 async def _apply_result(stores: Stores, call_id: int, outcome: str) -> str:
-    calls = stores.calls
     if outcome == "ringing":
         return "ringing"
-    now = clock.now()
-
-    def answer(current: Snapshot) -> Change | None:
-        if current.call.status != CallStatus.CONNECTING:
-            return None
-        return Change(lifecycle.connected(current.call, now))
-
+    if outcome in ANSWERERS:
+        return await _answered_by(stores, call_id, AnsweredBy(outcome))
+    calls = stores.calls
     if outcome == "answer":
-        return "connected" if await calls.apply(call_id, answer) else "ignored"
+        snapshot = await calls.load(call_id)
+        if snapshot is not None and await machine_plan(stores, snapshot.meta) is not None:
+            return "answered, detecting who"  # connected (or not) once the carrier can tell
+        return (
+            "connected" if await calls.apply(call_id, _answer(None), loaded=snapshot) else "ignored"
+        )
     if outcome == "completed":
         # Only an answered call completes: when its answer is still to come (a retried job
-        # runs late), the call was connected all the same, and it finishes.
-        await calls.apply(call_id, answer)
+        # runs late, the carrier could not tell who answered before the end), the call was
+        # connected all the same, and it finishes.
+        snapshot = await calls.load(call_id)
+        detected = snapshot is not None and await machine_plan(stores, snapshot.meta) is not None
+        await calls.apply(
+            call_id, _answer(AnsweredBy.UNKNOWN if detected else None), loaded=snapshot
+        )
         ended = await end_call(stores, call_id, None, by="disconnected_by_end_user")
         return "finished" if ended else "ignored"
     reason = CARRIER_FAILURES.get(outcome, FailReason.UNKNOWN)
     return "failed" if await end_call(stores, call_id, reason) else "ignored"
+
+
+def _answer(answered_by: AnsweredBy | None) -> Callable[[Snapshot], Change | None]:
+    """connecting -> connected, recording who answered when the carrier detected it."""
+    now = clock.now()
+
+    def connect(current: Snapshot) -> Change | None:
+        if current.call.status != CallStatus.CONNECTING:
+            return None
+        call = lifecycle.connected(current.call, now)
+        if answered_by is None:
+            return Change(call)
+        return Change(
+            call.model_copy(update={"answered_by": answered_by.value}),
+            meta=current.meta.model_copy(update={"answered_by": answered_by.value}),
+        )
+
+    return connect
+
+
+async def _answered_by(stores: Stores, call_id: int, answered_by: AnsweredBy) -> str:
+    """A detection's result: a person (or someone the carrier could not tell) is connected, as
+    is a machine when the campaign says connect; otherwise the machine ends the call."""
+    snapshot = await stores.calls.load(call_id)
+    if snapshot is None:
+        return "no call"
+    plan = await machine_plan(stores, snapshot.meta)
+    if answered_by == AnsweredBy.MACHINE and plan is not None and plan.ends_call:
+        return await _machine_ends(stores, snapshot, plan)
+    connected = await stores.calls.apply(call_id, _answer(answered_by), loaded=snapshot)
+    return f"connected, {answered_by.value}" if connected else "ignored"
+
+
+async def _machine_ends(stores: Stores, snapshot: Snapshot, plan: AnsweringMachine) -> str:
+    """A machine answered a call whose campaign hangs up or leaves a message: the machine is
+    recorded with the carrier's job (hang up, or play the message and hang up), then the call
+    fails as unanswered and frees its agent. Two steps, each safe to repeat: a retried job
+    finds the machine recorded and ends the call."""
+    calls, call_id = stores.calls, snapshot.call.id
+
+    def mark(current: Snapshot) -> Change | None:
+        if current.call.status != CallStatus.CONNECTING or current.meta.answered_by is not None:
+            return None
+        machine = AnsweredBy.MACHINE.value
+        carrier_id = current.meta.carrier_call_id
+        queued = [_machine_job(calls, call_id, carrier_id, plan)] if carrier_id else []
+        return Change(
+            current.call.model_copy(update={"answered_by": machine}),
+            meta=current.meta.model_copy(update={"answered_by": machine}),
+            jobs=queued,
+            announce=False,
+        )
+
+    marked = await calls.apply(call_id, mark, loaded=snapshot) or await calls.load(call_id)
+    if (
+        marked is None
+        or marked.call.status != CallStatus.CONNECTING
+        or marked.meta.answered_by != AnsweredBy.MACHINE
+    ):
+        return "ignored"
+    ended = await end_call(stores, call_id, FailReason.EU_NO_ANSWER, details=plan.fail_details)
+    return "failed, machine" if ended else "ignored"
+
+
+def _machine_job(
+    calls: CallStore, call_id: int, carrier_id: str, plan: AnsweringMachine
+) -> jobs.JobSpec:
+    if plan.action == MachineAction.MESSAGE:
+        now_ms = clock.to_ms(clock.now())
+        return jobs.leave_message(calls.tenant.subdomain, call_id, carrier_id, now_ms)
+    return _hangup(calls, call_id, carrier_id)
 
 
 async def hangup_call(ctx: dict[str, Any], subdomain: str, call_id: int, carrier_id: str) -> str:
@@ -225,3 +313,26 @@ async def hangup_call(ctx: dict[str, Any], subdomain: str, call_id: int, carrier
         log.error("carrier did not hang up", error=str(exc), carrier_call_id=carrier_id)
         return "not hung up"
     return "hung up"
+
+
+async def leave_message(ctx: dict[str, Any], subdomain: str, call_id: int, carrier_id: str) -> str:
+    """Plays the campaign's message to the machine that answered, which then hangs up; when
+    the carrier cannot, the carrier call is hung up all the same."""
+    context = typed(ctx)
+    stores = await stores_of(context, subdomain)
+    snapshot = await stores.calls.load(call_id) if stores else None
+    if stores is None or snapshot is None:
+        return "no call"
+    plan = await machine_plan(stores, snapshot.meta)
+    if plan is None or plan.action != MachineAction.MESSAGE:
+        return "no message"
+    tenant = stores.tenant
+    structlog.contextvars.bind_contextvars(tenant=subdomain, call_id=call_id)
+    try:
+        await context["carriers"].of(tenant).leave_message(tenant, call_id, carrier_id, plan)
+    except CarrierError as exc:
+        retry_if_worth_it(exc, context["job_try"], HANGUP_TRIES, "message")
+        log.error("carrier did not leave the message", error=str(exc), carrier_call_id=carrier_id)
+        await stores.calls.enqueue([_hangup(stores.calls, call_id, carrier_id)])
+        return "message not left, hung up"
+    return "message left"

@@ -25,7 +25,7 @@ from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.scripts import Scripts
 from workers import archiver, dnc
 from workers.campaigns import pump_campaign, sweep_campaign
-from workers.connecting import carrier_result, connect_call, hangup_call
+from workers.connecting import carrier_result, connect_call, hangup_call, leave_message
 from workers.redis_lost import REDIS_RETRY_S, lost_redis
 from workers.routing import route_call
 from workers.scheduling import fire_scheduled_call
@@ -93,6 +93,7 @@ _JOBS: list[tuple[Job, str, int | None]] = [
     (connect_call, jobs.CONNECT_CALL, None),
     (carrier_result, jobs.CARRIER_RESULT, None),
     (hangup_call, jobs.HANGUP_CALL, None),
+    (leave_message, jobs.LEAVE_MESSAGE, None),
     (send_sms, jobs.SEND_SMS, None),
     (end_sms_session, jobs.END_SMS_SESSION, None),
     (hand_to_lane, jobs.DELIVER_WEBHOOK, None),

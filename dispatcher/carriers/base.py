@@ -15,6 +15,7 @@ from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import phones
 from dispatcher.domain.chat_requests import MAX_MESSAGE_CHARS
 from dispatcher.domain.errors import InvalidRequest
+from dispatcher.domain.machines import AnsweringMachine
 from dispatcher.settings import Settings
 from dispatcher.store.jobs import JobSpec
 
@@ -40,6 +41,8 @@ class Dial:
     to: str
     from_: str | None
     agent_id: int | None = None  # the agent the end user is to be connected to
+    # Its campaign's plan for an answering machine: detection is asked for only with one.
+    machine: AnsweringMachine | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,13 @@ class Carrier(ABC):
 
     @abstractmethod
     async def hangup(self, tenant: Tenant, call_id: int, carrier_call_id: str) -> None: ...
+
+    @abstractmethod
+    async def leave_message(
+        self, tenant: Tenant, call_id: int, carrier_call_id: str, machine: AnsweringMachine
+    ) -> None:
+        """Plays the plan's message (`say` or `play_url`) to the machine that answered, then
+        hangs up. Must be safe to repeat."""
 
     @abstractmethod
     async def send_sms(self, request: Sms) -> str:

@@ -1,7 +1,7 @@
 """Twilio: what goes out, calls and SMS through its REST API (Calls and Messages resources), and
-what comes back, its signed callbacks (call status, message status, inbound SMS) read into the
-product's outcomes. The paths of those callbacks are here too: the workers build the URLs Twilio
-calls, the ingress (dispatcher/http/twilio.py) serves them.
+what comes back, its signed callbacks (call status, answering-machine detection, message status,
+inbound SMS) read into the product's outcomes. The paths of those callbacks are here too: the
+workers build the URLs Twilio calls, the ingress (dispatcher/http/twilio.py) serves them.
 
 Requests go through the worker's one aiohttp session rather than the twilio SDK's client: that
 client opens a session of its own per account, reaches only twilio.com hosts, and logs request
@@ -30,6 +30,7 @@ from dispatcher.directory.schema import TenantSettings
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import phones
 from dispatcher.domain.errors import Forbidden, InvalidRequest
+from dispatcher.domain.machines import AnsweredBy, AnsweringMachine, MachineAction
 from dispatcher.domain.statuses import FailReason
 from dispatcher.settings import TWILIO_SID_ENV, TWILIO_TOKEN_ENV, Settings, TwilioAccount
 
@@ -38,6 +39,7 @@ log = structlog.get_logger("dispatcher.carriers.twilio")
 # Under /carrier/{adapter}/ as API.md says; the tenant and the record are in the path, so a
 # callback finds both before reading its body.
 CALL_STATUS_PATH = "/carrier/twilio/{subdomain}/calls/{call_id}/status"
+MACHINE_PATH = "/carrier/twilio/{subdomain}/calls/{call_id}/machine"
 MESSAGE_STATUS_PATH = "/carrier/twilio/{subdomain}/messages/{chat_id}/status"
 INBOUND_SMS_PATH = "/carrier/twilio/{subdomain}/sms"
 
@@ -77,6 +79,17 @@ CALL_OUTCOMES = {
     "failed": "failed",
     "canceled": "canceled",
 }
+# Twilio's AnsweredBy (its asynchronous answering-machine detection) as who answered; a fax
+# is no person to talk to, and is treated as a machine.
+ANSWERED_BY = {
+    "human": AnsweredBy.HUMAN,
+    "machine_start": AnsweredBy.MACHINE,
+    "machine_end_beep": AnsweredBy.MACHINE,
+    "machine_end_silence": AnsweredBy.MACHINE,
+    "machine_end_other": AnsweredBy.MACHINE,
+    "fax": AnsweredBy.MACHINE,
+    "unknown": AnsweredBy.UNKNOWN,
+}
 # A failed call whose SIP answer says the number does not exist.
 WRONG_NUMBER_SIP_CODES = frozenset({"404", "410", "484", "604"})
 MESSAGE_FAILURES = frozenset({"failed", "undelivered"})
@@ -99,6 +112,10 @@ def call_status_url(base_url: str, subdomain: str, call_id: int) -> str:
     return base_url + CALL_STATUS_PATH.format(subdomain=subdomain, call_id=call_id)
 
 
+def machine_url(base_url: str, subdomain: str, call_id: int) -> str:
+    return base_url + MACHINE_PATH.format(subdomain=subdomain, call_id=call_id)
+
+
 def message_status_url(base_url: str, subdomain: str, chat_id: int) -> str:
     return base_url + MESSAGE_STATUS_PATH.format(subdomain=subdomain, chat_id=chat_id)
 
@@ -108,6 +125,34 @@ def say_twiml(message: str) -> str:
     response = VoiceResponse()
     response.say(message)
     return str(response.to_xml(xml_declaration=False))
+
+
+def message_twiml(machine: AnsweringMachine) -> str:
+    """The TwiML that leaves a campaign's message on a machine (said, or a recording played),
+    then hangs up."""
+    response = VoiceResponse()
+    if machine.play_url is not None:
+        response.play(machine.play_url)
+    else:
+        response.say(machine.say or "")
+    response.hangup()
+    return str(response.to_xml(xml_declaration=False))
+
+
+def detection_form(request: Dial, base_url: str) -> list[tuple[str, str]]:
+    """Asynchronous answering-machine detection, when the call's campaign has a plan for
+    machines: the call goes on as answered while Twilio listens, and the verdict comes to the
+    machine callback. A message waits for the machine's greeting to end (DetectMessageEnd)."""
+    if request.machine is None:
+        return []
+    mode = "DetectMessageEnd" if request.machine.action == MachineAction.MESSAGE else "Enable"
+    callback = machine_url(base_url, request.tenant.subdomain, request.call_id)
+    return [
+        ("MachineDetection", mode),
+        ("AsyncAmd", "true"),
+        ("AsyncAmdStatusCallback", callback),
+        ("AsyncAmdStatusCallbackMethod", "POST"),
+    ]
 
 
 class TwilioRefusal(CarrierError):
@@ -154,7 +199,8 @@ class TwilioCarrier(Carrier):
         account = self._account(request.tenant)
         if request.from_ is None:
             raise CarrierError("no outbound number to call from")
-        callback = call_status_url(self._public_url(), request.tenant.subdomain, request.call_id)
+        base_url = self._public_url()
+        callback = call_status_url(base_url, request.tenant.subdomain, request.call_id)
         form = [
             ("To", request.to),
             ("From", request.from_),
@@ -163,19 +209,32 @@ class TwilioCarrier(Carrier):
             ("StatusCallback", callback),
             *(("StatusCallbackEvent", event) for event in CALL_EVENTS),
             ("StatusCallbackMethod", "POST"),
+            *detection_form(request, base_url),
         ]
         return _sid(await self._post(account, "Calls.json", form, "call"))
 
     async def hangup(self, tenant: Tenant, call_id: int, carrier_call_id: str) -> None:
         """Ends the call whatever its state (Status=completed also cancels one still ringing);
         one that has ended already counts as hung up."""
+        await self._update(tenant, carrier_call_id, [("Status", "completed")], "hang-up")
+
+    async def leave_message(
+        self, tenant: Tenant, call_id: int, carrier_call_id: str, machine: AnsweringMachine
+    ) -> None:
+        """The live call's TwiML replaced by the message and a hang-up; a call that has ended
+        meanwhile (the machine hung up) has nothing to leave it on."""
+        form = [("Twiml", message_twiml(machine))]
+        await self._update(tenant, carrier_call_id, form, "message")
+
+    async def _update(
+        self, tenant: Tenant, carrier_call_id: str, form: list[tuple[str, str]], what: str
+    ) -> None:
+        """A change to a live call; one that has ended already (404, 21220) needs none."""
         if not SID.fullmatch(carrier_call_id):
             raise CarrierError("not a Twilio call sid")
         account = self._account(tenant)
         try:
-            await self._post(
-                account, f"Calls/{carrier_call_id}.json", [("Status", "completed")], "hang-up"
-            )
+            await self._post(account, f"Calls/{carrier_call_id}.json", form, what)
         except TwilioRefusal as exc:
             if exc.status != 404 and exc.code not in ALREADY_ENDED_CODES:
                 raise
@@ -205,6 +264,18 @@ class TwilioCarrier(Carrier):
         if outcome == "failed" and form.get("SipResponseCode") in WRONG_NUMBER_SIP_CODES:
             outcome = "wrong_number"
         return CallReport(status, outcome, sid)
+
+    @classmethod
+    def machine_report(cls, form: Mapping[str, str]) -> CallReport:
+        """An answering-machine detection callback: who answered, as the outcome
+        carrier_result applies (human, machine or unknown)."""
+        answered_by, sid = form.get("AnsweredBy", ""), form.get("CallSid", "")
+        who = ANSWERED_BY.get(answered_by)
+        if who is None:
+            raise InvalidRequest("AnsweredBy is invalid")
+        if not SID.fullmatch(sid):
+            raise InvalidRequest("CallSid is invalid")
+        return CallReport(answered_by, who.value, sid)
 
     @classmethod
     def delivery_report(cls, form: Mapping[str, str]) -> DeliveryReport:
@@ -264,7 +335,7 @@ class TwilioCarrier(Carrier):
 
 @dataclass(frozen=True)
 class CallReport:
-    status: str  # Twilio's CallStatus
+    status: str  # Twilio's CallStatus (AnsweredBy, for a detection)
     outcome: str  # as carrier_result knows it
     carrier_call_id: str
 

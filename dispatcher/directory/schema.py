@@ -120,11 +120,12 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-CarrierOutcome = Literal["answer", "busy", "no_answer", "wrong_number", "failed"]
+CarrierOutcome = Literal["answer", "machine", "busy", "no_answer", "wrong_number", "failed"]
 
 
 class SimulatorRule(_Model):
-    """Numbers starting with `prefix` (E.164) get `outcome` from the simulated carrier."""
+    """Numbers starting with `prefix` (E.164) get `outcome` from the simulated carrier;
+    `machine`: an answering machine answers (a person's answer where no detection is asked)."""
 
     prefix: str = Field(min_length=1)
     outcome: CarrierOutcome

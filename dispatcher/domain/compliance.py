@@ -14,6 +14,7 @@ from dispatcher.directory.schema import CallingWindow
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import clock, windows
 from dispatcher.domain.errors import InvalidRequest
+from dispatcher.domain.machines import AnsweringMachine
 from dispatcher.domain.statuses import CallType
 
 # The platform's text for a call to a listed number, exact: the 400 of POST /calls, and the
@@ -43,12 +44,14 @@ class Rules:
 
 
 class CampaignRules(BaseModel):
-    """A campaign's own calling window and contact limit (None: the tenant's)."""
+    """A campaign's own calling window and contact limit (None: the tenant's), and what its
+    calls do when a machine answers (None: no detection asked)."""
 
     model_config = ConfigDict(frozen=True)
 
     calling_window: CallingWindow | None = None
     contact_limit_24h: int | None = None
+    answering_machine: AnsweringMachine | None = None
 
 
 NO_CAMPAIGN_RULES = CampaignRules()

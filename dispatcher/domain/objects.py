@@ -160,6 +160,9 @@ class CallObject(_Object):
     # placed until then because of its calling window or its number's contact limit (docs/api.md).
     held_until: str | None = Field(default=None, exclude_if=_absent)
     held_reason: str | None = Field(default=None, exclude_if=_absent)
+    # Added by this product, present only on a call whose campaign asked for answering-machine
+    # detection, once it was answered: human, machine or unknown (docs/api.md).
+    answered_by: str | None = Field(default=None, exclude_if=_absent)
 
 
 class ChatParticipant(_Object):

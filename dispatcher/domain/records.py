@@ -49,6 +49,7 @@ class CallMeta(BaseModel):
     pending_action: str | None = None
     carrier_call_id: str | None = None
     campaign_id: int | None = None  # fired by its campaign's pump, at the campaign's pace
+    answered_by: str | None = None  # as the call object's, for the workers
 
 
 class ChatMeta(BaseModel):

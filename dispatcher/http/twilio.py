@@ -1,7 +1,8 @@
-"""Twilio's callbacks: call status, message status and inbound SMS. The Twilio adapter
-(dispatcher/carriers/twilio.py) checks their signature and reads them; a missing or wrong
-signature is 403 and changes nothing. Twilio may send a callback again: each one queues its
-job under an id of its own, and a job that runs twice changes nothing the second time."""
+"""Twilio's callbacks: call status, answering-machine detection, message status and inbound
+SMS. The Twilio adapter (dispatcher/carriers/twilio.py) checks their signature and reads them; a
+missing or wrong signature is 403 and changes nothing. Twilio may send a callback again: each
+one queues its job under an id of its own, and a job that runs twice changes nothing the second
+time."""
 
 from __future__ import annotations
 
@@ -34,13 +35,38 @@ async def call_status(request: web.Request) -> web.Response:
     structlog.contextvars.bind_contextvars(call_id=call_id)
     report = TwilioCarrier.call_report(form)
     outcome, sid = report.outcome, report.carrier_call_id
+    await _queue_result(request, tenant, call_id, outcome, sid)
+    log.info("twilio call status", call_status=report.status, outcome=outcome, carrier_call_id=sid)
+    return web.Response(status=204)
+
+
+@routes.post(twilio.MACHINE_PATH)
+async def machine_detected(request: web.Request) -> web.Response:
+    """Who answered a call placed with answering-machine detection; queues the carrier_result
+    job that connects the call or lets the machine end it."""
+    tenant, form = await signed_form(request)
+    call_id = _record_id(request, "call_id", "Call not found")
+    structlog.contextvars.bind_contextvars(call_id=call_id)
+    report = TwilioCarrier.machine_report(form)
+    await _queue_result(request, tenant, call_id, report.outcome, report.carrier_call_id)
+    log.info(
+        "twilio answering machine detection",
+        answered_by=report.status,
+        outcome=report.outcome,
+        carrier_call_id=report.carrier_call_id,
+    )
+    return web.Response(status=204)
+
+
+async def _queue_result(
+    request: web.Request, tenant: Tenant, call_id: int, outcome: str, sid: str
+) -> None:
+    """The carrier_result job of one callback, once per carrier call and outcome."""
     now_ms = clock.to_ms(clock.now())
     result = jobs.JobSpec(
         jobs.CARRIER_RESULT, tenant.subdomain, call_id, now_ms, (outcome, sid), f"{outcome}-{sid}"
     )
     await jobs.enqueue(request.app[SCRIPTS], [result])
-    log.info("twilio call status", call_status=report.status, outcome=outcome, carrier_call_id=sid)
-    return web.Response(status=204)
 
 
 @routes.post(twilio.MESSAGE_STATUS_PATH)

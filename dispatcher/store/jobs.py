@@ -23,6 +23,7 @@ SEND_SMS = "send_sms"
 CONNECT_CALL = "connect_call"
 CARRIER_RESULT = "carrier_result"
 HANGUP_CALL = "hangup_call"
+LEAVE_MESSAGE = "leave_message"
 END_SMS_SESSION = "end_sms_session"
 DELIVER_WEBHOOK = "deliver_webhook"
 PUMP_CAMPAIGN = "pump_campaign"
@@ -32,6 +33,13 @@ SWEEP_CAMPAIGN = "sweep_campaign"
 def hangup(subdomain: str, call_id: int, carrier_call_id: str, now_ms: int) -> JobSpec:
     """Ending one carrier call of a call: queued once per carrier call."""
     return JobSpec(HANGUP_CALL, subdomain, call_id, now_ms, (carrier_call_id,), carrier_call_id)
+
+
+def leave_message(subdomain: str, call_id: int, carrier_call_id: str, now_ms: int) -> JobSpec:
+    """Leaving a campaign's message on the machine that answered one carrier call, once."""
+    return JobSpec(
+        LEAVE_MESSAGE, subdomain, call_id, now_ms, (carrier_call_id,), f"message-{carrier_call_id}"
+    )
 
 
 # ARQ's own default: a job not started within a day of its run time is dropped.
