@@ -1,6 +1,7 @@
 """A local fake of Twilio for the tests: the REST API's Calls and Messages resources (Basic
 auth checked, every request recorded, failures on demand) and Twilio's side of the webhooks:
-status callbacks and inbound messages POSTed form-encoded and signed as Twilio signs them.
+status callbacks, answering-machine detection results and inbound messages POSTed form-encoded
+and signed as Twilio signs them.
 
 The signature is computed here from Twilio's documented algorithm, not with the validator the
 product uses: the full URL Twilio called, then every POST field's name and value appended,
@@ -68,7 +69,8 @@ class FakeTwilio:
     )
     calls: dict[str, Request] = field(default_factory=dict)
     messages: dict[str, Request] = field(default_factory=dict)
-    hangups: list[tuple[str, Request]] = field(default_factory=list)
+    hangups: list[tuple[str, Request]] = field(default_factory=list)  # Status=completed
+    updates: list[tuple[str, Request]] = field(default_factory=list)  # any other (new Twiml)
     failures: list[Failure] = field(default_factory=list)
     stall_s: float = 0.0  # the next call is created, but answered this late
     proxy: tuple[str, str] = ("", "")
@@ -119,10 +121,10 @@ class FakeTwilio:
         sid = request.match_info["sid"]
         if sid not in self.calls:
             return _error(404, 20404, "The requested resource was not found")
-        self.hangups.append(
-            (sid, Request(request.match_info["account"], await self._form(request)))
-        )
-        return web.json_response({"sid": sid, "status": "completed"})
+        update = Request(request.match_info["account"], await self._form(request))
+        hung_up = update.form.get("Status") == "completed"
+        (self.hangups if hung_up else self.updates).append((sid, update))
+        return web.json_response({"sid": sid, "status": "completed" if hung_up else "in-progress"})
 
     async def _create_message(self, request: web.Request) -> web.Response:
         refused = await self._refusal(request)
@@ -173,6 +175,20 @@ class FakeTwilio:
             *extra.items(),
         ]
         return await self.post(call.one("StatusCallback"), form, self.accounts[call.account])
+
+    async def machine_detected(self, sid: str, answered_by: str) -> tuple[int, str]:
+        """Twilio's asynchronous answering-machine detection result of call `sid`, to the
+        AsyncAmdStatusCallback it was given."""
+        call = self.calls[sid]
+        form = [
+            ("AccountSid", call.account),
+            ("AnsweredBy", answered_by),
+            ("CallSid", sid),
+            ("MachineDetectionDuration", "2150"),
+        ]
+        return await self.post(
+            call.one("AsyncAmdStatusCallback"), form, self.accounts[call.account]
+        )
 
     async def message_status(self, sid: str, status: str, **extra: str) -> tuple[int, str]:
         message = self.messages[sid]

@@ -195,6 +195,8 @@ async def _settle_carrier_call(
             return "another carrier call, hung up"
         return "ignored"
     if live and snapshot.call.status in TERMINAL_CALL_STATUSES:
+        if outcome in ANSWERERS and snapshot.meta.answered_by is not None:
+            return "detected already"  # a repeat: the machine may be hearing its message
         await calls.enqueue([_hangup(calls, call_id, carrier_id)])
         return "call ended, hung up"
     return None

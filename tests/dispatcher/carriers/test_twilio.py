@@ -73,3 +73,34 @@ def test_message_statuses_fail_for_good_only_when_failed_or_undelivered() -> Non
 def test_an_inbound_message_is_read_from_its_twilio_fields() -> None:
     form = {"From": "+1 415-555-0100", "To": "+16285550199", "Body": "STOP"}
     assert TwilioCarrier.inbound_sms(form) == InboundSms("+14155550100", "STOP")
+
+
+@pytest.mark.parametrize(
+    ("answered_by", "outcome"),
+    [
+        ("human", "human"),
+        ("machine_start", "machine"),
+        ("machine_end_beep", "machine"),
+        ("machine_end_silence", "machine"),
+        ("machine_end_other", "machine"),
+        ("fax", "machine"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_answered_by_is_who_answered(answered_by: str, outcome: str) -> None:
+    form = {"CallSid": CALL_SID, "AnsweredBy": answered_by, "MachineDetectionDuration": "2000"}
+    assert TwilioCarrier.machine_report(form) == CallReport(answered_by, outcome, CALL_SID)
+
+
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        ({"CallSid": CALL_SID, "AnsweredBy": "machine"}, "AnsweredBy is invalid"),
+        ({"CallSid": CALL_SID}, "AnsweredBy is invalid"),
+        ({"CallSid": "CA123", "AnsweredBy": "human"}, "CallSid is invalid"),
+    ],
+)
+def test_a_detection_that_is_not_one_is_refused(form: dict[str, str], message: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        TwilioCarrier.machine_report(form)
+    assert str(caught.value) == message
