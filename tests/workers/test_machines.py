@@ -13,6 +13,8 @@ from arq import Worker
 from redis.asyncio import Redis
 
 from dispatcher.domain import clock
+from dispatcher.store import jobs
+from tests.workers.carriers.conftest import recorded
 from tests.workers.conftest import (
     API,
     TENANT,
@@ -23,6 +25,7 @@ from tests.workers.conftest import (
     wait_for_offer,
     wait_for_status,
 )
+from workers.connecting import carrier_result
 
 CAMPAIGNS = f"{API}/campaigns"
 LOCK_STAR = 9  # mobile menu: takes scheduled calls
@@ -216,3 +219,30 @@ async def test_answering_machine_plans_are_validated_with_the_field_named(
     assert (await get_json(client, f"{CAMPAIGNS}/{created['id']}")) == created
     plain = await post_json(client, CAMPAIGNS, {"name": "n", "menu_id": LOCK_STAR}, status=201)
     assert plain["answering_machine"] is None
+
+
+async def test_a_machine_result_applied_twice_ends_the_call_once(
+    client: TestClient[Any, Any], redis: Redis, worker: Worker, job_context: dict[str, Any]
+) -> None:
+    """A retried job (or one the carrier repeated) finds the machine recorded: nothing more."""
+    slow = {**SIMULATOR, "answer_after_s": 60}  # its own results come after the test
+    await load_tenant(redis, settings={"simulator": slow}, menus=AGENT_1)
+    call_id = await campaign_call(client, SAY, MACHINE_NUMBER)
+    await wait_for_status(client, call_id, "connecting")
+    await recorded(redis, call_id)
+    assert await carrier_result(job_context, "demo", call_id, "machine") == "failed, machine"
+    failed = await get_json(client, f"{API}/calls/{call_id}")
+    rev = await redis.hget(TENANT.call(call_id), "rev")
+    assert await carrier_result(job_context, "demo", call_id, "machine") == "ignored"
+    assert await carrier_result(job_context, "demo", call_id, "human") == "ignored"
+    assert await redis.hget(TENANT.call(call_id), "rev") == rev
+    assert await get_json(client, f"{API}/calls/{call_id}") == failed
+    assert (failed["answered_by"], failed["fail_reason"]) == ("machine", "eu_no_answer")
+    message_jobs = [
+        member.decode()
+        for member in await redis.zrange(jobs.QUEUE_NAME, 0, -1)
+        if member.decode().startswith(jobs.LEAVE_MESSAGE)
+    ]
+    done = await redis.keys(f"arq:result:{jobs.LEAVE_MESSAGE}:*")
+    assert len(message_jobs) + len(done) == 1
+    await assert_agent_free(client, redis)

@@ -234,3 +234,30 @@ async def wait_for_jobs_done(redis: Redis) -> None:
         return True if not await redis.zrange(jobs.QUEUE_NAME, 0, -1) else None
 
     await eventually(idle, "the queued jobs to run")
+
+
+async def test_a_message_twilio_refuses_to_take_is_hung_up_all_the_same(
+    ingress: TestClient[Any, Any], redis: Redis, fake: FakeTwilio, twilio_worker: Worker
+) -> None:
+    call_id, sid = await placed_campaign_call(ingress, redis, fake, SAY)
+    fake.fail_next(400, 21210)  # the next request: the message's new TwiML
+    assert await fake.machine_detected(sid, "machine_end_beep") == NO_CONTENT
+    failed = await wait_for_status(ingress, call_id, "failed")
+    assert failed["fail_details"] == "Answered by a machine; message left"
+    await wait_for_jobs_done(redis)
+    assert (fake.failures, fake.updates) == ([], [])
+    assert [s for s, _ in fake.hangups] == [sid]
+
+
+async def test_a_call_that_ends_before_twilio_can_tell_who_answered_is_unknown(
+    ingress: TestClient[Any, Any], redis: Redis, fake: FakeTwilio, twilio_worker: Worker
+) -> None:
+    call_id, sid = await placed_campaign_call(ingress, redis, fake, HANG_UP)
+    assert await fake.call_status(sid, "in-progress") == NO_CONTENT
+    assert await fake.call_status(sid, "completed") == NO_CONTENT
+    finished = await wait_for_status(ingress, call_id, "finished")
+    assert (finished["answered_by"], finished["disconnected_by"]) == (
+        "unknown",
+        "disconnected_by_end_user",
+    )
+    assert await held_calls(redis, 1) == 0
