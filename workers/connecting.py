@@ -207,27 +207,28 @@ async def _apply_result(stores: Stores, call_id: int, outcome: str) -> str:
         return "ringing"
     if outcome in ANSWERERS:
         return await _answered_by(stores, call_id, AnsweredBy(outcome))
+    if outcome not in {"answer", "completed"}:
+        reason = CARRIER_FAILURES.get(outcome, FailReason.UNKNOWN)
+        return "failed" if await end_call(stores, call_id, reason) else "ignored"
     calls = stores.calls
+    snapshot = await calls.load(call_id)
+    detecting = await _detecting(stores, snapshot)
     if outcome == "answer":
-        snapshot = await calls.load(call_id)
-        if snapshot is not None and await machine_plan(stores, snapshot.meta) is not None:
+        if detecting:
             return "answered, detecting who"  # connected (or not) once the carrier can tell
-        return (
-            "connected" if await calls.apply(call_id, _answer(None), loaded=snapshot) else "ignored"
-        )
-    if outcome == "completed":
-        # Only an answered call completes: when its answer is still to come (a retried job
-        # runs late, the carrier could not tell who answered before the end), the call was
-        # connected all the same, and it finishes.
-        snapshot = await calls.load(call_id)
-        detected = snapshot is not None and await machine_plan(stores, snapshot.meta) is not None
-        await calls.apply(
-            call_id, _answer(AnsweredBy.UNKNOWN if detected else None), loaded=snapshot
-        )
-        ended = await end_call(stores, call_id, None, by="disconnected_by_end_user")
-        return "finished" if ended else "ignored"
-    reason = CARRIER_FAILURES.get(outcome, FailReason.UNKNOWN)
-    return "failed" if await end_call(stores, call_id, reason) else "ignored"
+        connected = await calls.apply(call_id, _answer(None), loaded=snapshot)
+        return "connected" if connected else "ignored"
+    # Completed: only an answered call completes. When its answer is still to come (a retried
+    # job runs late, the carrier could not tell who answered before the end), the call was
+    # connected all the same, and it finishes.
+    await calls.apply(call_id, _answer(AnsweredBy.UNKNOWN if detecting else None), loaded=snapshot)
+    ended = await end_call(stores, call_id, None, by="disconnected_by_end_user")
+    return "finished" if ended else "ignored"
+
+
+async def _detecting(stores: Stores, snapshot: Snapshot | None) -> bool:
+    """Whether the carrier was asked who answers the call (its campaign has a machine plan)."""
+    return snapshot is not None and await machine_plan(stores, snapshot.meta) is not None
 
 
 def _answer(answered_by: AnsweredBy | None) -> Callable[[Snapshot], Change | None]:
