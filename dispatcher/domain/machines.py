@@ -3,6 +3,7 @@ message, or connect anyway), as the campaign's create body names it, and who ans
 
 from __future__ import annotations
 
+import unicodedata
 from enum import StrEnum
 from urllib.parse import urlsplit
 
@@ -63,7 +64,7 @@ def parse(raw: object) -> AnsweringMachine | None:
     if not isinstance(raw, dict):
         raise InvalidRequest(f"{FIELD} must be an object")
     action = raw.get("action")
-    if action not in set(MachineAction):
+    if not isinstance(action, str) or action not in set(MachineAction):
         names = ", ".join(MachineAction)
         raise InvalidRequest(f"{FIELD}.action must be one of {names}")
     say, play_url = raw.get("say"), raw.get("play_url")
@@ -81,8 +82,17 @@ def parse(raw: object) -> AnsweringMachine | None:
 
 
 def _say(raw: object) -> str:
-    if not isinstance(raw, str) or not raw.strip() or len(raw) > MAX_SAY_CHARS:
-        raise InvalidRequest(f"{FIELD}.say must be text of 1 to {MAX_SAY_CHARS} characters")
+    """Text to speech, written into the carrier's XML: no control characters, which XML cannot
+    hold (line breaks and tabs aside)."""
+    if (
+        not isinstance(raw, str)
+        or not raw.strip()
+        or len(raw) > MAX_SAY_CHARS
+        or any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in raw)
+    ):
+        raise InvalidRequest(
+            f"{FIELD}.say must be text of 1 to {MAX_SAY_CHARS} characters, no control characters"
+        )
     return raw.strip()
 
 

@@ -154,11 +154,17 @@ async def test_answering_machine_plans_are_validated_with_the_field_named(
     must_be_url = "answering_machine.play_url must be an https:// URL of at most 2000 characters"
     refusals = [
         ("hang up", "answering_machine must be an object"),
-        ({}, "answering_machine.action must be one of hang_up, message, connect"),
-        (
-            {"action": "voicemail"},
-            "answering_machine.action must be one of hang_up, message, connect",
+        *(
+            (machine, "answering_machine.action must be one of hang_up, message, connect")
+            for machine in (
+                {},
+                {"action": "voicemail"},
+                {"action": ["hang_up"]},
+                {"action": {"hang_up": 1}},
+                {"action": None},
+            )
         ),
+        ([HANG_UP], "answering_machine must be an object"),
         (
             {"action": "hang_up", "say": "hi"},
             "answering_machine.say and answering_machine.play_url are for the action message",
@@ -178,9 +184,9 @@ async def test_answering_machine_plans_are_validated_with_the_field_named(
         *(
             (
                 {"action": "message", "say": say},
-                "answering_machine.say must be text of 1 to 500 characters",
+                "answering_machine.say must be text of 1 to 500 characters, no control characters",
             )
-            for say in ("", "   ", "x" * 501, 5)
+            for say in ("", "   ", "x" * 501, 5, "call\x00back", "\x1b[31m")
         ),
         *(
             ({"action": "message", "play_url": url}, must_be_url)
@@ -209,11 +215,12 @@ async def test_answering_machine_plans_are_validated_with_the_field_named(
     for machine, message in refusals:
         body = {"name": "m", "menu_id": LOCK_STAR, "answering_machine": machine}
         assert await post_json(client, CAMPAIGNS, body, status=400) == {"message": message}, machine
-    body = {"name": "m", "menu_id": LOCK_STAR, "answering_machine": {**SAY, "play_url": None}}
+    said = {**SAY, "say": " Please call us back\n\tat 555-0100. ", "play_url": None}
+    body = {"name": "m", "menu_id": LOCK_STAR, "answering_machine": said}
     created = await post_json(client, CAMPAIGNS, body, status=201)
     assert created["answering_machine"] == {
         "action": "message",
-        "say": "Please call us back at 555-0100.",
+        "say": "Please call us back\n\tat 555-0100.",
         "play_url": None,
     }
     assert (await get_json(client, f"{CAMPAIGNS}/{created['id']}")) == created
