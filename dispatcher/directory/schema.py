@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from datetime import date, datetime
 from functools import cached_property
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -240,6 +240,37 @@ class TenantSettings(_Model):
     dnc_call_types: Annotated[list[DncCallType], AfterValidator(_distinct)] = Field(
         default_factory=_every_dnc_call_type
     )
+    # The redial policy of campaigns that have none of their own; None: no redials
+    redial: RedialPolicy | None = None
+
+
+# The outcomes of a failed call that a redial policy may list: the end user busy or not
+# answering, a machine answering (a call that fails `eu_no_answer` with `answered_by` machine),
+# no agent taking it in time, the carrier failing it. Never a rejection: a person said no.
+RedialOutcome = Literal[
+    "eu_busy", "eu_no_answer", "machine", "expired", "voip_conn_general", "voip_conn_timeout"
+]
+REDIAL_OUTCOMES: tuple[str, ...] = get_args(RedialOutcome)
+MAX_REDIAL_ATTEMPTS = 20
+MAX_REDIAL_AFTER_S = 30 * 86_400
+
+
+class RedialPolicy(_Model):
+    """How a campaign's failed calls are called again: at most `max_attempts` calls to a contact
+    in all (the first included), each redial due `after_s[outcome]` seconds after the failed
+    attempt ended; an outcome not listed is not redialled."""
+
+    max_attempts: int = Field(ge=1, le=MAX_REDIAL_ATTEMPTS)
+    after_s: dict[RedialOutcome, Annotated[int, Field(ge=1, le=MAX_REDIAL_AFTER_S)]] = Field(
+        default_factory=dict
+    )
+
+    def delay_s(self, outcome: str | None, attempt: int) -> int | None:
+        """Seconds until the redial of an attempt (1-based) that ended with `outcome`; None
+        when it is not redialled."""
+        if outcome is None or attempt >= self.max_attempts:
+            return None
+        return next((s for name, s in self.after_s.items() if name == outcome), None)
 
 
 class OutboundNumber(_Model):

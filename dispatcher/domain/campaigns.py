@@ -10,9 +10,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from dispatcher.directory.schema import CallingWindow, Menu
+from dispatcher.directory.schema import CallingWindow, Menu, RedialPolicy
 from dispatcher.directory.tenant import Tenant
-from dispatcher.domain import clock, windows
+from dispatcher.domain import clock, redials, windows
 from dispatcher.domain.call_requests import OutboundPlan, QueuedPlan, scheduled_menu
 from dispatcher.domain.compliance import NO_CAMPAIGN_RULES, CampaignRules
 from dispatcher.domain.errors import Conflict, InvalidRequest
@@ -80,7 +80,8 @@ def validate_campaign(body: dict[str, Any], tenant: Tenant) -> CampaignPlan:
 
 
 def _rules(body: dict[str, Any]) -> CampaignRules:
-    """The campaign's own calling window and contact limit, in place of the tenant's."""
+    """The campaign's own calling window, contact limit and redial policy, in place of the
+    tenant's."""
     raw_window, raw_limit = body.get("calling_window"), body.get("contact_limit_24h")
     window = windows.parse_window(raw_window) if raw_window is not None else None
     limit = integer(raw_limit) if not isinstance(raw_limit, str | float) else None
@@ -88,7 +89,8 @@ def _rules(body: dict[str, Any]) -> CampaignRules:
         raise InvalidRequest(
             f"contact_limit_24h must be an integer from 1 to {MAX_CONTACT_LIMIT}, or null"
         )
-    return CampaignRules(calling_window=window, contact_limit_24h=limit)
+    redial = redials.parse_policy(body.get("redial"))
+    return CampaignRules(calling_window=window, contact_limit_24h=limit, redial=redial)
 
 
 def _name(raw: object) -> str:
@@ -184,6 +186,7 @@ class CampaignObject(BaseModel):
     lateness: Lateness
     calling_window: CallingWindow | None  # its own, in place of the tenant's (None: the tenant's)
     contact_limit_24h: int | None
+    redial: RedialPolicy | None  # its own, in place of the tenant's (None: the tenant's)
 
 
 def campaign_object(fields: dict[str, str], overdue: int) -> CampaignObject:
@@ -226,6 +229,7 @@ def campaign_object(fields: dict[str, str], overdue: int) -> CampaignObject:
         ),
         calling_window=rules.calling_window,
         contact_limit_24h=rules.contact_limit_24h,
+        redial=rules.redial,
     )
 
 

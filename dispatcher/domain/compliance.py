@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
-from dispatcher.directory.schema import CallingWindow
+from dispatcher.directory.schema import CallingWindow, RedialPolicy
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import clock, windows
 from dispatcher.domain.errors import InvalidRequest
@@ -43,12 +43,13 @@ class Rules:
 
 
 class CampaignRules(BaseModel):
-    """A campaign's own calling window and contact limit (None: the tenant's)."""
+    """A campaign's own calling window, contact limit and redial policy (None: the tenant's)."""
 
     model_config = ConfigDict(frozen=True)
 
     calling_window: CallingWindow | None = None
     contact_limit_24h: int | None = None
+    redial: RedialPolicy | None = None
 
 
 NO_CAMPAIGN_RULES = CampaignRules()

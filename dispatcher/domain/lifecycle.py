@@ -89,6 +89,11 @@ def finished(call: CallObject, now: datetime, disconnected_by: str) -> CallObjec
     )
 
 
+def recovered(call: CallObject) -> CallObject:
+    """A failed call that was called back: its fail reason and times stay what they were."""
+    return _moved(call, CallStatus.RECOVERED)
+
+
 def failed(
     call: CallObject, now: datetime, reason: FailReason, details: str | None = None
 ) -> CallObject:

@@ -49,6 +49,9 @@ class CallMeta(BaseModel):
     pending_action: str | None = None
     carrier_call_id: str | None = None
     campaign_id: int | None = None  # fired by its campaign's pump, at the campaign's pace
+    attempt: int = 1  # a campaign's call: which call to its contact this is (redials count on)
+    contact_id: int | None = None  # a redial: its contact's first call (None: this call is)
+    answered_by: str | None = None  # human, machine or unknown, when detection was asked
 
 
 class ChatMeta(BaseModel):
@@ -170,7 +173,12 @@ def queued_call(
         offer_events=events,
         outbound_number=plan.outbound_number,
     )
-    meta = CallMeta(end_user_number=plan.end_user_number, menu_id=plan.menu.id)
+    meta = CallMeta(
+        end_user_number=plan.end_user_number,
+        menu_id=plan.menu.id,
+        attempt=plan.attempt,
+        contact_id=plan.contact_id,
+    )
     return call, meta
 
 

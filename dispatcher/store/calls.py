@@ -11,7 +11,7 @@ import orjson
 from redis.asyncio.client import Pipeline
 
 from dispatcher.directory.schema import CallingWindow
-from dispatcher.domain import clock, compliance, history, lifecycle
+from dispatcher.domain import clock, compliance, history, lifecycle, redials
 from dispatcher.domain.call_requests import OutboundPlan, ParentCall, QueuedPlan
 from dispatcher.domain.errors import DispatchError, InvalidRequest
 from dispatcher.domain.objects import CallObject, CustomerFlags
@@ -99,11 +99,15 @@ class CallStore(RecordStore):
         return await self._create(creation)
 
     async def create_calls(
-        self, planned: Sequence[tuple[CallPlan, Once | None]], campaign: CampaignLink | None
+        self,
+        planned: Sequence[tuple[CallPlan, Once | None]],
+        campaign: CampaignLink | None,
+        brief: bool = False,
     ) -> list[Answer | DispatchError]:
         """Many calls (a batch), in the order given, in two pipelined round trips: their ids,
         then their records, each written by the same script and interpreted the same way as
-        `create_call`'s. One that fails its claims fails alone."""
+        `create_call`'s. One that fails its claims fails alone. `brief`: the answers (and what
+        their keys remember) are `{"id": N}` only, for callers that are not clients."""
         if not planned:
             return []
         allocations = [self._allocation(_allocation(plan)) for plan, _ in planned]
@@ -118,6 +122,8 @@ class CallStore(RecordStore):
             self._call_creation(plan, ids_of(allocation.decode(raw)), key, campaign)
             for (plan, key), allocation, raw in zip(planned, allocations, allocated, strict=True)
         ]
+        if brief:
+            creations = [replace(c, answer=_brief(c.record.id)) for c in creations]
         scripts = [self._record_script(creation) for creation in creations]
         async with self._redis.pipeline(transaction=False) as pipe:
             for script in scripts:
@@ -354,9 +360,10 @@ class CallStore(RecordStore):
             if change.announce
             else []
         )
-        queued = Jobs.of([*change.jobs, *webhooks], now_ms)
-        write = self.write(before, call, change, now_ms, doc)
         campaign_id = before.meta.campaign_id
+        redial = await self._redial(before, change, now_ms) if campaign_id is not None else []
+        queued = Jobs.of([*change.jobs, *webhooks, *redial], now_ms)
+        write = self.write(before, call, change, now_ms, doc)
         fires = before.call.status == CallStatus.SCHEDULED and call.status == CallStatus.QUEUED
         try:
             if campaign_id is not None and fires:
@@ -368,6 +375,20 @@ class CallStore(RecordStore):
             return await self._scripts.run(Transition(write, queued, change.guard))
         except Stale:
             return 0
+
+    async def _redial(self, before: Snapshot, change: Change, now_ms: int) -> list[jobs.JobSpec]:
+        """A campaign call failing with an outcome its redial policy lists, with attempts left:
+        the job that makes its redial (workers/redials.py), queued with the failure itself so
+        that no crash between the two loses it; named after the call, so it is queued once."""
+        call, meta = change.call, change.meta or before.meta
+        if not redials.may_follow(call) or before.call.status in TERMINAL_CALL_STATUSES:
+            return []
+        assert meta.campaign_id is not None
+        link = campaigns.Campaigns(self._redis, self._scripts, self.tenant.subdomain)
+        policy = redials.policy_for(self.tenant, await link.rules(meta.campaign_id))
+        if policy is None or policy.delay_s(redials.outcome_of(call, meta), meta.attempt) is None:
+            return []
+        return [jobs.JobSpec(jobs.REDIAL_CALL, self.tenant.subdomain, call.id, now_ms)]
 
     def write(
         self,
@@ -524,3 +545,7 @@ def _ms(stamp: str | None) -> int | None:
 
 def _event(kind: str, data: dict[str, Any]) -> bytes:
     return orjson.dumps({"event": kind, "data": data})
+
+
+def _brief(record_id: int) -> Answer:
+    return Answer(201, orjson.dumps({"id": record_id}), record_id=record_id)

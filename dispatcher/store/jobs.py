@@ -27,6 +27,7 @@ END_SMS_SESSION = "end_sms_session"
 DELIVER_WEBHOOK = "deliver_webhook"
 PUMP_CAMPAIGN = "pump_campaign"
 SWEEP_CAMPAIGN = "sweep_campaign"
+REDIAL_CALL = "redial_call"
 
 
 def hangup(subdomain: str, call_id: int, carrier_call_id: str, now_ms: int) -> JobSpec:

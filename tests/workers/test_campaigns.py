@@ -147,6 +147,7 @@ async def test_campaigns_are_created_listed_and_read(
         "lateness": {"mean_ms": None, "max_ms": None},
         "calling_window": None,
         "contact_limit_24h": None,
+        "redial": None,
     }
     taken = await post_json(client, CAMPAIGNS, {"name": "spring", "menu_id": 9}, status=409)
     assert taken == {"message": "A campaign with this name already exists"}
