@@ -50,6 +50,8 @@ class CampaignRules(BaseModel):
     calling_window: CallingWindow | None = None
     contact_limit_24h: int | None = None
     redial: RedialPolicy | None = None
+    # Fire only while the menu's estimated wait is at most this (GET /wait_times's estimate)
+    max_estimated_wait_s: int | None = None
 
 
 NO_CAMPAIGN_RULES = CampaignRules()

@@ -1,4 +1,5 @@
-"""Redials: a campaign call that fails with an outcome its policy lists is called again as its
+"""Redials, and campaigns held by their menu's estimated wait. A campaign call that fails
+with an outcome its policy lists is called again as its
 child (same campaign, `parent_id` the failed call, due the policy's delay later) and the failed
 call becomes `recovered`; never after a rejection, never to a number now on the DNC list, the
 child held by its calling window like any campaign call; exactly one child per failed call
@@ -348,3 +349,51 @@ async def test_a_bad_redial_policy_is_refused_naming_its_place(
     await load_tenant(redis)
     assert await create_campaign(client, status=400, redial=redial) == {"message": message}
     assert await redis.zcard(TENANT.campaigns) == 0
+
+
+async def test_a_campaign_holds_its_calls_while_its_menus_estimated_wait_is_too_long(
+    client: TestClient[Any, Any], redis: Redis, worker: Worker
+) -> None:
+    """No agent of the menu logged in (no estimate): nothing fires, the calls are overdue; an
+    agent logs in with a slot free (an estimate of 0 s) and they fire."""
+    await load_tenant(redis, menus={LOCK_STAR: STILL})
+    await agents(client, "offline")
+    pacing = {"calls_per_second": 50, "max_estimated_wait_s": 30}
+    created = await post_json(
+        client, CAMPAIGNS, {"name": "held", "menu_id": LOCK_STAR, "pacing": pacing}, status=201
+    )
+    assert created["pacing"] == {
+        "calls_per_second": 50.0,
+        "max_waiting": None,
+        "max_estimated_wait_s": 30,
+    }
+    due = clock.iso(clock.now() + timedelta(seconds=0.1))
+    items = [{"end_user_number": f"+1205555010{i}", "scheduled_at": due} for i in range(3)]
+    await post_json(client, f"{CAMPAIGNS}/{created['id']}/calls/batch", {"calls": items})
+    await asyncio.sleep(1.2)  # past the due time and a held pump's look again
+    read = await get_json(client, f"{CAMPAIGNS}/{created['id']}")
+    assert (read["progress"]["fired"], read["progress"]["overdue"]) == (0, 3)
+    response = await client.put(
+        f"{API}/agents/1/status", json={"status": "available"}, headers=basic()
+    )
+    assert response.status == 200
+
+    async def fired() -> dict[str, Any] | None:
+        read = await get_json(client, f"{CAMPAIGNS}/{created['id']}")
+        return read if read["progress"]["fired"] == 3 else None
+
+    read = await eventually(fired, "the held calls fired", timeout=5)
+    assert read["counts"] == {"queued": 3}
+
+
+@pytest.mark.parametrize("value", [-1, 86_401, "30", 2.5, True])
+async def test_a_bad_estimated_wait_threshold_is_refused(
+    client: TestClient[Any, Any], redis: Redis, value: Any
+) -> None:
+    await load_tenant(redis)
+    pacing = {"max_estimated_wait_s": value}
+    body = {"name": "held", "menu_id": LOCK_STAR, "pacing": pacing}
+    assert await post_json(client, CAMPAIGNS, body, status=400) == {
+        "message": "pacing.max_estimated_wait_s must be an integer of seconds from 0 to 86400,"
+        " or null"
+    }
