@@ -1,9 +1,9 @@
 """Redials, and campaigns held by their menu's estimated wait. A campaign call that fails
-with an outcome its policy lists is called again as its
-child (same campaign, `parent_id` the failed call, due the policy's delay later) and the failed
-call becomes `recovered`; never after a rejection, never to a number now on the DNC list, the
-child held by its calling window like any campaign call; exactly one child per failed call
-however many workers run its job, however often. Real workers on the real Redis."""
+with an outcome its policy lists is called again as its child (same campaign, `parent_id` the
+failed call, due the policy's delay later) and the failed call becomes `recovered`; never after
+a rejection, never to a number now on the DNC list, the child held by its calling window like
+any campaign call; exactly one child per failed call however many workers run its job, however
+often. Real workers on the real Redis."""
 
 from __future__ import annotations
 
