@@ -48,6 +48,10 @@ class CallMeta(BaseModel):
     menu_id: int | None = None
     pending_action: str | None = None
     carrier_call_id: str | None = None
+    # The carrier placing the call (set as it starts connecting; None on calls from before
+    # failover: their tenant's first carrier) and how many times it moved to the next one.
+    carrier: str | None = None
+    switches: int = 0
     campaign_id: int | None = None  # fired by its campaign's pump, at the campaign's pace
     attempt: int = 1  # a campaign's call: which call to its contact this is (redials count on)
     contact_id: int | None = None  # a redial: its contact's first call (None: this call is)
@@ -60,8 +64,14 @@ class ChatMeta(BaseModel):
     agent_id: int | None = None
 
 
-def voip_provider(tenant: Tenant) -> str:
-    return f"voip_provider_{tenant.doc.settings.carrier}"
+def voip_provider(carrier: str) -> str:
+    """The call object's name for the carrier placing it."""
+    return f"voip_provider_{carrier}"
+
+
+def first_carrier(tenant: Tenant) -> str:
+    """The carrier a new call is placed through, until it fails the call."""
+    return tenant.doc.settings.carriers[0]
 
 
 def first_groups(menu: Menu, now: datetime) -> list[str]:
@@ -86,7 +96,7 @@ def outbound_call(
         status=CallStatus.ASSIGNED,
         created_at=stamp,
         assigned_at=stamp,
-        voip_provider=voip_provider(tenant),
+        voip_provider=voip_provider(first_carrier(tenant)),
         out_ticket_id=plan.ticket_id,
         agent_info=AgentInfo.of(plan.agent),
         end_user=EndUser.of(plan.contact) if plan.contact else None,
@@ -155,7 +165,7 @@ def queued_call(
         created_at=stamp,
         queued_at=None if scheduled else stamp,
         scheduled_at=clock.iso(plan.scheduled_at) if plan.scheduled_at else None,
-        voip_provider=voip_provider(tenant),
+        voip_provider=voip_provider(first_carrier(tenant)),
         out_ticket_id=plan.ticket_id,
         recording_permission=plan.recording_permission,
         selected_menu=SelectedMenu.of(plan.menu),

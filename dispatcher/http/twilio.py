@@ -35,8 +35,9 @@ async def call_status(request: web.Request) -> web.Response:
     report = TwilioCarrier.call_report(form)
     outcome, sid = report.outcome, report.carrier_call_id
     now_ms = clock.to_ms(clock.now())
+    named = (outcome, sid, TwilioCarrier.name)  # the carrier too: a call may have switched away
     result = jobs.JobSpec(
-        jobs.CARRIER_RESULT, tenant.subdomain, call_id, now_ms, (outcome, sid), f"{outcome}-{sid}"
+        jobs.CARRIER_RESULT, tenant.subdomain, call_id, now_ms, named, f"{outcome}-{sid}"
     )
     await jobs.enqueue(request.app[SCRIPTS], [result])
     log.info("twilio call status", call_status=report.status, outcome=outcome, carrier_call_id=sid)

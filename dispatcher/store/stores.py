@@ -72,7 +72,8 @@ async def end_call(
         carrier_id = current.meta.carrier_call_id
         if not hang_up or carrier_id is None:
             return []
-        return [jobs.hangup(stores.tenant.subdomain, current.call.id, carrier_id, clock.to_ms(now))]
+        sub, carrier = stores.tenant.subdomain, current.meta.carrier
+        return [jobs.hangup(sub, current.call.id, carrier_id, clock.to_ms(now), carrier)]
 
     def decide(current: Snapshot) -> Change | None:
         status = CallStatus(current.call.status)
