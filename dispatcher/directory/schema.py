@@ -226,6 +226,8 @@ class TenantSettings(_Model):
     webhook_secret: str | None = None
     carrier: CarrierName = "simulated"
     calls_per_second: float = Field(default=10, gt=0)
+    # An outbound call answered 202 fails `expired` when its agent has not chosen by then
+    choice_timeout_s: float = Field(default=300, gt=0)
     # This tenant's API rate limit; unset: the process's DISPATCHER_RATE_LIMIT_* (0: no limit)
     rate_limit_per_s: float | None = Field(default=None, ge=0)
     rate_limit_burst: int | None = Field(default=None, ge=1)

@@ -49,6 +49,8 @@ class CallMeta(BaseModel):
     pending_action: str | None = None
     carrier_call_id: str | None = None
     campaign_id: int | None = None  # fired by its campaign's pump, at the campaign's pace
+    # A 202 call's deadline for its agent's choice (ms), after which it fails `expired`.
+    choice_expires_ms: int | None = None
 
 
 class ChatMeta(BaseModel):
@@ -106,8 +108,16 @@ def outbound_call(
         outbound_choices=plan.outbound_choices,
         agent_id=plan.agent.id,
         pending_action=plan.pending_action,
+        choice_expires_ms=_choice_expires_ms(plan, tenant, now),
     )
     return call, meta
+
+
+def _choice_expires_ms(plan: OutboundPlan, tenant: Tenant, now: datetime) -> int | None:
+    """When a call that waits for its agent's choice stops waiting (None: it waits for none)."""
+    if plan.pending_action is None:
+        return None
+    return clock.to_ms(now) + round(tenant.doc.settings.choice_timeout_s * 1000)
 
 
 def pending_choice(plan: OutboundPlan, call_id: int, meta: CallMeta) -> dict[str, object]:

@@ -27,6 +27,7 @@ END_SMS_SESSION = "end_sms_session"
 DELIVER_WEBHOOK = "deliver_webhook"
 PUMP_CAMPAIGN = "pump_campaign"
 SWEEP_CAMPAIGN = "sweep_campaign"
+EXPIRE_CHOICE = "expire_choice"
 
 
 def hangup(subdomain: str, call_id: int, carrier_call_id: str, now_ms: int) -> JobSpec:
