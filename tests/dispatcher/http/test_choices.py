@@ -19,6 +19,7 @@ from dispatcher.domain import clock
 from dispatcher.domain.compliance import CONTACT_LIMIT_SPAN_MS, ON_DNC_LIST
 from dispatcher.store.keys import TenantKeys
 from tests.conftest import basic, demo_document, load_directory
+from tests.dispatcher.http.test_openapi import conforming
 
 API = "/apps/api/v1"
 CALLS = f"{API}/calls"
@@ -356,3 +357,19 @@ async def test_a_chosen_number_outside_its_calling_window_is_refused(
             },
         )
     assert (await _meta(redis, call_id))["pending_action"] == "select_end_user_number"
+
+
+async def test_the_choice_answers_conform_to_the_openapi_document(
+    client: TestClient[Any, Any], redis: Redis
+) -> None:
+    await _load(redis, _no_default)
+    call_id = (await _pending(client, OUTBOUND))["call_id"]
+    listed = await client.get(f"{API}/agents/1/choices", headers=agent_auth(1))
+    assert len(await conforming(listed, "/apps/api/v1/agents/{id}/choices")) == 1
+    template = "/apps/api/v1/agents/{id}/calls/{call_id}/choice"
+    for body, status in (({}, 400), ({"outbound_number": NUMBERS[0]}, 200), ({}, 409)):
+        response = await client.post(choice_path(1, call_id), json=body, headers=agent_auth(1))
+        assert response.status == status
+        await conforming(response, template)
+    unknown = await client.post(choice_path(1, 99), json={}, headers=agent_auth(1))
+    assert await conforming(unknown, template) == CALL_NOT_FOUND
