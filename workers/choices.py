@@ -27,10 +27,8 @@ async def expire_choice(ctx: dict[str, Any], subdomain: str, call_id: int) -> st
     stores = await stores_of(typed(ctx), subdomain)
     if stores is None:
         return "no tenant"
-    details = choices.EXPIRED
-    after = await end_call(
-        stores, call_id, FailReason.EXPIRED, details=details, only_if=_still_waiting
-    )
+    reason = FailReason.EXPIRED
+    after = await end_call(stores, call_id, reason, details=choices.EXPIRED, only_if=_still_waiting)
     if after is None:
         return "chosen or ended"
     log.info("choice expired", tenant=subdomain, call_id=call_id)

@@ -46,11 +46,13 @@ def offered(meta: CallMeta) -> list[str]:
 def choice_of(body: dict[str, Any], meta: CallMeta, tenant: Tenant, now: datetime) -> Choice:
     """The choice a request's body makes for a call waiting with `meta`, in this order: the
     one field the pending action asks for, given, well formed, among the choices offered; then,
-    since the call dials at once once nothing is pending, its calling window as at creation."""
+    since the call dials at once once nothing is pending, its calling window as at creation.
+    Other keys are ignored, as in every request, but the other action's field: that choice is
+    not the one the call waits for."""
     action = meta.pending_action
     assert action is not None
     field = FIELDS[action]
-    if any(key != field for key in body):
+    if any(other in body for other in FIELDS.values() if other != field):
         raise InvalidRequest(f"Only {field} can be chosen for this call")
     raw = body.get(field)
     if blank(raw):
