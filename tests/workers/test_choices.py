@@ -150,3 +150,33 @@ async def test_a_choice_and_its_timeout_racing_have_exactly_one_outcome(
             assert finished["fail_reason"] == "ag_canceled"
             assert await held_calls(redis, 1) == 1
     assert sum(wins.values()) == 40
+
+
+async def test_choices_made_around_the_timeout_with_a_running_worker_each_end_one_way(
+    client: TestClient[Any, Any], redis: Redis, worker: Worker
+) -> None:
+    """Twenty calls waiting at once (agent 1 with twenty voice slots), their timeout 0.3 s,
+    each chosen between 0.2 and 0.5 s after its creation while the worker runs the timeouts:
+    each call is either expired, never dialled, or dialled and finished; every slot is freed."""
+    document = tenant_document(settings={**NO_DEFAULT, "choice_timeout_s": 0.3})
+    document["tenants"][0]["agents"][0]["capacity"] = {"voice": 20, "chat": 5}
+    await load_directory(redis, document)
+    jitter = random.Random(7)
+
+    async def one() -> tuple[int, int]:
+        call_id = await _pending(client)
+        await asyncio.sleep(jitter.uniform(0.2, 0.5))
+        status, _ = await _choose(client, call_id)
+        return call_id, status
+
+    outcomes = await asyncio.gather(*[one() for _ in range(20)])
+    for call_id, status in outcomes:
+        ended = await wait_for_status(client, call_id, "finished" if status == 200 else "failed")
+        if status == 200:
+            assert ended["outbound_number"] == CHOSEN
+        else:
+            assert status == 409
+            assert (ended["fail_reason"], ended["outbound_number"]) == ("expired", None)
+            history = await redis.lrange(TENANT.call_history(call_id), 0, -1)
+            assert [orjson.loads(raw)["to"] for raw in history] == ["failed"]
+    assert await held_calls(redis, 1) == 0
