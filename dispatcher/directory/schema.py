@@ -220,39 +220,6 @@ def _every_dnc_call_type() -> list[DncCallType]:
     return ["outbound", "scheduled"]
 
 
-class TenantSettings(_Model):
-    sms_enabled: bool = True
-    outbound_sms_enabled: bool = True
-    sms_allowed_regions: list[str] = Field(default_factory=lambda: ["US"])
-    sms_session_timeout_s: int = Field(default=3600, gt=0)
-    default_outbound_number: Phone | None = None
-    webhook_url: WebhookUrl | None = None
-    webhook_secret: str | None = None
-    # The carrier a call is placed through first; `carriers` the ones after it, in order
-    # (docs/config.md): either may be given, both when they agree on the first.
-    carrier: CarrierName = "simulated"
-    carriers: Annotated[list[CarrierName], Field(min_length=1), AfterValidator(_distinct)] = Field(
-        default_factory=lambda: ["simulated"]
-    )
-    calls_per_second: float = Field(default=10, gt=0)
-    # This tenant's API rate limit; unset: the process's DISPATCHER_RATE_LIMIT_* (0: no limit)
-    rate_limit_per_s: float | None = Field(default=None, ge=0)
-    rate_limit_burst: int | None = Field(default=None, ge=1)
-    simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
-    twilio: TwilioSettings = Field(default_factory=TwilioSettings)
-    # None: calls at any hour
-    calling_window: CallingWindow | None = None
-    # At most this many call attempts to one number in any 24 hours; None: no limit
-    contact_limit_24h: int | None = Field(default=None, ge=1)
-    # The call kinds the company DNC list blocks (a campaign's calls are scheduled calls);
-    # inbound calls never
-    dnc_call_types: Annotated[list[DncCallType], AfterValidator(_distinct)] = Field(
-        default_factory=_every_dnc_call_type
-    )
-    # The redial policy of campaigns that have none of their own; None: no redials
-    redial: RedialPolicy | None = None
-
-
 # The outcomes of a failed call that a redial policy may list: the end user busy or not
 # answering, a machine answering (a call that fails `eu_no_answer` with `answered_by` machine),
 # no agent taking it in time, the carrier failing it. Never a rejection: a person said no.
@@ -280,6 +247,41 @@ class RedialPolicy(_Model):
         if outcome is None or attempt >= self.max_attempts:
             return None
         return next((s for name, s in self.after_s.items() if name == outcome), None)
+
+
+class TenantSettings(_Model):
+    sms_enabled: bool = True
+    outbound_sms_enabled: bool = True
+    sms_allowed_regions: list[str] = Field(default_factory=lambda: ["US"])
+    sms_session_timeout_s: int = Field(default=3600, gt=0)
+    default_outbound_number: Phone | None = None
+    webhook_url: WebhookUrl | None = None
+    webhook_secret: str | None = None
+    # The carrier a call is placed through first; `carriers` the ones after it, in order
+    # (docs/config.md): either may be given, both when they agree on the first.
+    carrier: CarrierName = "simulated"
+    carriers: Annotated[list[CarrierName], Field(min_length=1), AfterValidator(_distinct)] = Field(
+        default_factory=lambda: ["simulated"]
+    )
+    calls_per_second: float = Field(default=10, gt=0)
+    # An outbound call answered 202 fails `expired` when its agent has not chosen by then
+    choice_timeout_s: float = Field(default=300, gt=0)
+    # This tenant's API rate limit; unset: the process's DISPATCHER_RATE_LIMIT_* (0: no limit)
+    rate_limit_per_s: float | None = Field(default=None, ge=0)
+    rate_limit_burst: int | None = Field(default=None, ge=1)
+    simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
+    twilio: TwilioSettings = Field(default_factory=TwilioSettings)
+    # None: calls at any hour
+    calling_window: CallingWindow | None = None
+    # At most this many call attempts to one number in any 24 hours; None: no limit
+    contact_limit_24h: int | None = Field(default=None, ge=1)
+    # The call kinds the company DNC list blocks (a campaign's calls are scheduled calls);
+    # inbound calls never
+    dnc_call_types: Annotated[list[DncCallType], AfterValidator(_distinct)] = Field(
+        default_factory=_every_dnc_call_type
+    )
+    # The redial policy of campaigns that have none of their own; None: no redials
+    redial: RedialPolicy | None = None
 
     @model_validator(mode="before")
     @classmethod

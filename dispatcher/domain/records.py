@@ -56,6 +56,8 @@ class CallMeta(BaseModel):
     attempt: int = 1  # a campaign's call: which call to its contact this is (redials count on)
     contact_id: int | None = None  # a redial: its contact's first call (None: this call is)
     answered_by: str | None = None  # human, machine or unknown, when detection was asked
+    # A 202 call's deadline for its agent's choice (ms), after which it fails `expired`.
+    choice_expires_ms: int | None = None
 
 
 class ChatMeta(BaseModel):
@@ -119,8 +121,16 @@ def outbound_call(
         outbound_choices=plan.outbound_choices,
         agent_id=plan.agent.id,
         pending_action=plan.pending_action,
+        choice_expires_ms=_choice_expires_ms(plan, tenant, now),
     )
     return call, meta
+
+
+def _choice_expires_ms(plan: OutboundPlan, tenant: Tenant, now: datetime) -> int | None:
+    """When a call that waits for its agent's choice stops waiting (None: it waits for none)."""
+    if plan.pending_action is None:
+        return None
+    return clock.to_ms(now) + round(tenant.doc.settings.choice_timeout_s * 1000)
 
 
 def pending_choice(plan: OutboundPlan, call_id: int, meta: CallMeta) -> dict[str, object]:

@@ -28,6 +28,7 @@ DELIVER_WEBHOOK = "deliver_webhook"
 PUMP_CAMPAIGN = "pump_campaign"
 SWEEP_CAMPAIGN = "sweep_campaign"
 REDIAL_CALL = "redial_call"
+EXPIRE_CHOICE = "expire_choice"
 
 
 def hangup(
