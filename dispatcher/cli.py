@@ -682,7 +682,7 @@ def _held_calls_reader(api: Client) -> Callable[[int], Awaitable[list[int]]]:
 
     async def calls_of(agent_id: int) -> list[int]:
         held = []
-        for status in ("assigned", "connecting", "connected"):
+        for status in ("assigned", "connecting", "switching", "connected"):
             page = await api.calls({"status": status, "per": "100"})
             held += [call["id"] for call in page.items if _holder(call) == agent_id]
         return held

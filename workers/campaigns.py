@@ -7,12 +7,15 @@ import asyncio
 from typing import Any
 
 import structlog
+from redis.asyncio import Redis
 
-from dispatcher.domain import clock, lifecycle
+from dispatcher.domain import clock, lifecycle, wait_times
 from dispatcher.domain.campaigns import CANCELLED_DETAILS, CampaignState
 from dispatcher.domain.statuses import CallStatus, FailReason
 from dispatcher.store import jobs
 from dispatcher.store.calls import CallStore, Change, Snapshot
+from dispatcher.store.stores import Stores
+from dispatcher.store.waits import queues_now
 from workers.context import stores_of, typed
 
 log = structlog.get_logger("workers.campaigns")
@@ -24,11 +27,27 @@ SWEEP_CONCURRENCY = 50
 async def pump_campaign(ctx: dict[str, Any], subdomain: str, campaign_id: int, menu_id: int) -> str:
     """Hands the due calls to fire jobs as far as the pace allows, and queues the next pump
     itself (release_campaign.lua): one pump per campaign, whichever worker runs it."""
-    stores = await stores_of(typed(ctx), subdomain)
+    context = typed(ctx)
+    stores = await stores_of(context, subdomain)
     if stores is None:
         return "no tenant"
-    released, state = await stores.campaigns.release(campaign_id, menu_id)
-    return f"released {released} ({state})"
+    held = await _wait_too_long(context["redis"], stores, campaign_id, menu_id)
+    released, state = await stores.campaigns.release(campaign_id, menu_id, held)
+    return f"released {released} ({state})" + (" held by the estimated wait" if held else "")
+
+
+async def _wait_too_long(redis: Redis, stores: Stores, campaign_id: int, menu_id: int) -> bool:
+    """A campaign with `pacing.max_estimated_wait_s` fires only while its menu's estimated
+    wait (GET /wait_times's, for the menu's first language) is at most that; no estimate (no
+    agent logged in, so none would take the call) holds it too."""
+    limit = (await stores.campaigns.rules(campaign_id)).max_estimated_wait_s
+    menu = stores.tenant.menus_by_id.get(menu_id)
+    if limit is None or menu is None:
+        return False
+    now_ms = clock.to_ms(clock.now())
+    [queue] = await queues_now(redis, stores.tenant, [menu], menu.languages[0], now_ms)
+    estimate = wait_times.estimate(queue)
+    return estimate is None or estimate > limit
 
 
 async def sweep_campaign(

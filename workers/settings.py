@@ -25,7 +25,9 @@ from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.scripts import Scripts
 from workers import archiver, dnc
 from workers.campaigns import pump_campaign, sweep_campaign
+from workers.choices import expire_choice
 from workers.connecting import carrier_result, connect_call, hangup_call, leave_message
+from workers.redials import redial_call
 from workers.redis_lost import REDIS_RETRY_S, lost_redis
 from workers.routing import route_call
 from workers.scheduling import fire_scheduled_call
@@ -99,6 +101,8 @@ _JOBS: list[tuple[Job, str, int | None]] = [
     (hand_to_lane, jobs.DELIVER_WEBHOOK, None),
     (pump_campaign, jobs.PUMP_CAMPAIGN, None),
     (sweep_campaign, jobs.SWEEP_CAMPAIGN, None),
+    (redial_call, jobs.REDIAL_CALL, None),
+    (expire_choice, jobs.EXPIRE_CHOICE, None),
 ]
 FUNCTIONS = [
     func(measured(name, retried_when_redis_is_down(job)), name=name, max_tries=max_tries)

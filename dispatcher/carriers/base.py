@@ -78,7 +78,9 @@ class InboundSms:
 class CarrierError(Exception):
     """The carrier refused or could not be reached; `fail_reason` says how to record it. The
     message becomes the call's fail_details: it must hold no secret and no phone number.
-    `retry_after_s` is set when trying again may work (the carrier was busy or unreachable)."""
+    `retry_after_s` is set when trying again may work (the carrier was busy or unreachable).
+    `carrier_fault` says the carrier itself failed (a 5xx, a timeout, a refused connection),
+    not the request nor the end user: another carrier may well place the call."""
 
     def __init__(
         self,
@@ -86,10 +88,12 @@ class CarrierError(Exception):
         fail_reason: str = "voip_conn_general",
         *,
         retry_after_s: float | None = None,
+        carrier_fault: bool = False,
     ) -> None:
         super().__init__(message)
         self.fail_reason = fail_reason
         self.retry_after_s = retry_after_s
+        self.carrier_fault = carrier_fault
 
 
 class Carrier(ABC):

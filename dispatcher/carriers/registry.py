@@ -1,5 +1,5 @@
-"""The carrier adapters by name: the names a tenant's `carrier` setting may give (the directory
-loader checks them), and the adapters a worker builds from them."""
+"""The carrier adapters by name: the names a tenant's `carrier` and `carriers` settings may give
+(the directory loader checks them), and the adapters a worker builds from them."""
 
 from __future__ import annotations
 
@@ -35,9 +35,12 @@ class Carriers(Mapping[str, Carrier]):
         return cls({name: carrier for name, carrier in built.items() if carrier is not None})
 
     def of(self, tenant: Tenant) -> Carrier:
-        """The adapter of the tenant's `carrier` setting; CarrierError (not worth retrying)
-        when this worker has not set it up."""
-        name = tenant.doc.settings.carrier
+        """The adapter of the tenant's first carrier (its SMS go through it)."""
+        return self.named(tenant.doc.settings.carriers[0])
+
+    def named(self, name: str) -> Carrier:
+        """The adapter `name`; CarrierError (not worth retrying, nor the carrier's fault: the
+        configuration's) when this worker has not set it up."""
         carrier = self._adapters.get(name)
         if carrier is None:
             log.error("the tenant's carrier is not set up in this worker", carrier=name)

@@ -1,14 +1,22 @@
 """A carrier that places no real calls: it answers (a person or a machine), rings out, is busy
 or fails by the tenant's rules (settings.simulator), and reports each result back as a deferred
-carrier_result job. Its inbound SMS arrive as JSON `{"from", "to", "text"}`
-(dispatcher/http/carrier.py)."""
+carrier_result job; a number ruled `unreachable` fails the dial itself, as a carrier that is
+down would. Its inbound SMS arrive as JSON `{"from", "to", "text"}` (dispatcher/http/carrier.py)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
 
-from dispatcher.carriers.base import Carrier, Dial, InboundSms, Report, Resources, Sms
+from dispatcher.carriers.base import (
+    Carrier,
+    CarrierError,
+    Dial,
+    InboundSms,
+    Report,
+    Resources,
+    Sms,
+)
 from dispatcher.directory.schema import CarrierOutcome
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import clock
@@ -32,20 +40,35 @@ class SimulatedCarrier(Carrier):
         simulator = request.tenant.doc.settings.simulator
         if simulator.dial_latency_s:
             await asyncio.sleep(simulator.dial_latency_s)
-        outcome = answered(simulator.outcome_for(request.to), request.machine)
+        ruled = simulator.outcome_for(request.to)
+        if ruled == "unreachable":
+            raise CarrierError(
+                "the simulated carrier could not be reached", retry_after_s=0, carrier_fault=True
+            )
+        outcome = answered(ruled, request.machine)
         now_ms = clock.to_ms(clock.now())
         answered_ms = now_ms + int(simulator.answer_after_s * 1000)
         sub = request.tenant.subdomain
         results = [
             jobs.JobSpec(
-                jobs.CARRIER_RESULT, sub, request.call_id, answered_ms, (outcome,), outcome
+                jobs.CARRIER_RESULT,
+                sub,
+                request.call_id,
+                answered_ms,
+                (outcome, None, self.name),
+                outcome,
             )
         ]
         if talks(outcome, request.machine) and simulator.talk_time_s is not None:
             ended_ms = answered_ms + int(simulator.talk_time_s * 1000)
             results.append(
                 jobs.JobSpec(
-                    jobs.CARRIER_RESULT, sub, request.call_id, ended_ms, ("completed",), "completed"
+                    jobs.CARRIER_RESULT,
+                    sub,
+                    request.call_id,
+                    ended_ms,
+                    ("completed", None, self.name),
+                    "completed",
                 )
             )
         # Both at once: a dial stopped between the two would leave a call answered and never

@@ -58,6 +58,9 @@ WRONG_NUMBER_CODES = frozenset({13223, 13224, 21211, 21214, 21217, 21401, 21407,
 ALREADY_ENDED_CODES = frozenset({21220})
 # Busy or failing on Twilio's side: worth another try, after a pause.
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+# From this status on the error is Twilio's own (a 4xx is the request's, a 429 a pace to keep):
+# a tenant's next carrier may place the call.
+CARRIER_FAULT_STATUS = 500
 DEFAULT_RETRY_AFTER_S = 1.0
 MAX_RETRY_AFTER_S = 10.0
 
@@ -161,7 +164,8 @@ class TwilioRefusal(CarrierError):
     def __init__(
         self, message: str, fail_reason: str, status: int, code: int | None, retry: float | None
     ) -> None:
-        super().__init__(message, fail_reason, retry_after_s=retry)
+        fault = status >= CARRIER_FAULT_STATUS
+        super().__init__(message, fail_reason, retry_after_s=retry, carrier_fault=fault)
         self.status = status
         self.code = code
 
@@ -321,11 +325,13 @@ class TwilioCarrier(Carrier):
                 f"Twilio did not answer the {what} request in time",
                 FailReason.VOIP_CONN_TIMEOUT,
                 retry_after_s=DEFAULT_RETRY_AFTER_S,
+                carrier_fault=True,
             ) from exc
         except aiohttp.ClientError as exc:
             raise CarrierError(
                 f"Twilio could not be reached ({type(exc).__name__})",
                 retry_after_s=DEFAULT_RETRY_AFTER_S,
+                carrier_fault=True,
             ) from exc
         answer = _json(body)
         if 200 <= status < 300:

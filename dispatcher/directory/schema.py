@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from datetime import date, datetime
 from functools import cached_property
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -31,7 +31,8 @@ ON_TENANT = "on_tenant"  # validation context key: called as each tenant of a fi
 # directory being loaded has it: a stored one, read back, passed the check when it was loaded.
 WEBHOOK_NETWORKS = "webhook_networks"
 # Validation context key: the carrier adapters' names (dispatcher/carriers/registry.py), which a
-# tenant's `carrier` must be one of. Only a directory being loaded has it, as above.
+# tenant's `carrier` and each of its `carriers` must be one of. Only a directory being loaded
+# has it, as above.
 CARRIERS = "carriers"
 
 
@@ -121,6 +122,9 @@ class _Model(BaseModel):
 
 
 CarrierOutcome = Literal["answer", "machine", "busy", "no_answer", "wrong_number", "failed"]
+# What the simulated carrier may do with a number: a result, or `unreachable`, the dial itself
+# failing as a carrier that is down fails it (the call switches to the tenant's next carrier).
+SimulatedOutcome = Literal[CarrierOutcome, "unreachable"]
 
 
 class SimulatorRule(_Model):
@@ -128,7 +132,7 @@ class SimulatorRule(_Model):
     `machine`: an answering machine answers (a person's answer where no detection is asked)."""
 
     prefix: str = Field(min_length=1)
-    outcome: CarrierOutcome
+    outcome: SimulatedOutcome
 
 
 class SimulatorSettings(_Model):
@@ -138,7 +142,7 @@ class SimulatorSettings(_Model):
     talk_time_s: float | None = Field(default=5.0, ge=0)
     rules: list[SimulatorRule] = Field(default_factory=list)
 
-    def outcome_for(self, number: str) -> CarrierOutcome:
+    def outcome_for(self, number: str) -> SimulatedOutcome:
         for rule in self.rules:
             if number.startswith(rule.prefix):
                 return rule.outcome
@@ -217,6 +221,35 @@ def _every_dnc_call_type() -> list[DncCallType]:
     return ["outbound", "scheduled"]
 
 
+# The outcomes of a failed call that a redial policy may list: the end user busy or not
+# answering, a machine answering (a call that fails `eu_no_answer` with `answered_by` machine),
+# no agent taking it in time, the carrier failing it. Never a rejection: a person said no.
+RedialOutcome = Literal[
+    "eu_busy", "eu_no_answer", "machine", "expired", "voip_conn_general", "voip_conn_timeout"
+]
+REDIAL_OUTCOMES: tuple[str, ...] = get_args(RedialOutcome)
+MAX_REDIAL_ATTEMPTS = 20
+MAX_REDIAL_AFTER_S = 30 * 86_400
+
+
+class RedialPolicy(_Model):
+    """How a campaign's failed calls are called again: at most `max_attempts` calls to a contact
+    in all (the first included), each redial due `after_s[outcome]` seconds after the failed
+    attempt ended; an outcome not listed is not redialled."""
+
+    max_attempts: int = Field(ge=1, le=MAX_REDIAL_ATTEMPTS)
+    after_s: dict[RedialOutcome, Annotated[int, Field(ge=1, le=MAX_REDIAL_AFTER_S)]] = Field(
+        default_factory=dict
+    )
+
+    def delay_s(self, outcome: str | None, attempt: int) -> int | None:
+        """Seconds until the redial of an attempt (1-based) that ended with `outcome`; None
+        when it is not redialled."""
+        if outcome is None or attempt >= self.max_attempts:
+            return None
+        return next((s for name, s in self.after_s.items() if name == outcome), None)
+
+
 class TenantSettings(_Model):
     sms_enabled: bool = True
     outbound_sms_enabled: bool = True
@@ -225,8 +258,15 @@ class TenantSettings(_Model):
     default_outbound_number: Phone | None = None
     webhook_url: WebhookUrl | None = None
     webhook_secret: str | None = None
+    # The carrier a call is placed through first; `carriers` the ones after it, in order
+    # (docs/config.md): either may be given, both when they agree on the first.
     carrier: CarrierName = "simulated"
+    carriers: Annotated[list[CarrierName], Field(min_length=1), AfterValidator(_distinct)] = Field(
+        default_factory=lambda: ["simulated"]
+    )
     calls_per_second: float = Field(default=10, gt=0)
+    # An outbound call answered 202 fails `expired` when its agent has not chosen by then
+    choice_timeout_s: float = Field(default=300, gt=0)
     # This tenant's API rate limit; unset: the process's DISPATCHER_RATE_LIMIT_* (0: no limit)
     rate_limit_per_s: float | None = Field(default=None, ge=0)
     rate_limit_burst: int | None = Field(default=None, ge=1)
@@ -241,6 +281,39 @@ class TenantSettings(_Model):
     dnc_call_types: Annotated[list[DncCallType], AfterValidator(_distinct)] = Field(
         default_factory=_every_dnc_call_type
     )
+    # The redial policy of campaigns that have none of their own; None: no redials
+    redial: RedialPolicy | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _carrier_order(cls, data: Any, info: ValidationInfo) -> Any:
+        """`carrier` alone is the one carrier (directory files from before `carriers`);
+        `carriers` alone names the first too. Given both, they must agree on the first."""
+        if not isinstance(data, dict):
+            return data
+        carrier, carriers = data.get("carrier"), data.get("carriers")
+        if carriers is None:
+            # An unknown `carrier` is refused once, as itself, not again as a carriers' entry.
+            names = (info.context or {}).get(CARRIERS)
+            if carrier is None or (names is not None and carrier not in names):
+                return data
+            return {**data, "carriers": [carrier]}
+        if not isinstance(carriers, list) or not carriers:
+            return data  # refused by the field's own checks
+        if carrier is None:
+            return {**data, "carrier": carriers[0]}
+        if carrier != carriers[0]:
+            problem = f"carrier '{carrier}' must be the first of carriers when both are given"
+            raise ValueError(problem)
+        return data
+
+    def next_carrier(self, current: str) -> str | None:
+        """The carrier a call goes on to when `current` fails it; None after the last (or
+        when `current` is no longer listed: the directory changed since)."""
+        if current not in self.carriers:
+            return None
+        following = self.carriers.index(current) + 1
+        return self.carriers[following] if following < len(self.carriers) else None
 
 
 class OutboundNumber(_Model):

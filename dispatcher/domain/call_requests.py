@@ -56,6 +56,8 @@ class QueuedPlan:
     recording_permission: str
     scheduled_at: datetime | None = None
     parent_id: int | None = None
+    attempt: int = 1  # a campaign's redial: its contact's attempt number
+    contact_id: int | None = None  # a redial: the id of its contact's first call
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from dispatcher.directory.schema import CallingWindow, Menu
+from dispatcher.directory.schema import CallingWindow, Menu, RedialPolicy
 from dispatcher.directory.tenant import Tenant
-from dispatcher.domain import clock, machines, windows
+from dispatcher.domain import clock, machines, redials, windows
 from dispatcher.domain.call_requests import OutboundPlan, QueuedPlan, scheduled_menu
 from dispatcher.domain.compliance import NO_CAMPAIGN_RULES, CampaignRules
 from dispatcher.domain.errors import Conflict, InvalidRequest
@@ -28,6 +28,7 @@ DEFAULT_CALLS_PER_SECOND = 10.0
 MIN_CALLS_PER_SECOND = 0.001
 MAX_CALLS_PER_SECOND = 10_000
 MAX_WAITING_CAP = 1_000_000
+MAX_ESTIMATED_WAIT_S = 86_400
 MAX_CONTACT_LIMIT = 1_000
 NAME_TAKEN = "A campaign with this name already exists"
 CAMPAIGN_CANCELLED = "Campaign is cancelled"
@@ -71,18 +72,22 @@ def validate_campaign(body: dict[str, Any], tenant: Tenant) -> CampaignPlan:
         pacing = {}
     if not isinstance(pacing, dict):
         raise InvalidRequest("pacing must be an object")
+    calls_per_second = _calls_per_second(pacing.get("calls_per_second"))
+    max_waiting = _max_waiting(pacing.get("max_waiting"))
+    max_wait_s = _max_estimated_wait(pacing.get("max_estimated_wait_s"))
+    rules = _rules(body).model_copy(update={"max_estimated_wait_s": max_wait_s})
     return CampaignPlan(
         name=name,
         menu=menu,
-        calls_per_second=_calls_per_second(pacing.get("calls_per_second")),
-        max_waiting=_max_waiting(pacing.get("max_waiting")),
-        rules=_rules(body),
+        calls_per_second=calls_per_second,
+        max_waiting=max_waiting,
+        rules=rules,
     )
 
 
 def _rules(body: dict[str, Any]) -> CampaignRules:
-    """The campaign's own calling window and contact limit, in place of the tenant's, and its
-    plan for answering machines."""
+    """The campaign's own calling window, contact limit and redial policy, in place of the
+    tenant's, and its plan for answering machines."""
     raw_window, raw_limit = body.get("calling_window"), body.get("contact_limit_24h")
     window = windows.parse_window(raw_window) if raw_window is not None else None
     limit = integer(raw_limit) if not isinstance(raw_limit, str | float) else None
@@ -93,6 +98,7 @@ def _rules(body: dict[str, Any]) -> CampaignRules:
     return CampaignRules(
         calling_window=window,
         contact_limit_24h=limit,
+        redial=redials.parse_policy(body.get("redial")),
         answering_machine=machines.parse(body.get(machines.FIELD)),
     )
 
@@ -133,6 +139,18 @@ def _max_waiting(raw: object) -> int | None:
     return value
 
 
+def _max_estimated_wait(raw: object) -> int | None:
+    if raw is None:
+        return None
+    value = integer(raw) if not isinstance(raw, str) else None
+    if value is None or not 0 <= value <= MAX_ESTIMATED_WAIT_S:
+        raise InvalidRequest(
+            "pacing.max_estimated_wait_s must be an integer of seconds from 0 to"
+            f" {MAX_ESTIMATED_WAIT_S}, or null"
+        )
+    return value
+
+
 def with_campaign_defaults(body: dict[str, Any], menu_id: int) -> dict[str, Any]:
     """A call joining a campaign is a scheduled call on the campaign's menu unless it says
     otherwise; it is then validated exactly as POST /calls would validate it."""
@@ -157,6 +175,7 @@ def check_joins(plan: OutboundPlan | QueuedPlan, menu_id: int) -> QueuedPlan:
 class Pacing(BaseModel):
     calls_per_second: float
     max_waiting: int | None
+    max_estimated_wait_s: int | None
 
 
 class Progress(BaseModel):
@@ -190,6 +209,7 @@ class CampaignObject(BaseModel):
     lateness: Lateness
     calling_window: CallingWindow | None  # its own, in place of the tenant's (None: the tenant's)
     contact_limit_24h: int | None
+    redial: RedialPolicy | None  # its own, in place of the tenant's (None: the tenant's)
     answering_machine: AnsweringMachine | None  # None: no detection asked
 
 
@@ -213,6 +233,7 @@ def campaign_object(fields: dict[str, str], overdue: int) -> CampaignObject:
         pacing=Pacing(
             calls_per_second=float(fields["rate"]),
             max_waiting=int(max_waiting) if max_waiting else None,
+            max_estimated_wait_s=rules.max_estimated_wait_s,
         ),
         created_at=_stamp(fields.get("created_at")) or "",
         paused_at=_stamp(fields.get("paused_at")),
@@ -233,6 +254,7 @@ def campaign_object(fields: dict[str, str], overdue: int) -> CampaignObject:
         ),
         calling_window=rules.calling_window,
         contact_limit_24h=rules.contact_limit_24h,
+        redial=rules.redial,
         answering_machine=rules.answering_machine,
     )
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
-from dispatcher.directory.schema import CallingWindow
+from dispatcher.directory.schema import CallingWindow, RedialPolicy
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import clock, windows
 from dispatcher.domain.errors import InvalidRequest
@@ -44,13 +44,16 @@ class Rules:
 
 
 class CampaignRules(BaseModel):
-    """A campaign's own calling window and contact limit (None: the tenant's), and what its
-    calls do when a machine answers (None: no detection asked)."""
+    """A campaign's own calling window, contact limit and redial policy (None: the tenant's),
+    and what its calls do when a machine answers (None: no detection asked)."""
 
     model_config = ConfigDict(frozen=True)
 
     calling_window: CallingWindow | None = None
     contact_limit_24h: int | None = None
+    redial: RedialPolicy | None = None
+    # Fire only while the menu's estimated wait is at most this (GET /wait_times's estimate)
+    max_estimated_wait_s: int | None = None
     answering_machine: AnsweringMachine | None = None
 
 

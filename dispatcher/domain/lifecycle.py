@@ -8,6 +8,7 @@ from typing import Any
 from dispatcher.directory.schema import Agent
 from dispatcher.domain import clock
 from dispatcher.domain.objects import AgentInfo, CallObject, CallParticipant, ChatObject, OfferEvent
+from dispatcher.domain.records import voip_provider
 from dispatcher.domain.statuses import CallStatus, ChatStatus, FailReason, check_transition
 
 
@@ -56,11 +57,22 @@ def assigned(call: CallObject, agent: Agent, participant_id: int, now: datetime)
     )
 
 
-def connecting(call: CallObject, outbound_number: str | None = None) -> CallObject:
+def connecting(
+    call: CallObject, outbound_number: str | None = None, carrier: str | None = None
+) -> CallObject:
+    """Dialled through `carrier` (when given: the call object names the carrier placing it)."""
     changes: dict[str, Any] = {}
     if outbound_number is not None:
         changes["outbound_number"] = outbound_number
+    if carrier is not None:
+        changes["voip_provider"] = voip_provider(carrier)
     return _moved(call, CallStatus.CONNECTING, **changes)
+
+
+def switching(call: CallObject, carrier: str) -> CallObject:
+    """Its carrier failed the dial: the call moves to `carrier`, the tenant's next one, which
+    the call object names from now on."""
+    return _moved(call, CallStatus.SWITCHING, voip_provider=voip_provider(carrier))
 
 
 def connected(call: CallObject, now: datetime) -> CallObject:
@@ -87,6 +99,11 @@ def finished(call: CallObject, now: datetime, disconnected_by: str) -> CallObjec
         disconnected_by=disconnected_by,
         participants=participants,
     )
+
+
+def recovered(call: CallObject) -> CallObject:
+    """A failed call that was called back: its fail reason and times stay what they were."""
+    return _moved(call, CallStatus.RECOVERED)
 
 
 def failed(

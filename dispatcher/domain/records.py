@@ -48,8 +48,16 @@ class CallMeta(BaseModel):
     menu_id: int | None = None
     pending_action: str | None = None
     carrier_call_id: str | None = None
+    # The carrier placing the call (set as it starts connecting; None on calls from before
+    # failover: their tenant's first carrier) and how many times it moved to the next one.
+    carrier: str | None = None
+    switches: int = 0
     campaign_id: int | None = None  # fired by its campaign's pump, at the campaign's pace
-    answered_by: str | None = None  # as the call object's, for the workers
+    attempt: int = 1  # a campaign's call: which call to its contact this is (redials count on)
+    contact_id: int | None = None  # a redial: its contact's first call (None: this call is)
+    answered_by: str | None = None  # human, machine or unknown, when detection was asked
+    # A 202 call's deadline for its agent's choice (ms), after which it fails `expired`.
+    choice_expires_ms: int | None = None
 
 
 class ChatMeta(BaseModel):
@@ -58,8 +66,14 @@ class ChatMeta(BaseModel):
     agent_id: int | None = None
 
 
-def voip_provider(tenant: Tenant) -> str:
-    return f"voip_provider_{tenant.doc.settings.carrier}"
+def voip_provider(carrier: str) -> str:
+    """The call object's name for the carrier placing it."""
+    return f"voip_provider_{carrier}"
+
+
+def first_carrier(tenant: Tenant) -> str:
+    """The carrier a new call is placed through, until it fails the call."""
+    return tenant.doc.settings.carriers[0]
 
 
 def first_groups(menu: Menu, now: datetime) -> list[str]:
@@ -84,7 +98,7 @@ def outbound_call(
         status=CallStatus.ASSIGNED,
         created_at=stamp,
         assigned_at=stamp,
-        voip_provider=voip_provider(tenant),
+        voip_provider=voip_provider(first_carrier(tenant)),
         out_ticket_id=plan.ticket_id,
         agent_info=AgentInfo.of(plan.agent),
         end_user=EndUser.of(plan.contact) if plan.contact else None,
@@ -107,8 +121,16 @@ def outbound_call(
         outbound_choices=plan.outbound_choices,
         agent_id=plan.agent.id,
         pending_action=plan.pending_action,
+        choice_expires_ms=_choice_expires_ms(plan, tenant, now),
     )
     return call, meta
+
+
+def _choice_expires_ms(plan: OutboundPlan, tenant: Tenant, now: datetime) -> int | None:
+    """When a call that waits for its agent's choice stops waiting (None: it waits for none)."""
+    if plan.pending_action is None:
+        return None
+    return clock.to_ms(now) + round(tenant.doc.settings.choice_timeout_s * 1000)
 
 
 def pending_choice(plan: OutboundPlan, call_id: int, meta: CallMeta) -> dict[str, object]:
@@ -153,7 +175,7 @@ def queued_call(
         created_at=stamp,
         queued_at=None if scheduled else stamp,
         scheduled_at=clock.iso(plan.scheduled_at) if plan.scheduled_at else None,
-        voip_provider=voip_provider(tenant),
+        voip_provider=voip_provider(first_carrier(tenant)),
         out_ticket_id=plan.ticket_id,
         recording_permission=plan.recording_permission,
         selected_menu=SelectedMenu.of(plan.menu),
@@ -171,7 +193,12 @@ def queued_call(
         offer_events=events,
         outbound_number=plan.outbound_number,
     )
-    meta = CallMeta(end_user_number=plan.end_user_number, menu_id=plan.menu.id)
+    meta = CallMeta(
+        end_user_number=plan.end_user_number,
+        menu_id=plan.menu.id,
+        attempt=plan.attempt,
+        contact_id=plan.contact_id,
+    )
     return call, meta
 
 

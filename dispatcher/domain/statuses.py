@@ -45,6 +45,8 @@ CALL_TRANSITIONS: dict[CallStatus, frozenset[CallStatus]] = {
     ),
     CallStatus.SWITCHING: frozenset({CallStatus.CONNECTING, CallStatus.FAILED}),
     CallStatus.CONNECTED: frozenset({CallStatus.FINISHED}),
+    # A failed call of a campaign that was called back (its redial is its child).
+    CallStatus.FAILED: frozenset({CallStatus.RECOVERED}),
 }
 # The statuses in which an agent holds the call (a voice slot of theirs).
 HELD_BY_AGENT = frozenset({CallStatus.ASSIGNED, CallStatus.CONNECTING, CallStatus.SWITCHING})

@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from dispatcher.directory.schema import Agent
 from dispatcher.directory.tenant import Tenant
+from dispatcher.domain import choices, clock
 from dispatcher.domain.errors import Conflict, InvalidRequest, NotFound
 from dispatcher.domain.fields import integer
 from dispatcher.domain.statuses import AgentStatus
@@ -120,6 +121,33 @@ async def get_end_user(request: web.Request) -> web.Response:
         raise NotFound(CALL_NOT_FOUND)
     number = snapshot.meta.end_user_number
     return json_response({"call_id": snapshot.call.id, "end_user_number": number})
+
+
+@routes.get(BASE + "/choices")
+async def get_choices(request: web.Request) -> web.Response:
+    """The agent's calls that wait for its choice (a `202` outbound call), oldest first."""
+    tenant, agent = await _own_agent(request)
+    waiting = await stores_of(request, tenant).calls.waiting_choices(agent.id)
+    return json_response([choices.view(found.call.id, found.meta) for found in waiting])
+
+
+@routes.post(BASE + "/calls/{call_id}/choice")
+async def make_choice(request: web.Request) -> web.Response:
+    """The agent picks the number a `202` call waits for; the call then dials (or waits for
+    its outbound number, when both were to be chosen)."""
+    tenant, agent = await _own_agent(request)
+    calls = stores_of(request, tenant).calls
+    call_id = integer(request.match_info["call_id"])
+    snapshot = await calls.load(call_id) if call_id is not None else None
+    if snapshot is None or snapshot.agent_id != agent.id:
+        raise NotFound(CALL_NOT_FOUND)
+    structlog.contextvars.bind_contextvars(call_id=snapshot.call.id)
+    body = await json_object(request)
+    if not choices.waiting(snapshot.call, snapshot.meta):
+        raise Conflict(choices.NOT_WAITING)
+    choice = choices.choice_of(body, snapshot.meta, tenant, clock.now())
+    after = await calls.choose(snapshot, choice)
+    return json_response(after.call)
 
 
 async def _reaches(stores: Stores, agent: Agent, snapshot: Snapshot) -> bool:

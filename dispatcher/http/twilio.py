@@ -63,8 +63,9 @@ async def _queue_result(
 ) -> None:
     """The carrier_result job of one callback, once per carrier call and outcome."""
     now_ms = clock.to_ms(clock.now())
+    named = (outcome, sid, TwilioCarrier.name)  # the carrier too: a call may have switched away
     result = jobs.JobSpec(
-        jobs.CARRIER_RESULT, tenant.subdomain, call_id, now_ms, (outcome, sid), f"{outcome}-{sid}"
+        jobs.CARRIER_RESULT, tenant.subdomain, call_id, now_ms, named, f"{outcome}-{sid}"
     )
     await jobs.enqueue(request.app[SCRIPTS], [result])
 

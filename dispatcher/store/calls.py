@@ -11,9 +11,14 @@ import orjson
 from redis.asyncio.client import Pipeline
 
 from dispatcher.directory.schema import CallingWindow
-from dispatcher.domain import clock, compliance, history, lifecycle
-from dispatcher.domain.call_requests import OutboundPlan, ParentCall, QueuedPlan
-from dispatcher.domain.errors import DispatchError, InvalidRequest
+from dispatcher.domain import choices, clock, compliance, history, lifecycle, redials
+from dispatcher.domain.call_requests import (
+    SELECT_END_USER_NUMBER,
+    OutboundPlan,
+    ParentCall,
+    QueuedPlan,
+)
+from dispatcher.domain.errors import Conflict, DispatchError, InvalidRequest
 from dispatcher.domain.objects import CallObject, CustomerFlags
 from dispatcher.domain.records import CallMeta, Ids, outbound_call, pending_choice, queued_call
 from dispatcher.domain.statuses import TERMINAL_CALL_STATUSES, CallStatus, CallType
@@ -96,14 +101,20 @@ class CallStore(RecordStore):
         With `bucket`, the request's token of its rate limit is taken with the ids (or 429)."""
         ids = ids_of(await self._scripts.run(self._allocation(_allocation(plan), bucket)))
         creation = self._call_creation(plan, ids, key, None)
-        return await self._create(creation)
+        answer = await self._create(creation)
+        await self._announce_waiting([(creation, answer)])
+        return answer
 
     async def create_calls(
-        self, planned: Sequence[tuple[CallPlan, Once | None]], campaign: CampaignLink | None
+        self,
+        planned: Sequence[tuple[CallPlan, Once | None]],
+        campaign: CampaignLink | None,
+        brief: bool = False,
     ) -> list[Answer | DispatchError]:
         """Many calls (a batch), in the order given, in two pipelined round trips: their ids,
         then their records, each written by the same script and interpreted the same way as
-        `create_call`'s. One that fails its claims fails alone."""
+        `create_call`'s. One that fails its claims fails alone. `brief`: the answers (and what
+        their keys remember) are `{"id": N}` only, for callers that are not clients."""
         if not planned:
             return []
         allocations = [self._allocation(_allocation(plan)) for plan, _ in planned]
@@ -118,6 +129,8 @@ class CallStore(RecordStore):
             self._call_creation(plan, ids_of(allocation.decode(raw)), key, campaign)
             for (plan, key), allocation, raw in zip(planned, allocations, allocated, strict=True)
         ]
+        if brief:
+            creations = [replace(c, answer=_brief(c.record.id)) for c in creations]
         scripts = [self._record_script(creation) for creation in creations]
         async with self._redis.pipeline(transaction=False) as pipe:
             for script in scripts:
@@ -131,10 +144,24 @@ class CallStore(RecordStore):
             outcomes = await pipe.execute(raise_on_error=False)
         if campaign is not None:
             await campaign.settle_pump(self._scripts, outcomes.pop(), pump)
-        return [
+        answers = [
             settled(creation, script, raw)
             for creation, script, raw in zip(creations, scripts, outcomes, strict=True)
         ]
+        await self._announce_waiting(list(zip(creations, answers, strict=True)))
+        return answers
+
+    async def _announce_waiting(
+        self, created: Sequence[tuple[Creation, Answer | DispatchError]]
+    ) -> None:
+        """A call created to wait for its agent's choice is announced, so that the agent's
+        console shows it at once (a call created to be dialled is announced by its dial)."""
+        for creation, answer in created:
+            record = creation.record
+            if answer is creation.answer and answer.status == 202:
+                assert isinstance(record, CallObject)
+                meta = CallMeta.model_validate_json(creation.meta_json)
+                await self.announce(Snapshot(record, meta, 1))
 
     def _call_creation(
         self, plan: CallPlan, ids: Ids, key: Once | None, campaign: CampaignLink | None
@@ -151,6 +178,9 @@ class CallStore(RecordStore):
         if meta.pending_action is None:
             job = jobs.JobSpec(jobs.DIAL_OUTBOUND, self.tenant.subdomain, call.id, clock.to_ms(now))
         else:
+            # Its timeout is queued with it: no crash can leave it holding its agent for good.
+            due = meta.choice_expires_ms or clock.to_ms(now)
+            job = jobs.JobSpec(jobs.EXPIRE_CHOICE, self.tenant.subdomain, call.id, due)
             pending = orjson.dumps(pending_choice(plan, call.id, meta))
             answer = Answer(202, pending, record_id=call.id)
         rules = compliance.rules_for(self.tenant, CallType.OUTBOUND, None)
@@ -211,6 +241,60 @@ class CallStore(RecordStore):
         if opens <= plan.scheduled_at:
             return call
         return lifecycle.held(call, opens, compliance.HELD_BY_WINDOW)
+
+    async def choose(self, loaded: Snapshot, choice: choices.Choice) -> Snapshot:
+        """The agent's choice, written only while the call still waits for it (409
+        otherwise), with the call's dial queued in the same step once nothing more is pending.
+        A chosen end user's number passes the DNC list and its contact limit in that step too,
+        as a created call's does (400 otherwise, and the call still waits)."""
+        rules = compliance.rules_for(self.tenant, CallType.OUTBOUND, None)
+
+        def decide(current: Snapshot) -> Change:
+            if not choices.waiting(current.call, current.meta):
+                raise Conflict(choices.NOT_WAITING)
+            if current.meta.pending_action != choice.action:
+                raise Conflict(choices.NOT_WAITING)  # a choice made meanwhile moved it on
+            now = clock.now()
+            call, meta = choices.chosen(current.call, current.meta, choice)
+            sub, now_ms = self.tenant.subdomain, clock.to_ms(now)
+            dial = (
+                []
+                if meta.pending_action
+                else [jobs.JobSpec(jobs.DIAL_OUTBOUND, sub, call.id, now_ms)]
+            )
+            guard = None
+            if choice.action == SELECT_END_USER_NUMBER:
+                guard = self.guard(choice.number, call.id, rules, now)
+            # The end user's number is private: a choice of it alone changes no call object.
+            return Change(call, meta=meta, jobs=dial, guard=guard, announce=call != current.call)
+
+        try:
+            after = await self.apply(loaded.call.id, decide, loaded=loaded)
+        except CallBlocked as blocked:
+            if blocked.reason == "dnc":
+                raise InvalidRequest(compliance.ON_DNC_LIST) from None
+            raise compliance.over_contact_limit(
+                rules.contact_limit or 0, blocked.retry_at
+            ) from None
+        if after is None:
+            raise Conflict(choices.NOT_WAITING)  # gone from Redis: it ended long ago
+        return after
+
+    async def waiting_choices(self, agent_id: int) -> list[Snapshot]:
+        """The agent's calls waiting for its choice, oldest first: looked for among the
+        tenant's assigned calls, which are few (each holds an agent's voice slot)."""
+        ids = await self._redis.zrange(self.keys.calls_by_status(CallStatus.ASSIGNED), 0, -1)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for raw in ids:
+                self.queue_load(pipe, int(raw))
+            loaded = [self.snapshot_of(fields) for fields in await pipe.execute()]
+        return [
+            snapshot
+            for snapshot in loaded
+            if snapshot is not None
+            and snapshot.agent_id == agent_id
+            and choices.waiting(snapshot.call, snapshot.meta)
+        ]
 
     async def parent_call(self, call_id: int) -> ParentCall | None:
         return (await self.parent_calls({call_id})).get(call_id)
@@ -354,9 +438,10 @@ class CallStore(RecordStore):
             if change.announce
             else []
         )
-        queued = Jobs.of([*change.jobs, *webhooks], now_ms)
-        write = self.write(before, call, change, now_ms, doc)
         campaign_id = before.meta.campaign_id
+        redial = await self._redial(before, change, now_ms) if campaign_id is not None else []
+        queued = Jobs.of([*change.jobs, *webhooks, *redial], now_ms)
+        write = self.write(before, call, change, now_ms, doc)
         fires = before.call.status == CallStatus.SCHEDULED and call.status == CallStatus.QUEUED
         try:
             if campaign_id is not None and fires:
@@ -368,6 +453,20 @@ class CallStore(RecordStore):
             return await self._scripts.run(Transition(write, queued, change.guard))
         except Stale:
             return 0
+
+    async def _redial(self, before: Snapshot, change: Change, now_ms: int) -> list[jobs.JobSpec]:
+        """A campaign call failing with an outcome its redial policy lists, with attempts left:
+        the job that makes its redial (workers/redials.py), queued with the failure itself so
+        that no crash between the two loses it; named after the call, so it is queued once."""
+        call, meta = change.call, change.meta or before.meta
+        if not redials.may_follow(call) or before.call.status in TERMINAL_CALL_STATUSES:
+            return []
+        assert meta.campaign_id is not None
+        link = campaigns.Campaigns(self._redis, self._scripts, self.tenant.subdomain)
+        policy = redials.policy_for(self.tenant, await link.rules(meta.campaign_id))
+        if policy is None or policy.delay_s(redials.outcome_of(call, meta), meta.attempt) is None:
+            return []
+        return [jobs.JobSpec(jobs.REDIAL_CALL, self.tenant.subdomain, call.id, now_ms)]
 
     def write(
         self,
@@ -524,3 +623,7 @@ def _ms(stamp: str | None) -> int | None:
 
 def _event(kind: str, data: dict[str, Any]) -> bytes:
     return orjson.dumps({"event": kind, "data": data})
+
+
+def _brief(record_id: int) -> Answer:
+    return Answer(201, orjson.dumps({"id": record_id}), record_id=record_id)

@@ -40,6 +40,7 @@ MIN_PUMP_INTERVAL_MS = 20
 MAX_RELEASED_PER_PUMP = 500
 BURST_S = 0.1  # the token bucket holds 0.1 s of the rate (at least one call)
 FULL_QUEUE_POLL_MS = 100
+WAIT_HELD_POLL_MS = 1000  # a campaign held by its menu's estimated wait looks again this often
 STALE_RELEASE_MS = 60_000  # a handed-over call whose fire job never ran is handed over again
 
 Action = Literal["pause", "resume", "cancel"]
@@ -223,16 +224,17 @@ class Campaigns:
             return "ok"
         raise Stale("campaign_control")
 
-    async def release(self, campaign_id: int, menu_id: int) -> tuple[int, str]:
-        """One run of the pump: (calls handed to fire jobs, the campaign's state)."""
+    async def release(self, campaign_id: int, menu_id: int, held: bool = False) -> tuple[int, str]:
+        """One run of the pump: (calls handed to fire jobs, the campaign's state). `held` (its
+        menu's estimated wait is too long): none handed over, the pump looks again later."""
         for _ in range(ATTEMPTS):
             try:
-                return await self._scripts.run(await self._release(campaign_id, menu_id))
+                return await self._scripts.run(await self._release(campaign_id, menu_id, held))
             except Stale:
                 continue
         raise Stale("release_campaign")
 
-    async def _release(self, campaign_id: int, menu_id: int) -> ReleaseCampaign:
+    async def _release(self, campaign_id: int, menu_id: int, held: bool) -> ReleaseCampaign:
         """The pump's run, told of the calls it may hand over (each one's fire job named)."""
         now_ms = clock.to_ms(clock.now())
         due, released = (
@@ -245,7 +247,7 @@ class Campaigns:
             pipe.hget(self.keys.campaign(campaign_id), "pump_seq")
             soon, stale, seq = await pipe.execute()
         fires = {}
-        for raw in {*soon, *stale}:
+        for raw in set() if held else {*soon, *stale}:
             spec = jobs.JobSpec(jobs.FIRE_SCHEDULED_CALL, self.subdomain, int(raw), now_ms)
             job_id = f"{spec.job_id}:r{now_ms}"
             fires[raw.decode()] = {"job": job_id, "payload": spec.payload(now_ms).decode()}
@@ -267,9 +269,9 @@ class Campaigns:
             fire_jobs=fires,
             lookahead=LOOKAHEAD_MS,
             min_interval=MIN_PUMP_INTERVAL_MS,
-            most=MAX_RELEASED_PER_PUMP,
+            most=0 if held else MAX_RELEASED_PER_PUMP,
             burst_s=BURST_S,
-            full_poll=FULL_QUEUE_POLL_MS,
+            full_poll=WAIT_HELD_POLL_MS if held else FULL_QUEUE_POLL_MS,
             stale_after=STALE_RELEASE_MS,
         )
 

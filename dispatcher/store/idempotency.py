@@ -81,6 +81,12 @@ def once_for_item(
     return _once(keys, scope, token, body, ttl_s, TOKEN_REUSED)
 
 
+def internal_once(keys: TenantKeys, scope: str, name: str, ttl_s: int) -> Once:
+    """A key the product itself makes a record under, once (a redial per failed call): in a
+    scope of its own, which no client's key can reach."""
+    return _once(keys, scope, name, {}, ttl_s, KEY_REUSED)
+
+
 def _well_formed(client_key: str) -> bool:
     return 0 < len(client_key) <= MAX_KEY_LENGTH and all(" " <= c <= "~" for c in client_key)
 

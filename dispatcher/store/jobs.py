@@ -28,18 +28,26 @@ END_SMS_SESSION = "end_sms_session"
 DELIVER_WEBHOOK = "deliver_webhook"
 PUMP_CAMPAIGN = "pump_campaign"
 SWEEP_CAMPAIGN = "sweep_campaign"
+REDIAL_CALL = "redial_call"
+EXPIRE_CHOICE = "expire_choice"
 
 
-def hangup(subdomain: str, call_id: int, carrier_call_id: str, now_ms: int) -> JobSpec:
-    """Ending one carrier call of a call: queued once per carrier call."""
-    return JobSpec(HANGUP_CALL, subdomain, call_id, now_ms, (carrier_call_id,), carrier_call_id)
+def hangup(
+    subdomain: str, call_id: int, carrier_call_id: str, now_ms: int, carrier: str | None
+) -> JobSpec:
+    """Ending one carrier call of a call, at the carrier that placed it (None: the tenant's
+    first): queued once per carrier call."""
+    extra = (carrier_call_id, carrier)
+    return JobSpec(HANGUP_CALL, subdomain, call_id, now_ms, extra, carrier_call_id)
 
 
-def leave_message(subdomain: str, call_id: int, carrier_call_id: str, now_ms: int) -> JobSpec:
-    """Leaving a campaign's message on the machine that answered one carrier call, once."""
-    return JobSpec(
-        LEAVE_MESSAGE, subdomain, call_id, now_ms, (carrier_call_id,), f"message-{carrier_call_id}"
-    )
+def leave_message(
+    subdomain: str, call_id: int, carrier_call_id: str, now_ms: int, carrier: str | None
+) -> JobSpec:
+    """Leaving a campaign's message on the machine that answered one carrier call, at the
+    carrier that placed it (None: the tenant's first), once."""
+    extra = (carrier_call_id, carrier)
+    return JobSpec(LEAVE_MESSAGE, subdomain, call_id, now_ms, extra, f"message-{carrier_call_id}")
 
 
 # ARQ's own default: a job not started within a day of its run time is dropped.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -61,23 +62,26 @@ async def end_call(
     by: str = "disconnected_by_unknown",
     details: str | None = None,
     hang_up: bool = False,
+    only_if: Callable[[Snapshot], bool] | None = None,
 ) -> Snapshot | None:
     """Ends a call that has not ended: finished if connected, else failed with `reason`
     (ag_canceled when none is given). Frees the agent's slot and wakes the calls waiting.
     With `hang_up` (the end did not come from the carrier), a call the carrier has placed is
-    hung up there by a job queued with the change."""
+    hung up there by a job queued with the change. With `only_if`, only a call it holds for,
+    judged on the revision the end is written over (a compare-and-set, like every write)."""
     now = clock.now()
 
     def hangups(current: Snapshot) -> list[jobs.JobSpec]:
         carrier_id = current.meta.carrier_call_id
         if not hang_up or carrier_id is None:
             return []
-        return [jobs.hangup(stores.tenant.subdomain, current.call.id, carrier_id, clock.to_ms(now))]
+        sub, carrier = stores.tenant.subdomain, current.meta.carrier
+        return [jobs.hangup(sub, current.call.id, carrier_id, clock.to_ms(now), carrier)]
 
     def decide(current: Snapshot) -> Change | None:
         status = CallStatus(current.call.status)
         end = ending(status)
-        if end is None:
+        if end is None or (only_if is not None and not only_if(current)):
             return None
         if end == CallStatus.FINISHED:
             finished = lifecycle.finished(current.call, now, by)

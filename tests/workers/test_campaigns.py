@@ -130,7 +130,7 @@ async def test_campaigns_are_created_listed_and_read(
         "name": "spring",
         "menu_id": 9,
         "state": "running",
-        "pacing": {"calls_per_second": 5.0, "max_waiting": 20},
+        "pacing": {"calls_per_second": 5.0, "max_waiting": 20, "max_estimated_wait_s": None},
         "created_at": created["created_at"],
         "paused_at": None,
         "cancelled_at": None,
@@ -147,12 +147,17 @@ async def test_campaigns_are_created_listed_and_read(
         "lateness": {"mean_ms": None, "max_ms": None},
         "calling_window": None,
         "contact_limit_24h": None,
+        "redial": None,
         "answering_machine": None,
     }
     taken = await post_json(client, CAMPAIGNS, {"name": "spring", "menu_id": 9}, status=409)
     assert taken == {"message": "A campaign with this name already exists"}
     second = await post_json(client, CAMPAIGNS, {"name": "autumn", "menu_id": 50}, status=201)
-    assert second["pacing"] == {"calls_per_second": 10.0, "max_waiting": None}
+    assert second["pacing"] == {
+        "calls_per_second": 10.0,
+        "max_waiting": None,
+        "max_estimated_wait_s": None,
+    }
 
     listed = await client.get(CAMPAIGNS, headers=basic())
     assert [c["name"] for c in await listed.json()] == ["autumn", "spring"]

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from dispatcher.domain import clock
 from dispatcher.store import jobs
+from tests.polling import eventually
 from tests.workers.carriers.conftest import recorded
 from tests.workers.conftest import (
     API,
@@ -252,4 +253,38 @@ async def test_a_machine_result_applied_twice_ends_the_call_once(
     ]
     done = await redis.keys(f"arq:result:{jobs.LEAVE_MESSAGE}:*")
     assert len(message_jobs) + len(done) == 1
+    await assert_agent_free(client, redis)
+
+
+async def test_a_machine_is_redialled_after_the_policys_machine_delay(
+    client: TestClient[Any, Any], redis: Redis, worker: Worker
+) -> None:
+    """The redial policy's `machine` outcome: a call a machine ended (eu_no_answer, answered
+    by a machine) gets its child after after_s.machine, not after after_s.eu_no_answer."""
+    await load_tenant(redis, settings={"simulator": SIMULATOR}, menus=AGENT_1)
+    policy = {"max_attempts": 2, "after_s": {"eu_no_answer": 3600, "machine": 120}}
+    body = {"name": "m", "menu_id": LOCK_STAR, "answering_machine": HANG_UP, "redial": policy}
+    campaign = await post_json(client, CAMPAIGNS, body, status=201)
+    calls = [{"end_user_number": MACHINE_NUMBER, "scheduled_at": due_soon()}]
+    joined = await post_json(client, f"{CAMPAIGNS}/{campaign['id']}/calls/batch", {"calls": calls})
+    first: int = joined["results"][0]["body"]["id"]
+    offer = await wait_for_offer(client, 1, first)
+    await post_json(client, f"{API}/offers/{offer['id']}/accept")
+
+    async def recovered() -> dict[str, Any] | None:
+        call: dict[str, Any] = await get_json(client, f"{API}/calls/{first}")
+        return call if call["status"] == "recovered" else None
+
+    parent = await eventually(recovered, "the machine's call recovered")  # failed, then redialled
+    assert (parent["answered_by"], parent["fail_reason"], parent["fail_details"]) == (
+        "machine",
+        "eu_no_answer",
+        "Answered by a machine; hung up",
+    )
+    children = await get_json(client, f"{API}/calls?status=scheduled")
+    assert [(c["parent_id"], "answered_by" in c) for c in children] == [(first, False)]
+    due = clock.parse_iso(children[0]["scheduled_at"])
+    ended = clock.parse_iso(parent["ends_at"])
+    assert due is not None and ended is not None
+    assert 119 <= (due - ended).total_seconds() <= 121
     await assert_agent_free(client, redis)

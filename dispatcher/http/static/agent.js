@@ -18,6 +18,17 @@ let offers = new Map();
 let current = null;
 let streamAbort = null;
 let numbers = new Map(); // call id -> the end user's number (the call object has none)
+// Call id -> what a 202 call waits for the agent to choose ({pending_action, choices,
+// expires_at}), read from GET .../choices: the call object does not say.
+let choices = new Map();
+const ASKS = {
+  select_outbound_number: "choose the number to call from",
+  select_end_user_number: "choose the number to call",
+};
+const FIELDS = {
+  select_outbound_number: "outbound_number",
+  select_end_user_number: "end_user_number",
+};
 const OUTBOUND = "Voice Outbound (API)";
 const ENDED_BY = {
   disconnected_by_agent: "You hung up.",
@@ -97,6 +108,8 @@ async function learnNumber(callId) {
 }
 
 function numberOf(callId) {
+  const waiting = choices.get(callId);
+  if (waiting && waiting.pending_action === "select_end_user_number") return "number to be chosen";
   return numbers.get(callId) || "number unknown";
 }
 
@@ -106,8 +119,10 @@ function signOut(message) {
   auth = agent = current = null;
   offers = new Map();
   numbers = new Map();
+  choices = new Map();
   replace($("log"));
   renderOffers();
+  renderChoices();
   renderCurrent();
   $("console").hidden = true;
   $("session").hidden = true;
@@ -161,6 +176,7 @@ async function listen() {
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       setLive($("live"), true, "Live");
       await refreshOffers();
+      await refreshChoices();
       await readEventStream(response, onEvent);
       if (superseded) {
         signOut("This agent was signed in elsewhere.");
@@ -199,7 +215,9 @@ function onEvent(name, data) {
     renderOffers();
   } else if (name === "assigned") {
     log(`Call #${data.call_id} assigned to you`);
+    refreshChoices(); // an outbound call may wait for the agent's choice (a 202)
   } else if (name === "call_updated") {
+    if (data.status !== "assigned" && choices.delete(data.id)) renderChoices();
     if (!current || current.id === data.id || !ENDED.includes(data.status)) {
       if (!current || current.status !== data.status) log(`Call #${data.id}: ${describeStatus(data)}`);
       current = data;
@@ -231,6 +249,57 @@ async function decline(offer) {
   }
   offers.delete(offer.id);
   renderOffers();
+}
+
+// The calls that wait for this agent's choice, read again whenever one may have begun or
+// ended waiting (the stream opened, a call was assigned, a choice was made).
+async function refreshChoices() {
+  if (!auth) return;
+  try {
+    const waiting = await api(`/agents/${auth.agentId}/choices`);
+    choices = new Map(waiting.map((choice) => [choice.call_id, choice]));
+  } catch (error) {
+    return;
+  }
+  renderChoices();
+  renderCurrent();
+}
+
+async function choose(waiting, number) {
+  $("choice-error").textContent = "";
+  const field = FIELDS[waiting.pending_action];
+  try {
+    const call = await api(`/agents/${auth.agentId}/calls/${waiting.call_id}/choice`, {
+      method: "POST",
+      body: { [field]: number },
+    });
+    log(`Call #${waiting.call_id}: ${number} chosen`);
+    if (field === "end_user_number") numbers.set(waiting.call_id, number);
+    if (!current || current.id === call.id) current = call;
+  } catch (error) {
+    $("choice-error").textContent = `Call #${waiting.call_id}: ${error.message}`;
+  }
+  await refreshChoices();
+}
+
+function renderChoices() {
+  $("choices-card").hidden = choices.size === 0;
+  $("choices-count").textContent = choices.size ? `${choices.size} waiting` : "";
+  replace(
+    $("choices"),
+    [...choices.values()].map((waiting) =>
+      h("div", { class: "choice", "data-call": waiting.call_id, "data-action": waiting.pending_action },
+        h("div", {},
+          h("div", { class: "title" }, `Call #${waiting.call_id} · ${ASKS[waiting.pending_action] || waiting.pending_action}`),
+          h("div", { class: "muted" }, waiting.expires_at ? `It fails unless chosen by ${clockTime(waiting.expires_at)}` : ""),
+        ),
+        h("div", { class: "actions" },
+          waiting.choices.map((number) =>
+            h("button", { class: "btn primary mono", type: "button", "data-number": number, onclick: () => choose(waiting, number) }, number)),
+        ),
+      ),
+    ),
+  );
 }
 
 async function finish() {

@@ -31,7 +31,8 @@ local interval = 1000 / tonumber(c[2])
 local tolerance = (math.max(1, tonumber(c[2]) * A.burst_s) - 1) * interval
 local tat = tonumber(c[4] or '0')
 local room = A.most
-local capped = false
+-- A.most 0: held by its menu's estimated wait; nothing released, looked at again in a poll.
+local capped = room == 0
 if c[3] and c[3] ~= '' then
   local free = tonumber(c[3]) - redis.call('ZCARD', K.waiting) - redis.call('ZCARD', K.released)
   if free <= room then room, capped = free, true end

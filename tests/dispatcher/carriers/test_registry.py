@@ -39,9 +39,11 @@ def resources(session: aiohttp.ClientSession, **settings: Any) -> Resources:
     return Resources(Settings(**values), session, _report)
 
 
-def tenant_on(carrier: str) -> Tenant:
+def tenant_on(carrier: str, *following: str) -> Tenant:
+    """The demo tenant placing its calls through `carrier`, then the `following` ones."""
     document = demo_document()
     document["tenants"][0]["settings"]["carrier"] = carrier
+    document["tenants"][0]["settings"]["carriers"] = [carrier, *following]
     doc = TenantDoc.model_validate(loader.validate(document).tenants[0].model_dump())
     return Tenant(doc=doc, token_hashes=[])
 
@@ -70,3 +72,15 @@ async def test_a_carrier_not_set_up_is_refused_with_the_one_message(
         carriers.of(tenant_on("twilio"))
     assert str(caught.value) == "the twilio carrier is not set up (its credentials are not set)"
     assert (caught.value.fail_reason, caught.value.retry_after_s) == ("voip_conn_general", None)
+    assert caught.value.carrier_fault is False  # the configuration's: no switch for it
+
+
+async def test_a_tenant_s_adapter_is_its_first_carrier_and_any_is_found_by_name(
+    session: aiohttp.ClientSession,
+) -> None:
+    carriers = registry.Carriers.build(resources(session, twilio_accounts=CREDENTIALS))
+    assert isinstance(carriers.of(tenant_on("twilio", "simulated")), TwilioCarrier)
+    assert isinstance(carriers.of(tenant_on("simulated", "twilio")), SimulatedCarrier)
+    assert isinstance(carriers.named("twilio"), TwilioCarrier)
+    with pytest.raises(CarrierError):
+        carriers.named("vonage")

@@ -90,7 +90,7 @@ def test_omitted_optional_keys_take_the_documented_defaults() -> None:
     assert settings.sms_session_timeout_s == 3600
     assert settings.default_outbound_number is None
     assert (settings.webhook_url, settings.webhook_secret) == (None, None)
-    assert settings.carrier == "simulated"
+    assert (settings.carrier, settings.carriers) == ("simulated", ["simulated"])
     assert (settings.twilio.account, settings.twilio.ring_timeout_s) == (None, 30)
     assert acme.outbound_numbers == []
     [agent] = acme.agents
@@ -448,6 +448,68 @@ def test_a_carrier_the_registry_does_not_name_is_refused_with_the_names(name: ob
     assert refusal(changed(_set(("settings", "carrier"), name))) == [
         "tenants[0].settings.carrier: must be one of simulated, twilio"
     ]
+
+
+def _carriers(**values: Any) -> Change:
+    """The tenant's carrier settings replaced by `values` (none of them: neither is given)."""
+
+    def change(document: Document) -> None:
+        settings = tenant(document)["settings"]
+        settings.pop("carrier", None)
+        settings.update(values)
+
+    return change
+
+
+FAILOVER = ["twilio", "simulated"]
+
+
+@pytest.mark.parametrize(
+    ("values", "carrier", "carriers"),
+    [
+        ({}, "simulated", ["simulated"]),
+        ({"carrier": "twilio"}, "twilio", ["twilio"]),
+        ({"carriers": FAILOVER}, "twilio", FAILOVER),
+        ({"carrier": "twilio", "carriers": FAILOVER}, "twilio", FAILOVER),
+    ],
+    ids=["neither", "carrier-alone", "carriers-alone", "both-agreeing"],
+)
+def test_carrier_and_carriers_name_the_same_first_carrier(
+    values: dict[str, Any], carrier: str, carriers: list[str]
+) -> None:
+    settings = loader.validate(changed(_carriers(**values))).tenants[0].settings
+    assert (settings.carrier, settings.carriers) == (carrier, carriers)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"carrier": "simulated", "carriers": ["twilio", "simulated"]},
+            "tenants[0].settings: carrier 'simulated' must be the first of carriers when both "
+            "are given",
+        ),
+        (
+            {"carriers": ["twilio", "simulated", "twilio"]},
+            "tenants[0].settings.carriers: lists 'twilio' twice",
+        ),
+        (
+            {"carriers": ["twilio", "vonage"]},
+            "tenants[0].settings.carriers[1]: must be one of simulated, twilio",
+        ),
+        (
+            {"carriers": []},
+            "tenants[0].settings.carriers: list should have at least 1 item after validation, "
+            "not 0",
+        ),
+        ({"carriers": "twilio"}, "tenants[0].settings.carriers: input should be a valid list"),
+    ],
+    ids=["disagreeing", "duplicate", "unknown", "empty", "not-a-list"],
+)
+def test_a_carrier_list_that_does_not_hold_is_refused_with_the_path(
+    values: dict[str, Any], message: str
+) -> None:
+    assert refusal(changed(_carriers(**values))) == [message]
 
 
 def test_an_answer_message_of_exactly_4000_characters_as_twiml_loads() -> None:

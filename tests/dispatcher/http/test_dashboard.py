@@ -256,7 +256,7 @@ async def test_the_snapshot_shows_campaigns_and_open_sms_sessions_in_the_tenants
             "menu_id": 9,
             "menu": "Lock Star",
             "state": "running",
-            "pacing": {"calls_per_second": 2.0, "max_waiting": None},
+            "pacing": {"calls_per_second": 2.0, "max_waiting": None, "max_estimated_wait_s": None},
             "total": 2,
             "progress": {
                 "fired": 0,
