@@ -281,11 +281,21 @@ async def _settle_carrier_call(
             return "another carrier call, hung up"
         return "ignored"
     if live and carrier_id is not None and snapshot.call.status in TERMINAL_CALL_STATUSES:
-        if outcome in ANSWERERS and snapshot.meta.answered_by is not None:
-            return "detected already"  # a repeat: the machine may be hearing its message
+        if _detected_already(snapshot, outcome):
+            return "detected already"
         await calls.enqueue([_hangup(calls, call_id, carrier_id, carrier)])
         return "call ended, hung up"
     return None
+
+
+def _detected_already(snapshot: Snapshot, outcome: str) -> bool:
+    """A late or repeated result of a call whose answerer was recorded: a verdict again, or
+    any live result once a machine ended the call, whose carrier call the machine's own job
+    hangs up or gives the message (a hang-up now would cut the message off)."""
+    answered_by = snapshot.meta.answered_by
+    if answered_by is None:
+        return False
+    return outcome in ANSWERERS or answered_by == AnsweredBy.MACHINE
 
 
 async def _apply_result(stores: Stores, call_id: int, outcome: str) -> str:

@@ -261,3 +261,17 @@ async def test_a_call_that_ends_before_twilio_can_tell_who_answered_is_unknown(
         "disconnected_by_end_user",
     )
     assert await held_calls(redis, 1) == 0
+
+
+async def test_an_answer_reported_after_the_machines_verdict_cuts_no_message_off(
+    ingress: TestClient[Any, Any], redis: Redis, fake: FakeTwilio, twilio_worker: Worker
+) -> None:
+    """Callbacks out of order: the verdict first, the answer after the call has failed. The
+    answer of a call that has ended would be hung up; a machine's is left to hear its message."""
+    call_id, sid = await placed_campaign_call(ingress, redis, fake, SAY)
+    assert await fake.machine_detected(sid, "machine_end_beep") == NO_CONTENT
+    failed = await wait_for_status(ingress, call_id, "failed")
+    assert await fake.call_status(sid, "in-progress") == NO_CONTENT
+    await wait_for_jobs_done(redis)
+    assert ([s for s, _ in fake.updates], fake.hangups) == ([sid], [])
+    assert await get_call(ingress, call_id) == failed
