@@ -63,7 +63,7 @@ async def join(client: TestClient[Any, Any], campaign_id: int, after_s: float = 
 
 
 async def stored(redis: Redis, call_id: int) -> tuple[dict[str, Any], CallMeta]:
-    doc, meta = await redis.hmget(TENANT.call(call_id), ["doc", "meta"])  # type: ignore[misc]
+    doc, meta = await redis.hmget(TENANT.call(call_id), ["doc", "meta"])
     return orjson.loads(doc), CallMeta.model_validate_json(meta)
 
 
