@@ -18,7 +18,7 @@ from dispatcher.domain.compliance import NO_CAMPAIGN_RULES, CampaignRules
 from dispatcher.domain.errors import Conflict, InvalidRequest
 from dispatcher.domain.fields import blank, integer
 from dispatcher.domain.machines import AnsweringMachine
-from dispatcher.domain.statuses import CallType
+from dispatcher.domain.statuses import TERMINAL_CALL_STATUSES, CallType
 
 MAX_NAME_CHARS = 200
 DEFAULT_CALLS_PER_SECOND = 10.0
@@ -49,8 +49,8 @@ class CampaignState(StrEnum):
     RUNNING = "running"
     PAUSED = "paused"
     CANCELLED = "cancelled"
-    # Read only, never stored: a running campaign with calls, none of them left to fire (see
-    # shown_state). A call that joins later makes it running again.
+    # Read only, never stored: a running campaign with calls, every one of them ended, none
+    # due (see shown_state). A call that joins later, or a redial, makes it running again.
     COMPLETED = "completed"
 
 
@@ -229,7 +229,7 @@ def campaign_object(fields: dict[str, str], overdue: int) -> CampaignObject:
         id=int(fields["id"]),
         name=fields["name"],
         menu_id=int(fields["menu_id"]),
-        state=shown_state(CampaignState(fields["state"]), total, not_fired),
+        state=shown_state(CampaignState(fields["state"]), total, counts),
         pacing=Pacing(
             calls_per_second=float(fields["rate"]),
             max_waiting=int(max_waiting) if max_waiting else None,
@@ -259,10 +259,14 @@ def campaign_object(fields: dict[str, str], overdue: int) -> CampaignObject:
     )
 
 
-def shown_state(stored: CampaignState, total: int, not_fired: int) -> CampaignState:
-    """What a reader is told: `completed` once a running campaign has fired (or ended) every
-    call that joined it. Derived on each read, so no write races the pump or a late join."""
-    if stored == CampaignState.RUNNING and total > 0 and not_fired == 0:
+def shown_state(stored: CampaignState, total: int, counts: dict[str, int]) -> CampaignState:
+    """What a reader is told: `completed` once every call of a running campaign has ended,
+    read from its counts by status. A call still scheduled (not fired yet, or a redial due)
+    or on its way (queued to connected) keeps it running. Derived on each read, so no write
+    races the pump, a late join or a redial: a redial is a scheduled call of the campaign,
+    counted as it is stored."""
+    live = sum(n for status, n in counts.items() if status not in TERMINAL_CALL_STATUSES)
+    if stored == CampaignState.RUNNING and total > 0 and live == 0:
         return CampaignState.COMPLETED
     return stored
 

@@ -116,6 +116,12 @@ class Csv:
         return text.getvalue().encode()
 
 
+def csv_lines(rows: Sequence[Sequence[Any]]) -> bytes:
+    """Rows of values as CSV lines, each value a `cell` (an export of rows built elsewhere:
+    a campaign's contacts)."""
+    return Csv._lines([[cell(value) for value in row] for row in rows])
+
+
 def lines(format_name: FormatName, kind: Literal["call", "chat"]) -> Lines:
     if format_name == "ndjson":
         return Ndjson()

@@ -163,6 +163,9 @@ class CallObject(_Object):
     # Added by this product, present only on a call whose campaign asked for answering-machine
     # detection, once it was answered: human, machine or unknown (docs/api.md).
     answered_by: str | None = Field(default=None, exclude_if=_absent)
+    # Added by this product, present only on the calls of a campaign: the campaign's id, so that
+    # a client can tell them apart and list them (GET /calls?campaign_id=).
+    campaign_id: int | None = Field(default=None, exclude_if=_absent)
 
 
 class ChatParticipant(_Object):

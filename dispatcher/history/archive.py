@@ -23,6 +23,7 @@ from dispatcher.store.archiving import Moving
 from dispatcher.store.records import Kind, ListQuery, Visible
 
 TABLES: dict[Kind, str] = {"call": "calls", "chat": "chats"}
+Stored = tuple[bytes, bytes]  # a call's object and its meta, as stored (JSON each)
 # The columns the archiver writes, in COPY's order (the table's others have defaults).
 COLUMNS = (
     "tenant",
@@ -288,6 +289,27 @@ class Archive:
         rows = await self._ordered("id, doc", kind, tenant, query, visible, limit, after)
         return [(row["id"], row["doc"].encode()) for row in rows]
 
+    @_served
+    async def calls_batch(
+        self, tenant: str, query: ListQuery, visible: Visible, limit: int, after: int | None
+    ) -> list[tuple[int, Stored]]:
+        """`batch` of calls with each one's meta beside its object (a campaign's results need
+        its number, its contact and its attempt, which the object does not say)."""
+        rows = await self._ordered("id, doc, meta", "call", tenant, query, visible, limit, after)
+        return [(row["id"], (row["doc"].encode(), row["meta"].encode())) for row in rows]
+
+    @_served
+    async def calls_stored(self, tenant: str, ids: Sequence[int]) -> dict[int, Stored]:
+        """The object and meta of each archived call of `ids`."""
+        if not ids:
+            return {}
+        rows = await self.pool.fetch(
+            "SELECT id, doc, meta FROM calls WHERE tenant = $1 AND id = ANY($2::bigint[])",
+            tenant,
+            list(ids),
+        )
+        return {row["id"]: (row["doc"].encode(), row["meta"].encode()) for row in rows}
+
     async def _ordered(
         self,
         columns: str,
@@ -325,6 +347,8 @@ def list_where(
         clauses.append(f"status = {param(query.status)}")
     if query.type is not None:
         clauses.append(f"kind = {param(query.type)}")
+    if query.campaign_id is not None:
+        clauses.append(f"campaign_id = {param(query.campaign_id)}")
     if query.created_from_ms is not None:
         clauses.append(f"created_at >= {param(_moment(query.created_from_ms))}")
     if query.created_to_ms is not None:

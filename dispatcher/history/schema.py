@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("dispatcher.history")
 
 # The revision this release's code reads and writes.
-HEAD = "0002"
+HEAD = "0003"
 # Alembic's `context` and `op` are module-wide proxies: one command at a time in a process
 # (processes take turns on a lock in the database, migrations/env.py).
 _ONE_AT_A_TIME = threading.Lock()

@@ -1,10 +1,16 @@
-"""Campaigns: create, list, read, pause/resume/cancel, and batches of calls that join one."""
+"""Campaigns: create, list, read, pause/resume/cancel, batches of calls that join one, and
+a campaign's results (its report, and its contacts exported as CSV)."""
 
 from __future__ import annotations
 
-from aiohttp import web
+from typing import Any
+
+import structlog
+from aiohttp import hdrs, web
 
 from dispatcher.directory.tenant import Tenant
+from dispatcher.domain import campaign_results
+from dispatcher.domain.campaign_results import EXPORT_COLUMNS, Contacts, export_row
 from dispatcher.domain.campaigns import (
     CAMPAIGN_NOT_FOUND,
     NAME_TAKEN,
@@ -14,15 +20,18 @@ from dispatcher.domain.campaigns import (
     validate_campaign,
 )
 from dispatcher.domain.errors import Conflict, NotFound
+from dispatcher.domain.exports import csv_lines
 from dispatcher.domain.fields import integer
-from dispatcher.http import listing
-from dispatcher.http.appkeys import stores_of
+from dispatcher.http import exports, listing
+from dispatcher.http.appkeys import REQUEST_ID, SETTINGS, stores_of
 from dispatcher.http.auth import tenant_of
 from dispatcher.http.batches import Joining, answer_batch
 from dispatcher.http.body import json_object
+from dispatcher.http.errors import lift_deadline
 from dispatcher.http.responses import json_array, json_response
 from dispatcher.store.campaigns import Action, Campaigns
 from dispatcher.store.records import ListQuery, Page
+from dispatcher.store.stores import Stores
 
 routes = web.RouteTableDef()
 BASE = "/apps/api/v1/campaigns"
@@ -92,6 +101,68 @@ async def create_campaign_batch(request: web.Request) -> web.Response:
     return await answer_batch(
         request, tenant, Joining(menu_id, await campaigns.link(campaign_id, menu_id))
     )
+
+
+@routes.get(BASE + "/{id}/report")
+async def campaign_report(request: web.Request) -> web.Response:
+    """Its contacts' outcomes, attempts, contact rate, and the wait and talk of the answered
+    ones, over its calls live and archived (docs/api.md, "A campaign's results")."""
+    tenant = await tenant_of(request)
+    _, campaign_id, _ = await _existing(request, tenant)
+    stores = stores_of(request, tenant)
+    size = request.app[SETTINGS].export_batch_size
+    return json_response(await report(stores, campaign_id, size))
+
+
+async def report(stores: Stores, campaign_id: int, size: int) -> dict[str, Any]:
+    """The campaign's report (also the dashboard's campaign rows')."""
+    contacts = await gathered(stores, campaign_id, size)
+    policy = (await stores.campaigns.rules(campaign_id)).redial
+    return campaign_results.report(campaign_id, contacts, policy)
+
+
+@routes.get(BASE + "/{id}/export")
+async def export_campaign(request: web.Request) -> web.StreamResponse:
+    """One CSV row per contact, oldest first, written a batch at a time once every call has
+    been read (a contact's final outcome is its latest call's, which may be the last read)."""
+    tenant = await tenant_of(request)
+    _, campaign_id, _ = await _existing(request, tenant)
+    stores = stores_of(request, tenant)
+    size = request.app[SETTINGS].export_batch_size
+    async with exports.one_of_few(request, tenant):
+        contacts = (await gathered(stores, campaign_id, size)).ordered()
+        policy = (await stores.campaigns.rules(campaign_id)).redial
+        response = web.StreamResponse(headers=_export_headers(request, campaign_id))
+        if exports.takes_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, "")):
+            response.enable_compression(web.ContentCoding.gzip)
+        await response.prepare(request)
+        if request.method == hdrs.METH_HEAD:
+            return response
+        lift_deadline(request)  # each batch is written as the client takes it
+        await response.write(csv_lines([EXPORT_COLUMNS]))
+        for start in range(0, len(contacts), size):
+            rows = [export_row(contact, policy) for contact in contacts[start : start + size]]
+            await response.write(csv_lines(rows))
+        structlog.contextvars.bind_contextvars(rows=len(contacts))
+    return response
+
+
+async def gathered(stores: Stores, campaign_id: int, size: int) -> Contacts:
+    """The campaign's contacts, folded from its calls read `size` at a time."""
+    contacts = Contacts()
+    async for batch in stores.calls.campaign_calls(campaign_id, size):
+        contacts.add(batch)
+    return contacts
+
+
+def _export_headers(request: web.Request, campaign_id: int) -> dict[str, str]:
+    return {
+        hdrs.CONTENT_TYPE: exports.MEDIA_TYPES["csv"],
+        hdrs.CONTENT_DISPOSITION: f'attachment; filename="campaign_{campaign_id}.csv"',
+        hdrs.CACHE_CONTROL: "no-store",  # personal data: no cache keeps a copy
+        hdrs.VARY: hdrs.ACCEPT_ENCODING,
+        "X-Request-Id": request[REQUEST_ID],
+    }
 
 
 async def _control(request: web.Request, action: Action) -> web.Response:

@@ -16,9 +16,10 @@ from redis.exceptions import RedisError
 
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import clock
+from dispatcher.domain.campaigns import CAMPAIGN_NOT_FOUND
 from dispatcher.domain.errors import NotFound
 from dispatcher.domain.fields import integer
-from dispatcher.http import reports, sse
+from dispatcher.http import campaigns, reports, sse
 from dispatcher.http.appkeys import DIRECTORY, REDIS, SETTINGS, stores_of
 from dispatcher.http.headers import cookie
 from dispatcher.http.operators import COOKIE, COOKIE_PATH, operator_of, still_open
@@ -92,10 +93,18 @@ class SharedReads:
         now = time.monotonic()
         found = self._read.get(key)
         if found is None or now - found[0] >= self.max_age_s or _failed(found[1]):
+            self._forget_stale(now)
             found = (now, asyncio.create_task(read()))
             found[1].add_done_callback(lambda task: task.cancelled() or task.exception())
             self._read[key] = found
         return await asyncio.shield(found[1])
+
+    def _forget_stale(self, now: float) -> None:
+        """Reads past their age that are done: the keys asked change (a dashboard shows the
+        newest campaigns), and the old ones' answers would be kept for good."""
+        for key, (at, task) in list(self._read.items()):
+            if now - at >= self.max_age_s and task.done():
+                del self._read[key]
 
 
 def _failed(task: asyncio.Task[Any]) -> bool:
@@ -103,6 +112,10 @@ def _failed(task: asyncio.Task[Any]) -> bool:
 
 
 WEEKS: web.AppKey[SharedReads] = web.AppKey("weeks", SharedReads)
+# A campaign's report reads every call of the campaign: the dashboards of a tenant share one
+# read of it every few seconds.
+CAMPAIGN_REPORT_MAX_AGE_S = 5.0
+CAMPAIGN_REPORTS: web.AppKey[SharedReads] = web.AppKey("campaign_reports", SharedReads)
 
 
 @routes.get(COOKIE_PATH + "/api/week")
@@ -114,6 +127,22 @@ async def week(request: web.Request) -> web.Response:
     period = reports.last_days(tenant, clock.now())
     body = await request.app[WEEKS].get(
         tenant.subdomain, lambda: reports.report(request, tenant, period)
+    )
+    return json_response(body)
+
+
+@routes.get(COOKIE_PATH + "/api/campaigns/{id}/report")
+async def campaign_report(request: web.Request) -> web.Response:
+    """A campaign row's outcomes, redials and held calls: GET /campaigns/:id/report, shared
+    by the tenant's dashboards for a few seconds."""
+    tenant = await operator_of(request)
+    campaign_id = integer(request.match_info["id"])
+    stores = stores_of(request, tenant)
+    if campaign_id is None or await stores.campaigns.basics(campaign_id) is None:
+        raise NotFound(CAMPAIGN_NOT_FOUND)
+    size = request.app[SETTINGS].export_batch_size
+    body = await request.app[CAMPAIGN_REPORTS].get(
+        f"{tenant.subdomain}:{campaign_id}", lambda: campaigns.report(stores, campaign_id, size)
     )
     return json_response(body)
 

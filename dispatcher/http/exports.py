@@ -62,18 +62,18 @@ class Export:
 @routes.get(CALLS + "/export")
 async def export_calls(request: web.Request) -> web.StreamResponse:
     tenant = await tenant_of(request)
-    async with _one_of_few(request, tenant):
+    async with one_of_few(request, tenant):
         return await respond(request, stores_of(request, tenant).calls)
 
 
 @routes.get(CHATS + "/export")
 async def export_chats(request: web.Request) -> web.StreamResponse:
     tenant = await tenant_of(request)
-    async with _one_of_few(request, tenant):
+    async with one_of_few(request, tenant):
         return await respond(request, stores_of(request, tenant).chats)
 
 
-def _one_of_few(request: web.Request, tenant: Tenant) -> AbstractAsyncContextManager[None]:
+def one_of_few(request: web.Request, tenant: Tenant) -> AbstractAsyncContextManager[None]:
     """A lease among the tenant's exports running at once, across every ingress process (429
     when `DISPATCHER_EXPORTS_PER_TENANT` run already): a long export holds a connection and
     reads storage for its whole length, and one tenant's must not take everyone's."""

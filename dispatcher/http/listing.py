@@ -52,8 +52,9 @@ def parse_query(query: Mapping[str, str], kind: Kind) -> ListQuery:
 
 
 def filters(query: Mapping[str, str], kind: Kind) -> ListQuery:
-    """The filters of a list (`status`, the type, `created_at[from]` and `created_at[to]`) from
-    a query string, 400 on any bad one: the lists', and the reports' over the same records."""
+    """The filters of a list (`status`, the type, `created_at[from]` and `created_at[to]`, and a
+    call list's `campaign_id`) from a query string, 400 on any bad one: the lists', and the
+    reports' over the same records."""
     statuses, type_param, types = _FILTERS[kind]
     status = query.get("status")
     if status is not None and status not in statuses:
@@ -69,7 +70,18 @@ def filters(query: Mapping[str, str], kind: Kind) -> ListQuery:
         type=record_type,
         created_from_ms=_moment(query, "created_at[from]"),
         created_to_ms=_moment(query, "created_at[to]"),
+        campaign_id=_campaign_id(query) if kind == "call" else None,
     )
+
+
+def _campaign_id(query: Mapping[str, str]) -> int | None:
+    raw = query.get("campaign_id")
+    if raw is None:
+        return None
+    value = integer(raw)  # at most 18 digits: a PostgreSQL bigint, as the history's ids are
+    if value is None or value < 1:
+        raise InvalidRequest("campaign_id is not valid")
+    return value
 
 
 def paging(query: Mapping[str, str]) -> tuple[int, int]:

@@ -104,6 +104,7 @@ def call_footprint(
         campaign_id = int(meta["campaign_id"])
         entries.append((keys.campaign_due(campaign_id), plain))
         entries.append((keys.campaign_released(campaign_id), plain))
+        entries.append((keys.campaign_calls(campaign_id), padded))
     for offer_id, agent_id in sorted(offers.items()):
         entries.append((keys.agent_offers(agent_id), str(offer_id)))
     return Footprint(own, entries)

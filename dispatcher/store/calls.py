@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, ClassVar, Literal
@@ -33,7 +33,9 @@ from dispatcher.store.records import (
     Claims,
     Creation,
     Kind,
+    ListQuery,
     RecordStore,
+    Visible,
     ids_of,
     settled,
 )
@@ -53,6 +55,7 @@ from dispatcher.store.scripts import (
 )
 
 CallPlan = OutboundPlan | QueuedPlan
+Stored = tuple[bytes, bytes]  # a call's object and meta, as stored (JSON each)
 __all__ = ["AGENT_NOT_AVAILABLE", "CallBlocked", "CallPlan", "CampaignHeld"]
 
 
@@ -219,6 +222,7 @@ class CallStore(RecordStore):
         if campaign is not None:
             # Its campaign's pump fires it, at the campaign's pace: no job of its own.
             job, meta.campaign_id = None, campaign.campaign_id
+            call.campaign_id = campaign.campaign_id
         claims = Claims(joins=joins, guard=guard)
         doc = call.model_dump_json().encode()
         answer = Answer(201, doc, record_id=call.id)
@@ -295,6 +299,42 @@ class CallStore(RecordStore):
             and snapshot.agent_id == agent_id
             and choices.waiting(snapshot.call, snapshot.meta)
         ]
+
+    async def campaign_calls(
+        self, campaign_id: int, size: int = 1000
+    ) -> AsyncIterator[list[tuple[bytes, bytes]]]:
+        """Every call of the campaign, live and archived, each once, oldest first, as its
+        object and meta (JSON each), `size` at a time (a contact's first call comes before
+        its redials: their ids are drawn later)."""
+        query = ListQuery(campaign_id=campaign_id, descending=False)
+        archive = self._archive
+
+        async def archived(visible: Visible, after: int | None) -> list[tuple[int, Stored]]:
+            assert archive is not None
+            return await archive.calls_batch(self.tenant.subdomain, query, visible, size, after)
+
+        merged = self.merged(query, size, self._stored, archived if archive else None)
+        async for batch in merged:
+            yield batch
+
+    async def _stored(self, ids: list[int]) -> list[Stored | None]:
+        """The object and meta of each call of `ids`, in order: from Redis, else (archived
+        since the ids were read) from PostgreSQL; None for one gone from both."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for call_id in ids:
+                pipe.hmget(self.keys.call(call_id), ["doc", "meta"])
+            replies = await pipe.execute()
+        found: list[Stored | None] = [
+            (doc, meta) if doc is not None and meta is not None else None for doc, meta in replies
+        ]
+        gone = [call_id for call_id, stored in zip(ids, found, strict=True) if stored is None]
+        if gone and self._archive is not None:
+            archived = await self._archive.calls_stored(self.tenant.subdomain, gone)
+            found = [
+                stored if stored is not None else archived.get(call_id)
+                for call_id, stored in zip(ids, found, strict=True)
+            ]
+        return found
 
     async def parent_call(self, call_id: int) -> ParentCall | None:
         return (await self.parent_calls({call_id})).get(call_id)

@@ -65,6 +65,7 @@ class CampaignLink:
     campaign_id: int
     key: Key
     due_key: Key
+    calls_key: Key  # the campaign's list index
     pump_payload: bytes
     rules: CampaignRules = NO_CAMPAIGN_RULES  # its own calling window and contact limit
 
@@ -198,6 +199,7 @@ class Campaigns:
             campaign_id=campaign_id,
             key=self.keys.campaign(campaign_id),
             due_key=self.keys.campaign_due(campaign_id),
+            calls_key=self.keys.campaign_calls(campaign_id),
             pump_payload=self._pump(campaign_id, menu_id).payload(now_ms),
             rules=await self.rules(campaign_id),
         )

@@ -199,6 +199,11 @@ class TenantKeys:
         they were handed over."""
         return Key(f"{self.prefix}campaign:{campaign_id}:released")
 
+    def campaign_calls(self, campaign_id: int) -> Key:
+        """Sorted set of a campaign's calls still in Redis, scored by creation time in ms (a
+        list index, zero-padded members: GET /calls?campaign_id=, the campaign's report)."""
+        return Key(f"{self.prefix}campaign:{campaign_id}:calls")
+
     @property
     def campaigns(self) -> Key:
         """Sorted set of every campaign id, scored by creation time in ms."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import math
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
@@ -85,6 +85,7 @@ class ListQuery:
     created_from_ms: int | None = None
     created_to_ms: int | None = None
     descending: bool = True
+    campaign_id: int | None = None  # a call list's: the calls of that campaign
 
 
 @dataclass(frozen=True)
@@ -175,10 +176,35 @@ class RecordStore:
         """Every record of the list in its order (the page and per of `query` aside), live and
         archived, each once, `size` at a time: an export holds one batch of objects, and the
         ids of the live records (as many as Redis holds), whatever the list's length."""
+        archive = self._archive
+
+        async def archived(visible: Visible, after: int | None) -> list[tuple[int, bytes]]:
+            assert archive is not None
+            return await archive.batch(
+                self.kind, self.tenant.subdomain, query, visible, size, after
+            )
+
+        async def live(ids: list[int]) -> list[bytes | None]:
+            return await self._documents(ids, keep_gaps=True)
+
+        merged = self.merged(query, size, live, archived if archive is not None else None)
+        async for batch in merged:
+            yield batch
+
+    async def merged(
+        self,
+        query: ListQuery,
+        size: int,
+        read_live: Callable[[list[int]], Awaitable[list[T | None]]],
+        read_archived: Callable[[Visible, int | None], Awaitable[list[tuple[int, T]]]] | None,
+    ) -> AsyncIterator[list[T]]:
+        """`stream`'s merge, for what `read_live` reads of live ids (None: gone from both
+        sides since) and `read_archived` of the archive's next `size` rows after an id (keyset
+        pages, in the list's order), each record once, `size` at a time."""
         live = await self._live(query, 0, -1)
         live_ids = collections.deque(live.ids)
-        archived: collections.deque[tuple[int, bytes]] = collections.deque()
-        more = self._archive is not None
+        archived: collections.deque[tuple[int, T]] = collections.deque()
+        more = read_archived is not None
         after: int | None = None
 
         def first(a: int, b: int) -> bool:
@@ -186,25 +212,23 @@ class RecordStore:
 
         while live_ids or archived or more:
             if more and not archived:
-                assert self._archive is not None
-                rows = await self._archive.batch(
-                    self.kind, self.tenant.subdomain, query, live.visible, size, after
-                )
+                assert read_archived is not None
+                rows = await read_archived(live.visible, after)
                 archived.extend(rows)
                 more = len(rows) == size
                 after = rows[-1][0] if rows else after
-            picked: list[int | bytes] = []
+            picked: list[tuple[int, T | None]] = []  # an archived row's item, None: a live id
             while len(picked) < size and (live_ids or archived):
                 if more and not archived:
                     break  # the archive's next rows may come before the next live id
                 if archived and (not live_ids or first(archived[0][0], live_ids[0])):
-                    picked.append(archived.popleft()[1])
+                    picked.append(archived.popleft())
                 else:
-                    picked.append(live_ids.popleft())
-            wanted = [item for item in picked if isinstance(item, int)]
-            docs = iter(await self._documents(wanted, keep_gaps=True))
-            batch = [item if isinstance(item, bytes) else next(docs) for item in picked]
-            if found := [doc for doc in batch if doc is not None]:
+                    picked.append((live_ids.popleft(), None))
+            wanted = [record_id for record_id, item in picked if item is None]
+            read = iter(await read_live(wanted) if wanted else [])
+            batch = [item if item is not None else next(read) for _, item in picked]
+            if found := [item for item in batch if item is not None]:
                 yield found
 
     async def live(
@@ -217,7 +241,9 @@ class RecordStore:
         objects `size` at a time (one archived since is read from PostgreSQL), so that only
         what `pick` keeps of them is held."""
         since, until = query.created_from_ms, query.created_to_ms
-        live = await self._live(ListQuery(created_from_ms=since, created_to_ms=until), 0, -1)
+        campaign = query.campaign_id
+        scope = ListQuery(created_from_ms=since, created_to_ms=until, campaign_id=campaign)
+        live = await self._live(scope, 0, -1)
         kept: list[T] = []
         for start in range(0, len(live.ids), size):
             for doc in await self._documents(live.ids[start : start + size]):
@@ -239,6 +265,10 @@ class RecordStore:
             filters.append(by_status(query.status))
         if query.type is not None:
             filters.append(self._type_index(query.type))
+        if query.campaign_id is not None and self.kind == "call":
+            filters.append(self.keys.campaign_calls(query.campaign_id))
+        if len(filters) == 1:  # one index alone is read as it is, not copied first
+            index, filters = Key(filters[0]), []
         low = query.created_from_ms if query.created_from_ms is not None else -math.inf
         high = query.created_to_ms if query.created_to_ms is not None else math.inf
         scratch = self.keys.scratch(uuid.uuid4().hex) if filters else None
@@ -373,6 +403,7 @@ class RecordStore:
             once_answer=_once_answer(key, creation) if key else None,
             campaign=campaign.key if campaign else None,
             campaign_due=campaign.due_key if campaign else None,
+            campaign_calls=campaign.calls_key if campaign else None,
             guard=claims.guard,
             held=self.keys.held if held_until is not None else None,
             held_until=held_until,

@@ -202,6 +202,7 @@ class CreateRecord(Script[None]):
     once_answer: Mapping[str, Any] | None = field(default=None, metadata=lua_name("once"))
     campaign: Key | None = None
     campaign_due: Key | None = None
+    campaign_calls: Key | None = None
     due: int | None = None
     guard: Guard | None = None  # the DNC list (and contact limit) a call may not start against
     held: Key | None = None  # the tenant's held calls, which a call held from the start joins

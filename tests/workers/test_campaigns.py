@@ -308,30 +308,39 @@ async def test_calls_fire_on_time_under_the_pace(
     assert 0 <= read["lateness"]["max_ms"] < 250
 
 
-async def test_a_campaign_reads_completed_once_every_call_fired_and_running_when_one_joins(
+async def test_a_campaign_reads_completed_once_every_call_ended_and_running_when_one_joins(
     client: TestClient[Any, Any], redis: Redis, worker: Worker
 ) -> None:
-    """No write marks it: the state is read from the calls still scheduled, so a batch that
+    """No write marks it: the state is read from the calls' counts by status, so a batch that
     joins a completed campaign (an import's next chunk) is taken and makes it running again."""
     await load_tenant(redis, menus={LOCK_STAR: STILL})
     created = await create_campaign(client, {"calls_per_second": 100})
     path = f"{CAMPAIGNS}/{created['id']}"
-    await join(client, created["id"], callbacks(2, due_in(0.2)))
-    assert (await campaign(client, created["id"]))["state"] == "running"
 
-    async def completed() -> dict[str, Any] | None:
+    async def fired(count: int) -> dict[str, Any] | None:
         read = await conforming(await client.get(path, headers=basic()), CAMPAIGNS + "/{id}")
-        return read if read["state"] == "completed" else None
+        return read if read["progress"]["fired"] == count else None
 
-    read = await eventually(completed, "the campaign completed")
-    assert (read["progress"]["fired"], read["progress"]["not_fired"]) == (2, 0)
+    async def finish_all(calls: dict[str, Any]) -> None:
+        for result in calls["results"]:
+            await post_json(client, f"{CALLS}/{result['body']['id']}/finish")
+
+    first = await join(client, created["id"], callbacks(2, due_in(0.2)))
+    assert (await campaign(client, created["id"]))["state"] == "running"
+    read = await eventually(lambda: fired(2), "the campaign's calls fired")
+    assert read["state"] == "running"  # fired, still queued: not ended
+    await finish_all(first)
+    read = await campaign(client, created["id"])
+    assert (read["state"], read["progress"]["not_fired"]) == ("completed", 0)
     assert [c["state"] for c in await get_json(client, CAMPAIGNS)] == ["completed"]
 
     later = await join(client, created["id"], callbacks(1, due_in(0.2), first=2))
     assert [r["status"] for r in later["results"]] == [201]
     assert (await campaign(client, created["id"]))["state"] == "running"
-    read = await eventually(completed, "the campaign completed again")
-    assert (read["total"], read["progress"]["fired"]) == (3, 3)
+    read = await eventually(lambda: fired(3), "the late call fired")
+    await finish_all(later)
+    read = await campaign(client, created["id"])
+    assert (read["state"], read["total"], read["progress"]["fired"]) == ("completed", 3, 3)
     paused = await post_json(client, f"{path}/pause")
     assert paused["state"] == "paused"  # held for calls to come: says so
     resumed = await post_json(client, f"{path}/resume")

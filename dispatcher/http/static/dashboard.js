@@ -11,6 +11,13 @@ const ACTIVE = ["assigned", "connecting", "connected", "switching"];
 const SHOWN_STATUSES = ["queued", "scheduled", "assigned", "connecting", "connected", "finished", "failed"];
 const TYPES = { "Voice Inbound (API)": "Inbound", "Voice Outbound (API)": "Outbound", "Voice Scheduled (API)": "Scheduled" };
 const WEEK_EVERY_MS = 60_000;
+const REPORT_EVERY_MS = 5_000; // a campaign row's report, read again at most this often
+// A campaign's outcomes as its row names them (GET /campaigns/:id/report's), in its order.
+const OUTCOMES = {
+  answered: "answered", not_picked_up: "not picked up", busy: "busy", machine: "machine",
+  dnc: "DNC", failed: "failed", redial_scheduled: "redial scheduled",
+  max_attempts_reached: "max attempts", pending: "pending", cancelled: "cancelled",
+};
 
 let stream = null;
 let csrfToken = ""; // the session's, sent back on logout (the cookie alone does not do)
@@ -18,6 +25,8 @@ let agentNames = new Map();
 let openCall = null;
 let week = null; // the last report of the last seven days
 let weekTimer = null;
+const campaignReports = new Map(); // campaign id -> {at, report, loading}
+let shownCampaigns = [];
 
 async function start() {
   try {
@@ -296,13 +305,16 @@ function renderAgents(agents) {
 }
 
 function renderCampaigns(campaigns) {
+  shownCampaigns = campaigns;
+  for (const campaign of campaigns) loadCampaignReport(campaign.id);
   replace(
     $("campaigns"),
     campaigns.length
       ? campaigns.map(({ progress, ...campaign }) =>
           h("tr", { "data-campaign": campaign.id },
             h("td", {}, campaign.name, " ",
-              h("span", { class: "muted campaign-meta" }, `${campaign.menu || `menu ${campaign.menu_id}`} · ${campaign.pacing.calls_per_second}/s`)),
+              h("span", { class: "muted campaign-meta" }, `${campaign.menu || `menu ${campaign.menu_id}`} · ${campaign.pacing.calls_per_second}/s`),
+              outcomes(campaignReports.get(campaign.id))),
             h("td", {}, badge(campaign.state)),
             h("td", { class: "progress-cell" },
               h("span", { class: "num" }, `${progress.fired}/${campaign.total}`),
@@ -316,6 +328,35 @@ function renderCampaigns(campaigns) {
         )
       : h("tr", {}, h("td", { class: "empty", colspan: 6 }, "No campaigns")),
   );
+}
+
+// The campaign's report, read again once it is REPORT_EVERY_MS old (the server shares one
+// read between the tenant's dashboards); its row is drawn again when it comes.
+async function loadCampaignReport(id) {
+  const known = campaignReports.get(id);
+  if (known && (known.loading || Date.now() - known.at < REPORT_EVERY_MS)) return;
+  campaignReports.set(id, { ...known, loading: true, at: known ? known.at : 0 });
+  try {
+    const report = await request(`/dashboard/api/campaigns/${id}/report`);
+    campaignReports.set(id, { at: Date.now(), report, loading: false });
+  } catch {
+    campaignReports.set(id, { at: Date.now(), report: known && known.report, loading: false });
+    return;
+  }
+  renderCampaigns(shownCampaigns);
+}
+
+// A campaign's contacts by outcome (those with none left out), its redials and held calls.
+function outcomes(known) {
+  if (!known || !known.report) return null;
+  const { report } = known;
+  const parts = Object.entries(OUTCOMES)
+    .filter(([name]) => report.outcomes[name])
+    .map(([name, label]) => h("span", { class: "outcome", "data-outcome": name }, `${report.outcomes[name]} ${label}`));
+  if (report.redials) parts.push(h("span", { class: "outcome", "data-outcome": "redials" }, `${report.redials} redial${report.redials === 1 ? "" : "s"}`));
+  if (report.held) parts.push(h("span", { class: "outcome held", "data-outcome": "held" }, `${report.held} held`));
+  const rate = report.contact_rate === null ? "" : `contact rate ${Math.round(report.contact_rate * 100)}%`;
+  return h("div", { class: "campaign-outcomes muted", title: rate }, parts);
 }
 
 // A bar of `percent`; its width set through the style object (CSP refuses style attributes).

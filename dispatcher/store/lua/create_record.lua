@@ -5,8 +5,9 @@
 -- K.agent (A.capacity: its voice capacity), K.session and K.do_not_contact (A.number, the
 -- consumer, A.session_ttl ms), K.joins (the sorted set a call joins, at A.joins_score: a queued
 -- call's waiting set, a scheduled call's scheduled set), K.once (the Idempotency-Key's hash,
--- A.once: fp, ttl, status, body of the answer, absent when it is A.doc), K.campaign and K.campaign_due (a call of a
--- campaign, due at A.due ms).
+-- A.once: fp, ttl, status, body of the answer, absent when it is A.doc), K.campaign,
+-- K.campaign_due and K.campaign_calls (a call of a campaign, due at A.due ms, and the campaign's
+-- list index).
 -- A.doc, A.meta, A.status, A.score (created ms), A.id, A.lang. K.guard/A.guard: the company DNC
 -- list and the contact limit the call may not start against (lib.lua's guard_refusal), checked
 -- in this same step so that a number listed meanwhile either blocks the call or was listed
@@ -49,6 +50,7 @@ if K.joins then redis.call('ZADD', K.joins, A.joins_score, A.id) end
 if K.campaign then
   -- Fired by the campaign's pump, at its pace, rather than by a job of its own.
   redis.call('ZADD', K.campaign_due, A.due, A.id)
+  redis.call('ZADD', K.campaign_calls, A.score, member(A.id))
   redis.call('HINCRBY', K.campaign, 'total', 1)
   redis.call('HINCRBY', K.campaign, 'n:' .. A.status, 1)
   if K.held then redis.call('HINCRBY', K.campaign, 'held', 1) end

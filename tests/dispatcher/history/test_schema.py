@@ -70,8 +70,8 @@ def test_head_is_the_last_revision_of_the_script_directory() -> None:
 async def test_an_empty_database_migrates_to_head_and_back_to_base(empty_database_url: str) -> None:
     url = empty_database_url
     assert await schema.current(url) is None
-    assert await schema.upgrade(url) == schema.HEAD == "0002"
-    assert await schema.current(url) == "0002"
+    assert await schema.upgrade(url) == schema.HEAD == "0003"
+    assert await schema.current(url) == "0003"
     assert await _tables(url) == [
         ("alembic_version", "r"),
         ("calls", "p"),
@@ -90,9 +90,14 @@ async def test_an_empty_database_migrates_to_head_and_back_to_base(empty_databas
             "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = $1 ORDER BY indexname",
             table,
         )
+        by_campaign = [
+            (f"{table}_tenant_campaign_id", f"CREATE INDEX {table}_tenant_campaign_id ON ONLY"
+             f" public.{table} USING btree (tenant, campaign_id, id)"),
+        ] if table == "calls" else []  # fmt: skip
         assert [tuple(row) for row in indexes] == [
             (f"{table}_pkey", f"CREATE UNIQUE INDEX {table}_pkey ON ONLY public.{table} USING"
              " btree (tenant, id, created_at)"),
+            *by_campaign,
             (f"{table}_tenant_created", f"CREATE INDEX {table}_tenant_created ON ONLY"
              f" public.{table} USING btree (tenant, created_at)"),
             (f"{table}_tenant_ended", f"CREATE INDEX {table}_tenant_ended ON ONLY public.{table}"
@@ -108,7 +113,7 @@ async def test_an_empty_database_migrates_to_head_and_back_to_base(empty_databas
     assert await _tables(url) == [("alembic_version", "r")]  # Alembic's own, empty
     functions = await _fetch(url, "SELECT proname FROM pg_proc WHERE proname LIKE 'dispatcher%'")
     assert functions == []
-    assert await schema.upgrade(url) == "0002"  # and up again from base
+    assert await schema.upgrade(url) == "0003"  # and up again from base
 
 
 async def test_a_second_upgrade_changes_nothing(empty_database_url: str) -> None:
@@ -116,10 +121,10 @@ async def test_a_second_upgrade_changes_nothing(empty_database_url: str) -> None
     await schema.upgrade(url)
     await _fetch(url, "SELECT dispatcher_month_partition('calls', '2026-11-05')")
     before = await _fetch(url, CATALOG)
-    assert await schema.upgrade(url) == "0002"  # at HEAD: Alembic is not even started
-    assert await schema.upgrade(url, "0002") == "0002"  # Alembic, with nothing to do
+    assert await schema.upgrade(url) == "0003"  # at HEAD: Alembic is not even started
+    assert await schema.upgrade(url, "0003") == "0003"  # Alembic, with nothing to do
     assert await _fetch(url, CATALOG) == before
-    assert [tuple(row) for row in await _fetch(url, "TABLE alembic_version")] == [("0002",)]
+    assert [tuple(row) for row in await _fetch(url, "TABLE alembic_version")] == [("0003",)]
 
 
 UPGRADE = "import asyncio, logging, sys; from dispatcher.history import schema; logging.basicConfig(level=logging.INFO); print(asyncio.run(schema.upgrade(sys.argv[1])))"  # noqa: E501
@@ -158,10 +163,10 @@ async def test_two_processes_upgrading_at_once_take_turns(empty_database_url: st
     finally:
         await holder.close()
     assert [process.returncode for process in processes] == [0, 0], outcomes
-    assert [stdout.splitlines()[-1] for stdout, _ in outcomes] == ["0002", "0002"]
+    assert [stdout.splitlines()[-1] for stdout, _ in outcomes] == ["0003", "0003"]
     assert sum("Running upgrade  -> 0001" in stderr for _, stderr in outcomes) == 1
     assert sum("Running upgrade 0001 -> 0002" in stderr for _, stderr in outcomes) == 1
-    assert [tuple(row) for row in await _fetch(url, "TABLE alembic_version")] == [("0002",)]
+    assert [tuple(row) for row in await _fetch(url, "TABLE alembic_version")] == [("0003",)]
 
 
 async def test_a_database_ahead_of_this_release_is_refused(empty_database_url: str) -> None:

@@ -31,6 +31,7 @@ PROTECTED = [
     "/dashboard/api/snapshot",
     "/dashboard/api/calls/1",
     "/dashboard/api/week",
+    "/dashboard/api/campaigns/1/report",
 ]
 
 
@@ -285,6 +286,35 @@ async def test_the_snapshot_shows_campaigns_and_open_sms_sessions_in_the_tenants
     assert finished.status == 200
     snapshot = await (await client.get("/dashboard/api/snapshot")).json()
     assert snapshot["open_sms_sessions"] == []
+
+
+async def test_a_campaign_rows_report_is_the_campaigns_own_and_its_tenants_only(
+    client: TestClient[Any, Any], tenants: None
+) -> None:
+    """The dashboard's campaign rows read GET /campaigns/:id/report through the session; a
+    campaign of another tenant, or none, is not found."""
+    campaigns = "/apps/api/v1/campaigns"
+    body = {"name": "spring", "menu_id": 9}
+    created = await client.post(campaigns, json=body, headers=basic())
+    campaign_id = (await created.json())["id"]
+    calls = [{"end_user_number": "+1 205-555-0100", "scheduled_at": "2030-06-03T17:00:00Z"}]
+    batch = await client.post(
+        f"{campaigns}/{campaign_id}/calls/batch", json={"calls": calls}, headers=basic()
+    )
+    assert batch.status == 200
+    api = await client.get(f"{campaigns}/{campaign_id}/report", headers=basic())
+    await login(client, DEMO)
+    response = await client.get(f"/dashboard/api/campaigns/{campaign_id}/report")
+    assert response.status == 200
+    report = await response.json()
+    assert report == await api.json()
+    assert (report["contacts"], report["outcomes"]["pending"], report["held"]) == (1, 1, 0)
+    for path in ("99", "x"):
+        missing = await client.get(f"/dashboard/api/campaigns/{path}/report")
+        assert (missing.status, await missing.json()) == (404, {"message": "Campaign not found"})
+    await login(client, ACME)
+    other = await client.get(f"/dashboard/api/campaigns/{campaign_id}/report")
+    assert (other.status, await other.json()) == (404, {"message": "Campaign not found"})
 
 
 async def test_a_call_detail_is_the_call_and_its_history(

@@ -121,6 +121,7 @@ def test_the_page_routes_stay_out_of_the_api_paths() -> None:
         "/dashboard/api/snapshot",
         "/dashboard/api/calls/{id}",
         "/dashboard/api/week",
+        "/dashboard/api/campaigns/{id}/report",
         "/dashboard/events",
         "/agent",
         "/static/{name}",
