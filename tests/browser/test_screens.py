@@ -75,13 +75,15 @@ async def _campaigns(client: TestClient[Any, Any]) -> datetime:
     soon = clock.iso(clock.now() + timedelta(seconds=0.3))
     fired = await _join(client, completed, [soon, soon])
 
-    async def done() -> bool | None:
+    async def both_fired() -> bool | None:
         read = await get_json(client, f"{API}/campaigns/{completed}")
-        return True if read["state"] == "completed" else None
+        return True if read["progress"]["fired"] == 2 else None
 
-    await eventually(done, "the first campaign completed")
+    await eventually(both_fired, "the first campaign's calls fired")
     for call_id in fired:  # nobody is available: they waited queued
         await post_json(client, f"{CALLS}/{call_id}/finish")
+    read = await get_json(client, f"{API}/campaigns/{completed}")
+    assert read["state"] == "completed"  # every call ended
     paused = await _campaign(client, "Renewals (on hold)")
     await post_json(client, f"{API}/campaigns/{paused}/pause")
     await _join(client, paused, [clock.iso(clock.now() + timedelta(seconds=0.3))] * 3)
@@ -201,6 +203,11 @@ async def test_both_pages_show_every_state_at_desktop_and_phone_width(
     await expect(states).to_have_text(["running", "paused", "completed"])
     paused = board.locator("#campaigns tr[data-campaign]").nth(1).locator("td")
     await expect(paused.nth(3)).to_have_text("3")  # held past their time
+    # Each row's outcomes from the campaign's report: the first campaign's two calls ended
+    # through the API before they connected, the paused one's three wait.
+    outcomes = board.locator("#campaigns tr[data-campaign] .campaign-outcomes")
+    await expect(outcomes.nth(2).locator(".outcome")).to_have_text(["2 cancelled"])
+    await expect(outcomes.nth(1).locator(".outcome")).to_have_text(["3 pending"])
     running = board.locator("#campaigns tr[data-campaign]").first.locator("td")
     await expect(running.nth(4)).to_have_text(_due(next_due))
     await expect(running.nth(5)).to_have_text(_due(next_due + timedelta(hours=2)))
