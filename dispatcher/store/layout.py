@@ -16,12 +16,18 @@ the migration, so that it is archived one hot retention later.
 
 Layout 4 (issue 18) keeps each tenant's SMS opt-outs in a sorted set, number -> ms it opted
 out, where a set held the numbers alone: the migration scores every number with the moment
-of the migration, the first time it is known on the list."""
+of the migration, the first time it is known on the list.
+
+Layout 5 (issue 19) gives each campaign a list index of its calls (`campaign:<id>:calls`,
+GET /calls?campaign_id= and the campaign's results): the migration indexes every call still in
+Redis whose meta names a campaign, at its creation time (the tenant's index's score). Their
+objects stay as they were, without the `campaign_id` key the calls stored since carry."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError, WatchError
 
@@ -29,7 +35,7 @@ from dispatcher.domain import clock
 from dispatcher.domain.statuses import TERMINAL_CALL_STATUSES, TERMINAL_CHAT_STATUSES
 from dispatcher.store import keys
 
-CURRENT = 4
+CURRENT = 5
 RENAMES_PER_ROUND_TRIP = 500
 
 
@@ -73,6 +79,9 @@ async def migrate(redis: Redis, on_renamed: Callable[[int], None] | None = None)
         now_ms = clock.to_ms(clock.now())
         for subdomain in await _subdomains(redis):
             await _score_opt_outs(redis, keys.TenantKeys(subdomain), now_ms)
+    if found < 5:
+        for subdomain in await _subdomains(redis):
+            await _index_campaign_calls(redis, keys.TenantKeys(subdomain))
     await redis.set(keys.LAYOUT, CURRENT)
     return renamed
 
@@ -91,6 +100,36 @@ async def _index_ended(redis: Redis, tenant: keys.TenantKeys, now_ms: int) -> No
                 batch = []
         if batch:
             await redis.zadd(tenant.ended(kind), dict.fromkeys(batch, now_ms), nx=True)
+
+
+async def _index_campaign_calls(redis: Redis, tenant: keys.TenantKeys) -> None:
+    """Layout 5: each call of a campaign joins its campaign's list index, read from its meta
+    in pipelined batches as ZSCAN reads the tenant's index of calls (ZADD of a member already
+    there, a call stored since, changes nothing but its equal score)."""
+    batch: list[tuple[bytes, float]] = []
+    async for member, score in redis.zscan_iter(tenant.calls, count=1000):
+        batch.append((member, score))
+        if len(batch) == RENAMES_PER_ROUND_TRIP:
+            await _index_batch(redis, tenant, batch)
+            batch = []
+    await _index_batch(redis, tenant, batch)
+
+
+async def _index_batch(
+    redis: Redis, tenant: keys.TenantKeys, batch: list[tuple[bytes, float]]
+) -> None:
+    if not batch:
+        return
+    async with redis.pipeline(transaction=False) as pipe:
+        for member, _ in batch:
+            pipe.hget(tenant.call(int(member)), "meta")
+        metas = await pipe.execute()
+    async with redis.pipeline(transaction=False) as pipe:
+        for (member, score), meta in zip(batch, metas, strict=True):
+            campaign_id = orjson.loads(meta).get("campaign_id") if meta else None
+            if campaign_id is not None:
+                pipe.zadd(tenant.campaign_calls(int(campaign_id)), {member: score})
+        await pipe.execute()
 
 
 async def _score_opt_outs(redis: Redis, tenant: keys.TenantKeys, now_ms: int) -> None:

@@ -423,13 +423,13 @@ def test_worker_refuses_an_outdated_redis_until_migrate_renames_it(
     assert (refused.exit_code, refused.stderr) == (
         1,
         "Error: Redis holds keys of layout 1, written by an older release; stop its processes "
-        "and run `dispatcher migrate` (this release uses layout 4)\n",
+        "and run `dispatcher migrate` (this release uses layout 5)\n",
     )
     migrated = CliRunner().invoke(main, ["migrate"])
-    assert (migrated.exit_code, migrated.stdout) == (0, "layout 4: 1 key renamed\n")
+    assert (migrated.exit_code, migrated.stdout) == (0, "layout 5: 1 key renamed\n")
     assert store.get("dsp:t:{demo}:directory") == b"{}"
     again = CliRunner().invoke(main, ["migrate"])
-    assert (again.exit_code, again.stdout) == (0, "layout 4: 0 keys renamed\n")
+    assert (again.exit_code, again.stdout) == (0, "layout 5: 0 keys renamed\n")
     store.flushdb()
     store.close()
 

@@ -96,13 +96,13 @@ async def test_a_layout_one_redis_is_renamed_in_place_with_its_contents_and_expi
         await layout.refuse_outdated(redis)
     assert str(refused.value) == (
         "Redis holds keys of layout 1, written by an older release; stop its processes and run "
-        "`dispatcher migrate` (this release uses layout 4)"
+        "`dispatcher migrate` (this release uses layout 5)"
     )
 
     assert await layout.migrate(redis) == len(before)
     assert await _tenant_keys(redis, TENANT.prefix) == before
     assert await _tenant_keys(redis, OLD_PREFIX) == {}
-    assert await redis.get(keys.LAYOUT) == b"4"
+    assert await redis.get(keys.LAYOUT) == b"5"
     assert await layout.migrate(redis) == 0
     await layout.refuse_outdated(redis)  # passes
 
@@ -110,7 +110,7 @@ async def test_a_layout_one_redis_is_renamed_in_place_with_its_contents_and_expi
 async def test_an_empty_or_current_redis_needs_no_migration(redis: Redis) -> None:
     assert await layout.version(redis) == layout.CURRENT
     await layout.refuse_outdated(redis)
-    assert await redis.get(keys.LAYOUT) == b"4"  # written down at the first start
+    assert await redis.get(keys.LAYOUT) == b"5"  # written down at the first start
     await load_tenant(redis)
     assert await layout.version(redis) == layout.CURRENT
 
@@ -131,7 +131,7 @@ async def test_a_layout_two_redis_gets_its_ended_records_in_the_ended_set(
     ended = await redis.zrange(TENANT.ended("call"), 0, -1, withscores=True)
     assert [member for member, _ in ended] == [f"{1:015d}".encode()]  # not the ringing one
     assert ended[0][1] >= before  # as if it ended at the migration
-    assert await redis.get(keys.LAYOUT) == b"4"
+    assert await redis.get(keys.LAYOUT) == b"5"
 
 
 OPTED_OUT = {"message": "Outbound SMS failed. Consumer has opted out of SMS."}
@@ -168,7 +168,7 @@ async def test_a_layout_three_redis_gets_its_opt_outs_as_sorted_sets_scored_at_t
     before = clock.to_ms(clock.now())
     assert await layout.migrate(redis) == 0
     after = clock.to_ms(clock.now())
-    assert await redis.get(keys.LAYOUT) == b"4"
+    assert await redis.get(keys.LAYOUT) == b"5"
     scored = await redis.zrange(demo.do_not_contact, 0, -1, withscores=True)
     assert sorted(member.decode() for member, _ in scored) == numbers
     [moment] = {score for _, score in scored}  # one moment: the migration's
@@ -188,3 +188,45 @@ async def test_a_layout_three_redis_gets_its_opt_outs_as_sorted_sets_scored_at_t
     assert (refused_sms.status, await refused_sms.json()) == (400, OPTED_OUT)
     quiet_sms = await client.post(f"{API}/sms", json=SMS, headers=basic("quiet", "quiet-token"))
     assert quiet_sms.status == 200  # its own list, empty
+
+
+async def test_a_layout_four_redis_gets_its_campaign_calls_in_their_campaigns_index(
+    client: TestClient[Any, Any], redis: Redis
+) -> None:
+    await load_tenant(redis)
+    campaigns = f"{API}/campaigns"
+    lists = []
+    for name in ("first", "second"):
+        created = await client.post(campaigns, json={"name": name, "menu_id": 9}, headers=basic())
+        campaign_id = (await created.json())["id"]
+        calls = [
+            {"end_user_number": f"+1 205-555-{n:04d}", "scheduled_at": "2030-06-03T17:00:00Z"}
+            for n in range(600 if name == "first" else 1)  # the first more than one batch
+        ]
+        joined = await client.post(
+            f"{campaigns}/{campaign_id}/calls/batch", json={"calls": calls}, headers=basic()
+        )
+        assert joined.status == 200
+        lists.append(
+            (
+                campaign_id,
+                await redis.zrange(TENANT.campaign_calls(campaign_id), 0, -1, withscores=True),
+            )
+        )
+    await inbound_call(client, MULTICAST_MENU)  # no campaign's
+    for campaign_id, _ in lists:
+        await redis.delete(TENANT.campaign_calls(campaign_id))  # as layout 4 left them
+    await redis.set(keys.LAYOUT, 4)
+    with pytest.raises(layout.OutdatedLayout):
+        await layout.refuse_outdated(redis)
+
+    assert await layout.migrate(redis) == 0
+    for campaign_id, indexed in lists:
+        assert (
+            await redis.zrange(TENANT.campaign_calls(campaign_id), 0, -1, withscores=True)
+            == indexed
+        )
+    assert [len(indexed) for _, indexed in lists] == [600, 1]
+    assert await redis.get(keys.LAYOUT) == b"5"
+    listed = await client.get(f"{API}/calls?campaign_id={lists[1][0]}", headers=basic())
+    assert listed.headers["Total"] == "1"
