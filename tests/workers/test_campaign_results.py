@@ -250,6 +250,9 @@ async def test_the_list_filters_by_campaign_live_archived_and_both(
         }
 
     live = await lists()
+    report = f"{API}/reports/calls?group_by=day&campaign_id={first}"
+    totals = (await get_json(client, report))["totals"]
+    assert (totals["calls"], totals["statuses"]) == (4, {"failed": 2, "scheduled": 2})
     assert live == {
         f"campaign_id={first}": (mine[::-1], {"Total": "4", "Per-Page": "100"}),
         f"campaign_id={first}&sort_direction=asc": (mine, {"Total": "4", "Per-Page": "100"}),
@@ -269,6 +272,7 @@ async def test_the_list_filters_by_campaign_live_archived_and_both(
         f"{call_id:015d}".encode() for call_id in mine[2:]
     ]
     assert await lists() == live  # half archived, half live: listed the same
+    assert (await get_json(client, report))["totals"] == totals  # and reported the same
     for bad in ("x", "0", "-1", "1.5", "", "9" * 19):
         response = await client.get(f"{CALLS}?campaign_id={bad}", headers=basic())
         assert (response.status, await conforming(response, CALLS)) == (400, INVALID)
