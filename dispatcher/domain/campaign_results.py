@@ -13,9 +13,11 @@ from typing import Any
 
 import orjson
 
+from dispatcher.directory.schema import RedialPolicy
 from dispatcher.domain import clock
 from dispatcher.domain.campaigns import CANCELLED_DETAILS
-from dispatcher.domain.compliance import ON_DNC_LIST, RedialPolicy
+from dispatcher.domain.compliance import ON_DNC_LIST
+from dispatcher.domain.redials import MACHINE
 from dispatcher.domain.statuses import TERMINAL_CALL_STATUSES, CallStatus, FailReason
 
 
@@ -80,6 +82,11 @@ class CampaignCall:
             held=call.get("held_until") is not None,
         )
 
+    @property
+    def machine(self) -> bool:
+        """A machine answered and the call failed for it (redials.outcome_of's `machine`)."""
+        return self.fail_reason == FailReason.EU_NO_ANSWER and self.answered_by == MACHINE
+
 
 @dataclass(slots=True)
 class Contact:
@@ -137,11 +144,11 @@ def _failure(contact: Contact, policy: RedialPolicy | None) -> Outcome:
     )
     if cancelled:
         return Outcome.CANCELLED
-    machine = call.answered_by == "machine"
-    listed = policy is not None and ("machine" if machine else call.fail_reason) in policy.after_s
-    if listed and policy is not None and contact.attempts >= policy.max_attempts:
+    # The policy's word for the failure, as the redial of it was decided (redials.outcome_of).
+    named = MACHINE if call.machine else call.fail_reason
+    if policy is not None and named in policy.after_s and contact.attempts >= policy.max_attempts:
         return Outcome.MAX_ATTEMPTS_REACHED
-    if machine:
+    if call.machine:
         return Outcome.MACHINE
     if call.fail_reason == FailReason.EU_BUSY:
         return Outcome.BUSY

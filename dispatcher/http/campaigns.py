@@ -8,8 +8,9 @@ from typing import Any
 import structlog
 from aiohttp import hdrs, web
 
+from dispatcher.directory.schema import RedialPolicy
 from dispatcher.directory.tenant import Tenant
-from dispatcher.domain import campaign_results
+from dispatcher.domain import campaign_results, redials
 from dispatcher.domain.campaign_results import EXPORT_COLUMNS, Contacts, export_row
 from dispatcher.domain.campaigns import (
     CAMPAIGN_NOT_FOUND,
@@ -117,8 +118,7 @@ async def campaign_report(request: web.Request) -> web.Response:
 async def report(stores: Stores, campaign_id: int, size: int) -> dict[str, Any]:
     """The campaign's report (also the dashboard's campaign rows')."""
     contacts = await gathered(stores, campaign_id, size)
-    policy = (await stores.campaigns.rules(campaign_id)).redial
-    return campaign_results.report(campaign_id, contacts, policy)
+    return campaign_results.report(campaign_id, contacts, await _policy(stores, campaign_id))
 
 
 @routes.get(BASE + "/{id}/export")
@@ -131,7 +131,7 @@ async def export_campaign(request: web.Request) -> web.StreamResponse:
     size = request.app[SETTINGS].export_batch_size
     async with exports.one_of_few(request, tenant):
         contacts = (await gathered(stores, campaign_id, size)).ordered()
-        policy = (await stores.campaigns.rules(campaign_id)).redial
+        policy = await _policy(stores, campaign_id)
         response = web.StreamResponse(headers=_export_headers(request, campaign_id))
         if exports.takes_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, "")):
             response.enable_compression(web.ContentCoding.gzip)
@@ -153,6 +153,11 @@ async def gathered(stores: Stores, campaign_id: int, size: int) -> Contacts:
     async for batch in stores.calls.campaign_calls(campaign_id, size):
         contacts.add(batch)
     return contacts
+
+
+async def _policy(stores: Stores, campaign_id: int) -> RedialPolicy | None:
+    """The redial policy its calls follow: its own, else the tenant's default."""
+    return redials.policy_for(stores.tenant, await stores.campaigns.rules(campaign_id))
 
 
 def _export_headers(request: web.Request, campaign_id: int) -> dict[str, str]:

@@ -3,9 +3,8 @@ listed by it (live, archived, both), its report counts each contact's final outc
 export has one row a contact, the same after the calls moved to PostgreSQL, and it reads
 `completed` once every call has ended.
 
-The redial chains are built here as the redials will build them (a child call of the same
-campaign naming its parent, `meta.contact_id` and `meta.attempt`, the parent `recovered`),
-and a machine's answer as answering machine detection records it (`meta.answered_by`)."""
+The redials are the workers' own (workers/redials.py); a machine's answer is written as
+answering machine detection records it (`eu_no_answer`, `meta.answered_by` machine)."""
 
 from __future__ import annotations
 
@@ -26,11 +25,12 @@ from redis.asyncio import Redis
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import clock, lifecycle
 from dispatcher.domain.campaigns import CANCELLED_DETAILS
-from dispatcher.domain.compliance import ON_DNC_LIST, CampaignRules, RedialPolicy
+from dispatcher.domain.compliance import ON_DNC_LIST
 from dispatcher.domain.statuses import FailReason
 from dispatcher.history.archive import Archive
 from dispatcher.metrics import Metrics
 from dispatcher.settings import Settings
+from dispatcher.store import jobs
 from dispatcher.store.calls import Change, Snapshot
 from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.scripts import Scripts
@@ -48,6 +48,7 @@ from tests.workers.conftest import (
     load_tenant,
     offers_of,
     post_json,
+    wait_for_job,
 )
 from workers.archiver import Archiver
 
@@ -59,9 +60,12 @@ STILL = {"cascade_interval_s": 10, "offer_timeout_s": 10, "max_wait_s": 60}
 RULES = [
     {"prefix": "+120555502", "outcome": "busy"},
     {"prefix": "+120555503", "outcome": "no_answer"},
-    {"prefix": "+120555504", "outcome": "failed"},
+    {"prefix": "+120555504", "outcome": "wrong_number"},
+    {"prefix": "+120555509", "outcome": "failed"},
 ]
-POLICY = {"max_attempts": 2, "after_s": {"eu_busy": 60, "eu_no_answer": 60, "machine": 60}}
+# A carrier's failure and a machine are redialled an hour later, twice at most; a busy or
+# unanswered call is not.
+POLICY = {"max_attempts": 2, "after_s": {"voip_conn_general": 3600, "machine": 3600}}
 REPORT, EXPORT = CAMPAIGNS + "/{id}/report", CAMPAIGNS + "/{id}/export"
 NOT_FOUND = {"message": "Campaign not found"}
 INVALID = {"message": "campaign_id is not valid"}
@@ -89,15 +93,11 @@ def due_in(seconds: float) -> str:
 
 
 async def create_campaign(
-    client: TestClient[Any, Any], redis: Redis, name: str = "results", policy: Any = None
+    client: TestClient[Any, Any], name: str = "results", policy: Any = None
 ) -> int:
-    """A campaign on Lock Star at 100 calls a second; `policy` its redial policy, written
-    into its stored rules as the campaign's create will parse it (before any call joins)."""
+    """A campaign on Lock Star at 100 calls a second; `policy` its redial policy."""
     body = {"name": name, "menu_id": LOCK_STAR, "pacing": {"calls_per_second": 100}}
-    created = await post_json(client, CAMPAIGNS, body, status=201)
-    if policy is not None:
-        rules = CampaignRules(redial=RedialPolicy.model_validate(policy)).model_dump_json()
-        await redis.hset(TENANT.campaign(created["id"]), "rules", rules)
+    created = await post_json(client, CAMPAIGNS, {**body, "redial": policy}, status=201)
     return int(created["id"])
 
 
@@ -133,28 +133,19 @@ async def fail_as(
     assert await stores.calls.apply(call_id, decide) is not None
 
 
-async def redial(
-    client: TestClient[Any, Any], stores: Stores, campaign_id: int, parent: dict[str, Any], at: str
-) -> dict[str, Any]:
-    """The redial of a failed call: a call of the same campaign naming it as its parent, the
-    contact's second attempt, and the parent `recovered`."""
-    number = await stores.calls.load(parent["id"])
-    assert number is not None and number.meta.end_user_number is not None
-    [child] = await join(
-        client, campaign_id, [callback(number.meta.end_user_number, at, call_id=parent["id"])]
-    )
-    assert child["parent_id"] == parent["id"]
-
-    def chained(current: Snapshot) -> Change:
-        meta = current.meta.model_copy(update={"contact_id": parent["id"], "attempt": 2})
-        return Change(current.call, meta=meta, announce=False)
-
-    def recovered(current: Snapshot) -> Change:
-        return Change(current.call.model_copy(update={"status": "recovered"}))
-
-    assert await stores.calls.apply(child["id"], chained) is not None
-    assert await stores.calls.apply(parent["id"], recovered) is not None
-    return child
+async def redialled(
+    client: TestClient[Any, Any], redis: Redis, call_id: int, child: bool = True
+) -> dict[str, Any] | None:
+    """Once the workers' redial of a failed call has run: its child (None with `child`
+    False: the redial was refused, the call stays failed)."""
+    await wait_for_job(redis, jobs.JobSpec(jobs.REDIAL_CALL, "demo", call_id, 0).job_id)
+    parent = await get_call(client, call_id)
+    assert parent["status"] == ("recovered" if child else "failed"), parent
+    children, _ = await listed(client, "status=scheduled&per=1000")
+    found = [await get_call(client, i) for i in children]
+    mine = [call for call in found if call["parent_id"] == call_id]
+    assert len(mine) == (1 if child else 0), mine
+    return mine[0] if mine else None
 
 
 @contextlib.asynccontextmanager
@@ -197,7 +188,7 @@ async def test_campaign_calls_carry_their_campaign_id_and_other_calls_do_not(
     client: TestClient[Any, Any], redis: Redis
 ) -> None:
     await load_tenant(redis, menus={LOCK_STAR: STILL})
-    campaign_id = await create_campaign(client, redis)
+    campaign_id = await create_campaign(client)
     [joined] = await join(client, campaign_id, [callback("+1 205-555-0100", due_in(3600))])
     assert joined["campaign_id"] == campaign_id
     assert (await get_call(client, joined["id"]))["campaign_id"] == campaign_id
@@ -219,8 +210,8 @@ async def test_the_list_filters_by_campaign_live_archived_and_both(
     client: TestClient[Any, Any], redis: Redis, archiver: Archiver
 ) -> None:
     await load_tenant(redis, menus={LOCK_STAR: STILL})
-    first = await create_campaign(client, redis, "first")
-    second = await create_campaign(client, redis, "second")
+    first = await create_campaign(client, "first")
+    second = await create_campaign(client, "second")
     later = due_in(3600)
     mine = [
         c["id"]
@@ -295,44 +286,46 @@ async def test_the_report_and_export_say_each_contacts_outcome_live_and_archived
         menus={LOCK_STAR: PATIENT},
     )
     stores = await stores_of(redis)
-    campaign_id = await create_campaign(client, redis, policy=POLICY)
+    campaign_id = await create_campaign(client, policy=POLICY)
     soon, later = due_in(0.3), due_in(3600)
     numbers = {
         "answered": "+12055550100",
         "busy": "+12055550200",
         "not_picked_up": "+12055550300",
-        "failed": "+12055550400",
+        "failed": "+12055550400",  # a wrong number: never redialled
         "dnc": "+12055550500",
-        "redial_scheduled": "+12055550201",
-        "max_attempts_reached": "+12055550301",
+        "redial_scheduled": "+12055550900",  # the carrier fails it: redialled in an hour
+        "max_attempts_reached": "+12055550800",
         "pending": "+12055550600",
         "cancelled": "+12055550700",
-        "machine": "+12055550800",
+        "machine": "+12055550801",
     }
-    placed = ["answered", "busy", "not_picked_up", "failed", "dnc"]
-    placed += ["redial_scheduled", "max_attempts_reached"]
-    waiting = ["pending", "cancelled", "machine"]
+    placed = ["answered", "busy", "not_picked_up", "failed", "dnc", "redial_scheduled"]
+    waiting = ["max_attempts_reached", "pending", "cancelled", "machine"]
     calls = [callback(numbers[name], soon) for name in placed]
     calls += [callback(numbers[name], later) for name in waiting]
     first = dict(zip([*placed, *waiting], await join(client, campaign_id, calls), strict=True))
-    dnc = await post_json(
-        client, f"{API}/outbound_dialer/dnc", {"contacts": [{"phone_number": numbers["dnc"]}]}
-    )
-    assert dnc[0]["status"] == "created"
+    listed_on_dnc = [{"phone_number": numbers[name]} for name in ("dnc", "machine")]
+    dnc = await post_json(client, f"{API}/outbound_dialer/dnc", {"contacts": listed_on_dnc})
+    assert [entry["status"] for entry in dnc] == ["created", "created"]
     async with accepting(client):
         for name in placed:
             first[name] = await ended(client, first[name]["id"])
     assert first["answered"]["status"] == "finished"
-    assert (first["dnc"]["fail_reason"], first["dnc"]["fail_details"]) == (
-        "ag_canceled",
-        ON_DNC_LIST,
-    )
+    dnc_failure = (first["dnc"]["fail_reason"], first["dnc"]["fail_details"])
+    assert dnc_failure == ("ag_canceled", ON_DNC_LIST)
+    scheduled = await redialled(client, redis, first["redial_scheduled"]["id"])
     cancelled = await post_json(client, f"{CALLS}/{first['cancelled']['id']}/finish")
     assert (cancelled["fail_reason"], cancelled["fail_details"]) == ("ag_canceled", None)
+    # A machine, and its number now on the DNC list: not redialled, the call stays failed.
     await fail_as(stores, first["machine"]["id"], FailReason.EU_NO_ANSWER, answered_by="machine")
-    scheduled = await redial(client, stores, campaign_id, first["redial_scheduled"], later)
-    last = await redial(client, stores, campaign_id, first["max_attempts_reached"], later)
-    await fail_as(stores, last["id"], FailReason.EU_NO_ANSWER)
+    assert await redialled(client, redis, first["machine"]["id"], child=False) is None
+    # A machine twice: redialled once, then no more (two attempts at most).
+    machine = first["max_attempts_reached"]["id"]
+    await fail_as(stores, machine, FailReason.EU_NO_ANSWER, answered_by="machine")
+    last = await redialled(client, redis, machine)
+    assert last is not None and scheduled is not None
+    await fail_as(stores, last["id"], FailReason.EU_NO_ANSWER, answered_by="machine")
 
     path = f"{CAMPAIGNS}/{campaign_id}/report"
     report = await conforming(await client.get(path, headers=basic()), REPORT)
@@ -367,7 +360,7 @@ async def test_the_report_and_export_say_each_contacts_outcome_live_and_archived
     latest["redial_scheduled"] = await get_call(client, scheduled["id"])
     latest["max_attempts_reached"] = await get_call(client, last["id"])
     attempts = {"redial_scheduled": 2, "max_attempts_reached": 2}
-    answered_by = {"machine": "machine"}
+    answered_by = {"machine": "machine", "max_attempts_reached": "machine"}
     rows = [
         [
             str(first[name]["id"]),
@@ -425,7 +418,7 @@ async def test_a_campaign_completes_once_every_call_has_ended_and_not_while_a_re
 ) -> None:
     await load_tenant(redis, menus={LOCK_STAR: STILL})
     stores = await stores_of(redis)
-    campaign_id = await create_campaign(client, redis, policy=POLICY)
+    campaign_id = await create_campaign(client, policy=POLICY)
     path = f"{CAMPAIGNS}/{campaign_id}"
     assert (await get_json(client, path))["state"] == "running"  # no call yet
     calls = await join(
@@ -445,14 +438,18 @@ async def test_a_campaign_completes_once_every_call_has_ended_and_not_while_a_re
     assert (completed["state"], completed["counts"]) == ("completed", {"failed": 2})
     assert [c["state"] for c in await get_json(client, CAMPAIGNS)] == ["completed"]
 
-    child = await redial(client, stores, campaign_id, calls[0], due_in(3600))
+    # A later call fails as a machine: its redial, due in an hour, keeps the campaign running.
+    [late] = await join(client, campaign_id, [callback("+1 205-555-0199", due_in(3600))])
+    await fail_as(stores, late["id"], FailReason.EU_NO_ANSWER, answered_by="machine")
+    child = await redialled(client, redis, late["id"])
+    assert child is not None
     due = await get_json(client, path)
     assert (due["state"], due["counts"]) == (
         "running",
-        {"failed": 1, "recovered": 1, "scheduled": 1},
+        {"failed": 2, "recovered": 1, "scheduled": 1},
     )
-    await fail_as(stores, child["id"], FailReason.EU_BUSY)
-    assert (await get_json(client, path))["state"] == "completed"
+    await fail_as(stores, child["id"], FailReason.EU_NO_ANSWER, answered_by="machine")
+    assert (await get_json(client, path))["state"] == "completed"  # two attempts: no more
     assert (await post_json(client, f"{path}/pause"))["state"] == "paused"  # says so, ended or not
     assert (await post_json(client, f"{path}/resume"))["state"] == "completed"
 
@@ -466,7 +463,7 @@ async def test_unknown_campaigns_answer_404_on_the_results_routes(
             response = await client.get(f"{CAMPAIGNS}/{path}/{route}", headers=basic())
             template = REPORT if route == "report" else EXPORT
             assert (response.status, await conforming(response, template)) == (404, NOT_FOUND)
-    campaign_id = await create_campaign(client, redis)
+    campaign_id = await create_campaign(client)
     read = await client.get(f"{CAMPAIGNS}/{campaign_id}/report", headers=basic())
     report = await conforming(read, REPORT)
     assert report == {
