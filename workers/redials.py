@@ -29,16 +29,25 @@ RETRY_S = 1.0
 
 
 async def redial_call(ctx: dict[str, Any], subdomain: str, call_id: int) -> str:
-    """Makes the failed call's redial, if its policy still wants one now."""
+    """Makes the failed call's redial, if its policy still wants one now; then the call is
+    no longer among its campaign's redials being made (an error leaves it there, for the
+    retry)."""
     stores = await stores_of(typed(ctx), subdomain)
     if stores is None:
         return "no tenant"
-    failed = await stores.calls.load(call_id)
-    if failed is None or failed.call.status != CallStatus.FAILED:
-        return "not failed"
-    campaign_id = failed.meta.campaign_id
-    if campaign_id is None:
+    loaded = await stores.calls.load(call_id)
+    campaign_id = loaded.meta.campaign_id if loaded is not None else None
+    if loaded is None or campaign_id is None:
         return "not a campaign's call"
+    made = await _redial(stores, loaded, campaign_id)
+    await stores.campaigns.redial_made(campaign_id, call_id)
+    return made
+
+
+async def _redial(stores: Stores, failed: Snapshot, campaign_id: int) -> str:
+    if failed.call.status != CallStatus.FAILED:
+        return "not failed"
+    call_id = failed.call.id
     own = await stores.campaigns.rules(campaign_id)
     policy = redials.policy_for(stores.tenant, own)
     outcome = redials.outcome_of(failed.call, failed.meta)

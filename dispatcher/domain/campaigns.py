@@ -213,8 +213,9 @@ class CampaignObject(BaseModel):
     answering_machine: AnsweringMachine | None  # None: no detection asked
 
 
-def campaign_object(fields: dict[str, str], overdue: int) -> CampaignObject:
-    """The campaign as stored (its hash, decoded) and how many of its calls are overdue."""
+def campaign_object(fields: dict[str, str], overdue: int, redialling: int = 0) -> CampaignObject:
+    """The campaign as stored (its hash, decoded), how many of its calls are overdue, and how
+    many of its failed calls have their redial being made."""
     total, fired = int(fields.get("total", 0)), int(fields.get("fired", 0))
     raw_rules = fields.get("rules")
     rules = CampaignRules.model_validate_json(raw_rules) if raw_rules else NO_CAMPAIGN_RULES
@@ -229,7 +230,7 @@ def campaign_object(fields: dict[str, str], overdue: int) -> CampaignObject:
         id=int(fields["id"]),
         name=fields["name"],
         menu_id=int(fields["menu_id"]),
-        state=shown_state(CampaignState(fields["state"]), total, counts),
+        state=shown_state(CampaignState(fields["state"]), total, counts, redialling),
         pacing=Pacing(
             calls_per_second=float(fields["rate"]),
             max_waiting=int(max_waiting) if max_waiting else None,
@@ -259,14 +260,16 @@ def campaign_object(fields: dict[str, str], overdue: int) -> CampaignObject:
     )
 
 
-def shown_state(stored: CampaignState, total: int, counts: dict[str, int]) -> CampaignState:
+def shown_state(
+    stored: CampaignState, total: int, counts: dict[str, int], redialling: int = 0
+) -> CampaignState:
     """What a reader is told: `completed` once every call of a running campaign has ended,
     read from its counts by status. A call still scheduled (not fired yet, or a redial due)
-    or on its way (queued to connected) keeps it running. Derived on each read, so no write
-    races the pump, a late join or a redial: a redial is a scheduled call of the campaign,
-    counted as it is stored."""
+    or on its way (queued to connected) keeps it running, and so does a failed call whose
+    redial is being made (`redialling`, noted in the failure's own write). Derived on each
+    read, so no write races the pump, a late join or a redial."""
     live = sum(n for status, n in counts.items() if status not in TERMINAL_CALL_STATUSES)
-    if stored == CampaignState.RUNNING and total > 0 and live == 0:
+    if stored == CampaignState.RUNNING and total > 0 and live == 0 and redialling == 0:
         return CampaignState.COMPLETED
     return stored
 

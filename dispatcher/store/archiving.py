@@ -105,6 +105,7 @@ def call_footprint(
         entries.append((keys.campaign_due(campaign_id), plain))
         entries.append((keys.campaign_released(campaign_id), plain))
         entries.append((keys.campaign_calls(campaign_id), padded))
+        entries.append((keys.campaign_redialling(campaign_id), plain))
     for offer_id, agent_id in sorted(offers.items()):
         entries.append((keys.agent_offers(agent_id), str(offer_id)))
     return Footprint(own, entries)

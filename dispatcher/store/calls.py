@@ -490,7 +490,11 @@ class CallStore(RecordStore):
             if campaign_id is not None and write.held_until is not None:
                 menu_id = before.meta.menu_id or 0
                 return await self._hold_in_campaign(campaign_id, menu_id, write, now_ms)
-            return await self._scripts.run(Transition(write, queued, change.guard))
+            redialling = self.keys.campaign_redialling(campaign_id or 0) if redial else None
+            transition = Transition(
+                write, queued, change.guard, redialling, now_ms if redialling else None
+            )
+            return await self._scripts.run(transition)
         except Stale:
             return 0
 

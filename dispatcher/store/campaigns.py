@@ -54,6 +54,10 @@ _RULES: weakref.WeakKeyDictionary[Redis, dict[tuple[str, int], CampaignRules]] =
 
 
 ATTEMPTS = 8  # reads of a campaign's pump count before a script that names its next pump
+# A failed call's redial counts as being made this long at most: its job runs within
+# milliseconds, and one that never ends (its tries spent) must not keep the campaign from
+# reading `completed` for good.
+REDIAL_LEASE_MS = 300_000
 
 
 @dataclass(frozen=True)
@@ -145,14 +149,20 @@ class Campaigns:
                 pipe.hgetall(self.keys.campaign(campaign_id))
                 pipe.zcount(self.keys.campaign_due(campaign_id), "-inf", now_ms)
                 pipe.zcard(self.keys.campaign_released(campaign_id))
+                since = now_ms - REDIAL_LEASE_MS
+                pipe.zcount(self.keys.campaign_redialling(campaign_id), since, "+inf")
             replies = await pipe.execute()
         found = []
-        for i in range(0, len(replies), 3):
-            raw, due, released = replies[i : i + 3]
+        for i in range(0, len(replies), 4):
+            raw, due, released, redialling = replies[i : i + 4]
             if raw:
                 fields = {k.decode(): v.decode() for k, v in raw.items()}
-                found.append(campaign_object(fields, overdue=due + released))
+                found.append(campaign_object(fields, due + released, redialling))
         return found
+
+    async def redial_made(self, campaign_id: int, call_id: int) -> None:
+        """The failed call's redial was made, or decided against: no longer being made."""
+        await self._redis.zrem(self.keys.campaign_redialling(campaign_id), call_id)
 
     async def rules(self, campaign_id: int) -> CampaignRules:
         """The campaign's own calling window and contact limit, fixed at its creation: read

@@ -204,6 +204,12 @@ class TenantKeys:
         list index, zero-padded members: GET /calls?campaign_id=, the campaign's report)."""
         return Key(f"{self.prefix}campaign:{campaign_id}:calls")
 
+    def campaign_redialling(self, campaign_id: int) -> Key:
+        """Sorted set of a campaign's failed calls whose redial is being made (queued with the
+        failure, left once its job has made the child or decided on none), by the ms of the
+        failure: the campaign does not read `completed` meanwhile."""
+        return Key(f"{self.prefix}campaign:{campaign_id}:redialling")
+
     @property
     def campaigns(self) -> Key:
         """Sorted set of every campaign id, scored by creation time in ms."""

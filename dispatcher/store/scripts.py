@@ -261,6 +261,10 @@ class Transition(Script[int]):
     change: Write
     jobs: Jobs
     guard: Guard | None = None  # a scheduled call firing: CallBlocked when it may not start
+    # A campaign call failing with its redial queued: noted among the campaign's redials
+    # being made, at `now` ms (keys.campaign_redialling).
+    redialling: Key | None = None
+    now: int | None = None
 
     errors: ClassVar[Errors] = BLOCKED
 

@@ -32,6 +32,7 @@ from dispatcher.metrics import Metrics
 from dispatcher.settings import Settings
 from dispatcher.store import jobs
 from dispatcher.store.calls import Change, Snapshot
+from dispatcher.store.campaigns import REDIAL_LEASE_MS
 from dispatcher.store.directory import DirectoryCache
 from dispatcher.store.scripts import Scripts
 from dispatcher.store.stores import Stores
@@ -51,6 +52,7 @@ from tests.workers.conftest import (
     wait_for_job,
 )
 from workers.archiver import Archiver
+from workers.redials import redial_call
 
 CAMPAIGNS = f"{API}/campaigns"
 LOCK_STAR = 9  # mobile menu, groups [[1, 2], [4]]
@@ -452,6 +454,38 @@ async def test_a_campaign_completes_once_every_call_has_ended_and_not_while_a_re
     assert (await get_json(client, path))["state"] == "completed"  # two attempts: no more
     assert (await post_json(client, f"{path}/pause"))["state"] == "paused"  # says so, ended or not
     assert (await post_json(client, f"{path}/resume"))["state"] == "completed"
+
+
+async def test_a_failed_call_whose_redial_is_being_made_keeps_its_campaign_running(
+    client: TestClient[Any, Any], redis: Redis, job_context: dict[str, Any]
+) -> None:
+    """Between the failure and its redial's job (run here by hand) the campaign has no live
+    call, and still reads running: the failure's own write noted the redial being made. One
+    whose job never ends counts for REDIAL_LEASE_MS at most."""
+    await load_tenant(redis, menus={LOCK_STAR: STILL})
+    stores = await stores_of(redis)
+    campaign_id = await create_campaign(client, policy=POLICY)
+    path, redialling = f"{CAMPAIGNS}/{campaign_id}", TENANT.campaign_redialling(campaign_id)
+    [call] = await join(client, campaign_id, [callback("+1 205-555-0199", due_in(3600))])
+    await fail_as(stores, call["id"], FailReason.EU_NO_ANSWER, answered_by="machine")
+    read = await get_json(client, path)
+    assert (read["state"], read["counts"]) == ("running", {"failed": 1})
+    assert (
+        await redial_call(job_context, "demo", call["id"]) == f"redial {call['id'] + 1} in 3600 s"
+    )
+    read = await get_json(client, path)
+    assert (read["state"], read["counts"]) == ("running", {"recovered": 1, "scheduled": 1})
+    assert await redis.zcard(redialling) == 0
+    await fail_as(stores, call["id"] + 1, FailReason.EU_NO_ANSWER, answered_by="machine")
+    assert (await get_json(client, path))["state"] == "completed"  # its last attempt: no redial
+    assert await redis.zcard(redialling) == 0
+
+    [other] = await join(client, campaign_id, [callback("+1 205-555-0198", due_in(3600))])
+    await fail_as(stores, other["id"], FailReason.EU_NO_ANSWER, answered_by="machine")
+    assert (await get_json(client, path))["state"] == "running"
+    abandoned = clock.to_ms(clock.now()) - REDIAL_LEASE_MS - 1
+    await redis.zadd(redialling, {str(other["id"]): abandoned})
+    assert (await get_json(client, path))["state"] == "completed"
 
 
 async def test_unknown_campaigns_answer_404_on_the_results_routes(

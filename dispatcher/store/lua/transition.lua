@@ -3,6 +3,9 @@
 -- K.guard/A.guard (a scheduled call firing), only if the call may start (lib.lua's
 -- guard_refusal), which it then counts as an attempt: a number added to the DNC list is either
 -- added before this step, and blocks it, or after it.
+-- With K.redialling (a campaign call failing, its redial's job among A.jobs), the call joins its
+-- campaign's redials being made, at A.now, in the same step: the campaign never reads
+-- `completed` between the failure and its redial.
 -- Answers the new revision, or err `stale` when the record changed meanwhile (or is gone), or
 -- guard_refusal's err (`dnc`, `contact_limit`).
 if K.guard then
@@ -12,5 +15,6 @@ end
 local rev = cas_transition(K.change, A.change)
 if not rev then return err('stale') end
 if K.guard then guard_count(K.guard, A.guard) end
+if K.redialling then redis.call('ZADD', K.redialling, A.now, A.change.id) end
 enqueue_jobs(K.jobs, A.jobs)
 return ok(rev)
