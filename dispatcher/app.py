@@ -83,7 +83,9 @@ def create_app(settings: Settings, process_metrics: Metrics | None = None) -> we
     app[METRICS] = process_metrics or Metrics()
     app[LIVE_GAUGES] = LiveGauges(hot_retention_s=settings.hot_retention_s)
     app[dashboard.WEEKS] = dashboard.SharedReads()
-    app[dashboard.CAMPAIGN_REPORTS] = dashboard.SharedReads(dashboard.CAMPAIGN_REPORT_MAX_AGE_S)
+    app[dashboard.CAMPAIGN_REPORTS] = dashboard.SharedReads(
+        dashboard.CAMPAIGN_REPORT_MAX_AGE_S, dashboard.CAMPAIGN_REPORT_PER_READ_TIME
+    )
     app[EVENT_STREAMS] = sse.EventStreams()
     app.cleanup_ctx.append(redis_context)
     app.cleanup_ctx.append(database_context)

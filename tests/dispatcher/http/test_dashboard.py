@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from dispatcher.domain import clock
 from dispatcher.http.appkeys import DIRECTORY
+from dispatcher.http.dashboard import SharedReads
 from dispatcher.store import operator_sessions
 from dispatcher.store.keys import TenantKeys
 from tests.conftest import basic, demo_document, load_directory
@@ -456,3 +457,23 @@ def _ms(stamp: str) -> int:
     moment = clock.parse_iso(stamp)
     assert moment is not None
     return clock.to_ms(moment)
+
+
+async def test_a_shared_read_is_kept_for_a_multiple_of_its_own_duration() -> None:
+    """A slow read (a large campaign's report) is read again only once `per_read_time` times
+    its duration has passed, however often it is asked; concurrent askers share one read."""
+    reads = SharedReads(max_age_s=0, per_read_time=4)
+    count = 0
+
+    async def read() -> int:
+        nonlocal count
+        count += 1
+        await asyncio.sleep(0.05)
+        return count
+
+    assert await asyncio.gather(*(reads.get("t:1", read) for _ in range(3))) == [1, 1, 1]
+    assert await reads.get("t:1", read) == 1  # within 4 x its duration
+    took = sum(reads._read["t:1"][2])
+    await asyncio.sleep(took * 4 + 0.05)
+    assert await reads.get("t:1", read) == 2
+    assert await SharedReads(max_age_s=0).get("t:1", read) == 3  # no multiple: read each time
