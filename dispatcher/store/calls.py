@@ -462,10 +462,8 @@ class CallStore(RecordStore):
                 return None
             rev = await self._write(snapshot, change)
             if rev:
-                after = Snapshot(change.call, change.meta or snapshot.meta, rev)
-                if change.announce:
-                    await self.announce(after)
-                return after
+                # Announced by the write's own script (Write.events), as `announce` would.
+                return Snapshot(change.call, change.meta or snapshot.meta, rev)
         raise CallChanging(f"call {call_id} kept changing")
 
     async def _write(self, before: Snapshot, change: Change) -> int:
@@ -551,7 +549,14 @@ class CallStore(RecordStore):
             ended_score=now_ms if ends else None,
             held=self.keys.held if before.call.held_until or call.held_until else None,
             held_until=_ms(call.held_until),
+            events=self.keys.events if change.announce else None,
+            agent_events=self._agent_events(change, before) if change.announce else None,
         )
+
+    def _agent_events(self, change: Change, before: Snapshot) -> str | None:
+        """The channel of the agent holding the call after the change, if any."""
+        agent_id = Snapshot(change.call, change.meta or before.meta, 0).agent_id
+        return self.keys.agent_events(agent_id) if agent_id is not None else None
 
     async def _hold_in_campaign(
         self, campaign_id: int, menu_id: int, write: Write, now_ms: int

@@ -146,6 +146,10 @@ class Write:
     # till then (and moves it there in the scheduled set); without it, the call leaves the set.
     held: Key | None = None
     held_until: int | None = None
+    # Where the change is announced, by the same step that writes it (channels, not keys): the
+    # tenant's events and, for a call an agent holds, the agent's (CallStore.announce's shape).
+    events: str | None = None
+    agent_events: str | None = None
 
 
 # Calls and chats -------------------------------------------------------------------------

@@ -111,6 +111,22 @@ end
 -- tenant's held set (k.held) and its campaign's count of held calls, and leaves both with its
 -- next change that holds it no more.
 -- Returns the new revision, or nil when the record changed meanwhile (or does not exist).
+-- A change announced in the step that writes it (store/calls.py's announce, the same events):
+-- a job cancelled between a write and a second round trip would leave it unannounced.
+local function announce(a)
+  if a.events then
+    redis.call('PUBLISH', a.events, string.format('{"type":"call.updated","call":%s}', a.doc))
+  end
+  if a.agent_events then
+    if a.status == CALL.ASSIGNED then
+      local assigned = string.format('{"event":"assigned","data":{"call_id":%d}}', a.id)
+      redis.call('PUBLISH', a.agent_events, assigned)
+    end
+    local updated = string.format('{"event":"call_updated","data":%s}', a.doc)
+    redis.call('PUBLISH', a.agent_events, updated)
+  end
+end
+
 local function cas_transition(k, a)
   local stored = redis.call('HMGET', k.record, 'rev', 'status')
   local rev = tonumber(stored[1] or '0')
@@ -143,6 +159,7 @@ local function cas_transition(k, a)
       redis.call('HINCRBY', k.campaign, 'held', -1)
     end
   end
+  announce(a)
   return rev + 1
 end
 
