@@ -124,9 +124,11 @@ class DispatchWorker(Worker):
         WATCH pipeline per job: as many of the jobs read as this worker has free slots (it
         waits for one), skipping those other workers run, none once stopping, and no slot kept
         when Redis fails."""
-        slots = await self._take_slots(len(job_ids))
+        ours = self.tasks  # running here: no need to ask Redis whether they run
+        free = [job_id for job_id in job_ids if job_id.decode() not in ours]
+        slots = await self._take_slots(len(free))
         try:
-            claimed = await self._claim(job_ids, slots) if self.allow_pick_jobs else []
+            claimed = await self._claim(free, slots) if self.allow_pick_jobs else []
         except BaseException:
             self._give_back(slots)
             raise
