@@ -39,9 +39,11 @@ OVERRIDDEN = (
     Internal(
         "start_jobs",
         "(self, job_ids: list[bytes]) -> None",
-        "ARQ reads allow_pick_jobs once per poll, then starts up to queue_read_limit jobs: a "
-        "stopping worker would still start a whole batch (a lower limit would slow scheduled "
-        "calls). And ARQ keeps the job slot it took when Redis fails under its WATCH pipeline.",
+        "ARQ claims each job of a poll by its own WATCH pipeline (four round trips a job, and "
+        "two workers reading the same due jobs fight over each): the batch is claimed in one "
+        "script instead (claim_jobs.lua), setting the same in-progress keys. ARQ also reads "
+        "allow_pick_jobs once per poll (a stopping worker would start a whole batch) and keeps "
+        "the job slot it took when Redis fails under its pipeline.",
     ),
     Internal(
         "run_job",
@@ -71,8 +73,14 @@ USED = (
     Internal(
         "_release_sem_dec_counter_on_complete",
         "(self) -> None",
-        "Gives back the job slot ARQ took in start_jobs before Redis failed.",
+        "What a job's end does to its slot (the done callback of each run_job task start_jobs "
+        "makes, as ARQ's own start_jobs sets it).",
     ),
+    Internal("sem", "", "The job slots: start_jobs takes one per job it claims, as ARQ's does."),
+    Internal("job_counter", "", "The jobs running, counted on by start_jobs as ARQ's does."),
+    Internal("max_jobs", "", "The job slots in all: start_jobs claims no more than are free."),
+    Internal("loop", "", "The event loop start_jobs makes each run_job task on, as ARQ's does."),
+    Internal("queue_name", "", "The queue whose jobs claim_jobs.lua claims."),
     Internal("allow_pick_jobs", "", "ARQ's own switch for taking no new job (the graceful stop)."),
     Internal(
         "tasks",

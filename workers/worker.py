@@ -12,9 +12,12 @@ from typing import Any
 import structlog
 from arq import Worker
 from arq.constants import in_progress_key_prefix
+from arq.utils import timestamp_ms
 
 from dispatcher.domain import clock
 from dispatcher.store import heartbeats, jobs
+from dispatcher.store.keys import Key
+from dispatcher.store.scripts import ClaimJobs, Scripts
 from workers.redis_lost import (
     POLL_FAILED,
     REDIS_DOWN,
@@ -44,6 +47,7 @@ class DispatchWorker(Worker):
         # Jobs whose end could not be recorded because Redis was down, and when: their
         # in-progress keys would hold them back for in_progress_timeout_s.
         self._unrecorded: dict[str, float] = {}
+        self._scripts: Scripts | None = None  # registered on the pool at the first claim
 
     def stop_taking_jobs(self) -> None:
         """No new job from this worker's queue nor its lanes'; the running ones go on."""
@@ -116,19 +120,58 @@ class DispatchWorker(Worker):
             self._next_beat = time.monotonic() + heartbeats.BEAT_INTERVAL_S
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
-        """ARQ's, one job at a time: none once stopping, and no slot kept when Redis fails."""
-        for job_id in job_ids:
-            if not self.allow_pick_jobs:
-                return  # stopping: the rest of this batch stays queued for other workers
-            try:
-                await super().start_jobs([job_id])
-            except Exception as exc:
-                if not lost_redis(exc, POLL_FAILED):
-                    raise
-                # ARQ took a slot for this job before Redis failed, and would keep it forever
-                # (a WatchError that ARQ lets out comes from the connection, not a conflict).
-                self._release_sem_dec_counter_on_complete()
-                raise
+        """ARQ's, with the whole batch claimed in one script (claim_jobs.lua) where ARQ runs a
+        WATCH pipeline per job: as many of the jobs read as this worker has free slots (it
+        waits for one), skipping those other workers run, none once stopping, and no slot kept
+        when Redis fails."""
+        ours = self.tasks  # running here: no need to ask Redis whether they run
+        free = [job_id for job_id in job_ids if job_id.decode() not in ours]
+        slots = await self._take_slots(len(free))
+        try:
+            claimed = await self._claim(free, slots) if self.allow_pick_jobs else []
+        except BaseException:
+            self._give_back(slots)
+            raise
+        self._give_back(slots - len(claimed))
+        for job_id, score in claimed:
+            self.job_counter += 1
+            task = self.loop.create_task(self.run_job(job_id, score))
+            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            self.tasks[job_id] = task
+
+    async def _take_slots(self, wanted: int) -> int:
+        """Job slots for up to `wanted` jobs: the first waited for (as ARQ does), the others
+        only if free now, within max_jobs."""
+        if wanted == 0:
+            return 0
+        await self.sem.acquire()
+        taken = 1
+        while taken < wanted and not self.sem.locked():
+            await self.sem.acquire()
+            taken += 1
+        room = max(self.max_jobs - self.job_counter, 0)
+        self._give_back(taken - min(taken, room))
+        return min(taken, room)
+
+    def _give_back(self, slots: int) -> None:
+        for _ in range(slots):
+            self.sem.release()
+
+    async def _claim(self, job_ids: list[bytes], most: int) -> list[tuple[str, int]]:
+        if not job_ids or most == 0:
+            return []
+        if self._scripts is None:
+            self._scripts = Scripts.register(self.pool)
+        order = [job_id.decode() for job_id in job_ids]
+        claim = ClaimJobs(
+            queue=Key(self.queue_name),
+            running={job_id: Key(in_progress_key_prefix + job_id) for job_id in order},
+            order=order,
+            most=most,
+            now=timestamp_ms(),
+            timeout=int(self.in_progress_timeout_s * 1000),
+        )
+        return await self._scripts.run(claim)
 
     async def run_job(self, job_id: str, score: int) -> None:
         """ARQ's, with the job's log fields; a lost Redis is noted, not let out to the loop."""

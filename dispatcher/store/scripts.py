@@ -582,6 +582,23 @@ class DncPage(Script[tuple[int, list[tuple[str, int, int | None]]] | None]):
 
 
 @dataclass(frozen=True)
+class ClaimJobs(Script[list[tuple[str, int]]]):
+    """The due jobs claimed for this worker (at most `most`), in the order given: (job id,
+    score)."""
+
+    name: ClassVar[str] = "claim_jobs"
+    queue: Key
+    running: Mapping[str, Key]  # job id -> its in-progress key
+    order: list[str]
+    most: int
+    now: int
+    timeout: int
+
+    def result(self, ok: Any) -> list[tuple[str, int]]:
+        return [(str(job_id), int(score)) for job_id, score in list_of(ok)]
+
+
+@dataclass(frozen=True)
 class TakeToken(Script[int]):
     """The ms to wait for the tokens: 0 when they were taken."""
 
