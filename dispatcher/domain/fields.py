@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from dispatcher.domain.errors import InvalidRequest
 
 
@@ -22,6 +24,18 @@ def integer(raw: object) -> int | None:
 # CRM ticket ids are short (Salesforce's are 18 characters); a longer one is refused rather
 # than stored in every call object that names it.
 MAX_TICKET_ID_CHARS = 255
+
+
+def positive_param(query: Mapping[str, str], name: str) -> int | None:
+    """A positive integer query parameter (None when absent), with the one message every
+    query that takes one answers."""
+    raw = query.get(name)
+    if raw is None:
+        return None
+    value = integer(raw)
+    if value is None or not 1 <= value <= 1_000_000_000:
+        raise InvalidRequest(f"{name} must be a positive integer")
+    return value
 
 
 def ticket_id(raw: object) -> str | None:

@@ -11,7 +11,7 @@ from dispatcher.directory.schema import Menu, MenuType
 from dispatcher.directory.tenant import Tenant
 from dispatcher.domain import languages
 from dispatcher.domain.errors import InvalidRequest
-from dispatcher.domain.fields import integer
+from dispatcher.domain.fields import positive_param
 
 CHANNEL_TYPES = ("voice_call", "chat")
 # Older assignments say little about the queue now: a rate is learnt from the last 15 minutes.
@@ -57,7 +57,7 @@ def wait_query(query: Mapping[str, str], tenant: Tenant) -> WaitQuery:
         raise InvalidRequest(LANG_REQUIRED)
     if not languages.is_known(lang):
         raise InvalidRequest(f"Language '{lang}' is not found")
-    menu_id = _positive(query, "menu_id")
+    menu_id = positive_param(query, "menu_id")
     if menu_id is not None and menu_id not in tenant.menus_by_id:
         raise InvalidRequest(f"menu_id {menu_id} is not found")
     channel_type = query.get("channel_type")
@@ -66,22 +66,12 @@ def wait_query(query: Mapping[str, str], tenant: Tenant) -> WaitQuery:
     menu_type = query.get("menu_type")
     if menu_type is not None and menu_type not in get_args(MenuType):
         raise InvalidRequest("menu_type must be one of ivr_menu, mobile_menu, web_menu")
-    wait_from, wait_to = _positive(query, "wait[from]"), _positive(query, "wait[to]")
+    wait_from, wait_to = positive_param(query, "wait[from]"), positive_param(query, "wait[to]")
     if wait_from is not None and wait_to is not None and wait_to < wait_from:
         raise InvalidRequest(WAIT_RANGE)
     return WaitQuery(
         lang, menu_id, channel_type, cast(MenuType | None, menu_type), wait_from, wait_to
     )
-
-
-def _positive(query: Mapping[str, str], name: str) -> int | None:
-    raw = query.get(name)
-    if raw is None:
-        return None
-    value = integer(raw)
-    if value is None or not 1 <= value <= 1_000_000_000:
-        raise InvalidRequest(f"{name} must be a positive integer")
-    return value
 
 
 def _lineage(tenant: Tenant, menu: Menu) -> list[int]:

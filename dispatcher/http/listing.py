@@ -9,7 +9,7 @@ from aiohttp import web
 
 from dispatcher.domain import clock
 from dispatcher.domain.errors import InvalidRequest
-from dispatcher.domain.fields import integer
+from dispatcher.domain.fields import integer, positive_param
 from dispatcher.domain.statuses import (
     CALL_TYPE_ALIASES,
     CHAT_TYPE_ALIASES,
@@ -121,10 +121,5 @@ def _moment(query: Mapping[str, str], name: str) -> int | None:
 
 def _positive(query: Mapping[str, str], name: str, default: int) -> int:
     """A page or page size from the query (the same rule and message on every list)."""
-    raw = query.get(name)
-    if raw is None:
-        return default
-    value = integer(raw)
-    if value is None or not 1 <= value <= 1_000_000_000:
-        raise InvalidRequest(f"{name} must be a positive integer")
-    return value
+    value = positive_param(query, name)
+    return default if value is None else value
