@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
@@ -36,10 +36,11 @@ def calibration_ms(repeats: int = 7) -> float:
     return best * 1000
 
 
-async def redis_commands(redis: Redis) -> int:
-    """Commands Redis has run since its start (INFO commandstats, every command summed)."""
+async def redis_commands(redis: Redis) -> dict[str, int]:
+    """Commands Redis has run since its start, by name (INFO commandstats; a script's own
+    commands are counted under their names as well as its EVALSHA)."""
     stats = await redis.info("commandstats")
-    return sum(int(entry["calls"]) for entry in stats.values())
+    return {name.removeprefix("cmdstat_"): int(entry["calls"]) for name, entry in stats.items()}
 
 
 @dataclass
@@ -50,17 +51,25 @@ class Window:
 
     pids: Sequence[int]
     cpu_s: float = 0.0
-    commands: int = 0
+    by_command: dict[str, int] = field(default_factory=dict)
     unit_ms: float = 0.0
+
+    @property
+    def commands(self) -> int:
+        return sum(self.by_command.values())
 
     async def start(self, redis: Redis) -> None:
         self.unit_ms = calibration_ms()
         self.cpu_s = -sum(cpu_seconds(pid) for pid in self.pids)
-        self.commands = -await redis_commands(redis)
+        self.by_command = {name: -calls for name, calls in (await redis_commands(redis)).items()}
 
     async def stop(self, redis: Redis) -> None:
         self.cpu_s += sum(cpu_seconds(pid) for pid in self.pids)
-        self.commands += await redis_commands(redis)
+        for name, calls in (await redis_commands(redis)).items():
+            self.by_command[name] = self.by_command.get(name, 0) + calls
+        # INFO itself, twice, is the window's own.
+        self.by_command["info"] = self.by_command.get("info", 0) - 2
+        self.by_command = {name: calls for name, calls in self.by_command.items() if calls > 0}
         self.unit_ms = min(self.unit_ms, calibration_ms())
 
 
@@ -71,15 +80,23 @@ class PerCall:
     cpu_ms: float
     calibrated: float  # cpu_ms in calibration units
     commands: float
+    by_command: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def of(cls, window: Window, calls: int) -> PerCall:
         calls = max(1, calls)
         cpu_ms = window.cpu_s * 1000 / calls
-        return cls(cpu_ms, cpu_ms / window.unit_ms, window.commands / calls)
+        by_command = {name: count / calls for name, count in window.by_command.items()}
+        return cls(cpu_ms, cpu_ms / window.unit_ms, window.commands / calls, by_command)
 
     def text(self) -> str:
         return (
             f"{self.cpu_ms:.2f} ms CPU ({self.calibrated:.2f} calibration units),"
             f" {self.commands:.1f} Redis commands"
         )
+
+    def breakdown(self, most: int = 10) -> str:
+        """The commands that make up `commands`, most run first (a script's own commands
+        appear under their names beside its evalsha)."""
+        ranked = sorted(self.by_command.items(), key=lambda item: -item[1])[:most]
+        return ", ".join(f"{name} {count:.1f}" for name, count in ranked)

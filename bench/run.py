@@ -189,6 +189,7 @@ async def ingress(system: System, report: Report, scale: Scale) -> None:
         report.steady(f"  POST /calls ÷ floor ({processes} process(es))", f"{ratio:.2f}")
         if processes == 1:
             report.steady("  POST /calls, 1 process, per request", cost.text())
+            report.add("    its Redis commands", cost.breakdown())
             report.steady("  floor, per request", floor_cost.text())
             report.steady(
                 "  POST /calls CPU per request ÷ floor's", f"{cost.cpu_ms / floor_cost.cpu_ms:.2f}"
@@ -208,9 +209,12 @@ async def ingress(system: System, report: Report, scale: Scale) -> None:
         )
         await system.reset()
         report.phase(f"POST /sms, {processes} process(es)")
+        sms_window = Window([server.pid])
+        await sms_window.start(redis)
         sms = await system.loadgen_async(
             "--url", url(port), "--kind", "sms", "--duration", duration
         )
+        await sms_window.stop(redis)
         check_statuses(report, "POST /sms", sms, "200")
         sms_ratio = sms["rps"] / floor_result["rps"]
         report.add(
@@ -221,6 +225,10 @@ async def ingress(system: System, report: Report, scale: Scale) -> None:
             sms_ratio >= 0.7,
         )
         report.drift.append(f"POST /sms ÷ floor ({processes} process(es)): {sms_ratio:.2f}")
+        if processes == 1:
+            sms_cost = PerCall.of(sms_window, sms["statuses"].get("200", 0))
+            report.steady("  POST /sms, 1 process, per request", sms_cost.text())
+            report.add("    its Redis commands", sms_cost.breakdown())
         await redis.aclose()
         system.stop(server)
     report.add(
@@ -379,6 +387,7 @@ async def e2e(system: System, report: Report, scale: Scale) -> None:
         f"{outcome['assigned_per_s'] / floor['jobs_per_s']:.3f}",
     )
     report.steady("  per call assigned (ingress and worker)", outcome["cost"].text())
+    report.add("    its Redis commands", outcome["cost"].breakdown())
     report.add(
         "  calls lost / assigned twice / agent slots left held",
         f"{outcome['lost']} / {outcome['double']} / {outcome['slots_held']}"
@@ -478,6 +487,7 @@ async def scheduled(system: System, report: Report, scale: Scale) -> None:
     )
     report.add("  fired twice / never fired", f"{fired_twice} / {never} of {measured:,}")
     report.steady("  per fired call (workers)", cost.text())
+    report.add("    its Redis commands", cost.breakdown())
     report.add(
         "  POST /calls (scheduled) while filling the queue", fmt_rate(bulk_result) if bulk else "-"
     )
