@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+import hiredis
 import structlog
 from arq.connections import ArqRedis
 from pydantic import SecretStr
 from redis.asyncio import Redis
-from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
+from redis.asyncio.connection import (
+    AbstractConnection,
+    Connection,
+    ConnectionPool,
+    SSLConnection,
+    UnixDomainSocketConnection,
+    parse_url,
+)
+from redis.asyncio.sentinel import (
+    MasterNotFoundError,
+    Sentinel,
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+)
 
 from dispatcher.settings import Settings
 
@@ -40,10 +54,61 @@ R = TypeVar("R", bound=Redis)
 log = structlog.get_logger("dispatcher.redis")
 
 
+class HiredisPacking(AbstractConnection):
+    """Commands packed by hiredis (C), as redis-py's sync client does; its asyncio client packs
+    them in Python (redis-py issue 4176), byte by byte the same but joining each argument onto
+    the growing command: half of a worker's own CPU per fired call went there, most of it on
+    the scripts' long key lists. Whatever hiredis refuses (a bool, None, ...) goes to
+    redis-py's packer, which raises its own DataError for it."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        head = args[0]
+        # A command name with a space ("CONFIG GET") is sent as separate words, as redis-py does.
+        if isinstance(head, str):
+            words = tuple(head.encode().split())
+        elif isinstance(head, bytes) and b" " in head:
+            words = tuple(head.split())
+        else:
+            words = (head,)
+        try:
+            return [hiredis.pack_command(words + args[1:])]
+        except TypeError:
+            return super().pack_command(*args)
+
+
+class PackedConnection(HiredisPacking, Connection):
+    pass
+
+
+class PackedUnixConnection(HiredisPacking, UnixDomainSocketConnection):
+    pass
+
+
+class PackedSSLConnection(HiredisPacking, SSLConnection):
+    pass
+
+
+class PackedSentinelConnection(HiredisPacking, SentinelManagedConnection):
+    pass
+
+
+def connection_class(url: str) -> type[AbstractConnection]:
+    """The packing connection class for `url`'s scheme (redis-py picks the same three)."""
+    if url.startswith("unix:"):
+        return PackedUnixConnection
+    if url.startswith("rediss:"):
+        return PackedSSLConnection
+    return PackedConnection
+
+
 def redis_client(url: str, password: str | None = None) -> Redis:
     """A client of the Redis at `url`; `password` applies when the URL has none."""
-    client: Redis = Redis.from_url(url, password=password, **_options(url))
-    return client
+    return _client(Redis, _pool(url, password))
+
+
+def arq_client(url: str) -> ArqRedis:
+    """An ARQ client of the Redis at `url`, with the same options."""
+    return _client(ArqRedis, _pool(url, None))
 
 
 def connect(settings: Settings) -> Redis:
@@ -72,14 +137,13 @@ def _connect(settings: Settings, redis_class: type[R]) -> R:
     if settings.redis_sentinels is None:
         if settings.redis_url is None:
             raise RuntimeError("no Redis: set REDIS_URL or DISPATCHER_REDIS_SENTINELS")
-        url = settings.redis_url
-        client: R = redis_class.from_url(url, password=password, **_options(url))
-        return client
+        return _client(redis_class, _pool(settings.redis_url, password))
     sentinel = Sentinel(  # type: ignore[no-untyped-call]
         list(settings.redis_sentinels),
         sentinel_kwargs={**SENTINEL_OPTIONS, "password": _reveal(settings.redis_sentinel_password)},
         db=settings.redis_db,
         password=password,
+        connection_class=PackedSentinelConnection,
         **CLIENT_OPTIONS,
         **TCP_OPTIONS,
     )
@@ -122,10 +186,20 @@ class _SentinelPrimaryPool(SentinelConnectionPool):
                 await sentinel.aclose()
 
 
-def _options(url: str) -> dict[str, Any]:
-    """The client options for `url`: keepalive applies to TCP only (redis-py's unix socket
-    connection refuses the keepalive arguments)."""
-    return CLIENT_OPTIONS if url.startswith("unix:") else {**CLIENT_OPTIONS, **TCP_OPTIONS}
+def _client(redis_class: type[R], pool: ConnectionPool) -> R:
+    """A client that closes `pool` with it (redis-py types from_pool as giving a Redis)."""
+    return cast(R, redis_class.from_pool(pool))
+
+
+def _pool(url: str, password: str | None) -> ConnectionPool:
+    """The connections to `url`, of its packing class (redis-py's from_url would put its own
+    class back for unix: and rediss: URLs); `password` applies when the URL has none.
+    Keepalive applies to TCP only (redis-py's unix socket connection refuses its arguments)."""
+    options = {**CLIENT_OPTIONS, "password": password, **parse_url(url)}
+    if not url.startswith("unix:"):
+        options.update(TCP_OPTIONS)
+    options["connection_class"] = connection_class(url)
+    return ConnectionPool(**options)
 
 
 def _reveal(secret: SecretStr | None) -> str | None:

@@ -19,6 +19,7 @@ from dispatcher.carriers.base import Resources
 from dispatcher.carriers.registry import Carriers
 from dispatcher.history.database import close_pool, connect_pool
 from dispatcher.metrics import Metrics
+from dispatcher.redis_connection import arq_client
 from dispatcher.settings import Settings
 from dispatcher.store import jobs
 from dispatcher.store.directory import DirectoryCache
@@ -247,7 +248,7 @@ def create_worker(
         "max_jobs": MAX_JOBS,
         **overrides,
     }
-    client = ArqRedis.from_url(redis) if isinstance(redis, str) else redis
+    client = arq_client(redis) if isinstance(redis, str) else redis
     # What ARQ's create_pool sets on the pools it makes.
     client.job_serializer, client.job_deserializer = jobs.serialize, jobs.deserialize
     client.default_queue_name = jobs.QUEUE_NAME
