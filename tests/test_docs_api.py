@@ -266,10 +266,10 @@ def test_the_other_values() -> None:
     ]
 
 
-def source_literals(pattern: str) -> set[str]:
+def source_literals(pattern: str, suffix: str = "py") -> set[str]:
     found: set[str] = set()
     for folder in ("dispatcher", "workers"):
-        for source in (ROOT / folder).rglob("*.py"):
+        for source in (ROOT / folder).rglob(f"*.{suffix}"):
             found.update(re.findall(pattern, source.read_text(encoding="utf-8")))
     return found
 
@@ -281,6 +281,7 @@ def test_values_the_code_spells_as_literals() -> None:
         r'"(disconnected_by_\w+)"'
     )
     events = source_literals(r'(?:_event\(|publish_to_agent\([^,]+,)\s*"(\w+)"')
+    events |= source_literals(r'\{"event":"(\w+)"', "lua")  # what the scripts publish
     events.add(desks.SUPERSEDED)
     assert sorted(row_values(heading, "agent event stream")) == sorted(events)
 

@@ -195,16 +195,6 @@ class AgentStore:
             offers.append(
                 Offer(offer_id, call_id, agent_id, groups[agent_id], now_ms, expires_ms, "open")
             )
-        if offers:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for offer in offers:
-                    pipe.publish(
-                        self.keys.agent_events(offer.agent_id), _event("offer", offer.view())
-                    )
-                event = {"type": "offers.made", "call_id": call_id}
-                event["agent_ids"] = [offer.agent_id for offer in offers]
-                pipe.publish(self.keys.events, orjson.dumps(event))
-                await pipe.execute()
         if rang_out:
             await self.wake_waiting_calls(rang_out)
         return offers
@@ -260,6 +250,10 @@ class AgentStore:
             ],
             first=first,
             reserved=reserved,
+            channels={agent: self.keys.agent_events(int(agent)) for agent in agents},
+            events=self.keys.events,
+            offered_at=clock.iso(clock.from_ms(now_ms)),
+            expires_at=clock.iso(clock.from_ms(expires_ms)),
         )
 
     async def offer(self, offer_id: int) -> Offer | None:

@@ -351,6 +351,11 @@ class MakeOffers(Script[tuple[list[tuple[int, int]], list[int]]]):
     candidates: list[dict[str, Any]]
     first: int
     reserved: int  # ids reserved from `first`, at least one a candidate (`offers` has those)
+    # Where the offers made are announced (channels, not keys), and their times as ISO text.
+    channels: Mapping[str, str]
+    events: str
+    offered_at: str
+    expires_at: str
 
     def result(self, ok: Any) -> tuple[list[tuple[int, int]], list[int]]:
         made = list_of(ok["made"])

@@ -6,7 +6,10 @@
 -- K.agent_offers (agent id -> the agent's hash, its open offers), K.offers (the keys of the
 -- first offer ids the caller reserved, A.first onwards, one a candidate).
 -- A.call_id, A.now, A.expires (ms), A.candidates (id, capacity, group), A.first, A.reserved
--- (how many ids the caller reserved: at least one a candidate).
+-- (how many ids the caller reserved: at least one a candidate); A.channels (agent id -> the
+-- agent's events channel), A.events (the tenant's), A.offered_at and A.expires_at (A.now and
+-- A.expires as the offers' ISO times): each offer made is announced to its agent, and the
+-- batch to the tenant, by this step (store/agents.py's make_offers read them from here).
 -- Offers of the call that rang out unanswered are marked expired first: their agents are free
 -- to ring for other calls (the caller wakes them), though never again for this one. Reserved
 -- ids left unused go back to the counter unless another reservation came after.
@@ -24,11 +27,13 @@ if redis.call('HGET', K.call, 'status') ~= CALL.QUEUED then
 end
 local made, rang_out = {}, {}
 local offered = redis.call('HGETALL', K.call_offers)
+local offered_to = {}
 for i = 2, #offered, 2 do
   if not K.existing[offered[i]] then
     settle(0)
     return err('stale')
   end
+  offered_to[offered[i - 1]] = true
 end
 for i = 1, #offered, 2 do
   local offer_key = K.existing[offered[i + 1]]
@@ -40,10 +45,11 @@ for i = 1, #offered, 2 do
   end
 end
 local used = 0
+local made_to = {}
 for _, candidate in ipairs(A.candidates) do
   local agent_id = tostring(candidate.id)
   local agent_key, agent_offers = K.agents[agent_id], K.agent_offers[agent_id]
-  if redis.call('HEXISTS', K.call_offers, agent_id) == 0
+  if not offered_to[agent_id]
       and redis.call('HGET', agent_key, 'status') == AGENT.AVAILABLE
       and busy_slots(agent_key, agent_offers, A.now) < candidate.capacity then
     used = used + 1
@@ -56,8 +62,16 @@ for _, candidate in ipairs(A.candidates) do
     redis.call('ZADD', agent_offers, A.expires, offer_id)
     table.insert(made, agent_id)
     table.insert(made, offer_id)
+    table.insert(made_to, candidate.id)
     record_history(K.history, offer_entry(A.now, OFFER_STEP.OFFERED, agent_id, offer_id))
+    redis.call('PUBLISH', A.channels[agent_id], string.format(
+      '{"event":"offer","data":{"id":%d,"call_id":%d,"group":%s,"offered_at":"%s","expires_at":"%s"}}',
+      offer_id, A.call_id, cjson.encode(candidate.group), A.offered_at, A.expires_at))
   end
+end
+if #made_to > 0 then
+  redis.call('PUBLISH', A.events, cjson.encode(
+    {type = 'offers.made', call_id = A.call_id, agent_ids = made_to}))
 end
 settle(used)
 return ok({made = made, rang_out = rang_out})

@@ -84,10 +84,16 @@ def test_lists_and_maps_of_keys_keep_their_shape_and_a_key_named_twice_has_one_p
         candidates=[{"id": 2, "capacity": 1, "group": "g"}],
         first=7,
         reserved=2,
+        channels={"2": DEMO.agent_events(2)},
+        events=DEMO.events,
+        offered_at="1970-01-01T00:00:00.001Z",
+        expires_at="1970-01-01T00:00:00.002Z",
     )
     keys_, arg = offers.parts()
     assert len(keys_) == len(set(keys_)) == 9
     where = orjson.loads(arg)["k"]
+    # Channels are arguments, not keys (they are in no slot).
+    assert orjson.loads(arg)["channels"] == {"2": DEMO.agent_events(2)}
     assert where["existing"] == {}
     assert [keys_[i - 1] for i in where["offers"]] == [DEMO.offer(7), DEMO.offer(8)]
     assert {name: keys_[i - 1] for name, i in where["agents"].items()} == {
@@ -145,7 +151,7 @@ def test_parts_bring_their_own_keys_and_arguments() -> None:
 def test_one_answer_shape_decoded_into_results_or_domain_errors() -> None:
     offers = MakeOffers(
         DEMO.call(1), DEMO.call_offers(1), DEMO.sequence("offer"), DEMO.call_history(1),
-        {}, {}, {}, [], 1, 1, 2, [], 0, 0,
+        {}, {}, {}, [], 1, 1, 2, [], 0, 0, {}, DEMO.events, "", "",
     )  # fmt: skip
     assert offers.decode(b'{"ok":{"made":["2",7,"4",8],"rang_out":{}}}') == ([(2, 7), (4, 8)], [])
     decline = DeclineOffer(DEMO.offer(5), DEMO.agent_offers(2), DEMO.call_history(1), 5, 1)
