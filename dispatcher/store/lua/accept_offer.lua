@@ -27,7 +27,7 @@ redis.call('HSET', K.offer, 'state', OFFER.ACCEPTED)
 redis.call('HINCRBY', K.agent, 'voice', 1)
 cas_transition(K.change, A.change)
 redis.call('ZREM', K.agent_offers, A.offer_id)
-record_history(K.change.history, offer_entry(A.now, OFFER_STEP.ACCEPTED, A.agent_id, A.offer_id))
+local entries = {offer_entry(A.now, OFFER_STEP.ACCEPTED, A.agent_id, A.offer_id)}
 local withdrawn = {}
 for i = 1, #others, 2 do
   local agent_id, offer_id = others[i], others[i + 1]
@@ -37,9 +37,10 @@ for i = 1, #others, 2 do
     redis.call('ZREM', K.other_agent_offers[agent_id], offer_id)
     table.insert(withdrawn, agent_id)
     table.insert(withdrawn, offer_id)
-    record_history(K.change.history, offer_entry(A.now, OFFER_STEP.WITHDRAWN, agent_id, offer_id))
+    table.insert(entries, offer_entry(A.now, OFFER_STEP.WITHDRAWN, agent_id, offer_id))
   end
 end
+record_histories(K.change.history, entries)
 enqueue_jobs(K.jobs, A.jobs)
 redis.call('LPUSH', K.recent_waits, A.now .. ' ' .. A.waited)
 redis.call('LTRIM', K.recent_waits, 0, A.waits_kept - 1)

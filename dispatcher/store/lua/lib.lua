@@ -90,6 +90,16 @@ local function record_history(key, entry)
   redis.call('LTRIM', key, -HISTORY_LENGTH, -1)
 end
 
+-- Several entries of one step, in order, in one push (an offer to each agent of a group, each
+-- offer withdrawn by an accept: two commands, not two an entry).
+local function record_histories(key, entries)
+  if #entries == 0 then return end
+  for first = 1, #entries, 1000 do  -- unpack's stack holds some thousands: push in slices
+    redis.call('RPUSH', key, unpack(entries, first, math.min(first + 999, #entries)))
+  end
+  redis.call('LTRIM', key, -HISTORY_LENGTH, -1)
+end
+
 local function offer_entry(at_ms, event, agent_id, offer_id)
   return cjson.encode({at = tonumber(at_ms), event = event, agent_id = tonumber(agent_id),
     offer_id = tonumber(offer_id)})
@@ -97,9 +107,13 @@ end
 
 -- Voice slots an agent has taken: calls held plus offers still ringing (expired ones are
 -- dropped from its offers set here).
-local function busy_slots(agent_key, offers_key, now_ms)
+local function ringing(offers_key, now_ms)
   redis.call('ZREMRANGEBYSCORE', offers_key, '-inf', now_ms)
-  return tonumber(redis.call('HGET', agent_key, 'voice') or '0') + redis.call('ZCARD', offers_key)
+  return redis.call('ZCARD', offers_key)
+end
+
+local function busy_slots(agent_key, offers_key, now_ms)
+  return tonumber(redis.call('HGET', agent_key, 'voice') or '0') + ringing(offers_key, now_ms)
 end
 
 -- The compare-and-set of a stored call or chat (store/calls.py's Change): k and a are the

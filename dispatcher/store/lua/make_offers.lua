@@ -35,13 +35,14 @@ for i = 2, #offered, 2 do
   end
   offered_to[offered[i - 1]] = true
 end
+local entries = {}
 for i = 1, #offered, 2 do
   local offer_key = K.existing[offered[i + 1]]
   local offer = redis.call('HMGET', offer_key, 'state', 'expires_at')
   if offer[1] == OFFER.OPEN and tonumber(offer[2]) <= A.now then
     redis.call('HSET', offer_key, 'state', OFFER.EXPIRED)
     table.insert(rang_out, offered[i])
-    record_history(K.history, offer_entry(A.now, OFFER_STEP.EXPIRED, offered[i], offered[i + 1]))
+    table.insert(entries, offer_entry(A.now, OFFER_STEP.EXPIRED, offered[i], offered[i + 1]))
   end
 end
 local used = 0
@@ -49,9 +50,9 @@ local made_to = {}
 for _, candidate in ipairs(A.candidates) do
   local agent_id = tostring(candidate.id)
   local agent_key, agent_offers = K.agents[agent_id], K.agent_offers[agent_id]
-  if not offered_to[agent_id]
-      and redis.call('HGET', agent_key, 'status') == AGENT.AVAILABLE
-      and busy_slots(agent_key, agent_offers, A.now) < candidate.capacity then
+  local agent = not offered_to[agent_id] and redis.call('HMGET', agent_key, 'status', 'voice')
+  if agent and agent[1] == AGENT.AVAILABLE
+      and tonumber(agent[2] or '0') + ringing(agent_offers, A.now) < candidate.capacity then
     used = used + 1
     local offer_id, offer_key = A.first + used - 1, K.offers[used]
     redis.call('HSET', offer_key, 'call_id', A.call_id, 'agent_id', agent_id,
@@ -63,12 +64,13 @@ for _, candidate in ipairs(A.candidates) do
     table.insert(made, agent_id)
     table.insert(made, offer_id)
     table.insert(made_to, candidate.id)
-    record_history(K.history, offer_entry(A.now, OFFER_STEP.OFFERED, agent_id, offer_id))
+    table.insert(entries, offer_entry(A.now, OFFER_STEP.OFFERED, agent_id, offer_id))
     redis.call('PUBLISH', A.channels[agent_id], string.format(
       '{"event":"offer","data":{"id":%d,"call_id":%d,"group":%s,"offered_at":"%s","expires_at":"%s"}}',
       offer_id, A.call_id, cjson.encode(candidate.group), A.offered_at, A.expires_at))
   end
 end
+record_histories(K.history, entries)
 if #made_to > 0 then
   redis.call('PUBLISH', A.events, cjson.encode(
     {type = 'offers.made', call_id = A.call_id, agent_ids = made_to}))
