@@ -44,14 +44,15 @@ async def route_call(ctx: dict[str, Any], subdomain: str, call_id: int) -> str:
     if cast is None:
         return "changed"
     candidates = _candidates(calls, cast, menu, queued_at, now)
-    offers = await stores.agents.make_offers(call_id, candidates, now, menu.offer_timeout_s, read)
     wake = min(routing.next_unlock(menu, queued_at, now) or deadline, deadline)
-    due_ms = clock.to_ms(wake)
-    if offers:
-        # When the offers ring out, their agents are free for other calls: look again then.
-        due_ms = min(due_ms, offers[0].expires_at_ms)
-    await calls.enqueue(
-        [jobs.JobSpec(jobs.ROUTE_CALL, subdomain, call_id, due_ms, (), str(due_ms))]
+
+    def next_step(due_ms: int) -> list[jobs.JobSpec]:
+        return [jobs.JobSpec(jobs.ROUTE_CALL, subdomain, call_id, due_ms, (), str(due_ms))]
+
+    # The next step is queued by the offering's own script: at the next group's unlock or the
+    # deadline, or when the offers made ring out (their agents are free again) if sooner.
+    offers = await stores.agents.make_offers(
+        call_id, candidates, now, menu.offer_timeout_s, read, next_step, clock.to_ms(wake)
     )
     return f"offered to {len(offers)}"
 

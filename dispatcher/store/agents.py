@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +20,7 @@ from dispatcher.store.calls import CallChanging, CallStore, Change, Snapshot
 from dispatcher.store.desks import Desk
 from dispatcher.store.scripting import Stale
 from dispatcher.store.scripts import (
+    NO_JOBS,
     OFFER_GONE,
     AcceptOffer,
     DeclineOffer,
@@ -169,12 +170,20 @@ class AgentStore:
         now: datetime,
         timeout_s: float,
         read: Routing | None = None,
+        next_step: Callable[[int], Sequence[jobs.JobSpec]] | None = None,
+        wake_ms: int = 0,
     ) -> list[Offer]:
         """Offers for (agent id, voice capacity, group) candidates; returns those made. The
         agents whose earlier offers of the call rang out are woken for other calls. With `read`
-        (load_for_routing), its offers and reserved ids serve the first attempt."""
+        (load_for_routing), its offers and reserved ids serve the first attempt. `next_step`
+        gives the jobs of the call's next step due at some ms, queued in the same step (for a
+        call still queued): due at `wake_ms`, or when the offers made ring out if sooner."""
         now_ms = clock.to_ms(now)
         expires_ms = now_ms + int(timeout_s * 1000)
+        steps = (NO_JOBS, NO_JOBS)
+        if next_step is not None:
+            offered_ms = min(wake_ms, expires_ms)
+            steps = (Jobs.of(next_step(wake_ms), now_ms), Jobs.of(next_step(offered_ms), now_ms))
         for attempt in range(8):
             if attempt == 0 and read is not None and read.reserved >= len(candidates):
                 prepared = (read.existing, read.first, read.reserved)
@@ -182,7 +191,7 @@ class AgentStore:
                 prepared = await self._reserve(call_id, len(candidates))
             try:
                 made, rang_out = await self._scripts.run(
-                    self._offering(call_id, candidates, now_ms, expires_ms, *prepared)
+                    self._offering(call_id, candidates, now_ms, expires_ms, *prepared, steps)
                 )
                 break
             except Stale:
@@ -228,6 +237,7 @@ class AgentStore:
         existing: list[int],
         first: int,
         reserved: int,
+        steps: tuple[Jobs, Jobs] = (NO_JOBS, NO_JOBS),
     ) -> MakeOffers:
         """make_offers.lua, told of the call's offers so far and of the offer ids reserved
         (at least one a candidate; the ids left unused go back to the counter)."""
@@ -254,6 +264,8 @@ class AgentStore:
             events=self.keys.events,
             offered_at=clock.iso(clock.from_ms(now_ms)),
             expires_at=clock.iso(clock.from_ms(expires_ms)),
+            next_step=steps[0],
+            next_step_offered=steps[1],
         )
 
     async def offer(self, offer_id: int) -> Offer | None:

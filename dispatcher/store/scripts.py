@@ -356,6 +356,10 @@ class MakeOffers(Script[tuple[list[tuple[int, int]], list[int]]]):
     events: str
     offered_at: str
     expires_at: str
+    # The call's next routing step, queued by the same step: `next_step` when no offer was
+    # made, `next_step_offered` (due when the offers ring out, if sooner) when some were.
+    next_step: Jobs = NO_JOBS
+    next_step_offered: Jobs = NO_JOBS
 
     def result(self, ok: Any) -> tuple[list[tuple[int, int]], list[int]]:
         made = list_of(ok["made"])

@@ -10,6 +10,8 @@
 -- agent's events channel), A.events (the tenant's), A.offered_at and A.expires_at (A.now and
 -- A.expires as the offers' ISO times): each offer made is announced to its agent, and the
 -- batch to the tenant, by this step (store/agents.py's make_offers read them from here).
+-- K.next_step/A.next_step, or K.next_step_offered/A.next_step_offered when an offer was made:
+-- the call's next routing step, queued here too (none for a call no longer queued).
 -- Offers of the call that rang out unanswered are marked expired first: their agents are free
 -- to ring for other calls (the caller wakes them), though never again for this one. Reserved
 -- ids left unused go back to the counter unless another reservation came after.
@@ -74,6 +76,9 @@ record_histories(K.history, entries)
 if #made_to > 0 then
   redis.call('PUBLISH', A.events, cjson.encode(
     {type = 'offers.made', call_id = A.call_id, agent_ids = made_to}))
+  enqueue_jobs(K.next_step_offered, A.next_step_offered)
+else
+  enqueue_jobs(K.next_step, A.next_step)
 end
 settle(used)
 return ok({made = made, rang_out = rang_out})
