@@ -280,7 +280,7 @@ def test_values_the_code_spells_as_literals() -> None:
     assert set(disconnected) - {"POST /calls/{id}/finish"} == source_literals(
         r'"(disconnected_by_\w+)"'
     )
-    events = source_literals(r'(?:_event\(|publish_to_agent\([^,]+,)\s*"(\w+)"')
+    events = source_literals(r'_event\(\s*"(\w+)"')
     events |= source_literals(r'\{"event":"(\w+)"', "lua")  # what the scripts publish
     events.add(desks.SUPERSEDED)
     assert sorted(row_values(heading, "agent event stream")) == sorted(events)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -315,7 +316,7 @@ class AgentStore:
             except Stale:
                 continue
             after = Snapshot(call, snapshot.meta, snapshot.rev + 1)
-            await self._after_accept(after, withdrawn)
+            await self._after_accept(withdrawn)
             return Accepted(after, offer, clock.to_ms(now))
         raise CallChanging(f"call {offer.call_id} kept changing")
 
@@ -339,15 +340,24 @@ class AgentStore:
         write = self._calls.write(
             snapshot, call, Change(call, waiting="rem", announce=False), now_ms, doc
         )
+        # Announced by the script, as CallStore.announce would (`assigned`, then the call, to
+        # the agent), though the assignment has no history entry of its own: the offer's
+        # `accepted` entry says it.
+        announced = dataclasses.replace(
+            write, events=self.keys.events, agent_events=self.keys.agent_events(agent.id)
+        )
         return AcceptOffer(
             offer=self.keys.offer(offer.id),
-            change=write,
+            change=announced,
             agent=self.keys.agent(agent.id),
             agent_offers=self.keys.agent_offers(agent.id),
             call_offers=self.keys.call_offers(call.id),
             others={str(offer_id): self.keys.offer(offer_id) for offer_id in others},
             other_agent_offers={
                 str(agent_id): self.keys.agent_offers(agent_id) for agent_id in others.values()
+            },
+            other_channels={
+                str(agent_id): self.keys.agent_events(agent_id) for agent_id in others.values()
             },
             jobs=Jobs.of([connect, *webhooks], now_ms),
             now=now_ms,
@@ -359,15 +369,9 @@ class AgentStore:
             waits_kept=waits.KEPT,
         )
 
-    async def _after_accept(self, after: Snapshot, withdrawn: list[tuple[int, int]]) -> None:
-        await self._calls.announce(after)
-        released = []
-        for agent_id, offer_id in withdrawn:
-            released.append(agent_id)
-            await self._calls.publish_to_agent(
-                agent_id, "offer_withdrawn", {"id": offer_id, "call_id": after.call.id}
-            )
-        await self.wake_waiting_calls(released)  # no longer ringing: free for the next call
+    async def _after_accept(self, withdrawn: list[tuple[int, int]]) -> None:
+        # The agents whose offers were withdrawn (told so by accept_offer.lua) no longer ring.
+        await self.wake_waiting_calls([agent_id for agent_id, _ in withdrawn])
 
     async def decline(self, offer_id: int) -> Offer:
         offer = await self.offer(offer_id)

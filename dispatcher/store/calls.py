@@ -612,9 +612,6 @@ class CallStore(RecordStore):
                 pipe.publish(channel, _event("call_updated", call))
             await pipe.execute()
 
-    async def publish_to_agent(self, agent_id: int, kind: str, data: dict[str, Any]) -> None:
-        await self._redis.publish(self.keys.agent_events(agent_id), _event(kind, data))
-
     # Offers ---------------------------------------------------------------------------------
 
     async def enqueue(self, specs: list[jobs.JobSpec]) -> None:

@@ -380,6 +380,7 @@ class AcceptOffer(Script[list[tuple[int, int]]]):
     call_offers: Key
     others: Mapping[str, Key]
     other_agent_offers: Mapping[str, Key]
+    other_channels: Mapping[str, str]  # agent id -> its events channel: told of a withdrawal
     jobs: Jobs
     now: int
     offer_id: int

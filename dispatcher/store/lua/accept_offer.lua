@@ -7,7 +7,9 @@
 -- accepting agent's), K.call_offers (agent id -> offer id), K.others (offer id -> key: the
 -- call's offers when the caller read them), K.other_agent_offers (agent id -> its open
 -- offers), K.jobs, K.recent_waits (the menu's latest `<now>:<waited>`, A.waits_kept kept);
--- A.now, A.offer_id, A.agent_id, A.capacity, A.change, A.jobs, A.waited.
+-- A.now, A.offer_id, A.agent_id, A.capacity, A.change, A.jobs, A.waited; A.other_channels
+-- (agent id -> events channel): each agent whose offer is withdrawn is told so here, after the
+-- assignment's own announcement (cas_transition's).
 -- Answers the agents and offers withdrawn (agent id, offer id, ...), or err: `gone`, `busy`,
 -- `stale` (the call changed, or got offers the caller did not read).
 local offer = redis.call('HMGET', K.offer, 'state', 'expires_at')
@@ -38,6 +40,8 @@ for i = 1, #others, 2 do
     table.insert(withdrawn, agent_id)
     table.insert(withdrawn, offer_id)
     table.insert(entries, offer_entry(A.now, OFFER_STEP.WITHDRAWN, agent_id, offer_id))
+    redis.call('PUBLISH', A.other_channels[agent_id], string.format(
+      '{"event":"offer_withdrawn","data":{"id":%d,"call_id":%d}}', offer_id, A.change.id))
   end
 end
 record_histories(K.change.history, entries)
