@@ -258,17 +258,18 @@ async def carrier_result(
     calls = stores.calls
     context["metrics"].carrier_result(carrier or first_carrier(calls.tenant), outcome)
     settled = await _settle_carrier_call(calls, call_id, outcome, carrier_call_id, carrier)
-    if settled is not None:
+    if isinstance(settled, str):
         return settled
-    return await _apply_result(stores, call_id, outcome)
+    return await _apply_result(stores, settled, outcome)
 
 
 async def _settle_carrier_call(
     calls: CallStore, call_id: int, outcome: str, carrier_id: str | None, carrier: str | None
-) -> str | None:
-    """None when the result applies to the call. A carrier call still alive that is not the
-    call's own (a dial repeated after its answer was lost, or placed by a carrier the call
-    switched away from), or whose call has ended here, is hung up at its carrier."""
+) -> str | Snapshot:
+    """The call as read when the result applies to it, else what became of the result. A
+    carrier call still alive that is not the call's own (a dial repeated after its answer was
+    lost, or placed by a carrier the call switched away from), or whose call has ended here,
+    is hung up at its carrier."""
     adopted = await calls.apply(call_id, _adopt(carrier_id, carrier)) if carrier_id else None
     snapshot = adopted or await calls.load(call_id)
     if snapshot is None:
@@ -285,7 +286,7 @@ async def _settle_carrier_call(
             return "detected already"
         await calls.enqueue([_hangup(calls, call_id, carrier_id, carrier)])
         return "call ended, hung up"
-    return None
+    return snapshot
 
 
 def _detected_already(snapshot: Snapshot, outcome: str) -> bool:
@@ -298,16 +299,18 @@ def _detected_already(snapshot: Snapshot, outcome: str) -> bool:
     return outcome in ANSWERERS or answered_by == AnsweredBy.MACHINE
 
 
-async def _apply_result(stores: Stores, call_id: int, outcome: str) -> str:
+async def _apply_result(stores: Stores, snapshot: Snapshot, outcome: str) -> str:
+    """The result applied to the call, as `snapshot` (just read) has it: no read again."""
+    call_id = snapshot.call.id
     if outcome == "ringing":
         return "ringing"
     if outcome in ANSWERERS:
         return await _answered_by(stores, call_id, AnsweredBy(outcome))
     if outcome not in {"answer", "completed"}:
         reason = CARRIER_FAILURES.get(outcome, FailReason.UNKNOWN)
-        return "failed" if await end_call(stores, call_id, reason) else "ignored"
+        ended = await end_call(stores, call_id, reason, loaded=snapshot)
+        return "failed" if ended else "ignored"
     calls = stores.calls
-    snapshot = await calls.load(call_id)
     detecting = await _detecting(stores, snapshot)
     if outcome == "answer":
         if detecting:
@@ -317,8 +320,11 @@ async def _apply_result(stores: Stores, call_id: int, outcome: str) -> str:
     # Completed: only an answered call completes. When its answer is still to come (a retried
     # job runs late, the carrier could not tell who answered before the end), the call was
     # connected all the same, and it finishes.
-    await calls.apply(call_id, _answer(AnsweredBy.UNKNOWN if detecting else None), loaded=snapshot)
-    ended = await end_call(stores, call_id, None, by="disconnected_by_end_user")
+    answer = _answer(AnsweredBy.UNKNOWN if detecting else None)
+    answered = await calls.apply(call_id, answer, loaded=snapshot)
+    # Over a stale read the end's compare-and-set fails, and end_call reads the call again.
+    loaded = answered or snapshot
+    ended = await end_call(stores, call_id, None, by="disconnected_by_end_user", loaded=loaded)
     return "finished" if ended else "ignored"
 
 
