@@ -52,9 +52,10 @@ async def connect_call(ctx: dict[str, Any], subdomain: str, call_id: int, switch
         held = await _held_back(stores, snapshot)
         if held is not None:
             return held
-        snapshot = await calls.apply(call_id, _to_connecting(first_carrier(calls.tenant)))
+        connecting = _to_connecting(first_carrier(calls.tenant))
+        snapshot = await calls.apply(call_id, connecting, loaded=snapshot)
     elif snapshot.call.status == CallStatus.SWITCHING:
-        snapshot = await calls.apply(call_id, _switched(switches))
+        snapshot = await calls.apply(call_id, _switched(switches), loaded=snapshot)
     if snapshot is None or snapshot.call.status != CallStatus.CONNECTING:
         return "not connecting"
     if snapshot.meta.switches != switches:
@@ -322,9 +323,9 @@ async def _apply_result(stores: Stores, snapshot: Snapshot, outcome: str) -> str
     # connected all the same, and it finishes.
     answer = _answer(AnsweredBy.UNKNOWN if detecting else None)
     answered = await calls.apply(call_id, answer, loaded=snapshot)
-    # Over a stale read the end's compare-and-set fails, and end_call reads the call again.
-    loaded = answered or snapshot
-    ended = await end_call(stores, call_id, None, by="disconnected_by_end_user", loaded=loaded)
+    # Nothing written (connected already, maybe by a result that raced this one): the call
+    # is read again rather than ended as `snapshot` had it.
+    ended = await end_call(stores, call_id, None, by="disconnected_by_end_user", loaded=answered)
     return "finished" if ended else "ignored"
 
 
