@@ -309,8 +309,10 @@ async def _apply_result(stores: Stores, snapshot: Snapshot, outcome: str) -> str
         return await _answered_by(stores, call_id, AnsweredBy(outcome))
     if outcome not in {"answer", "completed"}:
         reason = CARRIER_FAILURES.get(outcome, FailReason.UNKNOWN)
-        ended = await end_call(stores, call_id, reason, loaded=snapshot)
-        return "failed" if ended else "ignored"
+        # Read again, not ended over `snapshot`: a report of the same carrier call sent before
+        # this one (ringing) may be applied beside it, and one that finds the call ended hangs
+        # up a carrier call that is over. Reading again keeps that race as rare as it was.
+        return "failed" if await end_call(stores, call_id, reason) else "ignored"
     calls = stores.calls
     detecting = await _detecting(stores, snapshot)
     if outcome == "answer":
