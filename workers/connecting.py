@@ -323,11 +323,9 @@ async def _apply_result(stores: Stores, snapshot: Snapshot, outcome: str) -> str
     # Completed: only an answered call completes. When its answer is still to come (a retried
     # job runs late, the carrier could not tell who answered before the end), the call was
     # connected all the same, and it finishes.
-    answer = _answer(AnsweredBy.UNKNOWN if detecting else None)
-    answered = await calls.apply(call_id, answer, loaded=snapshot)
-    # Nothing written (connected already, maybe by a result that raced this one): the call
-    # is read again rather than ended as `snapshot` had it.
-    ended = await end_call(stores, call_id, None, by="disconnected_by_end_user", loaded=answered)
+    await calls.apply(call_id, _answer(AnsweredBy.UNKNOWN if detecting else None), loaded=snapshot)
+    # Ended over a fresh read, as a failure is (see above).
+    ended = await end_call(stores, call_id, None, by="disconnected_by_end_user")
     return "finished" if ended else "ignored"
 
 

@@ -63,14 +63,12 @@ async def end_call(
     details: str | None = None,
     hang_up: bool = False,
     only_if: Callable[[Snapshot], bool] | None = None,
-    loaded: Snapshot | None = None,
 ) -> Snapshot | None:
     """Ends a call that has not ended: finished if connected, else failed with `reason`
     (ag_canceled when none is given). Frees the agent's slot and wakes the calls waiting.
     With `hang_up` (the end did not come from the carrier), a call the carrier has placed is
     hung up there by a job queued with the change. With `only_if`, only a call it holds for,
-    judged on the revision the end is written over (a compare-and-set, like every write).
-    `loaded`: the call as the caller just read it (CallStore.apply's)."""
+    judged on the revision the end is written over (a compare-and-set, like every write)."""
     now = clock.now()
 
     def hangups(current: Snapshot) -> list[jobs.JobSpec]:
@@ -96,7 +94,7 @@ async def end_call(
             jobs=hangups(current),
         )
 
-    after = await stores.calls.apply(call_id, decide, loaded=loaded)
+    after = await stores.calls.apply(call_id, decide)
     if after is not None and after.agent_id is not None:
         await stores.agents.wake_waiting_calls([after.agent_id])
     return after
