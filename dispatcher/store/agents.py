@@ -441,7 +441,3 @@ class AgentStore:
             ]
         )
         return len(picked)
-
-
-def _event(kind: str, data: dict[str, Any]) -> bytes:
-    return orjson.dumps({"event": kind, "data": data})
