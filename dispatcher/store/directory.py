@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable
@@ -74,18 +75,34 @@ async def dump(redis: Redis) -> dict[str, Any]:
 class DirectoryCache:
     """Each process keeps parsed directories and checks the stored version (one HGET) at most
     once per `ttl_s` per tenant, so a load takes effect everywhere within `ttl_s` (at once
-    with 0) without a Redis round trip on every request."""
+    with 0) without a Redis round trip on every request. With a `ttl_s`, lookups of a tenant
+    that come while its check (or its parse) is under way wait for that one: a worker starting
+    a poll's 500 jobs on a cold cache parsed the directory 500 times, and kept the memory. With
+    0 each lookup reads for itself, as one joining an earlier read could miss a load just made."""
 
     def __init__(self, redis: Redis, ttl_s: float = 0.0) -> None:
         self._redis = redis
         self._ttl_s = ttl_s
         self._tenants: dict[str, tuple[Tenant, float]] = {}
+        self._reading: dict[str, asyncio.Future[Tenant | None]] = {}
 
     async def tenant(self, subdomain: str) -> Tenant | None:
         cached = self._tenants.get(subdomain)
-        now = time.monotonic()
-        if cached is not None and now - cached[1] < self._ttl_s:
+        if cached is not None and time.monotonic() - cached[1] < self._ttl_s:
             return cached[0]
+        if not self._ttl_s:
+            return await self._read(subdomain)
+        reading = self._reading.get(subdomain)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read(subdomain))
+            self._reading[subdomain] = reading
+            reading.add_done_callback(lambda _: self._reading.pop(subdomain, None))
+        # Shielded: a lookup cancelled (its request or job ended) leaves the others the read.
+        return await asyncio.shield(reading)
+
+    async def _read(self, subdomain: str) -> Tenant | None:
+        cached = self._tenants.get(subdomain)
+        now = time.monotonic()
         version = await self._redis.hget(keys.TENANTS, subdomain)  # type: ignore[misc]
         if version is None:
             self._tenants.pop(subdomain, None)
