@@ -12,12 +12,16 @@ from redis.exceptions import DataError
 
 from dispatcher.redis_connection import (
     PackedConnection,
+    PackedSentinelConnection,
     PackedSSLConnection,
     PackedUnixConnection,
     arq_client,
+    connect,
+    connect_arq,
     connection_class,
     redis_client,
 )
+from dispatcher.settings import Settings
 
 ARGUMENTS: list[tuple[Any, ...]] = [
     ("SET", "a", 1.5),
@@ -68,6 +72,17 @@ def test_each_scheme_gets_its_packing_connection(url: str, expected: type[Any]) 
     assert connection_class(url) is expected
     for client in (redis_client(url), arq_client(url)):
         assert client.connection_pool.connection_class is expected
+
+
+async def test_the_primary_sentinel_names_is_reached_by_packing_connections_too() -> None:
+    # Building the clients asks no sentinel: where the primary is, is asked per connection.
+    # (No REDIS_URL either, whatever the run's environment gives.)
+    settings = Settings(
+        redis_url=None, redis_sentinels=(("127.0.0.1", 26379),), redis_sentinel_master="dispatch"
+    )
+    for client in (connect(settings), connect_arq(settings)):
+        assert client.connection_pool.connection_class is PackedSentinelConnection
+        await client.aclose()
 
 
 async def test_commands_and_scripts_round_trip_through_the_real_redis(
