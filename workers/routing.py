@@ -11,7 +11,9 @@ from dispatcher.directory.schema import Menu
 from dispatcher.domain import clock, lifecycle, routing
 from dispatcher.domain.statuses import CallStatus, FailReason
 from dispatcher.store import jobs
+from dispatcher.store.agents import Routing
 from dispatcher.store.calls import CallStore, Change, Snapshot
+from dispatcher.store.stores import Stores
 from workers.context import stores_of, typed
 
 log = structlog.get_logger("workers.routing")
@@ -21,12 +23,23 @@ async def route_call(ctx: dict[str, Any], subdomain: str, call_id: int) -> str:
     """One routing step; safe to run any number of times. It schedules the next step itself
     (next cascade group, or the queue's maximum wait); agents who become free wake it too."""
     stores = await stores_of(typed(ctx), subdomain)
-    # Offer ids for as many agents as a menu has, read with the call (unused ones go back):
-    # the call's menu is not known before the call is read.
-    reserve = stores.tenant.most_menu_agents if stores else 0
-    read = await stores.agents.load_for_routing(call_id, reserve) if stores else None
-    if stores is None or read is None or read.snapshot.call.status != CallStatus.QUEUED:
+    if stores is None:
         return "not queued"
+    return await route(ctx, stores, await read_for_routing(stores, call_id))
+
+
+async def read_for_routing(stores: Stores, call_id: int) -> Routing | None:
+    """The call with its offers so far and offer ids for as many agents as a menu has, in one
+    round trip (unused ids go back): the call's menu is not known before the call is read."""
+    return await stores.agents.load_for_routing(call_id, stores.tenant.most_menu_agents)
+
+
+async def route(ctx: dict[str, Any], stores: Stores, read: Routing | None) -> str:
+    """The routing step of a call `read` (read_for_routing's, or the call a firing has just
+    written with what was read before it)."""
+    if read is None or read.snapshot.call.status != CallStatus.QUEUED:
+        return "not queued"
+    subdomain, call_id = stores.tenant.subdomain, read.snapshot.call.id
     calls, snapshot = stores.calls, read.snapshot
     # ARQ may start a job up to half a millisecond before its score: judge at the due time at
     # least, or the next step would get this job's own id and never be queued.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +19,7 @@ from dispatcher.store.calls import CallBlocked, CallStore, CampaignHeld, Change,
 from dispatcher.store.stores import Stores
 from workers.campaigns import fail_unfired
 from workers.context import stores_of, typed
-from workers.routing import route_call
+from workers.routing import read_for_routing, route, route_call
 
 log = structlog.get_logger("workers.scheduling")
 
@@ -36,9 +37,12 @@ async def fire_scheduled_call(ctx: dict[str, Any], subdomain: str, call_id: int)
         return "no tenant"
     calls = stores.calls
     now = clock.now()
-    loaded = await calls.load(call_id)
-    if loaded is None:
+    # Read as a routing step reads, so that the step after the firing reads nothing: the
+    # offer ids reserved are lost to a call that is held (a reservation's ids are spare).
+    read = await read_for_routing(stores, call_id)
+    if read is None:
         return "not scheduled"
+    loaded = read.snapshot
     rules = await _rules_of(stores, loaded)
     try:
         after = await calls.apply(call_id, _firing(calls, rules, now), loaded=loaded)
@@ -51,7 +55,8 @@ async def fire_scheduled_call(ctx: dict[str, Any], subdomain: str, call_id: int)
         if lateness_ms is not None:
             context["metrics"].scheduled_fired(lateness_ms / 1000)
         log.info("scheduled call fired", tenant=subdomain, call_id=call_id, lateness_ms=lateness_ms)
-        return f"fired {lateness_ms} ms late; " + await route_call(ctx, subdomain, call_id)
+        routed = await route(ctx, stores, replace(read, snapshot=after))
+        return f"fired {lateness_ms} ms late; {routed}"
     if after is not None and after.call.held_until is not None:
         until, reason = after.call.held_until, after.call.held_reason
         log.info("scheduled call held", tenant=subdomain, call_id=call_id, until=until, by=reason)
