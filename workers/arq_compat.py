@@ -46,6 +46,14 @@ OVERRIDDEN = (
         "the job slot it took when Redis fails under its pipeline.",
     ),
     Internal(
+        "finish_job",
+        "(self, job_id: str, finish: bool, result_data: Optional[bytes], result_timeout_s: "
+        "Optional[float], keep_result_forever: bool, incr_score: Optional[int], "
+        "keep_in_progress: Optional[float]) -> None",
+        "ARQ records a job's end with a MULTI/EXEC pipeline of up to five commands, the "
+        "costliest round trip a job makes: one script (finish_job.lua) writes the same keys.",
+    ),
+    Internal(
         "run_job",
         "(self, job_id: str, score: int) -> None",
         "A job whose end ARQ could not record (Redis lost in its finish pipeline) must not end "

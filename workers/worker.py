@@ -11,13 +11,19 @@ from typing import Any
 
 import structlog
 from arq import Worker
-from arq.constants import in_progress_key_prefix
-from arq.utils import timestamp_ms
+from arq.constants import (
+    abort_jobs_ss,
+    in_progress_key_prefix,
+    job_key_prefix,
+    result_key_prefix,
+    retry_key_prefix,
+)
+from arq.utils import timestamp_ms, to_ms
 
 from dispatcher.domain import clock
 from dispatcher.store import heartbeats, jobs
 from dispatcher.store.keys import Key
-from dispatcher.store.scripts import ClaimJobs, Scripts
+from dispatcher.store.scripts import ClaimJobs, FinishJob, Scripts
 from workers.redis_lost import (
     POLL_FAILED,
     REDIS_DOWN,
@@ -172,6 +178,39 @@ class DispatchWorker(Worker):
             timeout=int(self.in_progress_timeout_s * 1000),
         )
         return await self._scripts.run(claim)
+
+    async def finish_job(
+        self,
+        job_id: str,
+        finish: bool,
+        result_data: bytes | None,
+        result_timeout_s: float | None,
+        keep_result_forever: bool,
+        incr_score: int | None,
+        keep_in_progress: float | None,
+    ) -> None:
+        """ARQ's record of a job's end, made by one script (finish_job.lua) where ARQ sends a
+        MULTI/EXEC pipeline: the same keys written the same way."""
+        if self._scripts is None:
+            self._scripts = Scripts.register(self.pool)
+        ttl = None if keep_result_forever else result_timeout_s
+        await self._scripts.run(
+            FinishJob(
+                running=Key(in_progress_key_prefix + job_id),
+                result_key=Key(result_key_prefix + job_id),
+                retry=Key(retry_key_prefix + job_id),
+                job=Key(job_key_prefix + job_id),
+                aborts=Key(abort_jobs_ss),
+                queue=Key(self.queue_name),
+                job_id=job_id,
+                finish=finish,
+                # The jobs' serializer writes JSON (store/jobs.py): the result is text.
+                data=result_data.decode() if result_data else None,
+                data_ttl=to_ms(ttl),
+                incr_score=incr_score,
+                keep_running=to_ms(keep_in_progress),
+            )
+        )
 
     async def run_job(self, job_id: str, score: int) -> None:
         """ARQ's, with the job's log fields; a lost Redis is noted, not let out to the loop."""

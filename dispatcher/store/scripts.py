@@ -609,6 +609,26 @@ class ClaimJobs(Script[list[tuple[str, int]]]):
 
 
 @dataclass(frozen=True)
+class FinishJob(Script[None]):
+    """A job's end as ARQ records it (its finish_job), in one step: what becomes of its
+    in-progress key, its result, try counter, body and queue entry."""
+
+    name: ClassVar[str] = "finish_job"
+    running: Key
+    result_key: Key = field(metadata=lua_name("result"))
+    retry: Key
+    job: Key
+    aborts: Key
+    queue: Key
+    job_id: str
+    finish: bool
+    data: str | None = None  # the result
+    data_ttl: int | None = None  # ms; None keeps a result for good
+    incr_score: int | None = None
+    keep_running: int | None = None  # ms; None deletes the in-progress key
+
+
+@dataclass(frozen=True)
 class TakeToken(Script[int]):
     """The ms to wait for the tokens: 0 when they were taken."""
 

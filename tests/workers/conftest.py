@@ -65,6 +65,10 @@ async def stop_worker(arq_worker: DispatchWorker, polling: asyncio.Task[Any]) ->
         await polling
     # Let jobs in flight finish (they are short), so close() neither cancels nor re-raises.
     await asyncio.gather(*arq_worker.tasks.values(), return_exceptions=True)
+    await close_worker(arq_worker)
+
+
+async def close_worker(arq_worker: Worker) -> None:
     with warnings.catch_warnings():
         # ARQ closes its pool with redis-py's deprecated close(); not this project's code.
         warnings.filterwarnings("ignore", "Call to deprecated close", DeprecationWarning)
