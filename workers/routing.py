@@ -9,10 +9,11 @@ import structlog
 
 from dispatcher.directory.schema import Menu
 from dispatcher.domain import clock, lifecycle, routing
+from dispatcher.domain.objects import CallObject
 from dispatcher.domain.statuses import CallStatus, FailReason
 from dispatcher.store import jobs
 from dispatcher.store.agents import Routing
-from dispatcher.store.calls import CallStore, Change, Snapshot
+from dispatcher.store.calls import CallStore, Change, Snapshot, Then
 from dispatcher.store.stores import Stores
 from workers.context import stores_of, typed
 
@@ -39,11 +40,9 @@ async def route(ctx: dict[str, Any], stores: Stores, read: Routing | None) -> st
     written with what was read before it)."""
     if read is None or read.snapshot.call.status != CallStatus.QUEUED:
         return "not queued"
-    subdomain, call_id = stores.tenant.subdomain, read.snapshot.call.id
     calls, snapshot = stores.calls, read.snapshot
-    # ARQ may start a job up to half a millisecond before its score: judge at the due time at
-    # least, or the next step would get this job's own id and never be queued.
-    now = max(clock.now(), clock.from_ms(ctx.get("score") or 0))
+    call_id = snapshot.call.id
+    now = _now(ctx)
     menu = calls.tenant.menus_by_id.get(snapshot.meta.menu_id or 0)
     if menu is None:
         await _fail(calls, call_id, now, FailReason.MENU_DELETED)
@@ -56,18 +55,69 @@ async def route(ctx: dict[str, Any], stores: Stores, read: Routing | None) -> st
     cast = await _cast_new_groups(calls, snapshot, menu, queued_at, now)
     if cast is None:
         return "changed"
-    candidates = _candidates(calls, cast, menu, queued_at, now)
-    wake = min(routing.next_unlock(menu, queued_at, now) or deadline, deadline)
-
-    def next_step(due_ms: int) -> list[jobs.JobSpec]:
-        return [jobs.JobSpec(jobs.ROUTE_CALL, subdomain, call_id, due_ms, (), str(due_ms))]
-
+    step = _Step(calls, cast.call, menu, queued_at, deadline, now)
     # The next step is queued by the offering's own script: at the next group's unlock or the
     # deadline, or when the offers made ring out (their agents are free again) if sooner.
     offers = await stores.agents.make_offers(
-        call_id, candidates, now, menu.offer_timeout_s, read, next_step, clock.to_ms(wake)
+        call_id, step.candidates, now, menu.offer_timeout_s, read, step.next_step, step.wake_ms
     )
     return f"offered to {len(offers)}"
+
+
+def first_offering(
+    ctx: dict[str, Any], stores: Stores, read: Routing, fired: CallObject
+) -> Then | None:
+    """The routing step of a call about to fire as `fired`, as a script to send right after
+    its firing's write (CallStore's Then), so that the firing and the step's offering take
+    one round trip. None when the step would first write something else (its menu is gone,
+    it expired, or groups are left to cast), or `read` reserved too few offer ids: the step
+    then runs after the firing, as `route`."""
+    calls, now = stores.calls, _now(ctx)
+    menu = calls.tenant.menus_by_id.get(read.snapshot.meta.menu_id or 0)
+    queued_at = clock.parse_iso(fired.queued_at)
+    if menu is None or queued_at is None:
+        return None
+    deadline = routing.deadline(menu, queued_at)
+    cast = {event.group for event in fired.offer_events}
+    unlocked = routing.unlocked_groups(menu, queued_at, now)
+    if now >= deadline or any(routing.group_name(i) not in cast for i in unlocked):
+        return None
+    step = _Step(calls, fired, menu, queued_at, deadline, now)
+    script = stores.agents.first_offering(
+        step.candidates, now, menu.offer_timeout_s, read, step.next_step, step.wake_ms
+    )
+    return Then(script) if script is not None else None
+
+
+def _now(ctx: dict[str, Any]) -> datetime:
+    # ARQ may start a job up to half a millisecond before its score: judge at the due time at
+    # least, or the next step would get this job's own id and never be queued.
+    return max(clock.now(), clock.from_ms(ctx.get("score") or 0))
+
+
+class _Step:
+    """What a routing step offers (the unlocked groups' agents who speak the call's language,
+    each once) and when the call's next step is due: the next group's unlock, or the
+    deadline."""
+
+    def __init__(
+        self,
+        calls: CallStore,
+        call: CallObject,
+        menu: Menu,
+        queued_at: datetime,
+        deadline: datetime,
+        now: datetime,
+    ) -> None:
+        self.subdomain, self.call_id = calls.tenant.subdomain, call.id
+        self.candidates = _candidates(calls, call, menu, queued_at, now)
+        wake = min(routing.next_unlock(menu, queued_at, now) or deadline, deadline)
+        self.wake_ms = clock.to_ms(wake)
+
+    def next_step(self, due_ms: int) -> list[jobs.JobSpec]:
+        return [
+            jobs.JobSpec(jobs.ROUTE_CALL, self.subdomain, self.call_id, due_ms, (), str(due_ms))
+        ]
 
 
 async def _cast_new_groups(
@@ -89,7 +139,7 @@ async def _cast_new_groups(
 
 
 def _candidates(
-    calls: CallStore, snapshot: Snapshot, menu: Menu, queued_at: datetime, now: datetime
+    calls: CallStore, call: CallObject, menu: Menu, queued_at: datetime, now: datetime
 ) -> list[tuple[int, int, str]]:
     """Agents of the unlocked groups who speak the call's language, each once."""
     seen: set[int] = set()
@@ -97,7 +147,7 @@ def _candidates(
     for index in routing.unlocked_groups(menu, queued_at, now):
         for agent_id in menu.groups[index]:
             agent = calls.tenant.agents_by_id.get(agent_id)
-            if agent and agent_id not in seen and snapshot.call.lang in agent.languages:
+            if agent and agent_id not in seen and call.lang in agent.languages:
                 seen.add(agent_id)
                 found.append((agent_id, agent.capacity.voice, routing.group_name(index)))
     return found

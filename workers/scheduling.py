@@ -12,14 +12,16 @@ import structlog
 from dispatcher.domain import clock, compliance, lifecycle
 from dispatcher.domain.campaigns import CampaignState
 from dispatcher.domain.errors import InvalidRequest
+from dispatcher.domain.objects import CallObject
 from dispatcher.domain.records import first_groups
 from dispatcher.domain.statuses import CallStatus, CallType, FailReason
 from dispatcher.store import jobs
-from dispatcher.store.calls import CallBlocked, CallStore, CampaignHeld, Change, Snapshot
+from dispatcher.store.agents import Routing
+from dispatcher.store.calls import CallBlocked, CallStore, CampaignHeld, Change, Snapshot, Then
 from dispatcher.store.stores import Stores
 from workers.campaigns import fail_unfired
 from workers.context import stores_of, typed
-from workers.routing import read_for_routing, route, route_call
+from workers.routing import first_offering, read_for_routing, route, route_call
 
 log = structlog.get_logger("workers.scheduling")
 
@@ -44,8 +46,17 @@ async def fire_scheduled_call(ctx: dict[str, Any], subdomain: str, call_id: int)
         return "not scheduled"
     loaded = read.snapshot
     rules = await _rules_of(stores, loaded)
+    sent: list[Then] = []
+
+    def offering(fired: CallObject) -> Then | None:
+        # Once: decided again after a stale write, the step reads afresh (the reservation
+        # may have gone back to the counter).
+        then = None if sent else first_offering(ctx, stores, read, fired)
+        sent.extend([then] if then else [])
+        return then
+
     try:
-        after = await calls.apply(call_id, _firing(calls, rules, now), loaded=loaded)
+        after = await calls.apply(call_id, _firing(calls, rules, now, offering), loaded=loaded)
     except CampaignHeld as held:
         return await _held(calls, call_id, held)
     except CallBlocked as blocked:
@@ -55,8 +66,7 @@ async def fire_scheduled_call(ctx: dict[str, Any], subdomain: str, call_id: int)
         if lateness_ms is not None:
             context["metrics"].scheduled_fired(lateness_ms / 1000)
         log.info("scheduled call fired", tenant=subdomain, call_id=call_id, lateness_ms=lateness_ms)
-        routed = await route(ctx, stores, replace(read, snapshot=after))
-        return f"fired {lateness_ms} ms late; {routed}"
+        return f"fired {lateness_ms} ms late; " + await _routed(ctx, stores, read, after, sent)
     if after is not None and after.call.held_until is not None:
         until, reason = after.call.held_until, after.call.held_reason
         log.info("scheduled call held", tenant=subdomain, call_id=call_id, until=until, by=reason)
@@ -64,11 +74,29 @@ async def fire_scheduled_call(ctx: dict[str, Any], subdomain: str, call_id: int)
     return await _not_fired_here(ctx, stores, call_id, after)
 
 
+async def _routed(
+    ctx: dict[str, Any], stores: Stores, read: Routing, after: Snapshot, sent: list[Then]
+) -> str:
+    """The fired call's first routing step: made already if its offering went with the
+    firing's write; else run now, on what was read before the firing if nothing was sent
+    with a write, or afresh (an offering sent with a stale write, or found stale itself)."""
+    if not sent or not sent[0].ran:
+        return await route(ctx, stores, replace(read, snapshot=after))
+    if isinstance(sent[0].answer, tuple):
+        made = await stores.agents.offered(sent[0].answer)
+        return f"offered to {len(made)} with the firing"
+    return await route_call(ctx, stores.tenant.subdomain, after.call.id)
+
+
 def _firing(
-    calls: CallStore, rules: compliance.Rules, now: datetime
+    calls: CallStore,
+    rules: compliance.Rules,
+    now: datetime,
+    offering: Callable[[CallObject], Then | None],
 ) -> Callable[[Snapshot], Change | None]:
     """What firing makes of the call: queued (if the DNC list and its contact limit let it
-    start, store/scripts.py's Guard), held till its window opens, or failed."""
+    start, store/scripts.py's Guard), held till its window opens, or failed. Queued, its
+    first `offering` goes with the write, when there is one."""
 
     def decide(current: Snapshot) -> Change | None:
         if current.call.status != CallStatus.SCHEDULED:
@@ -83,7 +111,8 @@ def _firing(
             return _hold(calls, current, opens, compliance.HELD_BY_WINDOW)
         fired = lifecycle.fired(current.call, first_groups(menu, now), now)
         number = current.meta.end_user_number or ""
-        return Change(fired, waiting="add", guard=calls.guard(number, current.call.id, rules, now))
+        guard = calls.guard(number, current.call.id, rules, now)
+        return Change(fired, waiting="add", guard=guard, then=offering(fired))
 
     return decide
 

@@ -76,6 +76,20 @@ class StatusChange:
     held: bool
 
 
+def _steps(
+    next_step: Callable[[int], Sequence[jobs.JobSpec]] | None,
+    wake_ms: int,
+    now_ms: int,
+    expires_ms: int,
+) -> tuple[Jobs, Jobs]:
+    """make_offers.lua's next routing step: due at `wake_ms` when no offer is made, or when
+    the offers made ring out if that is sooner."""
+    if next_step is None:
+        return NO_JOBS, NO_JOBS
+    offered_ms = min(wake_ms, expires_ms)
+    return Jobs.of(next_step(wake_ms), now_ms), Jobs.of(next_step(offered_ms), now_ms)
+
+
 @dataclass(frozen=True)
 class Routing:
     """What a routing step reads in one round trip: the call, the ids of its offers so far,
@@ -181,17 +195,14 @@ class AgentStore:
         call still queued): due at `wake_ms`, or when the offers made ring out if sooner."""
         now_ms = clock.to_ms(now)
         expires_ms = now_ms + int(timeout_s * 1000)
-        steps = (NO_JOBS, NO_JOBS)
-        if next_step is not None:
-            offered_ms = min(wake_ms, expires_ms)
-            steps = (Jobs.of(next_step(wake_ms), now_ms), Jobs.of(next_step(offered_ms), now_ms))
+        steps = _steps(next_step, wake_ms, now_ms, expires_ms)
         for attempt in range(8):
             if attempt == 0 and read is not None and read.reserved >= len(candidates):
                 prepared = (read.existing, read.first, read.reserved)
             else:  # read again: the call got offers since, or nothing was read with it
                 prepared = await self._reserve(call_id, len(candidates))
             try:
-                made, rang_out = await self._scripts.run(
+                answer = await self._scripts.run(
                     self._offering(call_id, candidates, now_ms, expires_ms, *prepared, steps)
                 )
                 break
@@ -199,15 +210,44 @@ class AgentStore:
                 continue
         else:
             raise CallChanging(f"call {call_id} kept getting offers")
-        offers = []
+        made = await self.offered(answer)
         groups = {agent_id: group for agent_id, _, group in candidates}
-        for agent_id, offer_id in made:
-            offers.append(
-                Offer(offer_id, call_id, agent_id, groups[agent_id], now_ms, expires_ms, "open")
-            )
+        return [
+            Offer(offer_id, call_id, agent_id, groups[agent_id], now_ms, expires_ms, "open")
+            for agent_id, offer_id in made
+        ]
+
+    def first_offering(
+        self,
+        candidates: list[tuple[int, int, str]],
+        now: datetime,
+        timeout_s: float,
+        read: Routing,
+        next_step: Callable[[int], Sequence[jobs.JobSpec]],
+        wake_ms: int,
+    ) -> MakeOffers | None:
+        """make_offers' first attempt as a script, for a caller that sends it in a round trip
+        of its own (a firing's write, CallStore's Then), its answer then given to `offered`;
+        None when `read` reserved too few ids for the candidates."""
+        if read.reserved < len(candidates):
+            return None
+        now_ms = clock.to_ms(now)
+        expires_ms = now_ms + int(timeout_s * 1000)
+        steps = _steps(next_step, wake_ms, now_ms, expires_ms)
+        call_id = read.snapshot.call.id
+        return self._offering(
+            call_id, candidates, now_ms, expires_ms, read.existing, read.first, read.reserved, steps
+        )
+
+    async def offered(
+        self, answer: tuple[list[tuple[int, int]], list[int]]
+    ) -> list[tuple[int, int]]:
+        """An offering's answer: the agents whose earlier offers rang out are woken for other
+        calls; (agent id, offer id) of the offers made."""
+        made, rang_out = answer
         if rang_out:
             await self.wake_waiting_calls(rang_out)
-        return offers
+        return made
 
     async def _reserve(self, call_id: int, reserve: int) -> tuple[list[int], int, int]:
         async with self._redis.pipeline(transaction=False) as pipe:

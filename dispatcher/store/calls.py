@@ -39,7 +39,7 @@ from dispatcher.store.records import (
     ids_of,
     settled,
 )
-from dispatcher.store.scripting import Stale
+from dispatcher.store.scripting import Script, Stale
 from dispatcher.store.scripts import (
     CallBlocked,
     CampaignHeld,
@@ -80,6 +80,18 @@ class Snapshot:
 
 
 @dataclass
+class Then:
+    """A script sent in the same round trip as a change's write, right after it, whether the
+    write is made or not (the script checks what it needs for itself): a fired call's first
+    offering. Sent once: `ran` once it was, and `answer` its decoded answer (or the Stale it
+    raised) when the write was made."""
+
+    script: Script[Any]
+    ran: bool = False
+    answer: Any = None
+
+
+@dataclass
 class Change:
     call: CallObject
     meta: CallMeta | None = None
@@ -89,6 +101,7 @@ class Change:
     announce: bool = True  # False for changes clients cannot see (private facts only)
     # A scheduled call firing: written only if it may start (the DNC list, the contact limit).
     guard: Guard | None = None
+    then: Then | None = None
 
 
 class CallStore(RecordStore):
@@ -484,7 +497,8 @@ class CallStore(RecordStore):
         try:
             if campaign_id is not None and fires:
                 due = before.call.held_until or call.scheduled_at
-                return await self._fire_in_campaign(call, due, campaign_id, write, queued, change)
+                fire = self._fire_in_campaign(call, due, campaign_id, write, queued, change)
+                return await self._run(fire, change.then)
             if campaign_id is not None and write.held_until is not None:
                 menu_id = before.meta.menu_id or 0
                 return await self._hold_in_campaign(campaign_id, menu_id, write, now_ms)
@@ -492,9 +506,28 @@ class CallStore(RecordStore):
             transition = Transition(
                 write, queued, change.guard, redialling, now_ms if redialling else None
             )
-            return await self._scripts.run(transition)
+            return await self._run(transition, change.then)
         except Stale:
             return 0
+
+    async def _run(self, write: Script[int], then: Then | None) -> int:
+        """The write's script, and `then` after it in the same round trip."""
+        if then is None or then.ran:
+            return await self._scripts.run(write)
+        then.ran = True
+        async with self._redis.pipeline(transaction=False) as pipe:
+            await self._scripts.queue(write, pipe)
+            await self._scripts.queue(then.script, pipe)
+            raw, raw_then = await pipe.execute(raise_on_error=False)
+        for reply in (raw, raw_then):
+            if isinstance(reply, Exception):
+                raise reply
+        rev = write.decode(raw)  # Stale: not written, and `then` is not answered
+        try:
+            then.answer = then.script.decode(raw_then)
+        except Stale as stale:
+            then.answer = stale
+        return rev
 
     async def _redial(self, before: Snapshot, change: Change, now_ms: int) -> list[jobs.JobSpec]:
         """A campaign call failing with an outcome its redial policy lists, with attempts left:
@@ -572,7 +605,7 @@ class CallStore(RecordStore):
         )
         return await self._scripts.run(hold)
 
-    async def _fire_in_campaign(
+    def _fire_in_campaign(
         self,
         fired: CallObject,
         due: str | None,
@@ -580,13 +613,13 @@ class CallStore(RecordStore):
         write: Write,
         queued: Jobs,
         change: Change,
-    ) -> int:
+    ) -> FireCampaignCall:
         """A call of a campaign fires only while its campaign runs: checked in the same atomic
         step as the compare-and-set (fire_campaign_call.lua). `due`: when it was due, its
         scheduled_at or the end of its hold (the campaign's lateness counts from it)."""
         moments = [clock.parse_iso(due), clock.parse_iso(fired.queued_at)]
         scheduled, queued_ms = (clock.to_ms(at) if at else 0 for at in moments)
-        fire = FireCampaignCall(
+        return FireCampaignCall(
             change=write,
             jobs=queued,
             due=self.keys.campaign_due(campaign_id),
@@ -596,7 +629,6 @@ class CallStore(RecordStore):
             burst_s=campaigns.BURST_S,
             guard=change.guard,
         )
-        return await self._scripts.run(fire)
 
     async def announce(self, snapshot: Snapshot) -> None:
         """The tenant's channel gets every change; the call's agent gets it too (their

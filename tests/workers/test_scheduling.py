@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from arq import Worker
 from redis.asyncio import Redis
 
-from dispatcher.domain import clock
+from dispatcher.domain import clock, lifecycle
+from dispatcher.domain.records import first_groups
 from dispatcher.store import jobs
+from dispatcher.store.calls import Change, Snapshot, Then
+from dispatcher.store.scripting import Stale
+from dispatcher.store.scripts import NO_JOBS, Enqueue
 from tests.conftest import basic
 from tests.workers.conftest import (
     API,
@@ -24,7 +31,9 @@ from tests.workers.conftest import (
     wait_for_offer,
     wait_for_status,
 )
-from workers.scheduling import fire_scheduled_call
+from workers.context import stores_of, typed
+from workers.routing import first_offering, read_for_routing
+from workers.scheduling import _routed, fire_scheduled_call
 
 LOCK_STAR = 9  # a mobile menu: takes scheduled calls
 # Long routing timings: nothing but the firing changes the call while these tests look at it.
@@ -125,3 +134,101 @@ async def test_a_fired_call_waits_for_an_agent_who_becomes_available(
     assert (accepted["status"], accepted["agent_info"]["id"]) == ("assigned", 1)
     finished = await wait_for_status(client, call_id, "finished")
     assert finished["connected_at"] is not None
+
+
+async def _due(client: TestClient[Any, Any]) -> int:
+    """A call scheduled a moment ago, due by the time this returns."""
+    call_id: int = (await schedule(client, 0.05))["id"]
+    await asyncio.sleep(0.1)
+    return call_id
+
+
+async def _routing_steps(redis: Redis, call_id: int) -> list[str]:
+    queued = [m.decode() for m in await redis.zrange(jobs.QUEUE_NAME, 0, -1)]
+    return [m for m in queued if m.startswith(f"{jobs.ROUTE_CALL}:demo:{call_id}:")]
+
+
+async def test_a_fired_call_is_offered_in_the_round_trip_of_its_firing(
+    client: TestClient[Any, Any], redis: Redis, job_context: dict[str, Any]
+) -> None:
+    await load_tenant(redis, menus={LOCK_STAR: STILL})
+    call_id = await _due(client)
+
+    done = await fire_scheduled_call(job_context, "demo", call_id)
+    assert re.fullmatch(r"fired \d+ ms late; offered to 2 with the firing", done), done
+    offers = {agent: await offers_of(client, agent) for agent in (1, 2)}
+    assert {agent: [o["call_id"] for o in found] for agent, found in offers.items()} == {
+        1: [call_id],
+        2: [call_id],
+    }
+    # The reservation's unused ids went back: the counter stands at the last offer made.
+    ids = sorted(found[0]["id"] for found in offers.values())
+    assert int(await redis.get(TENANT.sequence("offer"))) == ids[-1] == ids[0] + 1
+    # The next step went with the offering: the next group's unlock, 10 s after queueing.
+    [step] = await _routing_steps(redis, call_id)
+    queued_at = clock.parse_iso((await get_call(client, call_id))["queued_at"])
+    assert queued_at is not None
+    assert int(step.rsplit(":", 1)[1]) == clock.to_ms(queued_at) + 10_000
+
+
+@pytest.mark.parametrize("answer", [None, Stale("make_offers")], ids=["stale write", "stale"])
+async def test_a_fired_call_whose_offering_was_not_answered_is_routed_on_a_fresh_read(
+    client: TestClient[Any, Any],
+    redis: Redis,
+    job_context: dict[str, Any],
+    answer: Stale | None,
+) -> None:
+    """An offering sent with a write that came too late (stale: no answer kept), or refused
+    as stale itself: the step runs again on a fresh read, not on the ids the firing's read
+    reserved (they may have gone back to the counter, and to another call's offers since)."""
+    await load_tenant(redis, menus={LOCK_STAR: STILL})
+    stores = await stores_of(typed(job_context), "demo")
+    assert stores is not None
+    call_id = await _due(client)
+    read = await read_for_routing(stores, call_id)
+    assert read is not None
+    menu = stores.tenant.menus_by_id[LOCK_STAR]
+
+    def fire(current: Snapshot) -> Change:
+        now = clock.now()
+        return Change(lifecycle.fired(current.call, first_groups(menu, now), now), waiting="add")
+
+    fired = await stores.calls.apply(call_id, fire)
+    assert fired is not None
+    taken = await redis.incrby(TENANT.sequence("offer"), read.reserved)  # by another call
+    sent = [Then(script=Enqueue(jobs=NO_JOBS), ran=True, answer=answer)]
+
+    assert await _routed(job_context, stores, read, fired, sent) == "offered to 2"
+    offers = [o for agent in (1, 2) for o in await offers_of(client, agent)]
+    assert [o["call_id"] for o in offers] == [call_id, call_id]
+    assert sorted(o["id"] for o in offers) == [taken + 1, taken + 2]
+
+
+async def test_an_offering_goes_with_one_write_only(
+    client: TestClient[Any, Any], redis: Redis, job_context: dict[str, Any]
+) -> None:
+    """Sent with a write found stale, an offering is not sent again with the write that
+    follows (CallStore's Then): it ran on the call still scheduled, made nothing, and gave
+    its reserved ids back."""
+    await load_tenant(redis, menus={LOCK_STAR: STILL})
+    stores = await stores_of(typed(job_context), "demo")
+    assert stores is not None
+    call_id = await _due(client)
+    read = await read_for_routing(stores, call_id)
+    assert read is not None
+    menu = stores.tenant.menus_by_id[LOCK_STAR]
+    now = clock.now()
+    fired = lifecycle.fired(read.snapshot.call, first_groups(menu, now), now)
+    then = first_offering(job_context, stores, read, fired)
+    assert then is not None
+    # The call changes after the read (a private fact: no client sees it).
+    touched = await stores.calls.apply(call_id, lambda s: Change(s.call, announce=False))
+    assert touched is not None and touched.rev == read.snapshot.rev + 1
+
+    after = await stores.calls.apply(
+        call_id, lambda s: Change(fired, waiting="add", then=then), loaded=read.snapshot
+    )
+    assert after is not None and after.rev == read.snapshot.rev + 2
+    assert (then.ran, then.answer) == (True, None)
+    assert await offers_of(client, 1) == await offers_of(client, 2) == []
+    assert int(await redis.get(TENANT.sequence("offer")) or 0) == read.first - 1
