@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Literal
 
 import orjson
 from redis.asyncio.client import Pipeline
+from redis.exceptions import NoScriptError
 
 from dispatcher.directory.schema import CallingWindow
 from dispatcher.domain import choices, clock, compliance, history, lifecycle, redials
@@ -511,22 +512,27 @@ class CallStore(RecordStore):
             return 0
 
     async def _run(self, write: Script[int], then: Then | None) -> int:
-        """The write's script, and `then` after it in the same round trip."""
+        """The write's script, and `then` after it in the same round trip (one round trip:
+        a fired call's, sent by `Scripts.send`). Redis having lost the scripts, the write is
+        run again alone and `then` left unanswered."""
         if then is None or then.ran:
             return await self._scripts.run(write)
         then.ran = True
         async with self._redis.pipeline(transaction=False) as pipe:
-            await self._scripts.queue(write, pipe)
-            await self._scripts.queue(then.script, pipe)
+            self._scripts.send(write, pipe)
+            self._scripts.send(then.script, pipe)
             raw, raw_then = await pipe.execute(raise_on_error=False)
+        if isinstance(raw, NoScriptError):
+            return await self._scripts.run(write)  # which loads it
         for reply in (raw, raw_then):
-            if isinstance(reply, Exception):
+            if isinstance(reply, Exception) and not isinstance(reply, NoScriptError):
                 raise reply
         rev = write.decode(raw)  # Stale: not written, and `then` is not answered
-        try:
-            then.answer = then.script.decode(raw_then)
-        except Stale as stale:
-            then.answer = stale
+        if not isinstance(raw_then, NoScriptError):
+            try:
+                then.answer = then.script.decode(raw_then)
+            except Stale as stale:
+                then.answer = stale
         return rev
 
     async def _redial(self, before: Snapshot, change: Change, now_ms: int) -> list[jobs.JobSpec]:

@@ -705,6 +705,14 @@ class Scripts:
         keys_, arg = script.parts()
         await self._registered[script.name](keys=keys_, args=[arg], client=pipe)
 
+    def send(self, script: Script[Any], pipe: Pipeline) -> None:
+        """Queues the script's EVALSHA on `pipe` without `queue`'s check that it is loaded
+        (redis-py sends SCRIPT EXISTS, a round trip of its own, before every pipeline that
+        queued a script): for a caller to whom that round trip would be a third of its cost.
+        A NoScriptError reply means Redis lost the script (a restart) and it did not run."""
+        keys_, arg = script.parts()
+        pipe.execute_command("EVALSHA", self._registered[script.name].sha, len(keys_), *keys_, arg)
+
     async def enqueue(self, specs: Sequence[JobSpec], now_ms: int) -> None:
         """ARQ jobs queued outside any other write (a write queues its own in its script)."""
         if specs:

@@ -232,3 +232,22 @@ async def test_an_offering_goes_with_one_write_only(
     assert (then.ran, then.answer) == (True, None)
     assert await offers_of(client, 1) == await offers_of(client, 2) == []
     assert int(await redis.get(TENANT.sequence("offer")) or 0) == read.first - 1
+
+
+async def test_a_firing_sent_to_a_redis_that_lost_its_scripts_is_written_then_routed(
+    client: TestClient[Any, Any], redis: Redis, job_context: dict[str, Any]
+) -> None:
+    """A restarted Redis has no scripts: the firing's write, sent with its offering without
+    redis-py's check (Scripts.send), is run again alone, and the step routed afresh."""
+    await load_tenant(redis, menus={LOCK_STAR: STILL})
+    call_id = await _due(client)
+    await redis.script_flush()
+
+    done = await fire_scheduled_call(job_context, "demo", call_id)
+    assert re.fullmatch(r"fired \d+ ms late; offered to 2", done), done
+    assert (await get_call(client, call_id))["status"] == "queued"
+    assert [o["call_id"] for agent in (1, 2) for o in await offers_of(client, agent)] == [
+        call_id,
+        call_id,
+    ]
+    [_] = await _routing_steps(redis, call_id)
