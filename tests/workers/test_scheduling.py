@@ -12,12 +12,15 @@ from aiohttp.test_utils import TestClient
 from arq import Worker
 from redis.asyncio import Redis
 
+from dispatcher.directory.schema import Menu
 from dispatcher.domain import clock, lifecycle
 from dispatcher.domain.records import first_groups
 from dispatcher.store import jobs
+from dispatcher.store.agents import Routing
 from dispatcher.store.calls import Change, Snapshot, Then
 from dispatcher.store.scripting import Stale
 from dispatcher.store.scripts import NO_JOBS, Enqueue
+from dispatcher.store.stores import Stores
 from tests.conftest import basic
 from tests.workers.conftest import (
     API,
@@ -171,6 +174,18 @@ async def test_a_fired_call_is_offered_in_the_round_trip_of_its_firing(
     assert int(step.rsplit(":", 1)[1]) == clock.to_ms(queued_at) + 10_000
 
 
+async def _read_due(
+    client: TestClient[Any, Any], redis: Redis, job_context: dict[str, Any]
+) -> tuple[Stores, Routing, Menu]:
+    """A due call read as its firing reads it, with the job's stores and the call's menu."""
+    await load_tenant(redis, menus={LOCK_STAR: STILL})
+    stores = await stores_of(typed(job_context), "demo")
+    assert stores is not None
+    read = await read_for_routing(stores, await _due(client))
+    assert read is not None
+    return stores, read, stores.tenant.menus_by_id[LOCK_STAR]
+
+
 @pytest.mark.parametrize("answer", [None, Stale("make_offers")], ids=["stale write", "stale"])
 async def test_a_fired_call_whose_offering_was_not_answered_is_routed_on_a_fresh_read(
     client: TestClient[Any, Any],
@@ -181,13 +196,8 @@ async def test_a_fired_call_whose_offering_was_not_answered_is_routed_on_a_fresh
     """An offering sent with a write that came too late (stale: no answer kept), or refused
     as stale itself: the step runs again on a fresh read, not on the ids the firing's read
     reserved (they may have gone back to the counter, and to another call's offers since)."""
-    await load_tenant(redis, menus={LOCK_STAR: STILL})
-    stores = await stores_of(typed(job_context), "demo")
-    assert stores is not None
-    call_id = await _due(client)
-    read = await read_for_routing(stores, call_id)
-    assert read is not None
-    menu = stores.tenant.menus_by_id[LOCK_STAR]
+    stores, read, menu = await _read_due(client, redis, job_context)
+    call_id = read.snapshot.call.id
 
     def fire(current: Snapshot) -> Change:
         now = clock.now()
@@ -210,13 +220,8 @@ async def test_an_offering_goes_with_one_write_only(
     """Sent with a write found stale, an offering is not sent again with the write that
     follows (CallStore's Then): it ran on the call still scheduled, made nothing, and gave
     its reserved ids back."""
-    await load_tenant(redis, menus={LOCK_STAR: STILL})
-    stores = await stores_of(typed(job_context), "demo")
-    assert stores is not None
-    call_id = await _due(client)
-    read = await read_for_routing(stores, call_id)
-    assert read is not None
-    menu = stores.tenant.menus_by_id[LOCK_STAR]
+    stores, read, menu = await _read_due(client, redis, job_context)
+    call_id = read.snapshot.call.id
     now = clock.now()
     fired = lifecycle.fired(read.snapshot.call, first_groups(menu, now), now)
     then = first_offering(job_context, stores, read, fired)
