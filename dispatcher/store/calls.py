@@ -116,7 +116,8 @@ class CallStore(RecordStore):
     ) -> Answer:
         """201 with the call; 202 for an outbound call that waits for the agent's choice.
         With `bucket`, the request's token of its rate limit is taken with the ids (or 429)."""
-        ids = ids_of(await self._scripts.run(self._allocation(_allocation(plan), bucket)))
+        allocation = self._allocation([_allocation(plan)], bucket)
+        [ids] = [ids_of(raw) for raw in await self._scripts.run(allocation)]
         creation = self._call_creation(plan, ids, key, None)
         answer = await self._create(creation)
         await self._announce_waiting([(creation, answer)])
@@ -128,23 +129,23 @@ class CallStore(RecordStore):
         campaign: CampaignLink | None,
         brief: bool = False,
     ) -> list[Answer | DispatchError]:
-        """Many calls (a batch), in the order given, in two pipelined round trips: their ids,
-        then their records, each written by the same script and interpreted the same way as
-        `create_call`'s. One that fails its claims fails alone. `brief`: the answers (and what
-        their keys remember) are `{"id": N}` only, for callers that are not clients."""
+        """Many calls (a batch), in the order given, in two pipelined round trips: their ids
+        (one script for the batch), then their records, each written by the same script and
+        interpreted the same way as `create_call`'s. One that fails its claims fails alone.
+        `brief`: the answers (and what their keys remember) are `{"id": N}` only, for callers
+        that are not clients."""
         if not planned:
             return []
-        allocations = [self._allocation(_allocation(plan)) for plan, _ in planned]
+        allocation = self._allocation([_allocation(plan) for plan, _ in planned])
         async with self._redis.pipeline(transaction=False) as pipe:
-            for allocation in allocations:
-                await self._scripts.queue(allocation, pipe)
+            await self._scripts.queue(allocation, pipe)
             if campaign is not None:
                 pipe.hget(campaign.key, "pump_seq")
             allocated = await pipe.execute()
-        pump_seq = int(allocated.pop() or 0) if campaign is not None else 0
+        pump_seq = int(allocated[1] or 0) if campaign is not None else 0
         creations = [
-            self._call_creation(plan, ids_of(allocation.decode(raw)), key, campaign)
-            for (plan, key), allocation, raw in zip(planned, allocations, allocated, strict=True)
+            self._call_creation(plan, ids_of(raw), key, campaign)
+            for (plan, key), raw in zip(planned, allocation.decode(allocated[0]), strict=True)
         ]
         if brief:
             creations = [replace(c, answer=_brief(c.record.id)) for c in creations]

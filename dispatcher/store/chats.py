@@ -39,8 +39,8 @@ class ChatStore(RecordStore):
         """200 with the chat; `bucket` as in `create_call`."""
         anonymous = None if plan.contact else plan.end_user_number
         participants = 2 if plan.agent else 1
-        allocation = self._allocation(("chat", participants, anonymous), bucket)
-        ids = ids_of(await self._scripts.run(allocation))
+        allocation = self._allocation([("chat", participants, anonymous)], bucket)
+        [ids] = [ids_of(raw) for raw in await self._scripts.run(allocation)]
         now = ids.created
         chat, meta = sms_chat(plan, ids, now)
         job = jobs.JobSpec(jobs.SEND_SMS, self.tenant.subdomain, chat.id, clock.to_ms(now))

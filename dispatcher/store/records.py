@@ -333,16 +333,21 @@ class RecordStore:
             return list(docs)
         return [doc for doc in docs if doc is not None]
 
-    def _allocation(self, allocation: Allocation, bucket: Bucket | None = None) -> AllocateIds:
-        """allocate_ids.lua for the ids of one new record (after a token of `bucket`)."""
-        kind, participants, end_user_number = allocation
+    def _allocation(
+        self, allocations: Sequence[Allocation], bucket: Bucket | None = None
+    ) -> AllocateIds:
+        """allocate_ids.lua for the ids of new records of one kind, in order (after a token
+        of `bucket`)."""
+        [kind] = {kind for kind, _, _ in allocations}
         return AllocateIds(
             record_seq=self.keys.sequence(kind),
             participant_seq=self.keys.sequence("participant"),
             end_user_seq=self.keys.sequence("end_user"),
             end_users=self.keys.end_users,
-            participants=participants,
-            number=end_user_number,
+            records=[
+                {"participants": participants, **({"number": number} if number else {})}
+                for _, participants, number in allocations
+            ],
             bucket=bucket,
         )
 

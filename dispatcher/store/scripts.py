@@ -156,21 +156,26 @@ class Write:
 
 
 @dataclass(frozen=True)
-class AllocateIds(Script[tuple[int, int, int, int]]):
-    """(record id, first participant id, end-user id or 0, created ms)."""
+class AllocateIds(Script[list[tuple[int, int, int, int]]]):
+    """Per record, in order: (record id, first participant id, end-user id or 0, created ms),
+    all created in the same ms."""
 
     name: ClassVar[str] = "allocate_ids"
     record_seq: Key
     participant_seq: Key
     end_user_seq: Key
     end_users: Key
-    participants: int
-    number: str | None  # an end user the CRM does not know
+    # Per record {"participants": n, "number": E.164}, the number of an end user the CRM does
+    # not know (absent when it does).
+    records: list[dict[str, Any]]
     bucket: Bucket | None = None  # the request's token of its rate limit, taken first
 
-    def result(self, ok: Any) -> tuple[int, int, int, int]:
-        record, participant, end_user, created = ok
-        return int(record), int(participant), int(end_user), int(created)
+    def result(self, ok: Any) -> list[tuple[int, int, int, int]]:
+        created = int(ok["created"])
+        return [
+            (int(record), int(participant), int(end_user), created)
+            for record, participant, end_user in list_of(ok["ids"])
+        ]
 
     def refusal(self, code: str, detail: dict[str, Any]) -> Exception:
         if code == "rate_limited" and self.bucket is not None:

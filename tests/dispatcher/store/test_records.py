@@ -12,6 +12,8 @@ from redis.asyncio import Redis
 
 from dispatcher.domain import clock
 from dispatcher.store import jobs
+from dispatcher.store.keys import TenantKeys
+from dispatcher.store.scripts import AllocateIds, Scripts
 from tests.conftest import basic
 
 CALLS = "/apps/api/v1/calls"
@@ -91,3 +93,31 @@ async def test_a_job_id_already_queued_is_not_queued_twice(
     await client.post(CALLS, json=INBOUND, headers=basic())
     assert await redis.get("arq:job:route_call:demo:1") == b"earlier"
     assert await _queued_jobs(redis) == {}
+
+
+async def test_a_batch_s_ids_are_drawn_in_one_step_in_order(redis: Redis) -> None:
+    """allocate_ids.lua for a batch: consecutive record ids, each record's participants after
+    the one before's, one end-user id per number (a number met twice gets one), and the same
+    creation ms for all."""
+    keys = TenantKeys("demo")
+    await redis.hset(keys.end_users, "+12055550100", "41")  # an end user known already
+    scripts = Scripts.register(redis)
+    allocate = AllocateIds(
+        keys.sequence("call"),
+        keys.sequence("participant"),
+        keys.sequence("end_user"),
+        keys.end_users,
+        [
+            {"participants": 1, "number": "+12055550199"},
+            {"participants": 2},
+            {"participants": 1, "number": "+12055550100"},
+            {"participants": 1, "number": "+12055550199"},
+        ],
+    )
+    before = clock.to_ms(clock.now())
+    drawn = await scripts.run(allocate)
+    created = {ms for *_, ms in drawn}
+    assert [ids[:3] for ids in drawn] == [(1, 1, 1), (2, 2, 0), (3, 4, 41), (4, 5, 1)]
+    assert len(created) == 1 and before - 1 <= created.pop() <= clock.to_ms(clock.now()) + 1
+    assert await redis.get(keys.sequence("participant")) == b"5"
+    assert await redis.hget(keys.end_users, "+12055550199") == b"1"

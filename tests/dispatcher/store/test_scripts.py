@@ -111,12 +111,11 @@ def test_an_absent_optional_key_or_argument_is_left_out_not_a_placeholder() -> N
         participant_seq=DEMO.sequence("participant"),
         end_user_seq=DEMO.sequence("end_user"),
         end_users=DEMO.end_users,
-        participants=1,
-        number=None,
+        records=[{"participants": 1}],
     )
     keys_, arg = allocation.parts()
     assert len(keys_) == 4
-    assert set(orjson.loads(arg)) == {"k", "participants"}
+    assert set(orjson.loads(arg)) == {"k", "records"}
 
 
 def test_parts_bring_their_own_keys_and_arguments() -> None:
@@ -165,7 +164,7 @@ def test_one_answer_shape_decoded_into_results_or_domain_errors() -> None:
     bucket = Bucket(DEMO.api_bucket, 2, 2)
     allocation = AllocateIds(
         DEMO.sequence("call"), DEMO.sequence("participant"), DEMO.sequence("end_user"),
-        DEMO.end_users, 1, None, bucket,
+        DEMO.end_users, [{"participants": 1}], bucket,
     )  # fmt: skip
     with pytest.raises(TooManyRequests) as limited:
         allocation.decode(b'{"err":"rate_limited","wait_ms":1500}')
@@ -249,7 +248,7 @@ def test_every_key_a_script_gets_of_a_tenant_is_in_the_tenant_slot() -> None:
     scripts: list[Script[Any]] = [
         AllocateIds(
             DEMO.sequence("call"), DEMO.sequence("participant"), DEMO.sequence("end_user"),
-            DEMO.end_users, 1, None, bucket,
+            DEMO.end_users, [{"participants": 1}], bucket,
         ),
         ClaimStream([DEMO.streams, DEMO.agent_streams(1), DEMO.session_streams("d")], [1, 1, 1],
                     0, 1, "s"),
