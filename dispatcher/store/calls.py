@@ -116,8 +116,7 @@ class CallStore(RecordStore):
     ) -> Answer:
         """201 with the call; 202 for an outbound call that waits for the agent's choice.
         With `bucket`, the request's token of its rate limit is taken with the ids (or 429)."""
-        allocation = self._allocation([_allocation(plan)], bucket)
-        [ids] = [ids_of(raw) for raw in await self._scripts.run(allocation)]
+        ids = await self._ids(_allocation(plan), bucket)
         creation = self._call_creation(plan, ids, key, None)
         answer = await self._create(creation)
         await self._announce_waiting([(creation, answer)])

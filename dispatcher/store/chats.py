@@ -16,7 +16,7 @@ from dispatcher.domain.statuses import OPEN_CHAT_STATUSES, TERMINAL_CHAT_STATUSE
 from dispatcher.store import jobs
 from dispatcher.store.buckets import Bucket
 from dispatcher.store.idempotency import Answer, Once
-from dispatcher.store.records import Claims, Creation, Kind, RecordStore, ids_of
+from dispatcher.store.records import Claims, Creation, Kind, RecordStore
 from dispatcher.store.scripting import Stale
 from dispatcher.store.scripts import EndSession, Jobs, Transition, Write
 
@@ -39,8 +39,7 @@ class ChatStore(RecordStore):
         """200 with the chat; `bucket` as in `create_call`."""
         anonymous = None if plan.contact else plan.end_user_number
         participants = 2 if plan.agent else 1
-        allocation = self._allocation([("chat", participants, anonymous)], bucket)
-        [ids] = [ids_of(raw) for raw in await self._scripts.run(allocation)]
+        ids = await self._ids(("chat", participants, anonymous), bucket)
         now = ids.created
         chat, meta = sms_chat(plan, ids, now)
         job = jobs.JobSpec(jobs.SEND_SMS, self.tenant.subdomain, chat.id, clock.to_ms(now))

@@ -333,6 +333,11 @@ class RecordStore:
             return list(docs)
         return [doc for doc in docs if doc is not None]
 
+    async def _ids(self, allocation: Allocation, bucket: Bucket | None) -> Ids:
+        """The ids of one new record (after a token of `bucket`)."""
+        [raw] = await self._scripts.run(self._allocation([allocation], bucket))
+        return ids_of(raw)
+
     def _allocation(
         self, allocations: Sequence[Allocation], bucket: Bucket | None = None
     ) -> AllocateIds:
