@@ -53,7 +53,7 @@ class DispatchWorker(Worker):
         # Jobs whose end could not be recorded because Redis was down, and when: their
         # in-progress keys would hold them back for in_progress_timeout_s.
         self._unrecorded: dict[str, float] = {}
-        self._scripts: Scripts | None = None  # registered on the pool at the first claim
+        self._registered: Scripts | None = None  # on the pool, at the first claim or finish
 
     def stop_taking_jobs(self) -> None:
         """No new job from this worker's queue nor its lanes'; the running ones go on."""
@@ -163,11 +163,16 @@ class DispatchWorker(Worker):
         for _ in range(slots):
             self.sem.release()
 
+    @property
+    def _scripts(self) -> Scripts:
+        """The scripts, registered on ARQ's pool (which exists only once the worker runs)."""
+        if self._registered is None:
+            self._registered = Scripts.register(self.pool)
+        return self._registered
+
     async def _claim(self, job_ids: list[bytes], most: int) -> list[tuple[str, int]]:
         if not job_ids or most == 0:
             return []
-        if self._scripts is None:
-            self._scripts = Scripts.register(self.pool)
         order = [job_id.decode() for job_id in job_ids]
         claim = ClaimJobs(
             queue=Key(self.queue_name),
@@ -191,8 +196,6 @@ class DispatchWorker(Worker):
     ) -> None:
         """ARQ's record of a job's end, made by one script (finish_job.lua) where ARQ sends a
         MULTI/EXEC pipeline: the same keys written the same way."""
-        if self._scripts is None:
-            self._scripts = Scripts.register(self.pool)
         ttl = None if keep_result_forever else result_timeout_s
         await self._scripts.run(
             FinishJob(
